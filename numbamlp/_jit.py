@@ -1,0 +1,45 @@
+"""The one place where JIT options are chosen, so no kernel hard-codes them.
+
+* ``kernel``: a parallel loop nest (``prange``) over the outputs it owns.
+* ``scalar``: a small scalar helper (φ, φ′), inlined by LLVM into the kernels that call it.
+
+``cache=True`` keeps compiled machine code on disk (next to the module, or in
+``NUMBA_CACHE_DIR``), so a second run starts without compiling. Kernels never take functions
+as arguments and are never built in closures: either would miss that cache on every run.
+
+Fast-math is an explicit flag set, never ``fastmath=True``: that would also switch on
+``nnan``/``ninf``, under which ``isnan`` is always false and exp/log overflow is undefined.
+``reassoc`` is what lets a dot-product loop vectorise. Kernels that compute softmax, logs or
+NaN checks pass ``fastmath=False``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from numba import njit
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+FASTMATH_FLAGS: frozenset[str] = frozenset({"reassoc", "contract", "nsz", "arcp"})
+
+
+def kernel(fn: F | None = None, *, fastmath: bool = True) -> Any:
+    """Compile a parallel kernel (a ``prange`` loop nest)."""
+    flags: Any = set(FASTMATH_FLAGS) if fastmath else False
+
+    def build(f: F) -> Any:
+        return njit(parallel=True, cache=True, fastmath=flags, nogil=True)(f)
+
+    return build(fn) if fn is not None else build
+
+
+def serial(fn: F) -> Any:
+    """Compile a serial kernel (cheap work where a thread launch would cost more than it saves)."""
+    return njit(cache=True, nogil=True)(fn)
+
+
+def scalar(fn: F) -> Any:
+    """Compile a scalar helper called from kernels."""
+    return njit(cache=True, nogil=True)(fn)

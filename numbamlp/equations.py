@@ -1,0 +1,112 @@
+"""The registry of equations numbamlp implements, each under a stable tag.
+
+Every loop that implements an equation carries its tag and index form in a comment, e.g.
+``# (B.4) δ^m_{s,j} = (Σ_i W^{m+1}_{ij} δ^{m+1}_{s,i}) · φ′_m(z^m_{s,j})``. Tests check that each
+tag cited in the code exists here and that each tag here is implemented somewhere.
+
+Notation is the notes' own: layers k = 1..L, h^0 = x, W^k of shape (d_k, d_{k−1}); i indexes
+units of the layer being computed, j units of the layer below, and s the sample of a minibatch.
+The notes count from 1, the code from 0.
+
+Sources (in ``shared/derivations/``):
+  FB    feedforward-and-backprop.md — §1 warm-up, §2 backpropagation (Q1–Q3)
+  MMiDS mmids-neural-networks.md — §7.1 background, §7.2 gradient, §7.3 implementation
+Equations marked "standard" are not in the notes (optimizers the notes only name, schedules,
+initialisation); their source is the paper or library whose definition is followed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Equation:
+    tag: str
+    name: str
+    formula: str
+    source: str
+
+
+_EQUATIONS = [
+    # Forward pass
+    Equation("F.1", "affine map", "z^k_{s,i} = b^k_i + Σ_j W^k_{ij} h^{k−1}_{s,j}", "FB §2 (def.), FB §1 Q1"),
+    Equation("F.2", "activation", "h^k_{s,i} = φ_k(z^k_{s,i})", "FB §2 (def.), MMiDS §7.1"),
+    Equation("F.3", "softmax output", "f_{s,i} = e^{z^L_{s,i}} / Σ_j e^{z^L_{s,j}}", "FB §2 (def. of φ_L)"),
+    Equation(
+        "F.4",
+        "modified softmax γ̃ (K−1 logits, class K is the reference with logit 0)",
+        "f_{s,i} = e^{z^L_{s,i}} / (1 + Σ_{j<K} e^{z^L_{s,j}}),  f_{s,K} = 1 / (1 + Σ_{j<K} e^{z^L_{s,j}})",
+        "MMiDS §7.1 (layer L+1)",
+    ),
+    Equation("J.1", "softmax Jacobian", "∂_{z_i} softmax(z)_j = softmax(z)_i (1_{i=j} − softmax(z)_j)", "FB §2 Q1"),
+    # Loss
+    Equation(
+        "L.1",
+        "cross-entropy",
+        "ℓ_s = −Σ_k 1_{Y_s=k} log f_{s,k} = log Σ_k e^{z_{s,k}} − z_{s,Y_s}",
+        "FB §2 Q2, MMiDS §7.1",
+    ),
+    Equation("S.1", "minibatch mean", "ℓ = (1/B) Σ_s ℓ_s,  ∇θ ℓ = (1/B) Σ_s ∇θ ℓ_s", "FB §1 Q2"),
+    # Backward pass
+    Equation("B.1", "output delta", "δ^L_{s,i} = ∂ℓ_s/∂z^L_{s,i} = f_{s,i} − 1_{Y_s=i}", "FB §2 Q2"),
+    Equation("B.2", "bias gradient", "∂ℓ_s/∂b^m_i = δ^m_{s,i}", "FB §2 Q2 (m=L), Q3"),
+    Equation("B.3", "weight gradient", "∂ℓ_s/∂W^m_{ij} = δ^m_{s,i} h^{m−1}_{s,j}", "FB §2 Q2 (m=L), Q3"),
+    Equation(
+        "B.4",
+        "delta recursion",
+        "δ^m_{s,j} = (Σ_i W^{m+1}_{ij} δ^{m+1}_{s,i}) · φ′_m(z^m_{s,j})",
+        "FB §2 Q3",
+    ),
+    # Activations φ and φ′
+    Equation("A.1", "sigmoid", "σ(t) = 1/(1+e^{−t}),  σ′(t) = σ(t)(1−σ(t))", "MMiDS §7.1"),
+    Equation("A.2", "tanh", "tanh(t),  tanh′(t) = 1 − tanh²(t)", "standard (FB §2: any φ)"),
+    Equation("A.3", "relu", "max(t, 0),  1_{t>0}", "standard (FB §2: any φ)"),
+    Equation("A.4", "leaky relu", "t if t>0 else αt,  1 if t>0 else α  (α = 0.01)", "standard"),
+    Equation("A.5", "softplus", "log(1+e^t),  σ(t)", "standard (FB §2: any φ)"),
+    Equation("A.6", "identity", "t,  1", "standard (FB §2: any φ)"),
+    # Training: sampling, step sizes, updates
+    Equation("I.1", "i.i.d. minibatch", "I^p_s ~ Uniform{1..n} i.i.d., s = 1..B", "FB §1 Q2"),
+    Equation("I.2", "shuffled epochs", "I^p = the p-th block of B in a fresh permutation of 1..n", "standard"),
+    Equation("U.1", "SGD", "θ_p = θ_{p−1} − γ_p ∇ℓ(θ_{p−1})", "FB §1 Q2"),
+    Equation("U.2", "momentum", "v_p = μ v_{p−1} + g_p,  θ_p = θ_{p−1} − γ_p v_p", "standard (Polyak)"),
+    Equation("U.3", "Adagrad", "G_p = G_{p−1} + g_p²,  θ_p = θ_{p−1} − γ_p g_p / (√G_p + ε)", "standard (Duchi 2011)"),
+    Equation(
+        "U.4",
+        "Adadelta",
+        "E_p = ρE_{p−1} + (1−ρ)g_p²,  Δ_p = −√(D_{p−1}+ε)/√(E_p+ε) g_p,  "
+        "D_p = ρD_{p−1} + (1−ρ)Δ_p²,  θ_p = θ_{p−1} + γ_p Δ_p",
+        "standard (Zeiler 2012)",
+    ),
+    Equation(
+        "U.5",
+        "RMSprop",
+        "E_p = ρE_{p−1} + (1−ρ)g_p²,  θ_p = θ_{p−1} − γ_p g_p / (√E_p + ε)",
+        "standard (Hinton 2012)",
+    ),
+    Equation(
+        "U.6",
+        "Adam",
+        "m_p = β₁m_{p−1} + (1−β₁)g_p,  v_p = β₂v_{p−1} + (1−β₂)g_p²,  "
+        "θ_p = θ_{p−1} − γ_p (m_p/(1−β₁^p)) / (√(v_p/(1−β₂^p)) + ε)",
+        "standard (Kingma & Ba 2015), MMiDS §7.3 ADAM()",
+    ),
+    Equation("G.1", "constant step", "γ_p = γ_0", "FB §1 Q2"),
+    Equation("G.2", "step decay", "γ_p = γ_0 · r^{⌊(p−1)/P⌋}", "standard"),
+    Equation("G.3", "inverse time", "γ_p = γ_0 / (1 + (p−1)/τ)", "standard (Robbins–Monro)"),
+    Equation("G.4", "cosine", "γ_p = γ_min + (γ_0 − γ_min)(1 + cos(π (p−1)/T))/2", "standard (Loshchilov 2017)"),
+    Equation(
+        "N.1",
+        "Glorot-uniform initialisation",
+        "W^k_{ij} ~ U(−a, a), a = √(6/(d_k + d_{k−1})),  b^k = 0",
+        "standard (Glorot 2010), Flux Dense default",
+    ),
+]
+
+EQUATIONS: dict[str, Equation] = {eq.tag: eq for eq in _EQUATIONS}
+
+
+def describe(tag: str) -> str:
+    """One line: tag, name, index form and source."""
+    eq = EQUATIONS[tag]
+    return f"({eq.tag}) {eq.name}: {eq.formula}   [{eq.source}]"

@@ -1,0 +1,124 @@
+"""Forward-pass kernels: one equation each (F.1–F.4, L.1, S.1), parallel over samples s.
+
+Layout: a minibatch activation is an array ``h[s, j]`` of shape (B, d): sample s of the batch,
+unit j of the layer, one sample per row. Weights are ``W[i, j]`` of shape (d_k, d_{k−1}) as in
+the notes, so z^k = b^k + W^k h^{k−1} reads ``z[s, i] = b[i] + Σ_j W[i, j] h[s, j]``.
+Signatures put outputs first, then inputs. Every loop writes only rows s it owns, so there are
+no races and the result does not depend on the number of threads.
+"""
+
+from __future__ import annotations
+
+import math
+
+from numba import prange
+
+from numbamlp._jit import kernel, serial
+from numbamlp.activations import phi
+
+
+@kernel
+def gather_batch(h0, X, indices):
+    """h^0_{s,:} = X_{I_s,:}: copy the minibatch rows (I.1/I.2 chose the indices)."""
+    for s in prange(h0.shape[0]):
+        row = indices[s]
+        for j in range(h0.shape[1]):
+            h0[s, j] = X[row, j]
+
+
+@kernel
+def affine_forward(z, W, b, h_prev):
+    """(F.1) z^k = b^k + W^k h^{k−1} for every sample of the batch."""
+    d_out, d_in = W.shape
+    for s in prange(z.shape[0]):
+        for i in range(d_out):
+            # (F.1) z^k_{s,i} = b^k_i + Σ_j W^k_{ij} h^{k−1}_{s,j}
+            acc = b[i]
+            for j in range(d_in):
+                acc += W[i, j] * h_prev[s, j]
+            z[s, i] = acc
+
+
+@kernel
+def activation_forward(h, z, code):
+    """(F.2) h^k = φ_k(z^k), elementwise."""
+    for s in prange(z.shape[0]):
+        for i in range(z.shape[1]):
+            # (F.2) h^k_{s,i} = φ_k(z^k_{s,i})
+            h[s, i] = phi(code, z[s, i])
+
+
+@kernel(fastmath=False)
+def softmax_forward(f, z):
+    """(F.3) f = softmax(z^L), computed as e^{z_i − max z} / Σ_j e^{z_j − max z}."""
+    M = z.shape[1]
+    for s in prange(z.shape[0]):
+        z_max = z[s, 0]
+        for j in range(1, M):
+            z_max = max(z_max, z[s, j])
+        total = 0.0
+        for j in range(M):
+            total += math.exp(z[s, j] - z_max)
+        for i in range(M):
+            # (F.3) f_{s,i} = e^{z_{s,i}} / Σ_j e^{z_{s,j}}   (shifting by max z cancels)
+            f[s, i] = math.exp(z[s, i] - z_max) / total
+
+
+@kernel(fastmath=False)
+def modified_softmax_forward(f, z):
+    """(F.4) f = γ̃(z^L): K−1 logits in, K probabilities out; class K has logit 0."""
+    K = f.shape[1]
+    for s in prange(z.shape[0]):
+        z_max = 0.0  # the reference class's logit
+        for j in range(K - 1):
+            z_max = max(z_max, z[s, j])
+        total = math.exp(-z_max)
+        for j in range(K - 1):
+            total += math.exp(z[s, j] - z_max)
+        for i in range(K - 1):
+            # (F.4) f_{s,i} = e^{z_{s,i}} / (1 + Σ_{j<K} e^{z_{s,j}})
+            f[s, i] = math.exp(z[s, i] - z_max) / total
+        # (F.4) f_{s,K} = 1 / (1 + Σ_{j<K} e^{z_{s,j}})
+        f[s, K - 1] = math.exp(-z_max) / total
+
+
+@kernel(fastmath=False)
+def cross_entropy(losses, z, y, n_classes):
+    """(L.1) ℓ_s = −log f_{s,Y_s}, computed as log Σ_k e^{z_{s,k}} − z_{s,Y_s}.
+
+    One kernel for both heads: with softmax z has n_classes columns; with γ̃ it has
+    n_classes − 1 and the reference class K has the fixed logit z_{s,K} = 0. The log-sum-exp is
+    shifted by max z, so it never overflows and never takes log(0).
+    """
+    d_L = z.shape[1]
+    has_reference_logit = n_classes > d_L
+    for s in prange(z.shape[0]):
+        z_max = 0.0 if has_reference_logit else z[s, 0]
+        for k in range(d_L):
+            z_max = max(z_max, z[s, k])
+        total = math.exp(-z_max) if has_reference_logit else 0.0
+        for k in range(d_L):
+            total += math.exp(z[s, k] - z_max)
+        z_y = z[s, y[s]] if y[s] < d_L else 0.0
+        # (L.1) ℓ_s = log Σ_k e^{z_{s,k}} − z_{s,Y_s}
+        losses[s] = z_max + math.log(total) - z_y
+
+
+@serial
+def batch_mean(values):
+    """(S.1) ℓ = (1/B) Σ_s ℓ_s, summed in sample order (deterministic)."""
+    total = 0.0
+    for s in range(values.shape[0]):
+        total += values[s]
+    return total / values.shape[0]
+
+
+@kernel
+def predict_classes(classes, f):
+    """onecold: the class of largest probability for each sample (first one on ties)."""
+    for s in prange(f.shape[0]):
+        best = 0
+        for k in range(1, f.shape[1]):
+            if f[s, k] > f[s, best]:
+                best = k
+        classes[s] = best

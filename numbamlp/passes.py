@@ -1,0 +1,56 @@
+"""The forward and backward passes: the order in which the kernels run, and nothing else.
+
+This is orchestration only: every number is computed by a tagged kernel in forward.py or
+backward.py. The loop variables are the notes' layer numbers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from numbamlp.backward import bias_gradient, hidden_delta, output_delta, weight_gradient
+from numbamlp.forward import (
+    affine_forward,
+    activation_forward,
+    batch_mean,
+    cross_entropy,
+    modified_softmax_forward,
+    softmax_forward,
+)
+from numbamlp.network import Parameters
+from numbamlp.workspace import Workspace
+
+
+def forward(ws: Workspace, params: Parameters) -> None:
+    """h^0 (already in ws.h[0]) → z^1, h^1, …, z^L → f."""
+    arch = params.architecture
+    codes = arch.activation_codes
+    L = arch.L
+    for k in range(1, L + 1):
+        affine_forward(ws.z[k], params.W[k], params.b[k], ws.h[k - 1])  # (F.1)
+        if k < L:
+            activation_forward(ws.h[k], ws.z[k], codes[k])  # (F.2)
+    if arch.head == "softmax":
+        softmax_forward(ws.f, ws.z[L])  # (F.3)
+    else:
+        modified_softmax_forward(ws.f, ws.z[L])  # (F.4)
+
+
+def loss(ws: Workspace, params: Parameters, y: np.ndarray) -> float:
+    """Minibatch loss ℓ = (1/B) Σ_s ℓ_s after a forward pass."""
+    cross_entropy(ws.losses, ws.z[params.architecture.L], y, params.architecture.n_classes)  # (L.1)
+    return batch_mean(ws.losses)  # (S.1)
+
+
+def backward(ws: Workspace, params: Parameters, grads: Parameters, y: np.ndarray) -> None:
+    """δ^L, then for m = L..1: ∇W^m, ∇b^m, and δ^{m−1}. Gradients are minibatch means."""
+    arch = params.architecture
+    codes = arch.activation_codes
+    L = arch.L
+    inv_batch = params.theta.dtype.type(1.0 / ws.batch_size)
+    output_delta(ws.delta[L], ws.f, y)  # (B.1)
+    for m in range(L, 0, -1):
+        weight_gradient(grads.W[m], ws.delta[m], ws.h[m - 1], inv_batch)  # (B.3)
+        bias_gradient(grads.b[m], ws.delta[m], inv_batch)  # (B.2)
+        if m > 1:
+            hidden_delta(ws.delta[m - 1], params.W[m], ws.delta[m], ws.z[m - 1], codes[m - 1])  # (B.4)
