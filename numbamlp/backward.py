@@ -81,7 +81,7 @@ def hidden_delta(delta, W_next, delta_next, z, code):
 
 @kernel(fastmath=False)
 def softmax_jacobian(J, f):
-    """(J.1) J[i, j] = ∂_{z_i} softmax(z)_j = f_i (1_{i=j} − f_j) for one sample's f = softmax(z)."""
+    """(J.1) J[i, j] = ∂_{z_i} softmax(z)_j = f_i (1_{i=j} − f_j), for one sample's f."""
     M = f.shape[0]
     for i in prange(M):
         for j in range(M):

@@ -11,16 +11,19 @@ from __future__ import annotations
 import csv
 import os
 import warnings
+import zipfile
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from numbamlp.download import fashion_mnist_mirrors
+from numbamlp.download import download_verified, fashion_mnist_mirrors
 from numbamlp.errors import NumbamlpError
 from numbamlp.idx import (
     _os_error,
+    read_idx,
     read_idx_with_sha256,
     validate_images,
     validate_labels,
@@ -42,6 +45,7 @@ __all__ = [
     "load_arrays_file",
     "load_dataset",
     "load_fashion_mnist",
+    "load_features_file",
     "load_mnist",
     "load_user_dataset",
     "read_sha256sums",
@@ -134,7 +138,7 @@ def cache_root() -> Path:
 
 
 def fashion_mnist_cache_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """Folder Fashion-MNIST is cached in: ``cache_dir`` if given, else cache_root()/fashion-mnist."""
+    """Fashion-MNIST's cache folder: ``cache_dir`` if given, else cache_root()/fashion-mnist."""
     return Path(cache_dir) if cache_dir is not None else cache_root() / "fashion-mnist"
 
 
@@ -174,12 +178,12 @@ def _scan_idx_folder(folder: Path) -> tuple[dict[str, Path], list[str]]:
 
 
 def _missing_message(what: str, folder: Path, missing: list[str], fix: str) -> str:
-    names = ", ".join(f"{m}(.gz)" for m in missing)
-    where = f"{folder} does not exist" if not folder.is_dir() else f"{folder} lacks {names}"
-    return (
-        f"{what} not found: {where}. The folder must hold the four standard IDX files "
-        f"({', '.join(IDX_FILES)}, each gzipped or not). {fix}"
-    )
+    if not folder.is_dir():
+        return (
+            f"{what} not found: {folder} does not exist (it should hold the four files "
+            f"{', '.join(IDX_FILES)}, each gzipped or not). {fix}"
+        )
+    return f"{what} not found: {folder} lacks {', '.join(missing)} (gzipped or not). {fix}"
 
 
 def _images_to_features(images: np.ndarray) -> np.ndarray:
@@ -253,7 +257,7 @@ def load_mnist(data_dir: str | os.PathLike[str] | None = None, verify: bool = Tr
         fix = (
             "The bundled copy is incomplete: reinstall numbamlp."
             if bundled
-            else "Pass the folder that holds the MNIST files as --data-dir."
+            else "Point --data-dir at the folder that holds the MNIST files."
         )
         raise NumbamlpError(_missing_message("MNIST", folder, missing, fix))
     expected = read_sha256sums(MNIST_DIR / "SHA256SUMS") if verify else None
@@ -284,8 +288,6 @@ def load_fashion_mnist(
 
     ``log`` receives progress lines (e.g. which URL is being downloaded).
     """
-    from numbamlp.download import download_verified  # local: keeps urllib off the import path
-
     expected = FASHION_MNIST_SHA256 if verify else None
     name = "Fashion-MNIST"
     if data_dir is not None:
@@ -294,7 +296,7 @@ def load_fashion_mnist(
         if missing:
             raise NumbamlpError(
                 _missing_message(
-                    name, folder, missing, "Pass the folder that holds them as --data-dir."
+                    name, folder, missing, "Point --data-dir at the folder that holds them."
                 )
             )
         fix = "replace it with an intact copy of the canonical Fashion-MNIST file."
@@ -417,7 +419,7 @@ def _npz_arrays(p: Path) -> tuple[np.ndarray, np.ndarray]:
                     ) from None
     except NumbamlpError:
         raise
-    except (OSError, ValueError, EOFError, Exception) as e:  # zipfile.BadZipFile, zlib.error...
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
         raise NumbamlpError(
             f"data file {p} is a damaged .npz archive ({type(e).__name__}: {e}); save it again "
             f"with numpy.savez(path, X=features, y=labels)."
@@ -463,7 +465,10 @@ def _csv_diagnose(p: Path, header: list[str]) -> str | None:
             for j, cell in enumerate(rec):
                 try:
                     float(cell)
+                    ok = "_" not in cell  # Python accepts 1_000; numpy's parser does not
                 except ValueError:
+                    ok = False
+                if not ok:
                     return (
                         f"line {reader.line_num}, column {header[j]!r}: {cell!r} is not a number; "
                         f"every value must be numeric"
@@ -471,8 +476,13 @@ def _csv_diagnose(p: Path, header: list[str]) -> str | None:
     return None
 
 
-def _csv_arrays(p: Path, label_column: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """X, y and the feature column names from a CSV file with a header row."""
+def _csv_arrays(
+    p: Path, label_column: str, require_label: bool = True
+) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+    """X, y and the feature column names from a CSV file with a header row.
+
+    With ``require_label=False`` a file without the label column gives y = None.
+    """
     try:
         with open(p, newline="", encoding="utf-8-sig") as f:
             header = next(csv.reader(f), None)
@@ -488,12 +498,14 @@ def _csv_arrays(p: Path, label_column: str) -> tuple[np.ndarray, np.ndarray, lis
             f"them {label_column!r} for the labels."
         )
     header = [h.strip() for h in header]
-    if label_column not in header:
+    if label_column not in header and not require_label:
+        label_column = ""
+    elif label_column not in header:
         raise NumbamlpError(
             f"data file {p} has no label column {label_column!r}; its columns are: "
             f"{', '.join(header)}. Name the label column with --label-column."
         )
-    if len(header) < 2:
+    if len(header) < 2 and label_column:
         raise NumbamlpError(
             f"data file {p} has only the label column {label_column!r} and no feature columns."
         )
@@ -517,7 +529,8 @@ def _csv_arrays(p: Path, label_column: str) -> tuple[np.ndarray, np.ndarray, lis
         except (OSError, csv.Error, UnicodeDecodeError):
             problem = None
         raise NumbamlpError(
-            f"data file {p} could not be parsed: {problem or e}. Fix the file and try again."
+            f"data file {p} could not be parsed: {problem or str(e).rstrip('.')}. Fix the file "
+            f"and try again."
         ) from None
     if data.shape[0] == 0:
         raise NumbamlpError(f"data file {p} has a header but no data rows; add some rows.")
@@ -525,6 +538,8 @@ def _csv_arrays(p: Path, label_column: str) -> tuple[np.ndarray, np.ndarray, lis
         # every row is consistent but differs from the header
         problem = _csv_diagnose(p, header) or f"rows have {data.shape[1]} fields"
         raise NumbamlpError(f"data file {p} could not be parsed: {problem}.")
+    if not label_column:
+        return np.ascontiguousarray(data), None, header
     li = header.index(label_column)
     y = data[:, li].copy()
     X = np.ascontiguousarray(np.delete(data, li, axis=1))
@@ -641,12 +656,37 @@ def load_user_dataset(
                 f"test file {test_file} has {X_te.shape[1]} features but training file "
                 f"{train_file} has {X_tr.shape[1]}; both need the same feature columns."
             )
-        source = f"train: {train_file}; test: {test_file}"
     else:
         if rng is None:
-            raise TypeError("load_user_dataset needs rng (a numpy Generator) when test_file is None")
+            raise TypeError("load_user_dataset needs rng (a numpy Generator) without test_file")
         if not 0.0 < holdout < 1.0:
             raise NumbamlpError(f"holdout must be a fraction between 0 and 1, got {holdout}.")
+        X_te, y_te = X_tr[:0], y_tr[:0]
+
+    # Labels are checked against n_classes before any split, so row numbers refer to the files.
+    if n_classes is None:
+        n_classes = int(max(y_tr.max(), y_te.max(initial=0))) + 1
+        if n_classes < 2:
+            raise NumbamlpError(
+                f"only one class (label 0) found in {train_file}; a classifier needs at least 2 "
+                f"classes. Check the label column."
+            )
+    else:
+        n_classes = int(n_classes)
+        if n_classes < 2:
+            raise NumbamlpError(f"n_classes must be at least 2, got {n_classes}.")
+        for y, f in ((y_tr, train_file), (y_te, test_file)):
+            bad = np.flatnonzero(y >= n_classes)
+            if bad.size:
+                i = int(bad[0])
+                raise NumbamlpError(
+                    f"data file {f}: label {int(y[i])} at row {i} is outside 0..{n_classes - 1} "
+                    f"(n_classes={n_classes}); raise --n-classes or fix the labels."
+                )
+
+    if test_file is not None:
+        source = f"train: {train_file}; test: {test_file}"
+    else:
         n = X_tr.shape[0]
         if n < 2:
             raise NumbamlpError(
@@ -654,37 +694,19 @@ def load_user_dataset(
                 f"2. Add rows or give a test file."
             )
         n_test = min(max(round(holdout * n), 1), n - 1)
+        assert rng is not None
         perm = rng.permutation(n)
         test_idx, train_idx = perm[:n_test], perm[n_test:]
         X_te, y_te = X_tr[test_idx], y_tr[test_idx]
         X_tr, y_tr = X_tr[train_idx], y_tr[train_idx]
         source = (
-            f"{train_file} (no test file: {n_test} of {n} rows, a {holdout:g} fraction drawn at "
-            f"random with the run's seed, held out as the test set)"
+            f"{train_file} (no test file given: {n_test} of its {n} rows, a {holdout:g} fraction "
+            f"drawn at random with the given generator, held out as the test set)"
         )
 
     if X_tr.dtype != X_te.dtype:  # one dtype for both sets, so the trainer compiles once
         X_tr, X_te = X_tr.astype(np.float64), X_te.astype(np.float64)
     X_tr, X_te = np.ascontiguousarray(X_tr), np.ascontiguousarray(X_te)
-
-    max_label = int(max(y_tr.max(), y_te.max()))
-    if n_classes is None:
-        n_classes = max_label + 1
-    else:
-        n_classes = int(n_classes)
-        for y, f in ((y_tr, train_file), (y_te, test_file or train_file)):
-            bad = np.flatnonzero(y >= n_classes)
-            if bad.size:
-                i = int(bad[0])
-                raise NumbamlpError(
-                    f"data file {f}: label {int(y[i])} (row {i}) is outside 0..{n_classes - 1} "
-                    f"for n_classes={n_classes}; raise --n-classes or fix the labels."
-                )
-    if n_classes < 2:
-        raise NumbamlpError(
-            f"only {n_classes} class found in {train_file} (all labels are 0); a classifier "
-            f"needs at least 2 classes. Check the label column or pass --n-classes."
-        )
     return Dataset(
         name=Path(train_file).stem,
         X_train=X_tr,
@@ -695,3 +717,63 @@ def load_user_dataset(
         class_names=tuple(str(i) for i in range(n_classes)),
         source=source,
     )
+
+
+def load_features_file(path: str | os.PathLike[str], label_column: str = "label") -> np.ndarray:
+    """Features only, for prediction: (n, d) float.
+
+    .npz: array ``X`` (``y`` is ignored if present). .csv: a header row; the label column is
+    dropped if present. Anything else is read as IDX: 3-d uint8 images are flattened and scaled
+    to [0, 1] like the bundled MNIST; a 2-d IDX array is taken as (n, d) features.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise NumbamlpError(f"input file {p} does not exist; check the path.")
+    suffix = p.suffix.lower()
+    describe_row: RowDescriber = lambda i: f"row {i}"  # noqa: E731
+    columns = None
+    if suffix == ".npz":
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                if "X" not in z.files:
+                    raise NumbamlpError(
+                        f"input file {p} has no array named X (it holds: "
+                        f"{', '.join(z.files) or 'nothing'}); "
+                        "save it with numpy.savez(path, X=features)."
+                    )
+                X = z["X"]
+        except NumbamlpError:
+            raise
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
+            raise NumbamlpError(
+                f"input file {p} is not a readable .npz archive of numeric arrays "
+                f"({type(e).__name__}: {e})."
+            ) from None
+    elif suffix == ".csv":
+        X, _, columns = _csv_arrays(p, label_column, require_label=False)
+        describe_row = _csv_line_describer(p)
+    else:
+        images = read_idx(p)
+        if images.ndim == 3 and images.dtype == np.uint8:
+            return _images_to_features(images)
+        if images.ndim != 2:
+            raise NumbamlpError(
+                f"input file {p} holds a {images.ndim}-d IDX array; expected (n, rows, cols) "
+                "uint8 images or (n, d) features."
+            )
+        X = images
+    if X.ndim != 2 or X.dtype.kind not in "biuf":
+        raise NumbamlpError(
+            f"input file {p}: X must be a 2-d numeric array (n examples, d features), got a "
+            f"{X.ndim}-d {X.dtype} array of shape {X.shape}."
+        )
+    X = np.ascontiguousarray(X, dtype=np.float32 if X.dtype == np.float32 else np.float64)
+    finite = np.isfinite(X)
+    if not finite.all():
+        r, c = (int(v) for v in np.argwhere(~finite)[0])
+        col = repr(columns[c]) if columns else str(c)
+        raise NumbamlpError(
+            f"input file {p}: feature value {X[r, c]} at {describe_row(r)}, column {col} is not "
+            "a finite number; remove or impute NaN/Inf values."
+        )
+    return X

@@ -30,16 +30,31 @@ class Equation:
 
 _EQUATIONS = [
     # Forward pass
-    Equation("F.1", "affine map", "z^k_{s,i} = b^k_i + Σ_j W^k_{ij} h^{k−1}_{s,j}", "FB §2 (def.), FB §1 Q1"),
+    Equation(
+        "F.1",
+        "affine map",
+        "z^k_{s,i} = b^k_i + Σ_j W^k_{ij} h^{k−1}_{s,j}",
+        "FB §2 (def.), FB §1 Q1",
+    ),
     Equation("F.2", "activation", "h^k_{s,i} = φ_k(z^k_{s,i})", "FB §2 (def.), MMiDS §7.1"),
-    Equation("F.3", "softmax output", "f_{s,i} = e^{z^L_{s,i}} / Σ_j e^{z^L_{s,j}}", "FB §2 (def. of φ_L)"),
+    Equation(
+        "F.3",
+        "softmax output",
+        "f_{s,i} = e^{z^L_{s,i}} / Σ_j e^{z^L_{s,j}}",
+        "FB §2 (def. of φ_L)",
+    ),
     Equation(
         "F.4",
         "modified softmax γ̃ (K−1 logits, class K is the reference with logit 0)",
         "f_{s,i} = e^{z^L_{s,i}} / (1 + Σ_{j<K} e^{z^L_{s,j}}),  f_{s,K} = 1 / (1 + Σ_{j<K} e^{z^L_{s,j}})",
         "MMiDS §7.1 (layer L+1)",
     ),
-    Equation("J.1", "softmax Jacobian", "∂_{z_i} softmax(z)_j = softmax(z)_i (1_{i=j} − softmax(z)_j)", "FB §2 Q1"),
+    Equation(
+        "J.1",
+        "softmax Jacobian",
+        "∂_{z_i} softmax(z)_j = softmax(z)_i (1_{i=j} − softmax(z)_j)",
+        "FB §2 Q1",
+    ),
     # Loss
     Equation(
         "L.1",
@@ -49,9 +64,13 @@ _EQUATIONS = [
     ),
     Equation("S.1", "minibatch mean", "ℓ = (1/B) Σ_s ℓ_s,  ∇θ ℓ = (1/B) Σ_s ∇θ ℓ_s", "FB §1 Q2"),
     # Backward pass
-    Equation("B.1", "output delta", "δ^L_{s,i} = ∂ℓ_s/∂z^L_{s,i} = f_{s,i} − 1_{Y_s=i}", "FB §2 Q2"),
+    Equation(
+        "B.1", "output delta", "δ^L_{s,i} = ∂ℓ_s/∂z^L_{s,i} = f_{s,i} − 1_{Y_s=i}", "FB §2 Q2"
+    ),
     Equation("B.2", "bias gradient", "∂ℓ_s/∂b^m_i = δ^m_{s,i}", "FB §2 Q2 (m=L), Q3"),
-    Equation("B.3", "weight gradient", "∂ℓ_s/∂W^m_{ij} = δ^m_{s,i} h^{m−1}_{s,j}", "FB §2 Q2 (m=L), Q3"),
+    Equation(
+        "B.3", "weight gradient", "∂ℓ_s/∂W^m_{ij} = δ^m_{s,i} h^{m−1}_{s,j}", "FB §2 Q2 (m=L), Q3"
+    ),
     Equation(
         "B.4",
         "delta recursion",
@@ -67,10 +86,22 @@ _EQUATIONS = [
     Equation("A.6", "identity", "t,  1", "standard (FB §2: any φ)"),
     # Training: sampling, step sizes, updates
     Equation("I.1", "i.i.d. minibatch", "I^p_s ~ Uniform{1..n} i.i.d., s = 1..B", "FB §1 Q2"),
-    Equation("I.2", "shuffled epochs", "I^p = the p-th block of B in a fresh permutation of 1..n", "standard"),
+    Equation(
+        "I.2",
+        "shuffled epochs",
+        "I^p = the p-th block of B in a fresh permutation of 1..n",
+        "standard",
+    ),
     Equation("U.1", "SGD", "θ_p = θ_{p−1} − γ_p ∇ℓ(θ_{p−1})", "FB §1 Q2"),
-    Equation("U.2", "momentum", "v_p = μ v_{p−1} + g_p,  θ_p = θ_{p−1} − γ_p v_p", "standard (Polyak)"),
-    Equation("U.3", "Adagrad", "G_p = G_{p−1} + g_p²,  θ_p = θ_{p−1} − γ_p g_p / (√G_p + ε)", "standard (Duchi 2011)"),
+    Equation(
+        "U.2", "momentum", "v_p = μ v_{p−1} + g_p,  θ_p = θ_{p−1} − γ_p v_p", "standard (Polyak)"
+    ),
+    Equation(
+        "U.3",
+        "Adagrad",
+        "G_p = G_{p−1} + g_p²,  θ_p = θ_{p−1} − γ_p g_p / (√G_p + ε)",
+        "standard (Duchi 2011)",
+    ),
     Equation(
         "U.4",
         "Adadelta",
@@ -94,7 +125,12 @@ _EQUATIONS = [
     Equation("G.1", "constant step", "γ_p = γ_0", "FB §1 Q2"),
     Equation("G.2", "step decay", "γ_p = γ_0 · r^{⌊(p−1)/P⌋}", "standard"),
     Equation("G.3", "inverse time", "γ_p = γ_0 / (1 + (p−1)/τ)", "standard (Robbins–Monro)"),
-    Equation("G.4", "cosine", "γ_p = γ_min + (γ_0 − γ_min)(1 + cos(π (p−1)/T))/2", "standard (Loshchilov 2017)"),
+    Equation(
+        "G.4",
+        "cosine",
+        "γ_p = γ_min + (γ_0 − γ_min)(1 + cos(π (p−1)/T))/2",
+        "standard (Loshchilov 2017)",
+    ),
     Equation(
         "N.1",
         "Glorot-uniform initialisation",

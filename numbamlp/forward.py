@@ -122,3 +122,10 @@ def predict_classes(classes, f):
             if f[s, k] > f[s, best]:
                 best = k
         classes[s] = best
+
+
+@serial
+def gather_labels(labels, y, indices):
+    """Y_s = y_{I_s}: the minibatch labels (serial: B integers are not worth a thread launch)."""
+    for s in range(labels.shape[0]):
+        labels[s] = y[indices[s]]

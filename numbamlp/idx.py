@@ -121,11 +121,18 @@ def _parse_idx(raw: bytes, name: str) -> np.ndarray:
         )
     dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
     count = 1
-    for d in dims:  # Python ints: a corrupt header cannot overflow this product
+    nonzero = 1
+    for d in dims:  # Python ints: a corrupt header cannot overflow these products
         count *= d
+        nonzero *= max(d, 1)
     expected = count * dtype.itemsize
     got = n - header
     shape = "×".join(map(str, dims))
+    if nonzero * dtype.itemsize > np.iinfo(np.intp).max:
+        # e.g. 0×2³¹×2³¹×2³¹: zero elements, but numpy cannot represent the shape at all.
+        raise NumbamlpError(
+            f"{name} declares an impossible shape {shape} in its IDX header; {_CORRUPT_FIX}."
+        )
     if got < expected:
         raise NumbamlpError(
             f"{name} is truncated: its header declares shape {shape} of {dtype.name} data, "

@@ -62,7 +62,9 @@ class MLP:
         """X as a C-contiguous (n, d_0) array of the model's dtype, or a clear error."""
         X = np.asarray(X)
         if X.ndim != 2:
-            raise NumbamlpError(f"{what} must be a 2-d array (samples × features), got shape {X.shape}")
+            raise NumbamlpError(
+                f"{what} must be a 2-d array (samples × features), got shape {X.shape}"
+            )
         if X.shape[1] != self.architecture.n_inputs:
             raise NumbamlpError(
                 f"{what} has {X.shape[1]} features but the model expects "
@@ -73,13 +75,17 @@ class MLP:
         X = np.ascontiguousarray(X, dtype=self.dtype)
         if not np.isfinite(X).all():
             bad = np.argwhere(~np.isfinite(X))[0]
-            raise NumbamlpError(f"{what} contains NaN or Inf (first at row {bad[0]}, column {bad[1]})")
+            raise NumbamlpError(
+                f"{what} contains NaN or Inf (first at row {bad[0]}, column {bad[1]})"
+            )
         return X
 
     def check_labels(self, y: np.ndarray, n: int, what: str = "labels") -> np.ndarray:
         y = np.asarray(y)
         if y.ndim != 1 or y.shape[0] != n:
-            raise NumbamlpError(f"{what} must be a 1-d array of {n} class indices, got shape {y.shape}")
+            raise NumbamlpError(
+                f"{what} must be a 1-d array of {n} class indices, got shape {y.shape}"
+            )
         if y.size and (y.min() < 0 or y.max() >= self.architecture.n_classes):
             raise NumbamlpError(
                 f"{what} must lie in 0..{self.architecture.n_classes - 1}, "

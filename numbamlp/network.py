@@ -49,7 +49,9 @@ class Architecture:
                     f"unknown activation {name!r}; choose one of: {', '.join(CODES)}"
                 )
         if self.head not in HEADS:
-            raise NumbamlpError(f"unknown output head {self.head!r}; choose one of: {', '.join(HEADS)}")
+            raise NumbamlpError(
+                f"unknown output head {self.head!r}; choose one of: {', '.join(HEADS)}"
+            )
         if self.n_classes < 2:
             raise NumbamlpError("a classifier needs at least 2 classes")
 

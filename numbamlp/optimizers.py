@@ -97,7 +97,9 @@ class Optimizer:
     step_count: int = 0
 
     @classmethod
-    def create(cls, name: str, n_parameters: int, dtype: np.dtype, **overrides: float | None) -> Optimizer:
+    def create(
+        cls, name: str, n_parameters: int, dtype: np.dtype, **overrides: float | None
+    ) -> Optimizer:
         if name not in OPTIMIZERS:
             raise NumbamlpError(
                 f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}"
@@ -137,9 +139,17 @@ class Optimizer:
             bias1 = 1.0 - h["beta1"] ** p
             bias2 = 1.0 - h["beta2"] ** p
             adam_update(
-                theta, st["m"], st["v"], grad, t(lr), t(h["beta1"]), t(h["beta2"]),
-                t(h["eps"]), t(bias1), t(bias2),
-            )  # fmt: skip
+                theta,
+                st["m"],
+                st["v"],
+                grad,
+                t(lr),
+                t(h["beta1"]),
+                t(h["beta2"]),
+                t(h["eps"]),
+                t(bias1),
+                t(bias2),
+            )
 
 
 def _check_hyper(name: str, hyper: dict[str, float]) -> None:

@@ -10,8 +10,8 @@ import numpy as np
 
 from numbamlp.backward import bias_gradient, hidden_delta, output_delta, weight_gradient
 from numbamlp.forward import (
-    affine_forward,
     activation_forward,
+    affine_forward,
     batch_mean,
     cross_entropy,
     modified_softmax_forward,
@@ -53,4 +53,6 @@ def backward(ws: Workspace, params: Parameters, grads: Parameters, y: np.ndarray
         weight_gradient(grads.W[m], ws.delta[m], ws.h[m - 1], inv_batch)  # (B.3)
         bias_gradient(grads.b[m], ws.delta[m], inv_batch)  # (B.2)
         if m > 1:
-            hidden_delta(ws.delta[m - 1], params.W[m], ws.delta[m], ws.z[m - 1], codes[m - 1])  # (B.4)
+            hidden_delta(
+                ws.delta[m - 1], params.W[m], ws.delta[m], ws.z[m - 1], codes[m - 1]
+            )  # (B.4)

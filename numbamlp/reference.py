@@ -28,7 +28,9 @@ PHI_PRIME = {
     "sigmoid": lambda t: _sigmoid(t) * (1 - _sigmoid(t)),
     "tanh": lambda t: 1 - np.tanh(t) ** 2,
     "relu": lambda t: (t > 0).astype(np.result_type(t, np.float32)),
-    "leaky_relu": lambda t: np.where(t > 0, 1.0, LEAKY_RELU_SLOPE).astype(np.result_type(t, np.float32)),
+    "leaky_relu": lambda t: np.where(t > 0, 1.0, LEAKY_RELU_SLOPE).astype(
+        np.result_type(t, np.float32)
+    ),
     "softplus": _sigmoid,
     "identity": lambda t: np.ones_like(t),
 }

@@ -1,0 +1,47 @@
+"""onehot / onecold, accuracy and the confusion matrix (Flux's names, MMiDS §7.3)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def onehot(y: np.ndarray, n_classes: int, dtype: str | np.dtype = np.float32) -> np.ndarray:
+    """Rows 1_{Y_s}: shape (n, M), a single 1 in column Y_s."""
+    y = np.asarray(y, dtype=np.int64)
+    out = np.zeros((y.shape[0], n_classes), dtype=dtype)
+    out[np.arange(y.shape[0]), y] = 1
+    return out
+
+
+def onecold(f: np.ndarray) -> np.ndarray:
+    """The column of the largest entry of each row (the first on ties): the inverse of onehot."""
+    return np.argmax(np.asarray(f), axis=1)
+
+
+def accuracy(y_pred: np.ndarray, y_true: np.ndarray) -> float:
+    """Fraction of rows where the predicted class equals the true one."""
+    y_pred, y_true = np.asarray(y_pred), np.asarray(y_true)
+    if y_pred.shape != y_true.shape:
+        raise ValueError(f"shapes differ: {y_pred.shape} vs {y_true.shape}")
+    return float(np.mean(y_pred == y_true)) if y_true.size else float("nan")
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """C[a, b] = number of rows of true class a predicted as class b."""
+    C = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(C, (np.asarray(y_true), np.asarray(y_pred)), 1)
+    return C
+
+
+def format_confusion_matrix(C: np.ndarray, class_names: tuple[str, ...] | None = None) -> str:
+    """A text table: rows are true classes, columns predicted ones."""
+    M = C.shape[0]
+    names = list(class_names) if class_names else [str(k) for k in range(M)]
+    label_width = max(len(n) for n in names)
+    width = max(len(str(C.max())), len(str(M - 1)))
+    head = " " * label_width + " | " + " ".join(f"{k:>{width}}" for k in range(M))
+    lines = ["rows: true class, columns: predicted class", head, "-" * len(head)]
+    for a in range(M):
+        cells = " ".join(f"{C[a, b]:>{width}}" for b in range(M))
+        lines.append(f"{names[a]:>{label_width}} | {cells}")
+    return "\n".join(lines)

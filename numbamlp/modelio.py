@@ -1,0 +1,154 @@
+"""Model files: architecture, θ, optimizer state and metadata in one ``.npz``.
+
+Loading never executes code from the file: ``np.load(..., allow_pickle=False)``, text fields are
+JSON stored as plain unicode arrays, and every field is validated before it is used. Writing is
+atomic (atomic.py), so a crash never leaves a half-written file in place of a good one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from numbamlp.atomic import atomic_write
+from numbamlp.errors import NumbamlpError
+from numbamlp.model import MLP
+from numbamlp.network import DTYPES, Architecture, Parameters
+from numbamlp.optimizers import OPTIMIZERS, Optimizer
+
+FORMAT = "numbamlp-model"
+FORMAT_VERSION = 1
+_STATE_PREFIX = "optimizer_state/"
+
+
+@dataclass
+class LoadedModel:
+    model: MLP
+    optimizer: Optimizer | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def save_model(
+    path: str | os.PathLike,
+    model: MLP,
+    optimizer: Optimizer | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> None:
+    """Write the model (and optimizer state) to ``path`` atomically."""
+    arch = model.architecture
+    header = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "architecture": {
+            "sizes": list(arch.sizes),
+            "activations": list(arch.activations),
+            "head": arch.head,
+        },
+        "dtype": str(model.dtype),
+        "optimizer": None
+        if optimizer is None
+        else {"name": optimizer.name, "hyper": optimizer.hyper, "step_count": optimizer.step_count},
+        "metadata": metadata or {},
+    }
+    arrays: dict[str, np.ndarray] = {
+        "header": np.array(json.dumps(header)),
+        "theta": model.params.theta,
+    }
+    if optimizer is not None:
+        for name, value in optimizer.state.items():
+            arrays[_STATE_PREFIX + name] = value
+    atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def load_model(path: str | os.PathLike) -> LoadedModel:
+    """Read and validate a model file; any problem raises NumbamlpError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise NumbamlpError(f"model file {path} does not exist")
+
+    def bad(reason: str) -> NumbamlpError:
+        return NumbamlpError(
+            f"model file {path} is not a valid numbamlp model ({reason}); "
+            "train it again with `numbamlp train --save PATH`"
+        )
+
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as exc:
+        raise bad(f"unreadable: {exc}") from None
+    except Exception as exc:  # zlib.error and friends from a damaged archive
+        raise bad(f"unreadable: {type(exc).__name__}: {exc}") from None
+
+    if "header" not in arrays or "theta" not in arrays:
+        raise bad("missing header or parameters")
+    header_array = arrays["header"]
+    if header_array.dtype.kind != "U" or header_array.ndim != 0:
+        raise bad("header is not text")
+    try:
+        header = json.loads(str(header_array))
+    except json.JSONDecodeError as exc:
+        raise bad(f"header is not JSON: {exc}") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise bad("not a numbamlp model file")
+    version = header.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise NumbamlpError(
+            f"model file {path} has format version {version}, newer than this numbamlp "
+            f"understands ({FORMAT_VERSION}); upgrade numbamlp to read it"
+        )
+    try:
+        arch_fields = header["architecture"]
+        arch = Architecture(
+            tuple(int(d) for d in arch_fields["sizes"]),
+            tuple(str(a) for a in arch_fields["activations"]),
+            str(arch_fields["head"]),
+        )
+        dtype = header["dtype"]
+        if dtype not in DTYPES:
+            raise ValueError(f"unknown dtype {dtype!r}")
+    except NumbamlpError as exc:
+        raise bad(f"bad architecture: {exc}") from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise bad(f"bad architecture: {exc}") from None
+
+    theta = arrays["theta"]
+    if theta.dtype != np.dtype(dtype) or theta.shape != (arch.n_parameters,):
+        raise bad(
+            f"parameters have shape {theta.shape} and dtype {theta.dtype}, the architecture "
+            f"needs ({arch.n_parameters},) {dtype}"
+        )
+    if not np.isfinite(theta).all():
+        raise bad("parameters contain NaN or Inf")
+    model = MLP(arch, Parameters(arch, theta.copy()))
+
+    optimizer = None
+    opt = header.get("optimizer")
+    if opt is not None:
+        try:
+            name = str(opt["name"])
+            state_names, _ = OPTIMIZERS[name]
+            state = {key: arrays[_STATE_PREFIX + key] for key in state_names}
+            hyper = {str(k): float(v) for k, v in dict(opt["hyper"]).items()}
+            step_count = int(opt["step_count"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise bad(f"bad optimizer state: {exc}") from None
+        for key, value in state.items():
+            if value.shape != theta.shape or value.dtype != theta.dtype:
+                raise bad(f"optimizer state {key!r} does not match the parameters")
+        optimizer = Optimizer(
+            name=name,
+            hyper=hyper,
+            state={k: v.copy() for k, v in state.items()},
+            step_count=step_count,
+        )
+    metadata = header.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise bad("metadata is not a mapping")
+    return LoadedModel(model, optimizer, metadata)
