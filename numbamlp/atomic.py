@@ -26,6 +26,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
         raise NumbamlpError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "wb") as f:
+            os.chmod(tmp_name, _mode_for(path))  # mkstemp makes 0600; give the usual mode
             write(f)
             f.flush()
             os.fsync(f.fileno())
@@ -45,3 +46,14 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def _mode_for(path: Path) -> int:
+    """The permissions the file would have if written in place: the old file's, if any, else
+    0666 less the umask (as ``open(path, "w")`` gives)."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask

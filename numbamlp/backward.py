@@ -32,12 +32,14 @@ def bias_gradient(grad_b, delta, inv_batch):
     """(B.2) with (S.1): ∇b^m = (1/B) Σ_s δ^m_s."""
     B = delta.shape[0]
     for i in prange(grad_b.shape[0]):
-        acc = 0.0 * grad_b[i]
+        # Accumulate in grad_b itself (its dtype), as weight_gradient does; never read what the
+        # buffer held before: 0 · (a stale inf or NaN) would poison every later step.
+        grad_b[i] = 0.0
         for s in range(B):
             # (B.2) ∂ℓ_s/∂b^m_i = δ^m_{s,i}
-            acc += delta[s, i]
+            grad_b[i] += delta[s, i]
         # (S.1) mean over the minibatch
-        grad_b[i] = acc * inv_batch
+        grad_b[i] *= inv_batch
 
 
 @kernel

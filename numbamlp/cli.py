@@ -424,9 +424,8 @@ def train(**opts: Any) -> None:
         if metrics_file is not None:
             metrics_file.close()
     total = time.perf_counter() - started
-    click.echo(
-        f"test accuracy {metrics.test_accuracy:.4f} after {config.epochs} epochs ({total:.1f} s)"
-    )
+    epochs = f"{config.epochs} epoch{'' if config.epochs == 1 else 's'}"
+    click.echo(f"test accuracy {metrics.test_accuracy:.4f} after {epochs} ({total:.1f} s)")
     if opts["save"]:
         save_model(
             opts["save"],
@@ -623,6 +622,11 @@ def gradcheck(
     model = MLP.create(
         inputs, widths, classes, activations=activations, head=head, dtype="float64", rng=rng
     )
+    # Glorot-uniform leaves b = 0, so a unit fed only by dead ReLUs has a pre-activation of
+    # exactly 0: the kink, where central differences cannot agree with relu′(0) = 0. Random
+    # biases keep every pre-activation off the kinks (and give ∂ℓ/∂b a non-trivial point).
+    for k in range(1, model.architecture.L + 1):
+        model.params.b[k][...] = rng.normal(scale=0.5, size=model.params.b[k].shape)
     X = rng.normal(size=(samples, inputs))
     y = rng.integers(0, classes, size=samples)
     click.echo(f"{model}, {samples} samples, ε = {eps:g}")

@@ -49,6 +49,7 @@ _EQUATIONS = [
         "f_{s,i} = e^{z^L_{s,i}} / (1 + Σ_{j<K} e^{z^L_{s,j}}),  f_{s,K} = 1 / (1 + Σ_{j<K} e^{z^L_{s,j}})",
         "MMiDS §7.1 (layer L+1)",
     ),
+    Equation("P.1", "prediction (onecold)", "ŷ_s = argmax_k f_{s,k}", "MMiDS §7.3 (onecold)"),
     Equation(
         "J.1",
         "softmax Jacobian",

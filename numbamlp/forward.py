@@ -115,8 +115,9 @@ def batch_mean(values):
 
 @kernel
 def predict_classes(classes, f):
-    """onecold: the class of largest probability for each sample (first one on ties)."""
+    """(P.1) onecold: the class of largest probability for each sample (first one on ties)."""
     for s in prange(f.shape[0]):
+        # (P.1) ŷ_s = argmax_k f_{s,k}
         best = 0
         for k in range(1, f.shape[1]):
             if f[s, k] > f[s, best]:
@@ -126,6 +127,9 @@ def predict_classes(classes, f):
 
 @serial
 def gather_labels(labels, y, indices):
-    """Y_s = y_{I_s}: the minibatch labels (serial: B integers are not worth a thread launch)."""
+    """Y_s = y_{I_s}: the minibatch labels (I.1/I.2 chose the indices).
+
+    Serial: B integers are not worth a thread launch.
+    """
     for s in range(labels.shape[0]):
         labels[s] = y[indices[s]]

@@ -57,12 +57,3 @@ def check_gradient(model: MLP, X: np.ndarray, y: np.ndarray, eps: float = 1e-6) 
                 )
             )
     return checks
-
-
-def random_problem(
-    sizes: list[int], n_samples: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Standard-normal inputs of width sizes[0] and uniform labels for the gradient check."""
-    X = rng.normal(size=(n_samples, sizes[0]))
-    y = rng.integers(0, sizes[-1], size=n_samples)
-    return X, y

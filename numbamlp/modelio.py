@@ -20,7 +20,7 @@ from numbamlp.atomic import atomic_write
 from numbamlp.errors import NumbamlpError
 from numbamlp.model import MLP
 from numbamlp.network import DTYPES, Architecture, Parameters
-from numbamlp.optimizers import OPTIMIZERS, Optimizer
+from numbamlp.optimizers import OPTIMIZERS, Optimizer, _check_hyper
 
 FORMAT = "numbamlp-model"
 FORMAT_VERSION = 1
@@ -79,15 +79,29 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
         )
 
     try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as exc:
+        raise bad(f"unreadable: {exc.strerror or exc}") from None
+    if magic != b"PK\x03\x04":  # a zip archive; checked first so np.load tries no other format
+        raise bad("not an .npz archive")
+    try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as exc:
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise bad("it holds an object array (pickled Python objects), never loaded") from None
+        raise bad(f"unreadable: {exc}") from None
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:
         raise bad(f"unreadable: {exc}") from None
     except Exception as exc:  # zlib.error and friends from a damaged archive
         raise bad(f"unreadable: {type(exc).__name__}: {exc}") from None
 
     if "header" not in arrays or "theta" not in arrays:
         raise bad("missing header or parameters")
+    for name, value in arrays.items():
+        if not isinstance(value, np.ndarray):  # NpzFile returns a non-.npy member as raw bytes
+            raise bad(f"member {name!r} is not a numpy array")
     header_array = arrays["header"]
     if header_array.dtype.kind != "U" or header_array.ndim != 0:
         raise bad("header is not text")
@@ -98,7 +112,9 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise bad("not a numbamlp model file")
     version = header.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise bad(f"format version {version!r} is not a positive integer")
+    if version > FORMAT_VERSION:
         raise NumbamlpError(
             f"model file {path} has format version {version}, newer than this numbamlp "
             f"understands ({FORMAT_VERSION}); upgrade numbamlp to read it"
@@ -137,7 +153,13 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
             state = {key: arrays[_STATE_PREFIX + key] for key in state_names}
             hyper = {str(k): float(v) for k, v in dict(opt["hyper"]).items()}
             step_count = int(opt["step_count"])
-        except (KeyError, TypeError, ValueError) as exc:
+            missing = set(OPTIMIZERS[name][1]) - set(hyper)
+            if missing:
+                raise ValueError(f"hyperparameter(s) {', '.join(sorted(missing))} missing")
+            if step_count < 0:
+                raise ValueError(f"step count {step_count} is negative")
+            _check_hyper(name, hyper)
+        except (KeyError, TypeError, ValueError, NumbamlpError) as exc:
             raise bad(f"bad optimizer state: {exc}") from None
         for key, value in state.items():
             if value.shape != theta.shape or value.dtype != theta.dtype:
