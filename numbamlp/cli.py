@@ -367,16 +367,17 @@ def train(**opts: Any) -> None:
             if opts[key] is not None
         },
     )
-    trainer = Trainer(model, data.X_train, data.y_train, config, train_rng)
-    X_test = model.check_inputs(data.X_test, "test features")
+    scale = data.feature_scale
+    trainer = Trainer(model, data.X_train_raw, data.y_train, config, train_rng, scale=scale)
+    X_test = model.check_inputs(data.X_test_raw, "test features", raw=True)
     y_test = model.check_labels(data.y_test, X_test.shape[0], "test labels")
 
     def test_accuracy() -> float:
-        return float(np.mean(model.predict(X_test) == y_test))
+        return float(np.mean(model.predict(X_test, scale) == y_test))
 
     echo(f"{model}")
     echo(
-        f"data: {data.name}, {data.X_train.shape[0]} train / {X_test.shape[0]} test samples "
+        f"data: {data.name}, {data.X_train_raw.shape[0]} train / {X_test.shape[0]} test samples "
         f"({data.source})"
     )
     echo(
@@ -486,6 +487,7 @@ def evaluate(
     loaded = load_model(model_path)
     model = loaded.model
     class_names = loaded.metadata.get("class_names")
+    scale = 1.0
     if test_file is not None:
         X, y = datasets.load_arrays_file(test_file, label_column=label_column)
         source = test_file
@@ -496,11 +498,12 @@ def evaluate(
                 "this model was trained on a file: give --test-file or --dataset"
             )
         data = datasets.load_dataset(name, data_dir=data_dir)
-        X, y, source = data.X_test, data.y_test, f"{data.name} test set"
+        X, y, source = data.X_test_raw, data.y_test, f"{data.name} test set"
+        scale = data.feature_scale
         class_names = list(data.class_names)
-    X = model.check_inputs(X, f"features of {source}")
+    X = model.check_inputs(X, f"features of {source}", raw=True)
     y = model.check_labels(y, X.shape[0], f"labels of {source}")
-    predicted = model.predict(X)
+    predicted = model.predict(X, scale)
     C = confusion_matrix(y, predicted, model.architecture.n_classes)
     click.echo(f"{model}")
     click.echo(f"accuracy {accuracy(predicted, y):.4f} on {X.shape[0]} samples ({source})")

@@ -18,12 +18,16 @@ from numbamlp.activations import phi
 
 
 @kernel
-def gather_batch(h0, X, indices):
-    """h^0_{s,:} = X_{I_s,:}: copy the minibatch rows (I.1/I.2 chose the indices)."""
+def gather_batch(h0, X, indices, scale):
+    """h^0_{s,:} = c · X_{I_s,:}: the minibatch rows (I.1/I.2 chose the indices), scaled.
+
+    X may hold raw bytes (MNIST pixels, c = 1/255) or floats (c = 1); ``scale`` has h0's dtype,
+    so the product is computed in the model's precision.
+    """
     for s in prange(h0.shape[0]):
         row = indices[s]
         for j in range(h0.shape[1]):
-            h0[s, j] = X[row, j]
+            h0[s, j] = X[row, j] * scale
 
 
 @kernel

@@ -58,8 +58,12 @@ class MLP:
 
     # -- inputs ----------------------------------------------------------------------------
 
-    def check_inputs(self, X: np.ndarray, what: str = "input") -> np.ndarray:
-        """X as a C-contiguous (n, d_0) array of the model's dtype, or a clear error."""
+    def check_inputs(self, X: np.ndarray, what: str = "input", raw: bool = False) -> np.ndarray:
+        """X as a C-contiguous (n, d_0) array of the model's dtype, or a clear error.
+
+        With ``raw=True`` integer data (e.g. uint8 pixels, scaled by the kernels as they
+        gather a batch) is kept as it is instead of being converted.
+        """
         X = np.asarray(X)
         if X.ndim != 2:
             raise NumbamlpError(
@@ -72,6 +76,8 @@ class MLP:
             )
         if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
             raise NumbamlpError(f"{what} must be numeric, got dtype {X.dtype}")
+        if raw and X.dtype.kind in "iu":
+            return np.ascontiguousarray(X)
         X = np.ascontiguousarray(X, dtype=self.dtype)
         if not np.isfinite(X).all():
             bad = np.argwhere(~np.isfinite(X))[0]
@@ -100,40 +106,47 @@ class MLP:
             self._eval_ws = Workspace(self.architecture, EVAL_CHUNK, self.dtype)
         return self._eval_ws
 
-    def _forward_chunks(self, X: np.ndarray, y: np.ndarray | None = None):
-        """Yield (start, workspace view) after a forward pass on each chunk of X."""
+    def _forward_chunks(self, X: np.ndarray, scale: float):
+        """Yield (start, workspace view) after a forward pass on each chunk of X · scale."""
         ws_full = self._eval_workspace()
+        c = self.dtype.type(scale)
         for start in range(0, X.shape[0], EVAL_CHUNK):
             n = min(EVAL_CHUNK, X.shape[0] - start)
             ws = ws_full.rows(n)
             ws.indices[:] = np.arange(start, start + n)
-            gather_batch(ws.h[0], X, ws.indices)
+            gather_batch(ws.h[0], X, ws.indices, c)
             passes.forward(ws, self.params)
             yield start, ws
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """Class probabilities f_θ(x), shape (n, M)."""
-        X = self.check_inputs(X)
+    def predict_proba(self, X: np.ndarray, scale: float = 1.0) -> np.ndarray:
+        """Class probabilities f_θ(x) of the inputs x = X · scale, shape (n, M)."""
+        X = self.check_inputs(X, raw=True)
         out = np.empty((X.shape[0], self.architecture.n_classes), self.dtype)
-        for start, ws in self._forward_chunks(X):
+        for start, ws in self._forward_chunks(X, scale):
             out[start : start + ws.batch_size] = ws.f
         return out
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        """onecold(f_θ(x)): the most probable class of each row, shape (n,)."""
-        X = self.check_inputs(X)
+    def predict(self, X: np.ndarray, scale: float = 1.0) -> np.ndarray:
+        """onecold(f_θ(x)) for x = X · scale: the most probable class of each row, shape (n,)."""
+        X = self.check_inputs(X, raw=True)
         out = np.empty(X.shape[0], np.int64)
-        for start, ws in self._forward_chunks(X):
+        for start, ws in self._forward_chunks(X, scale):
             predict_classes(ws.classes, ws.f)
             out[start : start + ws.batch_size] = ws.classes
         return out
 
-    def loss(self, X: np.ndarray, y: np.ndarray) -> float:
-        """Mean cross-entropy (L.1, S.1) over all rows."""
-        X = self.check_inputs(X)
+    def accuracy(self, X: np.ndarray, y: np.ndarray, scale: float = 1.0) -> float:
+        """Fraction of rows whose predicted class is y."""
+        X = self.check_inputs(X, raw=True)
+        y = self.check_labels(y, X.shape[0])
+        return float(np.mean(self.predict(X, scale) == y))
+
+    def loss(self, X: np.ndarray, y: np.ndarray, scale: float = 1.0) -> float:
+        """Mean cross-entropy (L.1, S.1) over all rows of X · scale."""
+        X = self.check_inputs(X, raw=True)
         y = self.check_labels(y, X.shape[0])
         total = 0.0
-        for start, ws in self._forward_chunks(X):
+        for start, ws in self._forward_chunks(X, scale):
             total += passes.loss(ws, self.params, y[start : start + ws.batch_size]) * ws.batch_size
         return total / X.shape[0]
 
@@ -143,7 +156,7 @@ class MLP:
         y = self.check_labels(y, X.shape[0])
         ws = Workspace(self.architecture, X.shape[0], self.dtype)
         ws.indices[:] = np.arange(X.shape[0])
-        gather_batch(ws.h[0], X, ws.indices)
+        gather_batch(ws.h[0], X, ws.indices, self.dtype.type(1.0))
         grads = Parameters.zeros(self.architecture, self.dtype)
         passes.forward(ws, self.params)
         value = passes.loss(ws, self.params, y)

@@ -92,12 +92,15 @@ class Trainer:
         config: TrainConfig,
         rng: np.random.Generator,
         optimizer: Optimizer | None = None,
+        scale: float = 1.0,
     ) -> None:
+        """Training inputs are X_train · scale (scale = 1/255 for raw uint8 pixels)."""
         config.validate()
         self.model = model
         self.config = config
         self.rng = rng
-        self.X = model.check_inputs(X_train, "training features")
+        self.X = model.check_inputs(X_train, "training features", raw=True)
+        self.scale = model.dtype.type(scale)
         self.y = model.check_labels(y_train, self.X.shape[0], "training labels")
         self.sampler = Sampler(config.sampling, self.X.shape[0], config.batch_size, rng)
         arch = model.architecture
@@ -137,7 +140,7 @@ class Trainer:
         lr = self.schedule(self.step_count + 1)
         for b, indices in enumerate(self.sampler.epoch()):
             ws = self.workspace.rows(indices.shape[0])
-            gather_batch(ws.h[0], self.X, indices)
+            gather_batch(ws.h[0], self.X, indices, self.scale)
             gather_labels(ws.labels, self.y, indices)
             passes.forward(ws, params)
             batch_loss = passes.loss(ws, params, ws.labels)
@@ -174,20 +177,23 @@ def train(
     y_test: np.ndarray | None = None,
     on_epoch: Callable[[EpochMetrics], None] | None = None,
     on_batch: Callable[[int], None] | None = None,
+    scale: float = 1.0,
 ) -> list[EpochMetrics]:
     """Train ``model`` in place for ``config.epochs`` epochs; returns the metrics per epoch.
 
-    After each epoch the test accuracy is measured when a test set is given.
+    Inputs are X · scale (scale = 1/255 for raw uint8 pixels, e.g. a Dataset's
+    ``X_train_raw`` with its ``feature_scale``). After each epoch the test accuracy is measured
+    when a test set is given.
     """
-    trainer = Trainer(model, X_train, y_train, config, rng)
+    trainer = Trainer(model, X_train, y_train, config, rng, scale=scale)
     if X_test is not None:
-        X_test = model.check_inputs(X_test, "test features")
+        X_test = model.check_inputs(X_test, "test features", raw=True)
         y_test = model.check_labels(y_test, X_test.shape[0], "test labels")
     history = []
     for _ in range(config.epochs):
         metrics = trainer.train_epoch(on_batch)
         if X_test is not None:
-            metrics.test_accuracy = float(np.mean(model.predict(X_test) == y_test))
+            metrics.test_accuracy = float(np.mean(model.predict(X_test, scale) == y_test))
         history.append(metrics)
         if on_epoch is not None:
             on_epoch(metrics)

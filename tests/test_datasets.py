@@ -44,8 +44,10 @@ def test_bundled_mnist(mnist):
     assert mnist.n_features == 784
     assert mnist.y_train[:5].tolist() == [5, 0, 4, 1, 9]  # the canonical first labels
     assert "bundled" in mnist.source
-    # Pixels are exactly k/255 in float32.
-    assert np.isin(mnist.X_test[:100], np.arange(256, dtype=np.float32) / np.float32(255)).all()
+    # Pixels are k · float32(1/255): raw bytes times the dataset's scale, as the kernels do it.
+    assert mnist.X_train_raw.dtype == np.uint8 and mnist.feature_scale == 1 / 255
+    levels = np.arange(256, dtype=np.float32) * np.float32(1 / 255)
+    assert np.isin(mnist.X_test[:100], levels).all()
 
 
 def test_bundled_checksums_file():
@@ -110,7 +112,8 @@ def test_fashion_from_data_dir(fashion_env, fake_fashion, gz):
     ds = load_fashion_mnist(folder, download=False)
     assert ds.name == "Fashion-MNIST" and str(folder) in ds.source
     assert ds.X_train.shape == (12, 12) and ds.X_train.dtype == np.float32
-    expected = fake_fashion.arrays["train-images-idx3-ubyte"].reshape(12, -1) / np.float32(255)
+    raw = fake_fashion.arrays["train-images-idx3-ubyte"].reshape(12, -1)
+    expected = raw.astype(np.float32) * np.float32(1 / 255)
     np.testing.assert_array_equal(ds.X_train, expected)
     np.testing.assert_array_equal(ds.y_test, fake_fashion.arrays["t10k-labels-idx1-ubyte"])
     assert ds.class_names == datasets.FASHION_MNIST_CLASSES and ds.n_classes == 10

@@ -133,7 +133,7 @@ def run_passes(dtype: str):
     model = hand_model(dtype)
     ws = Workspace(model.architecture, 2, dtype)
     ws.indices[:] = [0, 1]
-    gather_batch(ws.h[0], np.array(X, dtype=dtype), ws.indices)
+    gather_batch(ws.h[0], np.array(X, dtype=dtype), ws.indices, np.dtype(dtype).type(1.0))
     y = np.array(Y, dtype=np.int64)
     passes.forward(ws, model.params)
     loss = passes.loss(ws, model.params, y)

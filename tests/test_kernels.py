@@ -72,12 +72,29 @@ def test_gather_batch_copies_the_indexed_rows():
         X = draw(rng, (29, 13), dtype)
         indices = np.array([3, 0, 28, 3, 17, 5, 5], dtype=np.int64)
         h0 = nan_buffer((7, 13), dtype)
-        gather_batch(h0, X, indices)
+        gather_batch(h0, X, indices, np.dtype(dtype).type(1.0))
         assert np.array_equal(h0, X[indices])
         y = np.arange(29, dtype=np.int64) * 7 % 10
         labels = np.full(7, -1, dtype=np.int64)
         gather_labels(labels, y, indices)
         assert np.array_equal(labels, y[indices])
+
+
+def test_gather_batch_scales_raw_bytes_like_the_dataset():
+    """uint8 pixels gathered with c = 1/255 equal the Dataset's float32 features bitwise."""
+    from numbamlp.datasets import PIXEL_SCALE, scaled_features
+
+    rng = np.random.default_rng(1)
+    X = rng.integers(0, 256, size=(40, 9), dtype=np.uint8)
+    indices = np.array([39, 0, 7, 7, 12], dtype=np.int64)
+    for dtype in DTYPES:
+        h0 = nan_buffer((5, 9), dtype)
+        gather_batch(h0, X, indices, np.dtype(dtype).type(PIXEL_SCALE))
+        expected = scaled_features(X[indices], PIXEL_SCALE).astype(dtype)
+        if dtype == np.float32:
+            assert np.array_equal(h0, expected)
+        else:
+            np.testing.assert_allclose(h0, X[indices] / 255.0, rtol=1e-15)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
