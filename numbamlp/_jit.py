@@ -1,6 +1,7 @@
 """The one place where JIT options are chosen, so no kernel hard-codes them.
 
 * ``kernel``: a parallel loop nest (``prange``) over the outputs it owns.
+* ``helper``: a serial function a kernel calls inside its ``prange`` loop on a block of rows.
 * ``scalar``: a small scalar helper (φ, φ′), inlined by LLVM into the kernels that call it.
 
 ``cache=True`` keeps compiled machine code on disk (next to the module, or in
@@ -38,6 +39,21 @@ def kernel(fn: F | None = None, *, fastmath: bool = True) -> Any:
 def serial(fn: F) -> Any:
     """Compile a serial kernel (cheap work where a thread launch would cost more than it saves)."""
     return njit(cache=True, nogil=True)(fn)
+
+
+def helper(fn: F | None = None, *, fastmath: bool = False) -> Any:
+    """Compile a serial helper that a kernel calls inside its ``prange`` loop, on a block of rows.
+
+    It gets the arithmetic of the loop body it runs in: NumPy's error model (x/0 gives inf or
+    nan, as inside ``prange``, instead of raising ZeroDivisionError, whose check would also keep
+    a loop with a division from vectorising) and, with ``fastmath=True``, the flag set above.
+    """
+    flags: Any = set(FASTMATH_FLAGS) if fastmath else False
+
+    def build(f: F) -> Any:
+        return njit(cache=True, nogil=True, fastmath=flags, error_model="numpy")(f)
+
+    return build(fn) if fn is not None else build
 
 
 def scalar(fn: F) -> Any:

@@ -28,6 +28,9 @@ class Sampler:
     ``shuffle`` (I.2): a fresh permutation of 0..n−1 each epoch, cut into blocks of B; the last
     block is shorter when B does not divide n. ``iid`` (I.1, the notes' scheme): ⌈n/B⌉ steps
     per epoch, each with B indices drawn uniformly with replacement.
+
+    The indices live in one (steps, B) matrix, ``index_matrix``: row q holds minibatch q in its
+    first ``batch_sizes[q]`` entries. ``batches`` are views of those rows.
     """
 
     def __init__(self, mode: str, n: int, batch_size: int, rng: np.random.Generator) -> None:
@@ -44,15 +47,18 @@ class Sampler:
         self.batch_size = min(batch_size, n) if mode == "shuffle" else batch_size
         self.rng = rng
         self.steps_per_epoch = -(-n // self.batch_size)
-        B = self.batch_size
+        B, steps = self.batch_size, self.steps_per_epoch
+        self.index_matrix = np.zeros((steps, B), dtype=np.int64)
+        flat = self.index_matrix.reshape(-1)
+        self.batch_sizes = np.full(steps, B, dtype=np.int64)
         if mode == "shuffle":
-            self._indices = np.arange(n, dtype=np.int64)
+            self._indices = flat[:n]  # the permutation; padding after it stays unused
+            self._indices[:] = np.arange(n)
+            self.batch_sizes[-1] = n - (steps - 1) * B
         else:
-            self._indices = np.zeros(self.steps_per_epoch * B, dtype=np.int64)
-            self._uniforms = np.zeros(self.steps_per_epoch * B, dtype=np.float64)
-        self.batches = [
-            self._indices[start : start + B] for start in range(0, self._indices.shape[0], B)
-        ]
+            self._indices = flat
+            self._uniforms = np.zeros(steps * B, dtype=np.float64)
+        self.batches = [self.index_matrix[q, : self.batch_sizes[q]] for q in range(steps)]
 
     def epoch(self) -> list[np.ndarray]:
         """Draw the next epoch's minibatches (views into one buffer, valid until the next call)."""

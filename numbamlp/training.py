@@ -3,6 +3,14 @@
 Orchestration only. Per step: gather the minibatch (I.1/I.2), forward (F.*), loss (L.1, S.1),
 backward (B.*), step size (G.*), update (U.*). Every buffer is allocated when the Trainer is
 built; the loop itself allocates nothing.
+
+Two engines run the same equations:
+
+* ``fused`` (default): fused.py runs many steps per call, two parallel regions per step, with
+  register-blocked loops (the fast path).
+* ``kernels``: one call per equation kernel from Python (passes.py, optimizers.py): the plain
+  loops, easiest to read against the notes, and the reference the fused engine is tested
+  against. Both are deterministic for any thread count; they differ in rounding only.
 """
 
 from __future__ import annotations
@@ -17,26 +25,24 @@ import numpy as np
 from numbamlp import passes
 from numbamlp.errors import NumbamlpError
 from numbamlp.forward import gather_batch, gather_labels
+from numbamlp.fused import FusedPlan
 from numbamlp.model import MLP
 from numbamlp.network import Parameters
 from numbamlp.optimizers import OPTIMIZERS, Optimizer
+from numbamlp.randomness import generators  # noqa: F401  (part of this module's API)
 from numbamlp.sampling import Sampler
 from numbamlp.schedules import Schedule
 from numbamlp.workspace import Workspace
 
 
-def generators(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
-    """The run's two random streams, both spawned from ``numpy.random.default_rng(seed)``:
-    one draws the initial weights (N.1), the other the minibatches (I.1/I.2) and any held-out
-    split. Independent streams keep the minibatch order of a seed the same whatever the
-    architecture, and the initial weights the same whatever the sampling options.
-    """
-    init_rng, sampling_rng = np.random.default_rng(seed).spawn(2)
-    return init_rng, sampling_rng
-
-
 class TrainingDiverged(NumbamlpError):
     """The loss or the parameters became NaN or infinite."""
+
+
+ENGINES = ("fused", "kernels")
+#: Steps per call into the fused engine: Python gets control back (progress bar, throttled
+#: evaluation, Ctrl-C) every few milliseconds without costing measurable speed.
+FUSED_CHUNK = 32
 
 
 @dataclass
@@ -53,6 +59,7 @@ class TrainConfig:
     decay_epochs: float = 5.0  # P of step decay (G.2) and τ of inverse time (G.3), in epochs
     min_lr: float = 0.0  # γ_min of cosine (G.4)
     sampling: str = "shuffle"
+    engine: str = "fused"  # or "kernels": one Python call per equation kernel
 
     def validate(self) -> None:
         if not isinstance(self.epochs, int) or self.epochs < 1:
@@ -64,6 +71,10 @@ class TrainConfig:
         if self.optimizer not in OPTIMIZERS:
             raise NumbamlpError(
                 f"unknown optimizer {self.optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}"
+            )
+        if self.engine not in ENGINES:
+            raise NumbamlpError(
+                f"unknown engine {self.engine!r}; choose one of: {', '.join(ENGINES)}"
             )
         if not self.decay_epochs > 0:
             raise NumbamlpError(f"decay epochs must be positive, got {self.decay_epochs}")
@@ -124,6 +135,12 @@ class Trainer:
             min_lr=config.min_lr,
         )
         self.epoch = 0
+        self.plan: FusedPlan | None = None
+        if config.engine == "fused":
+            self.plan = FusedPlan(arch, self.sampler.batch_size, model.dtype, self.optimizer)
+            self.state = self.plan.adopt_state(self.optimizer)
+            self.lrs = np.zeros(steps, dtype=np.float64)
+            self.batch_losses = np.zeros(steps, dtype=np.float64)
 
     @property
     def step_count(self) -> int:
@@ -131,7 +148,12 @@ class Trainer:
         return self.optimizer.step_count
 
     def train_epoch(self, on_batch: Callable[[int], None] | None = None) -> EpochMetrics:
-        """One pass of ⌈n/B⌉ steps; returns the mean minibatch loss over the epoch."""
+        """One pass of ⌈n/B⌉ steps; the metrics carry the mean minibatch loss over the epoch.
+
+        ``on_batch(b)`` is called after minibatch b (0-based) of the epoch.
+        """
+        if self.plan is not None:
+            return self._train_epoch_fused(on_batch)
         params, grads = self.model.params, self.grads
         self.epoch += 1
         started = time.perf_counter()
@@ -158,11 +180,80 @@ class Trainer:
             raise TrainingDiverged(self._divergence_message("parameters", math.nan, b))
         return EpochMetrics(self.epoch, loss_sum / samples, None, seconds, lr)
 
+    def _train_epoch_fused(self, on_batch: Callable[[int], None] | None) -> EpochMetrics:
+        assert self.plan is not None
+        sampler, theta = self.sampler, self.model.params.theta
+        self.epoch += 1
+        started = time.perf_counter()
+        sampler.epoch()
+        steps = sampler.steps_per_epoch
+        p0 = self.step_count
+        for q in range(steps):  # (G.*) γ_p for the steps p = p0+1 .. p0+steps of this epoch
+            self.lrs[q] = self.schedule(p0 + q + 1)
+        q = 0
+        while q < steps:
+            # The first call of an epoch makes one step, so on_batch(0) comes right after it.
+            count = min(FUSED_CHUNK if q else 1, steps - q)
+            done = self.plan.run(
+                theta, self.state, self.X, self.scale, self.y, sampler.index_matrix,
+                sampler.batch_sizes, self.lrs, self.optimizer.step_count, q, count,
+                self.batch_losses,
+            )  # fmt: skip
+            self.optimizer.step_count += done
+            if done < count:
+                bad = q + done
+                raise TrainingDiverged(
+                    self._divergence_message("loss", self.batch_losses[bad], bad)
+                )
+            if on_batch is not None:
+                for b in range(q, q + count):
+                    on_batch(b)
+            q += count
+        seconds = time.perf_counter() - started
+        if not np.isfinite(theta).all():
+            raise TrainingDiverged(self._divergence_message("parameters", math.nan, steps - 1))
+        mean_loss = float(self.batch_losses @ sampler.batch_sizes) / sampler.batch_sizes.sum()
+        return EpochMetrics(self.epoch, mean_loss, None, seconds, float(self.lrs[steps - 1]))
+
+    def train_steps(self, count: int) -> None:
+        """Run ``count`` minibatch steps, starting epochs as needed (benchmarks time this)."""
+        while count > 0:
+            steps = min(count, self.sampler.steps_per_epoch)
+            self._partial_epoch(steps)
+            count -= steps
+
+    def _partial_epoch(self, steps: int) -> None:
+        if self.plan is None:
+            batches = self.sampler.epoch()[:steps]
+            params, grads = self.model.params, self.grads
+            for indices in batches:
+                ws = self.workspace.rows(indices.shape[0])
+                gather_batch(ws.h[0], self.X, indices, self.scale)
+                gather_labels(ws.labels, self.y, indices)
+                passes.forward(ws, params)
+                passes.loss(ws, params, ws.labels)
+                passes.backward(ws, params, grads, ws.labels)
+                self.optimizer.step(params.theta, grads.theta, self.schedule(self.step_count + 1))
+            return
+        self.sampler.epoch()
+        p0 = self.step_count
+        for q in range(steps):
+            self.lrs[q] = self.schedule(p0 + q + 1)
+        done = self.plan.run(
+            self.model.params.theta, self.state, self.X, self.scale, self.y,
+            self.sampler.index_matrix, self.sampler.batch_sizes, self.lrs,
+            self.optimizer.step_count, 0, steps, self.batch_losses,
+        )  # fmt: skip
+        self.optimizer.step_count += done
+        if done < steps:
+            raise TrainingDiverged(self._divergence_message("loss", math.nan, done))
+
     def _divergence_message(self, what: str, value: float, batch: int) -> str:
         lr = self.optimizer.hyper["lr"]
         return (
             f"training diverged: the {what} became {value} at epoch {self.epoch}, batch "
-            f"{batch + 1} (step {self.step_count + 1}). Try a smaller learning rate, "
+            f"{batch + 1} (step {self.step_count + (1 if what == 'loss' else 0)}). "
+            "Try a smaller learning rate, "
             f"e.g. --lr {lr / 10:g} (this run used {lr:g})."
         )
 

@@ -338,7 +338,8 @@ def test_quiet_prints_only_the_final_line(files, tmp_path):
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert len(lines) == 1, lines
-    assert re.fullmatch(r"test accuracy \d\.\d{4} after 3 epochs \(\d+\.\d s\)", lines[0])
+    pattern = r"test accuracy \d\.\d{4} after 3 epochs \(\d+\.\d s; ready in \d+\.\d\d s\)"
+    assert re.fullmatch(pattern, lines[0])
     assert model.is_file()
 
 
@@ -498,7 +499,9 @@ def test_progress_bar_on_a_terminal(files):
 
     quiet = _run_on_a_terminal("train", *_user_data(files), *FAST, "--epochs", "2", "--quiet")
     assert "epoch 1/2" not in quiet and "%" not in quiet
-    assert re.fullmatch(r"test accuracy \d\.\d{4} after 2 epochs \(\d+\.\d s\)\n", quiet)
+    assert re.fullmatch(
+        r"test accuracy \d\.\d{4} after 2 epochs \(\d+\.\d s; ready in \d+\.\d\d s\)\n", quiet
+    )
 
 
 # --- bad input: train ---------------------------------------------------------------------------

@@ -1,0 +1,27 @@
+"""numbamlp behind the benchmarks' common trainer interface."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from numbamlp.model import MLP
+from numbamlp.training import TrainConfig
+from numbamlp.training import Trainer as _Trainer
+
+
+class Trainer:
+    def __init__(self, X, y, hidden, batch_size, lr=1e-3, seed=0, engine="fused"):
+        self.name = "numbamlp" if engine == "fused" else f"numbamlp-{engine}"
+        rng = np.random.default_rng(seed)
+        self.model = MLP.create(X.shape[1], [hidden], int(np.max(y)) + 1, rng=rng)
+        config = TrainConfig(epochs=1, batch_size=batch_size, lr=lr, engine=engine)
+        self.trainer = _Trainer(self.model, X, y, config, rng)
+
+    def epoch(self):
+        self.trainer.train_epoch()
+
+    def steps(self, count):
+        self.trainer.train_steps(count)
+
+    def accuracy(self, X, y):
+        return float(np.mean(self.model.predict(X) == y))

@@ -1,0 +1,75 @@
+"""Turn a pytest-benchmark JSON file into the Markdown tables of benchmarks/README.md.
+
+    python benchmarks/report.py benchmarks/results.json
+
+For every group: each implementation's median, its ratio to numbamlp's (how many times slower
+the other is; > 1 means numbamlp is faster), and the extra_info figures that matter.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+
+EXTRA = {
+    "seconds_per_epoch": ("s/epoch", "{:.4f}"),
+    "gflops": ("GFLOP/s", "{:.1f}"),
+    "fraction_of_flop_limit": ("of FLOP limit", "{:.1%}"),
+    "fraction_of_peak": ("of peak", "{:.1%}"),
+    "test_accuracy": ("test accuracy", "{:.4f}"),
+    "seconds_per_step": ("s/step", "{:.2e}"),
+    "microseconds_per_sample": ("µs/sample", "{:.2f}"),
+    "ready_seconds_median": ("ready (s)", "{:.2f}"),
+    "compile_seconds": ("compile (s)", "{:.1f}"),
+    "ready_seconds": ("ready (s)", "{:.2f}"),
+    "peak_rss_mib": ("peak RSS MiB", "{:.0f}"),
+    "imports_rss_mib": ("imports MiB", "{:.0f}"),
+    "dataset_mib": ("data MiB", "{:.0f}"),
+    "overhead_mib": ("peak − imports − data MiB", "{:.0f}"),
+}
+
+
+def _impl(name: str) -> str:
+    """The parametrisation of a benchmark, e.g. test_x[numpy-128] → numpy-128."""
+    return name[name.index("[") + 1 : -1] if "[" in name else name
+
+
+def _is_numbamlp(impl: str) -> bool:
+    return impl.startswith("numbamlp") and not impl.startswith("numbamlp-kernels")
+
+
+def render(data: dict) -> str:
+    groups: dict[str, list] = defaultdict(list)
+    for bench in data["benchmarks"]:
+        groups[bench["group"]].append(bench)
+    lines = []
+    machine = data.get("machine_info", {})
+    cpu = machine.get("cpu", {})
+    lines.append(
+        f"Run {data.get('datetime', '?')[:16]} on {cpu.get('brand_raw', '?')}, "
+        f"{cpu.get('count', '?')} cores, Python {machine.get('python_version', '?')}."
+    )
+    for group in sorted(groups):
+        benches = sorted(groups[group], key=lambda b: b["stats"]["median"])
+        base = next((b for b in benches if _is_numbamlp(_impl(b["name"]))), None)
+        keys = [k for k in EXTRA if any(k in b["extra_info"] for b in benches)]
+        lines.append(f"\n**{group}**\n")
+        header = ["implementation", "median (s)", "× numbamlp's time"]
+        header += [EXTRA[k][0] for k in keys]
+        lines.append("| " + " | ".join(header) + " |")
+        lines.append("|" + " --- |" * len(header))
+        for b in benches:
+            median = b["stats"]["median"]
+            ratio = f"{median / base['stats']['median']:.2f}" if base else "—"
+            cells = [_impl(b["name"]), f"{median:.4g}", ratio]
+            for k in keys:
+                value = b["extra_info"].get(k)
+                cells.append(EXTRA[k][1].format(value) if value is not None else "")
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    with open(sys.argv[1], encoding="utf-8") as f:
+        print(render(json.load(f)))

@@ -1,0 +1,845 @@
+"""Fused training steps: many minibatch steps per call, two parallel regions per step.
+
+The per-kernel path (passes.py, optimizers.py) runs ~15 kernels per step, each entered from
+Python and most of them opening a parallel region of their own. Here one serial function,
+``run_steps``, loops over the steps p and opens two regions per step:
+
+Region 1, ``forward_backward`` — parallel over blocks of samples s (a fixed number per block).
+  A block gathers its inputs h^0_s = c · X_{I_s}, runs the forward pass through every layer
+  (F.1, F.2), the head (F.3 or F.4), the loss ℓ_s (L.1), δ^L (B.1) and δ^m for m = L−1..1 (B.4),
+  and writes only its own rows s of the batch buffers h^k, z^k, δ^k, f and ℓ.
+Region 2, ``gradient_update`` — parallel over work items, each a range of rows i of the weight
+  matrices (the rows of W^1..W^L counted as one sequence, cut into pieces of equal cost). The
+  owner of row i of W^m sums its gradient over ALL samples of the batch in sample order (B.3,
+  B.2 with S.1) and at once applies the optimizer update (U.1–U.6) to W^m_{i,:} and b^m_i. No
+  gradient array, no per-thread buffer, no atomics: every parameter is written by one item.
+
+Every number is computed by one fixed sequence of operations whoever computes it — how the
+samples are cut into blocks and the rows into items decides who, never how — so θ, the
+optimizer state and the losses are bitwise identical for any number of threads. Each sum over
+the samples runs in sample order, as in backward.py, so float64 results agree with the
+per-kernel path to rounding. The loop allocates nothing: the views of the flat buffers that it
+makes are slices and reshapes.
+
+Loop shapes (measured on AVX-512 hardware; the helpers' comments say which equation each
+loop computes, in index form):
+
+* (F.1) a tile of 4 samples × 4 units keeps its 16 sums in registers while the inner loop runs
+  over j, unit-stride in W^k_{i,:} and h^{k−1}_{s,:}, vectorised because the helper is compiled
+  with the ``reassoc`` flag: ~100 GFLOP/s on one core, against ~35 for one sum at a time.
+* (B.3) and (B.4) add up outer products: the inner loop runs over j, unit-stride in both
+  operands, and adds 4 terms of the sum (4 samples for B.3, 4 units i for B.4) per pass, so each
+  partial sum is loaded and stored once per 4 multiply-adds (~95 GFLOP/s for B.3).
+* Region 2 passes over the samples once per group of rows, as many as keep the group's partial
+  sums in L1; the rows of h^{m−1}, half of them written by the other threads in region 1, then
+  come from the other caches once per group instead of once per 4 rows.
+
+Usage — what ``training.Trainer`` needs (``FusedPlan.run`` documents each argument)::
+
+    plan = FusedPlan(model.architecture, max_batch, model.dtype, optimizer)
+    state = plan.adopt_state(optimizer)   # the optimizer's arrays become rows of this array
+    # per epoch: index_matrix[q, :batch_sizes[q]] holds minibatch q, lrs[q] its γ
+    done = plan.run(model.params.theta, state, X_raw, scale, y, index_matrix, batch_sizes,
+                    lrs, optimizer.step_count, first=0, count=steps, batch_losses=losses)
+    optimizer.step_count += done           # done < count: the loss of minibatch done was not
+                                           # finite (it is in losses[done]); θ and the state
+                                           # are those after minibatch done − 1
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from numba import prange
+
+from numbamlp._jit import helper, kernel, serial
+from numbamlp.activations import phi, phi_prime
+from numbamlp.errors import NumbamlpError
+from numbamlp.network import Architecture
+from numbamlp.optimizers import OPTIMIZERS, Optimizer
+
+# Region 1 cuts the batch into blocks of this many samples at most (the plan's default is
+# ``default_sample_block``): big blocks read each W^k fewer times per step, small ones share a
+# small batch among more threads. The block size never depends on the thread count.
+MAX_SAMPLE_BLOCK = 32
+# Rows i of W^m per tile of region 2 (the B.3 helpers are written for 4).
+ROW_TILE = 4
+# Region 2 sums a group of rows of W^m per pass over the samples: as many tiles as keep the
+# group's partial sums within this many bytes, so that they and 4 rows of h^{m−1} stay in L1.
+GROUP_BYTES = 32 * 1024
+
+# Output heads.
+SOFTMAX = 0  # (F.3)
+MODIFIED_SOFTMAX = 1  # (F.4)
+HEAD_CODES = {"softmax": SOFTMAX, "modified-softmax": MODIFIED_SOFTMAX}
+
+# Optimizers, by integer code (kernels never take functions as arguments).
+SGD, MOMENTUM, ADAGRAD, ADADELTA, RMSPROP, ADAM = range(6)
+OPTIMIZER_CODES = {
+    "sgd": SGD,
+    "momentum": MOMENTUM,
+    "adagrad": ADAGRAD,
+    "adadelta": ADADELTA,
+    "rmsprop": RMSPROP,
+    "adam": ADAM,
+}
+# The hyperparameters each optimizer reads, in the order of the plan's ``hyper`` array.
+HYPER_ORDER = {
+    "sgd": (),
+    "momentum": ("mu",),
+    "adagrad": ("eps",),
+    "adadelta": ("rho", "eps"),
+    "rmsprop": ("rho", "eps"),
+    "adam": ("beta1", "beta2", "eps"),
+}
+
+# Rows of the ``layout`` table; column k describes layer k (column 0: the input layer).
+SIZE = 0  # d_k
+W_AT = 1  # where W^k starts in θ (k ≥ 1)
+B_AT = 2  # where b^k starts in θ (k ≥ 1)
+H_AT = 3  # where h^k starts in the flat activation buffer (k ≤ L−1)
+Z_AT = 4  # where z^k and δ^k start in their flat buffers (k ≥ 1)
+ROW_AT = 5  # index of row 0 of W^k when the rows of W^1..W^L are counted as one sequence
+GROUP = 6  # rows of W^k per pass of region 2 over the samples (a multiple of ROW_TILE)
+
+# Entries of the per-step ``coef`` array, in θ's precision as Optimizer.step passes them.
+LR = 0  # γ_p
+INV_BATCH = 1  # 1/B
+BIAS1 = 2  # 1 − β₁^p (Adam)
+BIAS2 = 3  # 1 − β₂^p (Adam)
+HYPER = 4  # the optimizer's hyperparameters, in HYPER_ORDER, from here on
+N_COEF = HYPER + 3
+
+
+# ---------------------------------------------------------------------------------------------
+# Views into θ and the flat batch buffers (slices and reshapes: no copies, no allocation).
+
+
+@helper
+def weights(theta, layout, k):
+    """W^k, shape (d_k, d_{k−1}), a view into θ."""
+    d_k = layout[SIZE, k]
+    d_prev = layout[SIZE, k - 1]
+    start = layout[W_AT, k]
+    return theta[start : start + d_k * d_prev].reshape((d_k, d_prev))
+
+
+@helper
+def biases(theta, layout, k):
+    """b^k, shape (d_k,), a view into θ."""
+    start = layout[B_AT, k]
+    return theta[start : start + layout[SIZE, k]]
+
+
+@helper
+def activations(h, layout, k, B):
+    """h^k of a batch of B samples, shape (B, d_k), a view into the flat buffer h."""
+    d_k = layout[SIZE, k]
+    start = layout[H_AT, k]
+    return h[start : start + B * d_k].reshape((B, d_k))
+
+
+@helper
+def layer_rows(buf, layout, k, B):
+    """z^k or δ^k of a batch of B samples, shape (B, d_k), a view into the flat buffer."""
+    d_k = layout[SIZE, k]
+    start = layout[Z_AT, k]
+    return buf[start : start + B * d_k].reshape((B, d_k))
+
+
+# ---------------------------------------------------------------------------------------------
+# Region 1 helpers: one equation each, for the samples s0 ≤ s < s1 of one block.
+
+
+@helper
+def gather_rows(h0, X, scale, batch, s0, s1):
+    """h^0_{s,:} = c · X_{I_s,:}: the block's inputs (I.1/I.2 chose the row indices I_s)."""
+    for s in range(s0, s1):
+        row = batch[s]
+        for j in range(h0.shape[1]):
+            h0[s, j] = X[row, j] * scale
+
+
+@helper(fastmath=True)
+def affine_tile(z, W, b, h_prev, s, i, s_last, i_last):
+    """(F.1) for the samples s..s+3 and the units i..i+3. Indices past s_last or i_last repeat
+    the last one: the tile computes that value again, the same way, and stores it again."""
+    s0, s1, s2, s3 = s, min(s + 1, s_last), min(s + 2, s_last), min(s + 3, s_last)
+    i0, i1, i2, i3 = i, min(i + 1, i_last), min(i + 2, i_last), min(i + 3, i_last)
+    a00, a01, a02, a03 = b[i0], b[i1], b[i2], b[i3]
+    a10, a11, a12, a13 = b[i0], b[i1], b[i2], b[i3]
+    a20, a21, a22, a23 = b[i0], b[i1], b[i2], b[i3]
+    a30, a31, a32, a33 = b[i0], b[i1], b[i2], b[i3]
+    # (F.1) z^k_{s,i} = b^k_i + Σ_j W^k_{ij} h^{k−1}_{s,j}   — tile: 4 samples × 4 units,
+    #       the 16 sums in registers, j vectorised
+    for j in range(W.shape[1]):
+        w0, w1, w2, w3 = W[i0, j], W[i1, j], W[i2, j], W[i3, j]
+        x0, x1, x2, x3 = h_prev[s0, j], h_prev[s1, j], h_prev[s2, j], h_prev[s3, j]
+        a00 += w0 * x0
+        a01 += w1 * x0
+        a02 += w2 * x0
+        a03 += w3 * x0
+        a10 += w0 * x1
+        a11 += w1 * x1
+        a12 += w2 * x1
+        a13 += w3 * x1
+        a20 += w0 * x2
+        a21 += w1 * x2
+        a22 += w2 * x2
+        a23 += w3 * x2
+        a30 += w0 * x3
+        a31 += w1 * x3
+        a32 += w2 * x3
+        a33 += w3 * x3
+    z[s0, i0], z[s0, i1], z[s0, i2], z[s0, i3] = a00, a01, a02, a03
+    z[s1, i0], z[s1, i1], z[s1, i2], z[s1, i3] = a10, a11, a12, a13
+    z[s2, i0], z[s2, i1], z[s2, i2], z[s2, i3] = a20, a21, a22, a23
+    z[s3, i0], z[s3, i1], z[s3, i2], z[s3, i3] = a30, a31, a32, a33
+
+
+@helper
+def affine_rows(z, W, b, h_prev, s0, s1):
+    """(F.1) z^k = b^k + W^k h^{k−1} for the block's samples, tile by tile: units outer, so that
+    4 rows of W^k serve all the block's samples while they are in L1."""
+    d_out = W.shape[0]
+    for i in range(0, d_out, 4):
+        for s in range(s0, s1, 4):
+            affine_tile(z, W, b, h_prev, s, i, s1 - 1, d_out - 1)
+
+
+@helper
+def activation_rows(h, z, code, s0, s1):
+    """(F.2) h^k = φ_k(z^k) for the block's samples."""
+    for s in range(s0, s1):
+        for i in range(z.shape[1]):
+            # (F.2) h^k_{s,i} = φ_k(z^k_{s,i})
+            h[s, i] = phi(code, z[s, i])
+
+
+@helper
+def softmax_rows(f, z, s0, s1):
+    """(F.3) f = softmax(z^L), computed as e^{z_i − max z} / Σ_j e^{z_j − max z}; each
+    exponential is taken once and kept in f until it is divided."""
+    M = z.shape[1]
+    for s in range(s0, s1):
+        z_max = z[s, 0]
+        for j in range(1, M):
+            z_max = max(z_max, z[s, j])
+        total = 0.0
+        for j in range(M):
+            f[s, j] = math.exp(z[s, j] - z_max)
+            total += f[s, j]
+        for i in range(M):
+            # (F.3) f_{s,i} = e^{z_{s,i}} / Σ_j e^{z_{s,j}}   (shifting by max z cancels)
+            f[s, i] = f[s, i] / total
+
+
+@helper
+def modified_softmax_rows(f, z, s0, s1):
+    """(F.4) f = γ̃(z^L): K−1 logits in, K probabilities out; class K has logit 0."""
+    K = f.shape[1]
+    for s in range(s0, s1):
+        z_max = 0.0  # the reference class's logit
+        for j in range(K - 1):
+            z_max = max(z_max, z[s, j])
+        total = math.exp(-z_max)
+        for j in range(K - 1):
+            total += math.exp(z[s, j] - z_max)
+        for i in range(K - 1):
+            # (F.4) f_{s,i} = e^{z_{s,i}} / (1 + Σ_{j<K} e^{z_{s,j}})
+            f[s, i] = math.exp(z[s, i] - z_max) / total
+        # (F.4) f_{s,K} = 1 / (1 + Σ_{j<K} e^{z_{s,j}})
+        f[s, K - 1] = math.exp(-z_max) / total
+
+
+@helper
+def cross_entropy_rows(losses, z, y, batch, n_classes, s0, s1):
+    """(L.1) ℓ_s = log Σ_k e^{z_{s,k}} − z_{s,Y_s}, the log-sum-exp shifted by max z (both heads:
+    with γ̃ the reference class K has the fixed logit 0)."""
+    d_L = z.shape[1]
+    has_reference_logit = n_classes > d_L
+    for s in range(s0, s1):
+        label = y[batch[s]]
+        z_max = 0.0 if has_reference_logit else z[s, 0]
+        for k in range(d_L):
+            z_max = max(z_max, z[s, k])
+        total = math.exp(-z_max) if has_reference_logit else 0.0
+        for k in range(d_L):
+            total += math.exp(z[s, k] - z_max)
+        z_y = z[s, label] if label < d_L else 0.0
+        # (L.1) ℓ_s = log Σ_k e^{z_{s,k}} − z_{s,Y_s}
+        losses[s] = z_max + math.log(total) - z_y
+
+
+@helper
+def output_delta_rows(delta_L, f, y, batch, s0, s1):
+    """(B.1) δ^L = f − 1_Y (both heads: with γ̃, δ^L has the K−1 entries i < K)."""
+    for s in range(s0, s1):
+        label = y[batch[s]]
+        for i in range(delta_L.shape[1]):
+            # (B.1) δ^L_{s,i} = f_{s,i} − 1_{Y_s=i}
+            delta_L[s, i] = f[s, i] - (1.0 if label == i else 0.0)
+
+
+@helper(fastmath=True)
+def hidden_delta_rows(delta, W_next, delta_next, z, code, s0, s1):
+    """(B.4) δ^m = ((W^{m+1})ᵀ δ^{m+1}) ⊙ φ′_m(z^m) for the block's samples. The sum over i is
+    added term by term in order of i, into δ^m_{s,:} itself, as in backward.py."""
+    d_next, d_m = W_next.shape
+    i_quads = d_next - d_next % 4
+    for s in range(s0, s1):
+        out = delta[s]
+        for j in range(d_m):
+            out[j] = 0.0
+        for i in range(0, i_quads, 4):
+            e0, e1 = delta_next[s, i], delta_next[s, i + 1]
+            e2, e3 = delta_next[s, i + 2], delta_next[s, i + 3]
+            w0, w1, w2, w3 = W_next[i], W_next[i + 1], W_next[i + 2], W_next[i + 3]
+            # (B.4) ∇_{h^m} ℓ_s = Σ_i W^{m+1}_{ij} δ^{m+1}_{s,i}   — 4 terms i per pass,
+            #       j vectorised
+            for j in range(d_m):
+                out[j] = out[j] + w0[j] * e0 + w1[j] * e1 + w2[j] * e2 + w3[j] * e3
+        for i in range(i_quads, d_next):
+            e = delta_next[s, i]
+            w = W_next[i]
+            # (B.4) the remaining terms i, one at a time
+            for j in range(d_m):
+                out[j] = out[j] + w[j] * e
+        for j in range(d_m):
+            # (B.4) δ^m_{s,j} = (Σ_i W^{m+1}_{ij} δ^{m+1}_{s,i}) · φ′_m(z^m_{s,j})
+            out[j] *= phi_prime(code, z[s, j])
+
+
+@kernel(fastmath=False)
+def forward_backward(
+    h, z, delta, f, losses, theta, X, scale, y, batch, layout, codes, head, sample_block
+):
+    """Region 1: for each block of samples, h^0, F.1–F.4, L.1, B.1 and B.4.
+
+    ``batch`` holds the step's B row indices I_s into X and y; ``codes[k]`` is φ_k's code.
+    """
+    B = batch.shape[0]
+    L = layout.shape[1] - 1
+    n_classes = f.shape[1]
+    for block in prange((B + sample_block - 1) // sample_block):
+        s0 = block * sample_block
+        s1 = min(s0 + sample_block, B)
+        gather_rows(activations(h, layout, 0, B), X, scale, batch, s0, s1)
+        for k in range(1, L + 1):
+            z_k = layer_rows(z, layout, k, B)
+            h_prev = activations(h, layout, k - 1, B)
+            affine_rows(z_k, weights(theta, layout, k), biases(theta, layout, k), h_prev, s0, s1)
+            if k < L:
+                activation_rows(activations(h, layout, k, B), z_k, codes[k], s0, s1)
+        z_L = layer_rows(z, layout, L, B)
+        if head == SOFTMAX:
+            softmax_rows(f, z_L, s0, s1)
+        else:
+            modified_softmax_rows(f, z_L, s0, s1)
+        cross_entropy_rows(losses, z_L, y, batch, n_classes, s0, s1)
+        output_delta_rows(layer_rows(delta, layout, L, B), f, y, batch, s0, s1)
+        for m in range(L - 1, 0, -1):
+            delta_m = layer_rows(delta, layout, m, B)
+            delta_next = layer_rows(delta, layout, m + 1, B)
+            W_next = weights(theta, layout, m + 1)
+            z_m = layer_rows(z, layout, m, B)
+            hidden_delta_rows(delta_m, W_next, delta_next, z_m, codes[m], s0, s1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Optimizer updates of one component r: the statements of optimizers.py's kernels, with g for
+# grad[r] and the same fast-math flags. They update the arrays in place, rather than return new
+# values, so that each intermediate is rounded to the arrays' precision where the kernels round
+# it (m_r is stored, then read back, before it divides).
+
+
+@helper(fastmath=True)
+def sgd_element(theta, r, g, lr):
+    # (U.1) θ_r ← θ_r − γ_p g_r
+    theta[r] -= lr * g
+
+
+@helper(fastmath=True)
+def momentum_element(theta, velocity, r, g, lr, mu):
+    # (U.2) v_r ← μ v_r + g_r;  θ_r ← θ_r − γ_p v_r
+    velocity[r] = mu * velocity[r] + g
+    theta[r] -= lr * velocity[r]
+
+
+@helper(fastmath=True)
+def adagrad_element(theta, sum_sq_grad, r, g, lr, eps):
+    # (U.3) G_r ← G_r + g_r²;  θ_r ← θ_r − γ_p g_r / (√G_r + ε)
+    sum_sq_grad[r] += g * g
+    theta[r] -= lr * g / (np.sqrt(sum_sq_grad[r]) + eps)
+
+
+@helper(fastmath=True)
+def adadelta_element(theta, avg_sq_grad, avg_sq_step, r, g, lr, rho, eps):
+    # (U.4) E_r ← ρE_r + (1−ρ)g_r²;  Δ_r = −√(D_r+ε)/√(E_r+ε) g_r;
+    #       D_r ← ρD_r + (1−ρ)Δ_r²;  θ_r ← θ_r + γ_p Δ_r
+    avg_sq_grad[r] = rho * avg_sq_grad[r] + (1 - rho) * g * g
+    step = -np.sqrt(avg_sq_step[r] + eps) / np.sqrt(avg_sq_grad[r] + eps) * g
+    avg_sq_step[r] = rho * avg_sq_step[r] + (1 - rho) * step * step
+    theta[r] += lr * step
+
+
+@helper(fastmath=True)
+def rmsprop_element(theta, avg_sq_grad, r, g, lr, rho, eps):
+    # (U.5) E_r ← ρE_r + (1−ρ)g_r²;  θ_r ← θ_r − γ_p g_r / (√E_r + ε)
+    avg_sq_grad[r] = rho * avg_sq_grad[r] + (1 - rho) * g * g
+    theta[r] -= lr * g / (np.sqrt(avg_sq_grad[r]) + eps)
+
+
+@helper(fastmath=True)
+def adam_element(theta, m, v, r, g, lr, beta1, beta2, eps, bias1, bias2):
+    # (U.6) m_r ← β₁m_r + (1−β₁)g_r;  v_r ← β₂v_r + (1−β₂)g_r²;
+    #       θ_r ← θ_r − γ_p (m_r/(1−β₁^p)) / (√(v_r/(1−β₂^p)) + ε)
+    m[r] = beta1 * m[r] + (1 - beta1) * g
+    v[r] = beta2 * v[r] + (1 - beta2) * g * g
+    theta[r] -= lr * (m[r] / bias1) / (np.sqrt(v[r] / bias2) + eps)
+
+
+@helper
+def update_run(theta, state, start, sums, n, optimizer, coef):
+    """(S.1) g_r = (1/B) · sums[j], then one update U.1–U.6, for the n components
+    r = start + j of θ.
+
+    The branch on the optimizer is taken once, outside the loop; the loop indexes slices from 0
+    (an index start + j of unknown sign would keep Numba's negative-index wraparound inside the
+    loop). Compiled without fast-math, so that g_r is rounded once, as optimizers.py's gradient
+    array rounds it: with ``reassoc`` LLVM may turn γ_p · ((1/B) · sums[j]) into
+    (γ_p/B) · sums[j]."""
+    inv_batch, lr = coef[INV_BATCH], coef[LR]
+    c0, c1, c2 = coef[HYPER], coef[HYPER + 1], coef[HYPER + 2]
+    stop = start + n
+    th = theta[start:stop]
+    if optimizer == SGD:
+        for j in range(n):
+            sgd_element(th, j, sums[j] * inv_batch, lr)
+    elif optimizer == MOMENTUM:
+        velocity = state[0, start:stop]
+        for j in range(n):
+            momentum_element(th, velocity, j, sums[j] * inv_batch, lr, c0)
+    elif optimizer == ADAGRAD:
+        sum_sq_grad = state[0, start:stop]
+        for j in range(n):
+            adagrad_element(th, sum_sq_grad, j, sums[j] * inv_batch, lr, c0)
+    elif optimizer == ADADELTA:
+        avg_sq_grad, avg_sq_step = state[0, start:stop], state[1, start:stop]
+        for j in range(n):
+            adadelta_element(th, avg_sq_grad, avg_sq_step, j, sums[j] * inv_batch, lr, c0, c1)
+    elif optimizer == RMSPROP:
+        avg_sq_grad = state[0, start:stop]
+        for j in range(n):
+            rmsprop_element(th, avg_sq_grad, j, sums[j] * inv_batch, lr, c0, c1)
+    else:
+        m, v = state[0, start:stop], state[1, start:stop]
+        bias1, bias2 = coef[BIAS1], coef[BIAS2]
+        for j in range(n):
+            adam_element(th, m, v, j, sums[j] * inv_batch, lr, c0, c1, c2, bias1, bias2)
+
+
+# ---------------------------------------------------------------------------------------------
+# Region 2 helpers.
+
+
+@helper(fastmath=True)
+def weight_gradient_quad(G, r, delta, h_prev, s, i, i_last):
+    """(B.3) for the rows i..i+3 of W^m and the samples s..s+3: adds the 4 samples' terms, in
+    sample order, to the rows r..r+3 of G (rows past i_last repeat the last row of W^m, each
+    into a row of G of its own, which the caller ignores)."""
+    i0, i1, i2, i3 = i, min(i + 1, i_last), min(i + 2, i_last), min(i + 3, i_last)
+    g0, g1, g2, g3 = G[r], G[r + 1], G[r + 2], G[r + 3]
+    a0, a1, a2, a3 = delta[s, i0], delta[s + 1, i0], delta[s + 2, i0], delta[s + 3, i0]
+    b0, b1, b2, b3 = delta[s, i1], delta[s + 1, i1], delta[s + 2, i1], delta[s + 3, i1]
+    c0, c1, c2, c3 = delta[s, i2], delta[s + 1, i2], delta[s + 2, i2], delta[s + 3, i2]
+    e0, e1, e2, e3 = delta[s, i3], delta[s + 1, i3], delta[s + 2, i3], delta[s + 3, i3]
+    x0, x1, x2, x3 = h_prev[s], h_prev[s + 1], h_prev[s + 2], h_prev[s + 3]
+    # (B.3) ∂ℓ_s/∂W^m_{ij} = δ^m_{s,i} h^{m−1}_{s,j}   — tile: 4 rows i × 4 samples s,
+    #       j vectorised; each h^{m−1}_{s,j} is loaded once for the 4 rows
+    for j in range(h_prev.shape[1]):
+        h0j, h1j, h2j, h3j = x0[j], x1[j], x2[j], x3[j]
+        g0[j] = g0[j] + a0 * h0j + a1 * h1j + a2 * h2j + a3 * h3j
+        g1[j] = g1[j] + b0 * h0j + b1 * h1j + b2 * h2j + b3 * h3j
+        g2[j] = g2[j] + c0 * h0j + c1 * h1j + c2 * h2j + c3 * h3j
+        g3[j] = g3[j] + e0 * h0j + e1 * h1j + e2 * h2j + e3 * h3j
+
+
+@helper(fastmath=True)
+def weight_gradient_single(G, r, delta, h_prev, s, i, i_last):
+    """(B.3) for the rows i..i+3 of W^m and the one sample s (the last B mod 4 samples)."""
+    i0, i1, i2, i3 = i, min(i + 1, i_last), min(i + 2, i_last), min(i + 3, i_last)
+    g0, g1, g2, g3 = G[r], G[r + 1], G[r + 2], G[r + 3]
+    a, b, c, e = delta[s, i0], delta[s, i1], delta[s, i2], delta[s, i3]
+    x = h_prev[s]
+    # (B.3) ∂ℓ_s/∂W^m_{ij} = δ^m_{s,i} h^{m−1}_{s,j}   — 4 rows i, one sample s, j vectorised
+    for j in range(h_prev.shape[1]):
+        h_sj = x[j]
+        g0[j] = g0[j] + a * h_sj
+        g1[j] = g1[j] + b * h_sj
+        g2[j] = g2[j] + c * h_sj
+        g3[j] = g3[j] + e * h_sj
+
+
+@helper
+def weight_gradient_rows(G, delta, h_prev, i_first, i_end):
+    """(B.3) and (B.2) summed over the whole batch for the rows i_first ≤ i < i_end of W^m:
+    G[i − i_first, j] = Σ_s δ^m_{s,i} h^{m−1}_{s,j} and, in the extra column j = d_{m−1},
+    G[i − i_first, d_{m−1}] = Σ_s δ^m_{s,i}. Each sum runs over s = 0..B−1 in order, one term
+    at a time, as backward.py adds it; (S.1)'s factor 1/B comes with the update.
+
+    Samples outer, rows inner: 4 rows of h^{m−1} serve every row of the group while in L1."""
+    B = delta.shape[0]
+    d_prev = h_prev.shape[1]
+    n = i_end - i_first
+    for r in range(n):
+        for j in range(d_prev + 1):
+            G[r, j] = 0.0
+    s_quads = B - B % 4
+    for s in range(0, s_quads, 4):
+        for r in range(0, n, ROW_TILE):
+            weight_gradient_quad(G, r, delta, h_prev, s, i_first + r, i_end - 1)
+    for s in range(s_quads, B):
+        for r in range(0, n, ROW_TILE):
+            weight_gradient_single(G, r, delta, h_prev, s, i_first + r, i_end - 1)
+    for r in range(n):
+        for s in range(B):
+            # (B.2) ∂ℓ_s/∂b^m_i = δ^m_{s,i}
+            G[r, d_prev] += delta[s, i_first + r]
+
+
+@kernel(fastmath=False)
+def gradient_update(theta, state, G, h, delta, layout, cuts, B, optimizer, coef):
+    """Region 2: item t owns the rows cuts[t] ≤ r < cuts[t+1] of W^1..W^L (counted as one
+    sequence). For each of its rows i of W^m: B.3 and B.2 over the whole batch, then U.* on
+    W^m_{i,:} and b^m_i. ``G[t]`` holds item t's partial sums, one group of rows at a time.
+    """
+    L = layout.shape[1] - 1
+    for t in prange(cuts.shape[0] - 1):
+        for m in range(1, L + 1):
+            first_row = layout[ROW_AT, m]
+            d_prev = layout[SIZE, m - 1]
+            lo = max(cuts[t], first_row) - first_row
+            hi = min(cuts[t + 1], first_row + layout[SIZE, m]) - first_row
+            delta_m = layer_rows(delta, layout, m, B)
+            h_prev = activations(h, layout, m - 1, B)
+            for i in range(lo, hi, layout[GROUP, m]):
+                i_end = min(i + layout[GROUP, m], hi)
+                weight_gradient_rows(G[t], delta_m, h_prev, i, i_end)
+                for r in range(i_end - i):
+                    sums = G[t, r]  # Σ_s of row i + r: d_{m−1} weights, then the bias
+                    w_at = layout[W_AT, m] + (i + r) * d_prev
+                    b_at = layout[B_AT, m] + i + r
+                    update_run(theta, state, w_at, sums, d_prev, optimizer, coef)
+                    update_run(theta, state, b_at, sums[d_prev:], 1, optimizer, coef)
+
+
+# ---------------------------------------------------------------------------------------------
+# The driver: one call, many steps.
+
+
+@serial
+def step_coefficients(coef, lr, B, optimizer, hyper, p):
+    """γ_p, 1/B, the hyperparameters and Adam's 1 − β₁^p, 1 − β₂^p, computed in float64 and
+    rounded to θ's precision by storing them in ``coef``, as Optimizer.step does."""
+    coef[LR] = lr
+    coef[INV_BATCH] = 1.0 / B
+    for c in range(hyper.shape[0]):
+        coef[HYPER + c] = hyper[c]
+    if optimizer == ADAM:
+        coef[BIAS1] = 1.0 - hyper[0] ** np.float64(p)
+        coef[BIAS2] = 1.0 - hyper[1] ** np.float64(p)
+
+
+@serial
+def run_steps(
+    theta,
+    state,
+    X,
+    scale,
+    y,
+    batches,
+    batch_sizes,
+    lrs,
+    step_count,
+    first,
+    count,
+    batch_losses,
+    optimizer,
+    hyper,
+    h,
+    z,
+    delta,
+    f,
+    losses,
+    G,
+    coef,
+    layout,
+    codes,
+    head,
+    cuts,
+    sample_block,
+):
+    """Steps p = step_count+1, …, step_count+count on the minibatches in rows first, …,
+    first+count−1 of ``batches``; returns how many steps were completed.
+
+    Per step: region 1, the minibatch loss ℓ (S.1) into ``batch_losses``, then region 2. If ℓ is
+    not finite, the step stops before its update and the function returns: θ and the optimizer
+    state stay those of the last good step. Serial itself; the two regions it calls run in
+    parallel (a parallel function called from a serial one opens its own region).
+    """
+    for t in range(count):
+        row = first + t
+        B = batch_sizes[row]
+        batch = batches[row, :B]
+        forward_backward(
+            h, z, delta, f, losses, theta, X, scale, y, batch, layout, codes, head, sample_block
+        )
+        total = 0.0
+        for s in range(B):
+            total += losses[s]
+        # (S.1) ℓ = (1/B) Σ_s ℓ_s, summed in sample order
+        loss = total / B
+        batch_losses[row] = loss
+        if not np.isfinite(loss):
+            return t
+        step_coefficients(coef, lrs[row], B, optimizer, hyper, step_count + t + 1)
+        gradient_update(theta, state, G, h, delta, layout, cuts, B, optimizer, coef)
+    return count
+
+
+# ---------------------------------------------------------------------------------------------
+# The plan: everything a run needs, built once.
+
+
+def default_sample_block(max_batch: int) -> int:
+    """Samples per block of region 1: a quarter of the batch, rounded down to a multiple of the
+    F.1 tile (4), between 4 and MAX_SAMPLE_BLOCK. A batch of 128 makes 4 blocks of 32 (each block
+    reads every W^k once per step, so bigger blocks read less), a batch of 32 makes 4 blocks of
+    8, and batches from 16 samples up keep at least 4 blocks to share among the threads."""
+    return int(min(MAX_SAMPLE_BLOCK, max(4, 4 * (max_batch // 16))))
+
+
+def balanced_cuts(architecture: Architecture, n_items: int) -> np.ndarray:
+    """Cut the rows of W^1..W^L (counted as one sequence) into n_items ranges of about equal
+    cost — row i of W^m costs d_{m−1} + 1 multiply-adds per sample — with the cuts inside a
+    layer on multiples of ROW_TILE rows. Returns the n_items + 1 cut points."""
+    sizes = architecture.sizes
+    costs = np.concatenate(
+        [np.full(sizes[m], sizes[m - 1] + 1, np.float64) for m in range(1, len(sizes))]
+    )
+    layer_start = np.concatenate([[0], np.cumsum(sizes[1:])])
+    prefix = np.concatenate([[0.0], np.cumsum(costs)])
+    cuts = [0]
+    for t in range(1, n_items):
+        r = int(np.searchsorted(prefix, prefix[-1] * t / n_items))
+        m = int(np.searchsorted(layer_start, r, side="right")) - 1
+        first = int(layer_start[m])
+        r = min(first + ROW_TILE * round((r - first) / ROW_TILE), int(layer_start[m + 1]))
+        cuts.append(max(r, cuts[-1]))
+    cuts.append(len(costs))
+    return np.asarray(cuts, dtype=np.int64)
+
+
+class FusedPlan:
+    """The batch buffers, layout table and work items of the fused training loop, for one
+    architecture, maximum batch size, dtype and optimizer (its name and hyperparameters are
+    read once, here). Built once; every ``run`` reuses it.
+
+    n_items: how many ranges of rows region 2 cuts the weights into (default: the number of
+        Numba threads, one range each).
+    sample_block: samples per block of region 1 (default: ``default_sample_block``).
+    Neither one, nor the number of threads, changes any result.
+    """
+
+    def __init__(
+        self,
+        architecture: Architecture,
+        max_batch: int,
+        dtype: np.dtype | str,
+        optimizer: Optimizer,
+        n_items: int | None = None,
+        sample_block: int | None = None,
+    ) -> None:
+        if max_batch < 1:
+            raise NumbamlpError(f"batch size must be at least 1, got {max_batch}")
+        self.architecture = architecture
+        self.max_batch = int(max_batch)
+        self.dtype = np.dtype(dtype)
+        self.optimizer_name = optimizer.name
+        self.optimizer_code = OPTIMIZER_CODES[optimizer.name]
+        self.n_state = len(OPTIMIZERS[optimizer.name][0])
+        self.hyper = np.array(
+            [optimizer.hyper[key] for key in HYPER_ORDER[optimizer.name]], dtype=np.float64
+        )
+        self.sample_block = int(sample_block or default_sample_block(self.max_batch))
+        n_items = int(n_items or numba.config.NUMBA_NUM_THREADS)
+        if self.sample_block < 1 or n_items < 1:
+            raise NumbamlpError("sample_block and n_items must be at least 1")
+        self.cuts = balanced_cuts(architecture, n_items)
+        self.head = HEAD_CODES[architecture.head]
+        self.codes = np.array(architecture.activation_codes, dtype=np.int64)  # φ_m at [m]
+        self.layout = self._layout()
+        self._labels_checked: tuple[int, int] | None = None
+
+        sizes, L, B, dt = architecture.sizes, architecture.L, self.max_batch, self.dtype
+        self.h = np.zeros(B * sum(sizes[:L]), dt)  # h^0, …, h^{L−1}
+        self.z = np.zeros(B * sum(sizes[1:]), dt)  # z^1, …, z^L
+        self.delta = np.zeros(B * sum(sizes[1:]), dt)  # δ^1, …, δ^L
+        self.f = np.zeros((B, architecture.n_classes), dt)
+        self.losses = np.zeros(B, dt)  # ℓ_s
+        self.coef = np.zeros(N_COEF, dt)
+        # Region 2's partial sums: a group of rows of d_{m−1} + 1 sums per item. Each item's
+        # rows start on a cache line of their own, since items on different threads rewrite
+        # them on every pass over the samples.
+        width = _round_up((max(sizes[:L]) + 1) * dt.itemsize, CACHE_LINE) // dt.itemsize
+        self.G = aligned_zeros((n_items, int(self.layout[GROUP].max()), width), dt)
+
+    def _layout(self) -> np.ndarray:
+        sizes, L, B = self.architecture.sizes, self.architecture.L, self.max_batch
+        layout = np.zeros((7, L + 1), dtype=np.int64)
+        layout[SIZE] = sizes
+        at = 0
+        for k in range(1, L + 1):  # θ = (b^1, W^1, …, b^L, W^L), as network.layer_views
+            layout[B_AT, k] = at
+            at += sizes[k]
+            layout[W_AT, k] = at
+            at += sizes[k] * sizes[k - 1]
+        layout[H_AT, 1:] = np.cumsum([B * sizes[k] for k in range(L)])
+        layout[Z_AT, 2:] = np.cumsum([B * sizes[k] for k in range(1, L)])
+        layout[ROW_AT, 2:] = np.cumsum(sizes[1:L])
+        for m in range(1, L + 1):
+            tiles = GROUP_BYTES // ((sizes[m - 1] + 1) * self.dtype.itemsize * ROW_TILE)
+            layout[GROUP, m] = ROW_TILE * min(max(tiles, 1), -(-sizes[m] // ROW_TILE))
+        return layout
+
+    def adopt_state(self, optimizer: Optimizer) -> np.ndarray:
+        """The optimizer's state as one (n_state, P) array. The optimizer's arrays become views
+        of its rows (their values kept), so Optimizer.step and ``run`` share one state."""
+        names = OPTIMIZERS[optimizer.name][0]
+        state = np.zeros((len(names), self.architecture.n_parameters), self.dtype)
+        for r, name in enumerate(names):
+            state[r] = optimizer.state[name]
+            optimizer.state[name] = state[r]
+        return state
+
+    def run(
+        self,
+        theta: np.ndarray,
+        state: np.ndarray,
+        X: np.ndarray,
+        scale: float,
+        y: np.ndarray,
+        index_matrix: np.ndarray,
+        batch_sizes: np.ndarray,
+        lrs: np.ndarray,
+        first_step_count: int,
+        first: int,
+        count: int,
+        batch_losses: np.ndarray,
+    ) -> int:
+        """Train on the minibatches in rows first, …, first+count−1 of ``index_matrix``.
+
+        theta: θ, shape (P,), this plan's dtype; updated in place.
+        state: the optimizer state, shape (n_state, P) (``adopt_state``); updated in place.
+        X, scale: the inputs are h^0 = scale · X_{I_s}: X of shape (n, d_0) is either this
+            plan's dtype (scale 1) or uint8 (pixels, scale 1/255); scale is rounded to the dtype.
+        y: int64 labels, shape (n,).
+        index_matrix: int64, shape (steps, ≥ max batch): row q holds minibatch q in its first
+            batch_sizes[q] entries (I.1/I.2); every entry of the rows used must be a row of X.
+        batch_sizes: int64, shape (steps,), each in 1..max batch.
+        lrs: float64, shape (steps,): γ for the step made on minibatch q (G.1–G.4).
+        first_step_count: p before the first step; Adam's corrections use p + 1, p + 2, ….
+        batch_losses: float64, shape (steps,); receives ℓ of each minibatch trained on (S.1).
+        Returns the number of steps completed: count, or q − first if the loss of minibatch q
+        was not finite (it is written; its update is not made).
+        """
+        self._check(theta, state, X, y, index_matrix, batch_sizes, lrs, first, count, batch_losses)
+        done = run_steps(
+            theta,
+            state,
+            X,
+            self.dtype.type(scale),
+            y,
+            index_matrix,
+            batch_sizes,
+            lrs,
+            int(first_step_count),
+            int(first),
+            int(count),
+            batch_losses,
+            self.optimizer_code,
+            self.hyper,
+            self.h,
+            self.z,
+            self.delta,
+            self.f,
+            self.losses,
+            self.G,
+            self.coef,
+            self.layout,
+            self.codes,
+            self.head,
+            self.cuts,
+            self.sample_block,
+        )
+        return int(done)
+
+    def _check(self, theta, state, X, y, index_matrix, batch_sizes, lrs, first, count, losses):
+        """Shapes, dtypes and index ranges: the kernels check no bounds. (The messages are built
+        only on failure: a training loop calls this often and must not allocate.)"""
+        arch, P, dtype = self.architecture, self.architecture.n_parameters, self.dtype
+        steps = index_matrix.shape[0] if index_matrix.ndim == 2 else -1
+        problems = (
+            (theta.dtype != dtype or theta.shape != (P,), "theta must be (P,) of the plan's dtype"),
+            (state.dtype != dtype or state.shape != (self.n_state, P), "state: see adopt_state"),
+            (X.ndim != 2 or X.shape[1] != arch.n_inputs, "X must be (n, d_0)"),
+            (X.dtype != dtype and X.dtype != np.uint8, "X must be uint8 or the plan's dtype"),
+            (y.dtype != np.int64 or y.shape != (X.shape[0],), "y must be int64, one per row of X"),
+            (index_matrix.dtype != np.int64 or steps < 0, "index_matrix must be int64, 2-d"),
+            (first < 0 or count < 0 or first + count > steps, "first/count exceed the rows"),
+            (batch_sizes.dtype != np.int64 or batch_sizes.shape != (steps,), "batch_sizes"),
+            (lrs.dtype != np.float64 or lrs.shape != (steps,), "lrs must be float64 (steps,)"),
+            (losses.dtype != np.float64 or losses.shape != (steps,), "batch_losses"),
+        )
+        for failed, what in problems:
+            if failed:
+                raise NumbamlpError(f"FusedPlan.run: {what}")
+        for a in (theta, state, X, y, index_matrix, batch_sizes, lrs, losses):
+            if not a.flags.c_contiguous:
+                raise NumbamlpError("FusedPlan.run: arrays must be C-contiguous")
+        if count == 0:
+            return
+        sizes = batch_sizes[first : first + count]
+        top = min(self.max_batch, index_matrix.shape[1])
+        if sizes.min() < 1 or sizes.max() > top:
+            raise NumbamlpError(f"FusedPlan.run: batch sizes must be in 1..{top}")
+        used = index_matrix[first : first + count]
+        if used.min() < 0 or used.max() >= X.shape[0]:
+            raise NumbamlpError("FusedPlan.run: indices must be rows of X")
+        key = (id(y), y.shape[0])
+        if self._labels_checked != key:  # O(n): once per label array, not once per call
+            if y.min() < 0 or y.max() >= arch.n_classes:
+                raise NumbamlpError(f"FusedPlan.run: labels must be in 0..{arch.n_classes - 1}")
+            self._labels_checked = key
+
+
+# ---------------------------------------------------------------------------------------------
+# Memory layout. No equation here.
+
+CACHE_LINE = 64  # bytes
+
+
+def _round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+def aligned_zeros(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """np.zeros(shape, dtype) whose first element starts a cache line."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    raw = np.zeros(nbytes + CACHE_LINE, np.uint8)
+    skip = -raw.ctypes.data % CACHE_LINE
+    return raw[skip : skip + nbytes].view(dtype).reshape(shape)

@@ -1,0 +1,16 @@
+"""The run's random streams. All randomness comes from one ``numpy.random.default_rng(seed)``;
+nothing draws random numbers inside a kernel. (Only NumPy here: importing this is cheap.)"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def generators(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
+    """The run's two random streams, both spawned from ``numpy.random.default_rng(seed)``:
+    one draws the initial weights (N.1), the other the minibatches (I.1/I.2) and any held-out
+    split. Independent streams keep the minibatch order of a seed the same whatever the
+    architecture, and the initial weights the same whatever the sampling options.
+    """
+    init_rng, sampling_rng = np.random.default_rng(seed).spawn(2)
+    return init_rng, sampling_rng

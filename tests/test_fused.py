@@ -1,0 +1,413 @@
+"""The fused training loop (numbamlp.fused) against the per-kernel path, step by step.
+
+The per-kernel path is the notes' equations one kernel at a time: gather, passes.forward
+(F.1–F.4), passes.loss (L.1, S.1), passes.backward (B.1–B.4), Optimizer.step (U.1–U.6). The fused
+path computes the same equations in two parallel regions per step, in register tiles. Both sum
+every gradient over the samples in order, so float64 must agree to rounding (rtol 1e-12);
+float32 to its own precision. Shapes are odd on purpose: batches of 1, 7 and 13 samples (the
+tiles take 4 samples and 4 units at a time, region 1 takes 8 samples per block), widths 1, 5
+and 33, and a last layer of width 1 (γ̃ with 2 classes).
+
+Then the properties the fused loop promises: bitwise the same θ for any number of threads and
+any split of the work, a stop before the update of a step whose loss is not finite, and no
+memory allocated by the loop.
+"""
+
+from __future__ import annotations
+
+import ast
+import gc
+import re
+import tracemalloc
+from pathlib import Path
+
+import numba
+import numpy as np
+import pytest
+from numba.core.runtime import _nrt_python
+
+from numbamlp import fused, passes
+from numbamlp.activations import CODES
+from numbamlp.errors import NumbamlpError
+from numbamlp.forward import gather_batch, gather_labels
+from numbamlp.network import Architecture, Parameters
+from numbamlp.optimizers import OPTIMIZERS, Optimizer
+from numbamlp.workspace import Workspace
+
+OPTIMIZER_NAMES = list(OPTIMIZERS)
+ACTIVATIONS = list(CODES)
+HEADS = ["softmax", "modified-softmax"]
+# Non-default hyperparameters, as in test_optimizers.py; γ_p varies from step to step.
+HYPER = {
+    "sgd": {},
+    "momentum": {"mu": 0.8},
+    "adagrad": {"eps": 1e-7},
+    "adadelta": {"rho": 0.85, "eps": 1e-5},
+    "rmsprop": {"rho": 0.8, "eps": 1e-7},
+    "adam": {"beta1": 0.8, "beta2": 0.95, "eps": 1e-7},
+}
+BATCH_SIZES = [13, 7, 1, 13, 5]  # the largest is the plan's maximum
+N_ROWS = 40  # rows of X
+
+
+needs_two_threads = pytest.mark.skipif(
+    numba.config.NUMBA_NUM_THREADS < 2, reason="needs at least 2 Numba threads"
+)
+
+
+@pytest.fixture
+def restore_threads():
+    before = numba.get_num_threads()
+    yield
+    numba.set_num_threads(before)
+
+
+# --- Problems ----------------------------------------------------------------------------------
+
+
+def architecture(depth: int, head: str, activations: list[str], n_inputs: int = 33):
+    """L = depth layers: 33 inputs, hidden widths 5 and 1, and 3 classes (γ̃ with 2 classes for
+    depth 3, so that its last layer has width 1)."""
+    hidden = [5, 1][: depth - 1]
+    n_classes = 2 if (head == "modified-softmax" and depth == 3) else 3
+    return Architecture.for_classes(n_inputs, hidden, n_classes, activations[: depth - 1], head)
+
+
+def inputs(x_kind: str, dtype, n_classes: int = 3, n_inputs: int = 33, seed: int = 0):
+    """(X, scale, y): uint8 pixels with scale 1/255, or floats of the model's dtype with 1."""
+    rng = np.random.default_rng(seed)
+    if x_kind == "uint8":
+        X = rng.integers(0, 256, size=(N_ROWS, n_inputs), dtype=np.uint8)
+        scale = 1.0 / 255.0
+    else:
+        X = rng.normal(size=(N_ROWS, n_inputs)).astype(dtype)
+        scale = 1.0
+    y = rng.integers(0, n_classes, size=N_ROWS).astype(np.int64)
+    return X, scale, y
+
+
+def minibatches(sizes: list[int], seed: int = 1):
+    """The index matrix (one row per step, padded with row 0) and the batch sizes."""
+    rng = np.random.default_rng(seed)
+    matrix = np.zeros((len(sizes), max(sizes)), dtype=np.int64)
+    for q, B in enumerate(sizes):
+        matrix[q, :B] = rng.choice(N_ROWS, size=B, replace=False)
+    return matrix, np.asarray(sizes, dtype=np.int64)
+
+
+def initial_theta(arch: Architecture, dtype, seed: int = 2) -> np.ndarray:
+    return Parameters.glorot_uniform(arch, dtype, np.random.default_rng(seed)).theta
+
+
+def step_sizes(name: str, steps: int) -> np.ndarray:
+    lr = OPTIMIZERS[name][1]["lr"]
+    return lr * (1.0 + 0.5 * (np.arange(steps) % 3))  # γ_p changes between steps
+
+
+# --- The two paths -----------------------------------------------------------------------------
+
+
+def per_kernel_steps(arch, theta, name, X, scale, y, matrix, sizes, lrs):
+    """θ, the optimizer state (stacked) and ℓ of each step, one kernel at a time."""
+    params = Parameters(arch, theta.copy())
+    dtype = theta.dtype
+    grads = Parameters.zeros(arch, dtype)
+    optimizer = Optimizer.create(name, arch.n_parameters, dtype, **HYPER[name])
+    ws_full = Workspace(arch, int(sizes.max()), dtype)
+    losses = []
+    for q, B in enumerate(sizes):
+        ws = ws_full.rows(int(B))
+        indices = matrix[q, :B]
+        gather_batch(ws.h[0], X, indices, dtype.type(scale))
+        gather_labels(ws.labels, y, indices)
+        passes.forward(ws, params)
+        losses.append(passes.loss(ws, params, ws.labels))
+        passes.backward(ws, params, grads, ws.labels)
+        optimizer.step(params.theta, grads.theta, lrs[q])
+    state = np.stack([optimizer.state[k] for k in OPTIMIZERS[name][0]] or [np.zeros(0, dtype)])
+    return params.theta, state, np.asarray(losses)
+
+
+def fused_plan(arch, dtype, name, **options):
+    optimizer = Optimizer.create(name, arch.n_parameters, np.dtype(dtype), **HYPER[name])
+    plan = fused.FusedPlan(arch, max(BATCH_SIZES), dtype, optimizer, **options)
+    return plan, plan.adopt_state(optimizer)
+
+
+def fused_steps(arch, theta, name, X, scale, y, matrix, sizes, lrs, splits=(None,), **options):
+    """The same steps through FusedPlan.run, in calls of ``splits`` steps each (None: all)."""
+    plan, state = fused_plan(arch, theta.dtype, name, **options)
+    theta = theta.copy()
+    losses = np.full(len(sizes), np.nan)
+    first = 0
+    for count in splits:
+        count = len(sizes) - first if count is None else count
+        done = plan.run(theta, state, X, scale, y, matrix, sizes, lrs, first, first, count, losses)
+        assert done == count
+        first += count
+    return theta, state, losses
+
+
+def assert_close(got, expected, rtol):
+    """|got − expected| ≤ rtol · (|expected| + max |expected|): relative, with the largest entry as
+    the floor, since Adam-like steps of γ·g/|g| make entries near 0 as exact as the big ones."""
+    got = np.asarray(got, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    assert got.shape == expected.shape
+    floor = np.abs(expected).max(initial=0.0)
+    err = np.abs(got - expected)
+    bound = rtol * (np.abs(expected) + floor)
+    assert (err <= bound).all(), f"max error {err.max():.3g} (bound {bound.min():.3g})"
+
+
+def compare(depth, head, activations, name, x_kind, dtype, rtol, steps=None):
+    steps = steps or len(BATCH_SIZES)
+    arch = architecture(depth, head, activations)
+    X, scale, y = inputs(x_kind, dtype, arch.n_classes)
+    matrix, sizes = minibatches(BATCH_SIZES[:steps])
+    lrs = step_sizes(name, steps)
+    theta0 = initial_theta(arch, dtype)
+    ref_theta, ref_state, ref_losses = per_kernel_steps(
+        arch, theta0, name, X, scale, y, matrix, sizes, lrs
+    )
+    # One call for step 1, one for the rest: the second call continues from p = 1.
+    splits = (1, None) if steps > 1 else (None,)
+    theta, state, losses = fused_steps(
+        arch, theta0, name, X, scale, y, matrix, sizes, lrs, splits=splits
+    )
+    assert not np.array_equal(theta, theta0)  # the steps did move θ
+    assert_close(losses, ref_losses, rtol)
+    assert_close(theta, ref_theta, rtol)
+    if state.size:
+        assert_close(state, ref_state, rtol)
+
+
+# --- Equality with the per-kernel path ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+@pytest.mark.parametrize("head", HEADS)
+@pytest.mark.parametrize("name", OPTIMIZER_NAMES)
+def test_float64_matches_the_per_kernel_path(name, head, depth):
+    """Every optimizer, both heads, L = 1..3, after 1 step and after 5; uint8 inputs for the
+    softmax head and float inputs for γ̃. Each optimizer uses other activations."""
+    k = OPTIMIZER_NAMES.index(name)
+    activations = [ACTIVATIONS[k], ACTIVATIONS[(k + 1) % len(ACTIVATIONS)]]
+    x_kind = "uint8" if head == "softmax" else "float"
+    compare(depth, head, activations, name, x_kind, np.float64, rtol=1e-12, steps=1)
+    compare(depth, head, activations, name, x_kind, np.float64, rtol=1e-12)
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_every_activation(activation, dtype):
+    """φ_1 and φ_2 of a 33 → 5 → 1 → 3 network, both float64 and float32."""
+    rtol = 1e-12 if dtype == np.float64 else 1e-5
+    compare(3, "softmax", [activation, activation], "adam", "uint8", dtype, rtol)
+
+
+@pytest.mark.parametrize("x_kind", ["uint8", "float"])
+@pytest.mark.parametrize("name", OPTIMIZER_NAMES)
+def test_float32_matches_the_per_kernel_path(name, x_kind):
+    """float32 agrees to float32 precision (the register tiles add the terms of F.1 in another
+    order than the per-kernel loop, so the last bits differ)."""
+    compare(2, "softmax", ["tanh"], name, x_kind, np.float32, rtol=1e-5)
+
+
+def test_element_updates_are_the_optimizer_kernels():
+    """U.1–U.6 of one component, as fused.py applies them, against optimizers.py's kernels on
+    the same gradients: the same statements, so at most one unit in the last place apart (LLVM
+    may fuse a·b − c into one FMA in one loop and not in the other)."""
+    rng = np.random.default_rng(3)
+    P, B = 1001, 7
+    for dtype in (np.float64, np.float32):
+        for name in OPTIMIZER_NAMES:
+            reference = Optimizer.create(name, P, np.dtype(dtype), **HYPER[name])
+            hyper = np.array([reference.hyper[key] for key in fused.HYPER_ORDER[name]])
+            theta_ref = rng.normal(size=P).astype(dtype)
+            theta = theta_ref.copy()
+            state = np.zeros((len(OPTIMIZERS[name][0]), P), dtype)
+            coef = np.zeros(fused.N_COEF, dtype)
+            for p, lr in enumerate([0.1, 0.05, 0.025], start=1):
+                sums = (rng.normal(size=P) * 10.0 ** rng.integers(-6, 2, size=P)).astype(dtype)
+                reference.step(theta_ref, sums * dtype(1.0 / B), lr)  # g = (1/B) Σ_s
+                code = fused.OPTIMIZER_CODES[name]
+                fused.step_coefficients(coef, lr, B, code, hyper, p)
+                fused.update_run(theta, state, 0, sums, P, code, coef)
+            np.testing.assert_array_max_ulp(theta, theta_ref, maxulp=1, dtype=dtype)
+            for row, key in enumerate(OPTIMIZERS[name][0]):
+                np.testing.assert_array_max_ulp(state[row], reference.state[key], 1, dtype)
+
+
+# --- Determinism ------------------------------------------------------------------------------
+
+
+def train_bits(threads: int, dtype, x_kind: str, **options) -> tuple[bytes, bytes, bytes]:
+    numba.set_num_threads(threads)
+    assert numba.get_num_threads() == threads
+    arch = architecture(3, "softmax", ["sigmoid", "relu"])
+    X, scale, y = inputs(x_kind, dtype)
+    sizes = BATCH_SIZES * 2
+    matrix, sizes = minibatches(sizes)
+    lrs = step_sizes("adam", len(sizes))
+    theta, state, losses = fused_steps(
+        arch, initial_theta(arch, dtype), "adam", X, scale, y, matrix, sizes, lrs, **options
+    )
+    return theta.tobytes(), state.tobytes(), losses.tobytes()
+
+
+@needs_two_threads
+@pytest.mark.parametrize(("dtype", "x_kind"), [(np.float32, "uint8"), (np.float64, "float")])
+def test_one_and_two_threads_give_bitwise_identical_results(dtype, x_kind, restore_threads):
+    """θ, the Adam state and every loss after 10 steps are the same bytes with 1 and 2 threads."""
+    assert train_bits(1, dtype, x_kind) == train_bits(2, dtype, x_kind)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"n_items": 1}, {"n_items": 3}, {"n_items": 7, "sample_block": 1}, {"sample_block": 13}],
+)
+def test_the_split_of_the_work_changes_no_bit(options, restore_threads):
+    """How region 2 cuts the rows into items and region 1 the samples into blocks decides who
+    computes what, never how."""
+    threads = numba.config.NUMBA_NUM_THREADS
+    assert train_bits(threads, np.float32, "uint8", **options) == train_bits(
+        threads, np.float32, "uint8"
+    )
+
+
+# --- Divergence ---------------------------------------------------------------------------------
+
+
+def test_a_non_finite_loss_stops_before_its_update():
+    """A NaN input in the minibatch of step 3 makes ℓ_3 NaN: run returns 2, writes ℓ_3, and θ
+    and the state are those after step 2, bit for bit."""
+    dtype = np.float64
+    arch = architecture(2, "softmax", ["tanh"])
+    X, scale, y = inputs("float", dtype)
+    matrix, sizes = minibatches(BATCH_SIZES)
+    X[matrix[2, 0]] = np.nan
+    assert matrix[2, 0] not in matrix[:2]  # only step 3 sees the NaN
+    lrs = step_sizes("adam", len(sizes))
+    theta0 = initial_theta(arch, dtype)
+
+    plan, state = fused_plan(arch, dtype, "adam")
+    theta, losses = theta0.copy(), np.zeros(len(sizes))
+    done = plan.run(theta, state, X, scale, y, matrix, sizes, lrs, 0, 0, len(sizes), losses)
+    assert done == 2
+    assert np.isfinite(losses[:2]).all() and np.isnan(losses[2])
+
+    plan2, state2 = fused_plan(arch, dtype, "adam")
+    theta2, losses2 = theta0.copy(), np.zeros(len(sizes))
+    assert plan2.run(theta2, state2, X, scale, y, matrix, sizes, lrs, 0, 0, 2, losses2) == 2
+    assert theta.tobytes() == theta2.tobytes()
+    assert state.tobytes() == state2.tobytes()
+
+
+# --- No allocation ----------------------------------------------------------------------------
+
+
+def test_run_steps_allocates_nothing():
+    """After a warm-up call, 40 steps allocate no more than 4: nothing per step, neither Python
+    objects (tracemalloc) nor arrays of Numba's runtime (its allocation counter)."""
+    dtype = np.float32
+    arch = architecture(3, "softmax", ["tanh", "sigmoid"])
+    X, scale, y = inputs("uint8", dtype)
+    matrix, sizes = minibatches(BATCH_SIZES * 8)  # 40 steps
+    lrs = step_sizes("adam", len(sizes))
+    plan, state = fused_plan(arch, dtype, "adam")
+    theta, losses = initial_theta(arch, dtype), np.zeros(len(sizes))
+    args = (theta, state, X, dtype(scale), y, matrix, sizes, lrs)
+    tail = (plan.optimizer_code, plan.hyper, plan.h, plan.z, plan.delta, plan.f, plan.losses)
+    tail += (plan.G, plan.coef, plan.layout, plan.codes, plan.head, plan.cuts)
+    tail += (plan.sample_block,)
+
+    def run(count: int) -> tuple[int, int, int]:
+        gc.collect()
+        stats_before = _nrt_python.memsys_get_stats_alloc()
+        tracemalloc.start()
+        try:
+            before, _ = tracemalloc.get_traced_memory()
+            tracemalloc.reset_peak()
+            done = fused.run_steps(*args, 0, 0, count, losses, *tail)
+            after, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert done == count
+        return after - before, peak - before, _nrt_python.memsys_get_stats_alloc() - stats_before
+
+    enabled = _nrt_python.memsys_stats_enabled()
+    _nrt_python.memsys_enable_stats()
+    try:
+        run(len(sizes))  # warm-up: compilation
+        held_4, peak_4, nrt_4 = run(4)
+        held_40, peak_40, nrt_40 = run(40)
+    finally:
+        if not enabled:
+            _nrt_python.memsys_disable_stats()
+    # The call itself wraps each array argument once (a constant per call); the steps allocate
+    # nothing, so 40 steps cost exactly what 4 do.
+    n_arrays = sum(isinstance(a, np.ndarray) for a in (*args, losses, *tail))
+    assert nrt_4 == nrt_40 <= n_arrays, (nrt_4, nrt_40, n_arrays)
+    assert abs(held_40 - held_4) <= 256 and abs(peak_40 - peak_4) <= 256
+    assert held_40 <= 1024 and peak_40 <= 4096
+
+
+# --- The plan ---------------------------------------------------------------------------------
+
+
+def test_work_items_cover_every_row_once():
+    """The cuts of region 2 are increasing, start at 0, end at the number of rows of
+    W^1..W^L, fall on multiples of 4 rows inside a layer, and give items of about equal cost
+    (a row of W^m costs d_{m−1} + 1)."""
+    arch = Architecture.for_classes(784, [32], 10)
+    costs = np.concatenate([np.full(32, 785), np.full(10, 33)])
+    for n_items in (1, 2, 3, 4, 8):
+        cuts = fused.balanced_cuts(arch, n_items)
+        assert cuts[0] == 0 and cuts[-1] == 42 and len(cuts) == n_items + 1
+        assert (np.diff(cuts) >= 0).all()
+        assert all(c % 4 == 0 or c >= 32 for c in cuts[1:-1])
+        item_costs = [costs[a:b].sum() for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+        assert max(item_costs) - min(item_costs) <= 4 * 785 + 10 * 33
+    assert list(fused.balanced_cuts(arch, 2)) == [0, 16, 42]
+
+
+def test_run_rejects_what_the_kernels_cannot_check():
+    arch = architecture(2, "softmax", ["tanh"])
+    X, scale, y = inputs("uint8", np.float32)
+    matrix, sizes = minibatches(BATCH_SIZES)
+    lrs, losses = step_sizes("adam", len(sizes)), np.zeros(len(sizes))
+    y_bad = y.copy()
+    y_bad[0] = 3
+    plan, state = fused_plan(arch, np.float32, "adam")
+    theta = initial_theta(arch, np.float32)
+    with pytest.raises(NumbamlpError, match="theta"):
+        plan.run(theta.astype(np.float64), state, X, scale, y, matrix, sizes, lrs, 0, 0, 1, losses)
+    bad = matrix.copy()
+    bad[1, 0] = N_ROWS
+    with pytest.raises(NumbamlpError, match="rows of X"):
+        plan.run(theta, state, X, scale, y, bad, sizes, lrs, 0, 0, 3, losses)
+    with pytest.raises(NumbamlpError, match="labels"):
+        plan.run(theta, state, X, scale, y_bad, matrix, sizes, lrs, 0, 0, 1, losses)
+    too_big = sizes.copy()
+    too_big[0] = max(BATCH_SIZES) + 1
+    with pytest.raises(NumbamlpError, match="batch sizes"):
+        plan.run(theta, state, X, scale, y, matrix, too_big, lrs, 0, 0, 1, losses)
+
+
+def test_fused_cites_every_equation_it_computes():
+    """Each equation of a training step is cited next to the code of fused.py that computes it
+    (test_equations.py checks that every cited tag is registered)."""
+    path = Path(fused.__file__)
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    lines = path.read_text(encoding="utf-8").splitlines()
+    cited = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef):
+            first = min([node.lineno, *(d.lineno for d in node.decorator_list)]) - 1
+            while first > 0 and lines[first - 1].lstrip().startswith("#"):
+                first -= 1
+            cited |= set(re.findall(r"\b[A-Z]\.\d+\b", "\n".join(lines[first : node.end_lineno])))
+    needed = {"F.1", "F.2", "F.3", "F.4", "L.1", "S.1", "B.1", "B.2", "B.3", "B.4"}
+    needed |= {f"U.{k}" for k in range(1, 7)}
+    assert needed <= cited, sorted(needed - cited)
