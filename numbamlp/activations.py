@@ -37,18 +37,18 @@ def activation_code(name: str) -> int:
     return CODES[name]
 
 
-# (A.1) σ(t) = 1/(1+e^{−t}), written so that exp never overflows.
+# (A.1) σ(t) = 1/(1+e^{−t}), written so that exp never overflows: with e = e^{−|t|},
+# σ(t) = 1/(1+e) for t ≥ 0 and e/(1+e) for t < 0 (one exp, no branch around it).
 def sigmoid(t):
-    if t >= 0:
-        return 1.0 / (1.0 + math.exp(-t))
-    e = math.exp(t)
-    return e / (1.0 + e)
+    e = math.exp(-abs(t))
+    return 1.0 / (1.0 + e) if t >= 0 else e / (1.0 + e)
 
 
 # (A.1) σ′(t) = σ(t)(1 − σ(t))   (MMiDS §7.1, the logistic differential equation)
 # Scalar functions do not call each other: each must compile alone for every target.
 def sigmoid_prime(t):
-    s = 1.0 / (1.0 + math.exp(-t)) if t >= 0 else math.exp(t) / (1.0 + math.exp(t))
+    e = math.exp(-abs(t))
+    s = 1.0 / (1.0 + e) if t >= 0 else e / (1.0 + e)
     return s * (1.0 - s)
 
 
@@ -90,7 +90,8 @@ def softplus(t):
 
 # (A.5) softplus′(t) = σ(t)
 def softplus_prime(t):
-    return 1.0 / (1.0 + math.exp(-t)) if t >= 0 else math.exp(t) / (1.0 + math.exp(t))
+    e = math.exp(-abs(t))
+    return 1.0 / (1.0 + e) if t >= 0 else e / (1.0 + e)
 
 
 # (A.6) identity(t) = t

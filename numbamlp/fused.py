@@ -33,6 +33,8 @@ loop computes, in index form):
 * Region 2 passes over the samples once per group of rows, as many as keep the group's partial
   sums in L1; the rows of h^{m−1}, half of them written by the other threads in region 1, then
   come from the other caches once per group instead of once per 4 rows.
+* Both regions flush subnormal numbers to zero by default (``enter_flush_mode``): Adam's moments
+  of rarely active inputs decay into that range, where every operation is ~100 times slower.
 
 Usage — what ``training.Trainer`` needs (``FusedPlan.run`` documents each argument)::
 
@@ -40,19 +42,22 @@ Usage — what ``training.Trainer`` needs (``FusedPlan.run`` documents each argu
     state = plan.adopt_state(optimizer)   # the optimizer's arrays become rows of this array
     # per epoch: index_matrix[q, :batch_sizes[q]] holds minibatch q, lrs[q] its γ
     done = plan.run(model.params.theta, state, X_raw, scale, y, index_matrix, batch_sizes,
-                    lrs, optimizer.step_count, first=0, count=steps, batch_losses=losses)
-    optimizer.step_count += done           # done < count: the loss of minibatch done was not
-                                           # finite (it is in losses[done]); θ and the state
-                                           # are those after minibatch done − 1
+                    lrs, optimizer.step_count, first, count, batch_losses)
+    optimizer.step_count += done   # done < count: the loss of minibatch first + done was not
+                                   # finite (batch_losses has it) and its update was not made
 """
 
 from __future__ import annotations
 
 import math
+import platform
 
 import numba
 import numpy as np
-from numba import prange
+from llvmlite import ir
+from numba import prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from numbamlp._jit import helper, kernel, serial
 from numbamlp.activations import phi, phi_prime
@@ -314,7 +319,7 @@ def hidden_delta_rows(delta, W_next, delta_next, z, code, s0, s1):
 
 @kernel(fastmath=False)
 def forward_backward(
-    h, z, delta, f, losses, theta, X, scale, y, batch, layout, codes, head, sample_block
+    h, z, delta, f, losses, theta, X, scale, y, batch, layout, codes, head, sample_block, flush
 ):
     """Region 1: for each block of samples, h^0, F.1–F.4, L.1, B.1 and B.4.
 
@@ -324,6 +329,7 @@ def forward_backward(
     L = layout.shape[1] - 1
     n_classes = f.shape[1]
     for block in prange((B + sample_block - 1) // sample_block):
+        saved = enter_flush_mode(flush)
         s0 = block * sample_block
         s1 = min(s0 + sample_block, B)
         gather_rows(activations(h, layout, 0, B), X, scale, batch, s0, s1)
@@ -346,6 +352,7 @@ def forward_backward(
             W_next = weights(theta, layout, m + 1)
             z_m = layer_rows(z, layout, m, B)
             hidden_delta_rows(delta_m, W_next, delta_next, z_m, codes[m], s0, s1)
+        leave_flush_mode(saved)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -511,13 +518,14 @@ def weight_gradient_rows(G, delta, h_prev, i_first, i_end):
 
 
 @kernel(fastmath=False)
-def gradient_update(theta, state, G, h, delta, layout, cuts, B, optimizer, coef):
+def gradient_update(theta, state, G, h, delta, layout, cuts, B, optimizer, coef, flush):
     """Region 2: item t owns the rows cuts[t] ≤ r < cuts[t+1] of W^1..W^L (counted as one
     sequence). For each of its rows i of W^m: B.3 and B.2 over the whole batch, then U.* on
     W^m_{i,:} and b^m_i. ``G[t]`` holds item t's partial sums, one group of rows at a time.
     """
     L = layout.shape[1] - 1
     for t in prange(cuts.shape[0] - 1):
+        saved = enter_flush_mode(flush)
         for m in range(1, L + 1):
             first_row = layout[ROW_AT, m]
             d_prev = layout[SIZE, m - 1]
@@ -534,6 +542,7 @@ def gradient_update(theta, state, G, h, delta, layout, cuts, B, optimizer, coef)
                     b_at = layout[B_AT, m] + i + r
                     update_run(theta, state, w_at, sums, d_prev, optimizer, coef)
                     update_run(theta, state, b_at, sums[d_prev:], 1, optimizer, coef)
+        leave_flush_mode(saved)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -581,6 +590,7 @@ def run_steps(
     head,
     cuts,
     sample_block,
+    flush,
 ):
     """Steps p = step_count+1, …, step_count+count on the minibatches in rows first, …,
     first+count−1 of ``batches``; returns how many steps were completed.
@@ -595,8 +605,9 @@ def run_steps(
         B = batch_sizes[row]
         batch = batches[row, :B]
         forward_backward(
-            h, z, delta, f, losses, theta, X, scale, y, batch, layout, codes, head, sample_block
-        )
+            h, z, delta, f, losses, theta, X, scale, y, batch, layout, codes, head, sample_block,
+            flush,
+        )  # fmt: skip
         total = 0.0
         for s in range(B):
             total += losses[s]
@@ -606,7 +617,7 @@ def run_steps(
         if not np.isfinite(loss):
             return t
         step_coefficients(coef, lrs[row], B, optimizer, hyper, step_count + t + 1)
-        gradient_update(theta, state, G, h, delta, layout, cuts, B, optimizer, coef)
+        gradient_update(theta, state, G, h, delta, layout, cuts, B, optimizer, coef, flush)
     return count
 
 
@@ -652,6 +663,9 @@ class FusedPlan:
         Numba threads, one range each).
     sample_block: samples per block of region 1 (default: ``default_sample_block``).
     Neither one, nor the number of threads, changes any result.
+    flush_subnormals: run the regions with subnormal numbers flushed to zero (see
+        ``enter_flush_mode``); results differ only where a value would be below 1.2e-38
+        (float32) or 2.2e-308 (float64).
     """
 
     def __init__(
@@ -662,6 +676,7 @@ class FusedPlan:
         optimizer: Optimizer,
         n_items: int | None = None,
         sample_block: int | None = None,
+        flush_subnormals: bool = True,
     ) -> None:
         if max_batch < 1:
             raise NumbamlpError(f"batch size must be at least 1, got {max_batch}")
@@ -675,6 +690,7 @@ class FusedPlan:
             [optimizer.hyper[key] for key in HYPER_ORDER[optimizer.name]], dtype=np.float64
         )
         self.sample_block = int(sample_block or default_sample_block(self.max_batch))
+        self.flush_subnormals = bool(flush_subnormals)
         n_items = int(n_items or numba.config.NUMBA_NUM_THREADS)
         if self.sample_block < 1 or n_items < 1:
             raise NumbamlpError("sample_block and n_items must be at least 1")
@@ -784,6 +800,7 @@ class FusedPlan:
             self.head,
             self.cuts,
             self.sample_block,
+            self.flush_subnormals,
         )
         return int(done)
 
@@ -827,7 +844,7 @@ class FusedPlan:
 
 
 # ---------------------------------------------------------------------------------------------
-# Memory layout. No equation here.
+# Memory layout and the CPU's floating-point mode. No equation here.
 
 CACHE_LINE = 64  # bytes
 
@@ -843,3 +860,68 @@ def aligned_zeros(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     raw = np.zeros(nbytes + CACHE_LINE, np.uint8)
     skip = -raw.ctypes.data % CACHE_LINE
     return raw[skip : skip + nbytes].view(dtype).reshape(shape)
+
+
+# ---------------------------------------------------------------------------------------------
+# Subnormal numbers. While g_r = 0 (an input pixel absent from the minibatch, a saturated unit),
+# Adam's m_r ← β₁m_r + (1−β₁)g_r decays geometrically, down through the subnormal range below
+# 1.2e-38 (float32); each operation that makes or reads a subnormal number costs the CPU a
+# microcode assist of ~100 cycles. Measured: with 784-2048-10 and B = 32, 3% of m is subnormal
+# after one epoch and an epoch takes 8.2 s instead of 4.5 s; 784-128-10, B = 32: 0.55 s instead
+# of 0.34 s. With ``flush`` the regions set the x86 MXCSR bits FTZ and DAZ (flush to zero,
+# denormals are zero: subnormal results and inputs count as 0, as TensorFlow does by default)
+# for their own work and restore the thread's mode afterwards. θ cannot feel the difference:
+# Adam moves θ_r by at most γ_p · |m_r| / ε ≈ 1e-33 for such an m_r.
+
+FLUSH_TO_ZERO = 0x8040  # MXCSR bit 15 (FTZ) and bit 6 (DAZ)
+_X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
+
+
+@helper
+def enter_flush_mode(flush):
+    """With ``flush``, subnormal numbers count as zero on this thread from now on; returns the
+    thread's previous mode, for ``leave_flush_mode``. (On CPUs other than x86: nothing.)"""
+    saved = read_fp_mode()
+    if flush and _X86:
+        write_fp_mode(saved | FLUSH_TO_ZERO)
+    return saved
+
+
+@helper
+def leave_flush_mode(saved):
+    """Restore the thread's mode (other code runs on Numba's threads too)."""
+    if _X86:
+        write_fp_mode(saved)
+
+
+@intrinsic
+def read_fp_mode(typingctx):
+    """The calling thread's MXCSR register, the x86 floating-point control word (LLVM's
+    ``llvm.x86.sse.stmxcsr``, which Numba does not expose); 0 on other CPUs."""
+
+    def codegen(context, builder, signature, args):
+        if not _X86:
+            return ir.Constant(ir.IntType(64), 0)
+        slot = cgutils.alloca_once(builder, ir.IntType(32))
+        fnty = ir.FunctionType(ir.VoidType(), [slot.type])
+        stmxcsr = cgutils.get_or_insert_function(builder.module, fnty, "llvm.x86.sse.stmxcsr")
+        builder.call(stmxcsr, [slot])
+        return builder.zext(builder.load(slot), ir.IntType(64))
+
+    return types.int64(), codegen
+
+
+@intrinsic
+def write_fp_mode(typingctx, mode):
+    """Set the calling thread's MXCSR register (``llvm.x86.sse.ldmxcsr``); nothing elsewhere."""
+
+    def codegen(context, builder, signature, args):
+        if _X86:
+            slot = cgutils.alloca_once(builder, ir.IntType(32))
+            builder.store(builder.trunc(args[0], ir.IntType(32)), slot)
+            fnty = ir.FunctionType(ir.VoidType(), [slot.type])
+            ldmxcsr = cgutils.get_or_insert_function(builder.module, fnty, "llvm.x86.sse.ldmxcsr")
+            builder.call(ldmxcsr, [slot])
+        return context.get_dummy_value()
+
+    return types.none(types.int64), codegen

@@ -265,15 +265,58 @@ def test_one_and_two_threads_give_bitwise_identical_results(dtype, x_kind, resto
 
 @pytest.mark.parametrize(
     "options",
-    [{"n_items": 1}, {"n_items": 3}, {"n_items": 7, "sample_block": 1}, {"sample_block": 13}],
+    [
+        {"n_items": 1},
+        {"n_items": 3},
+        {"n_items": 7, "sample_block": 1},
+        {"sample_block": 13},
+        {"flush_subnormals": False},
+    ],
 )
 def test_the_split_of_the_work_changes_no_bit(options, restore_threads):
     """How region 2 cuts the rows into items and region 1 the samples into blocks decides who
-    computes what, never how."""
+    computes what, never how; flushing subnormals changes nothing where none occur."""
     threads = numba.config.NUMBA_NUM_THREADS
     assert train_bits(threads, np.float32, "uint8", **options) == train_bits(
         threads, np.float32, "uint8"
     )
+
+
+# --- Subnormal numbers -------------------------------------------------------------------------
+
+
+@numba.njit
+def fp_control():
+    """The thread's floating-point control bits (MXCSR without its six sticky status flags,
+    which NumPy clears and sets as it computes)."""
+    return fused.read_fp_mode() & ~0x3F
+
+
+@pytest.mark.parametrize("flush", [True, False])
+def test_flush_mode_flushes_subnormal_state_and_is_restored(flush):
+    """An Adam moment m_r = 1e-40 (subnormal in float32) whose gradient is 0 decays to
+    β₁ · 1e-40 without flushing and to 0 with it; θ is the same bytes either way, and the
+    calling thread's floating-point control bits are what they were before the call."""
+    dtype = np.float32
+    arch = architecture(2, "softmax", ["tanh"])
+    X, scale, y = inputs("uint8", dtype)
+    X[:, 0] = 0  # input 0 is off in every sample: ∂ℓ/∂W^1_{i,0} = 0
+    matrix, sizes = minibatches(BATCH_SIZES[:1])
+    plan, state = fused_plan(arch, dtype, "adam", flush_subnormals=flush)
+    theta, losses = initial_theta(arch, dtype), np.zeros(1)
+    r = 5  # W^1_{0,0} follows b^1 in θ
+    state[0, r] = 1e-40
+    mode = fp_control()
+    assert plan.run(
+        theta, state, X, scale, y, matrix, sizes, step_sizes("adam", 1), 0, 0, 1, losses
+    )
+    assert fp_control() == mode
+    assert state[0, r] == (0.0 if flush else np.float32(np.float32(0.8) * np.float32(1e-40)))
+    plan2, state2 = fused_plan(arch, dtype, "adam", flush_subnormals=not flush)
+    theta2 = initial_theta(arch, dtype)
+    state2[0, r] = 1e-40
+    plan2.run(theta2, state2, X, scale, y, matrix, sizes, step_sizes("adam", 1), 0, 0, 1, losses)
+    assert theta.tobytes() == theta2.tobytes()
 
 
 # --- Divergence ---------------------------------------------------------------------------------
@@ -320,7 +363,7 @@ def test_run_steps_allocates_nothing():
     args = (theta, state, X, dtype(scale), y, matrix, sizes, lrs)
     tail = (plan.optimizer_code, plan.hyper, plan.h, plan.z, plan.delta, plan.f, plan.losses)
     tail += (plan.G, plan.coef, plan.layout, plan.codes, plan.head, plan.cuts)
-    tail += (plan.sample_block,)
+    tail += (plan.sample_block, plan.flush_subnormals)
 
     def run(count: int) -> tuple[int, int, int]:
         gc.collect()
