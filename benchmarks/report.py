@@ -36,7 +36,9 @@ def _impl(name: str) -> str:
 
 
 def _is_numbamlp(impl: str) -> bool:
-    return impl.startswith("numbamlp") and not impl.startswith("numbamlp-kernels")
+    """numbamlp's default (fused) engine at full threads: what each ratio is taken against."""
+    tokens = impl.split("-")
+    return "numbamlp" in tokens and "kernels" not in tokens and "1" not in tokens
 
 
 def render(data: dict) -> str:
@@ -71,5 +73,12 @@ def render(data: dict) -> str:
 
 
 if __name__ == "__main__":
-    with open(sys.argv[1], encoding="utf-8") as f:
-        print(render(json.load(f)))
+    merged: dict = {"benchmarks": []}
+    for path in sys.argv[1:]:  # later files replace earlier runs of the same benchmark
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        names = {b["fullname"] for b in data["benchmarks"]}
+        merged["benchmarks"] = [b for b in merged["benchmarks"] if b["fullname"] not in names]
+        merged["benchmarks"] += data["benchmarks"]
+        merged.update({k: v for k, v in data.items() if k != "benchmarks"})
+    print(render(merged))
