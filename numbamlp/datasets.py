@@ -579,6 +579,23 @@ def _csv_arrays(
     return X, y, [h for i, h in enumerate(header) if i != li]
 
 
+def _finite_float_features(
+    X: np.ndarray, what: str, columns: list[str] | None, describe_row: RowDescriber
+) -> np.ndarray:
+    """X as a C-contiguous float array (float32 stays float32, half the memory; anything else
+    becomes float64), or an error naming the first NaN/Inf."""
+    X = np.ascontiguousarray(X, dtype=np.float32 if X.dtype == np.float32 else np.float64)
+    finite = np.isfinite(X)
+    if not finite.all():
+        r, c = (int(v) for v in np.argwhere(~finite)[0])
+        col = repr(columns[c]) if columns else str(c)
+        raise NumbamlpError(
+            f"{what}: feature value {X[r, c]} at {describe_row(r)}, column {col} is not a finite "
+            f"number; remove or impute NaN/Inf values."
+        )
+    return X
+
+
 def _validate_xy(
     X: np.ndarray,
     y: np.ndarray,
@@ -607,16 +624,7 @@ def _validate_xy(
             f"{what}: X has {n} rows but y has {y.shape[0]} labels; they must match one to one."
         )
 
-    # Keep float32 data as float32 (half the memory); everything else becomes float64.
-    X = np.ascontiguousarray(X, dtype=np.float32 if X.dtype == np.float32 else np.float64)
-    finite = np.isfinite(X)
-    if not finite.all():
-        r, c = (int(v) for v in np.argwhere(~finite)[0])
-        col = repr(columns[c]) if columns else str(c)
-        raise NumbamlpError(
-            f"{what}: feature value {X[r, c]} at {describe_row(r)}, column {col} is not a finite "
-            f"number; remove or impute NaN/Inf values."
-        )
+    X = _finite_float_features(X, what, columns, describe_row)
 
     if y.dtype.kind == "f":
         bad = np.flatnonzero(~np.isfinite(y) | (np.floor(y) != y))
@@ -800,13 +808,4 @@ def load_features_file(path: str | os.PathLike[str], label_column: str = "label"
             f"input file {p}: X must be a 2-d numeric array (n examples, d features), got a "
             f"{X.ndim}-d {X.dtype} array of shape {X.shape}."
         )
-    X = np.ascontiguousarray(X, dtype=np.float32 if X.dtype == np.float32 else np.float64)
-    finite = np.isfinite(X)
-    if not finite.all():
-        r, c = (int(v) for v in np.argwhere(~finite)[0])
-        col = repr(columns[c]) if columns else str(c)
-        raise NumbamlpError(
-            f"input file {p}: feature value {X[r, c]} at {describe_row(r)}, column {col} is not "
-            "a finite number; remove or impute NaN/Inf values."
-        )
-    return X
+    return _finite_float_features(X, f"input file {p}", columns, describe_row)
