@@ -322,17 +322,48 @@ def _load_data(
     help="fused: many steps per call, blocked loops (fast); kernels: one call per equation "
     "kernel (the plain loops, for reading and checking).",
 )
+@click.option(
+    "--checkpoint-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Write DIR/checkpoint.npz (model, optimizer, position, random state, metrics) at the "
+    "end of every epoch, atomically.",
+)
+@click.option(
+    "--checkpoint-every",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Also write the checkpoint every this many minibatches.",
+)
+@click.option(
+    "--resume",
+    type=click.Path(),
+    default=None,
+    help="Continue the run whose checkpoint is in this directory (or file), exactly where it "
+    "stopped; --epochs may raise its length.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="Print only the final result.")
-def train(**opts: Any) -> None:
+@click.pass_context
+def train(ctx: click.Context, **opts: Any) -> None:
     """Train an MLP; the defaults reproduce MMiDS §7.3 on MNIST.
 
     Dense(784 => 32, σ) → Dense(32 => 10) → softmax, cross-entropy, Adam(1e-3), batch 128,
     20 shuffled epochs, float32, Glorot-uniform weights, seed 0.
+
+    Ctrl-C (or SIGTERM) finishes the current minibatches, writes a checkpoint and says how to
+    resume; a second Ctrl-C stops at once.
     """
+    resume = None
+    if opts["resume"] is not None:
+        from numbamlp.checkpoint import load_checkpoint
+
+        resume = load_checkpoint(opts["resume"])
+        _adopt_checkpoint_options(ctx, opts, resume)
     hidden = parse_hidden(opts["hidden"])
     activations = parse_activations(opts["activation"], len(hidden))
     _check_writable(opts["save"], "--save")
     _check_writable(opts["metrics_out"], "--metrics-out")
+    checkpoint_dir = _checkpoint_dir(opts, resume)
     quiet = opts["quiet"]
     echo = (lambda *a, **k: None) if quiet else click.echo
 
@@ -364,15 +395,6 @@ def train(**opts: Any) -> None:
         from numbamlp.training import TrainConfig, Trainer
 
         data = loading.result()
-    model = MLP.create(
-        data.n_features,
-        hidden,
-        data.n_classes,
-        activations=activations,
-        head=opts["head"],
-        dtype=opts["dtype"],
-        rng=init_rng,
-    )
     config = TrainConfig(
         epochs=opts["epochs"],
         batch_size=opts["batch_size"],
@@ -391,7 +413,45 @@ def train(**opts: Any) -> None:
         },
     )
     scale = data.feature_scale
-    trainer = Trainer(model, data.X_train_raw, data.y_train, config, train_rng, scale=scale)
+    run_info = {
+        "seed": opts["seed"],
+        "options": {key: _jsonable(opts[key]) for key in RUN_OPTIONS},
+        "data": {key: _jsonable(opts[key]) for key in DATA_OPTIONS},
+        "fingerprint": None,  # of the training set, filled in when a checkpoint is first written
+        "config": {"epochs": config.epochs, "checkpoint_every": opts["checkpoint_every"]},
+    }
+    if resume is None:
+        model = MLP.create(
+            data.n_features,
+            hidden,
+            data.n_classes,
+            activations=activations,
+            head=opts["head"],
+            dtype=opts["dtype"],
+            rng=init_rng,
+        )
+        trainer = Trainer(model, data.X_train_raw, data.y_train, config, train_rng, scale=scale)
+        history: list[dict[str, Any]] = []
+    else:
+        from numbamlp.checkpoint import fingerprint
+
+        run_info["fingerprint"] = fingerprint(data.X_train_raw, data.y_train)
+        if run_info["fingerprint"] != resume.run["fingerprint"]:
+            raise _user_error_type()(
+                f"the training data ({data.name}, {data.source}) is not the data the checkpoint "
+                f"{resume.path} was trained on; a resumed run must see the same data"
+            )
+        model = resume.model
+        if model.architecture.sizes[0] != data.n_features:
+            raise _user_error_type()("the checkpoint's model does not fit the data's features")
+        trainer = Trainer(
+            model, data.X_train_raw, data.y_train, config, train_rng, resume.optimizer, scale
+        )
+        try:
+            trainer.restore(resume.trainer)
+        except _user_error_type() as exc:
+            raise _user_error_type()(f"cannot resume {resume.path}: {exc}") from None
+        history = list(resume.history)
     X_test = model.check_inputs(data.X_test_raw, "test features", raw=True)
     y_test = model.check_labels(data.y_test, X_test.shape[0], "test labels")
 
@@ -408,6 +468,34 @@ def train(**opts: Any) -> None:
         f"sampling {config.sampling}, batch {trainer.sampler.batch_size}, seed {opts['seed']}, "
         f"{threads} thread(s)"
     )
+    if resume is not None:
+        echo(f"resuming {resume.path} from {resume.where} (step {trainer.step_count})")
+
+    written: list[str] = []  # the last checkpoint written by this run, and where it stood
+
+    def write_checkpoint(directory: Path) -> Path:
+        from numbamlp.checkpoint import CHECKPOINT_NAME, fingerprint, save_checkpoint
+
+        if run_info["fingerprint"] is None:
+            run_info["fingerprint"] = fingerprint(data.X_train_raw, data.y_train)
+        path = directory / CHECKPOINT_NAME
+        position = trainer.run_state()
+        save_checkpoint(
+            path,
+            model,
+            trainer.optimizer,
+            run_info,
+            position,
+            history,
+            metadata=_model_metadata(data, opts, trainer, history),
+        )
+        where = (
+            f"epoch {trainer.epoch}, batch {trainer.batch}"
+            if trainer.batch
+            else f"the end of epoch {trainer.epoch}"
+        )
+        written[:] = [str(path), where]
+        return path
 
     throttled = None
     if opts["eval_every"] is not None:
@@ -416,7 +504,11 @@ def train(**opts: Any) -> None:
         )
 
     metrics_file = open(opts["metrics_out"], "w", encoding="utf-8") if opts["metrics_out"] else None  # noqa: SIM115
+    if metrics_file is not None:
+        for record in history:
+            metrics_file.write(json.dumps(record) + "\n")
     show_bar = not quiet and sys.stdout.isatty()
+    every = opts["checkpoint_every"]
     started = time.perf_counter()
     first_batch_done: list[float] = []
 
@@ -426,44 +518,76 @@ def train(**opts: Any) -> None:
         if throttled is not None:
             throttled()
 
-    metrics = None
+    from numbamlp.interrupt import StopRequest
+    from numbamlp.training import TrainingDiverged
+
+    steps = trainer.sampler.steps_per_epoch
     try:
-        for _ in range(config.epochs):
-            on_batch = after_batch
-            if show_bar:
-                with click.progressbar(
-                    length=trainer.sampler.steps_per_epoch,
-                    label=f"epoch {trainer.epoch + 1}/{config.epochs}",
-                ) as bar:
+        with StopRequest() as stop:
+            while trainer.epoch < config.epochs or not trainer.at_epoch_boundary:
+                epoch = trainer.epoch + (1 if trainer.at_epoch_boundary else 0)
+                label = f"epoch {epoch}/{config.epochs}"
+                with _progress(show_bar, steps, label) as bar:
+                    if bar is not None and trainer.batch:
+                        bar.update(trainer.batch)  # a resumed epoch
 
-                    def on_batch(b: int, _inner=on_batch, _bar=bar) -> None:
-                        _bar.update(1)
-                        if _inner is not None:
-                            _inner(b)
+                    def on_batch(b: int, _bar=bar) -> None:
+                        if _bar is not None:
+                            _bar.update(1)
+                        after_batch(b)
 
-                    metrics = trainer.train_epoch(on_batch)
-            else:
-                metrics = trainer.train_epoch(on_batch)
-            metrics.test_accuracy = test_accuracy()
-            echo(
-                f"epoch {metrics.epoch:3d}  train_loss {metrics.train_loss:.4f}  "
-                f"test_accuracy {metrics.test_accuracy:.4f}  seconds {metrics.seconds:.2f}"
-            )
-            if metrics_file is not None:
-                metrics_file.write(json.dumps(metrics.as_dict()) + "\n")
-                metrics_file.flush()
+                    while True:
+                        until = None
+                        if every is not None and checkpoint_dir is not None:
+                            until = trainer.batch + every - trainer.step_count % every
+                        metrics = trainer.run_batches(on_batch, until, stop.requested)
+                        if metrics is not None or stop:
+                            break
+                        write_checkpoint(checkpoint_dir)  # the periodic one, mid-epoch
+                if metrics is None:  # stopped by a signal in the middle of the epoch
+                    break
+                metrics.test_accuracy = test_accuracy()
+                record = metrics.as_dict()
+                history.append(record)
+                echo(
+                    f"epoch {metrics.epoch:3d}  train_loss {metrics.train_loss:.4f}  "
+                    f"test_accuracy {metrics.test_accuracy:.4f}  seconds {metrics.seconds:.2f}"
+                )
+                if metrics_file is not None:
+                    metrics_file.write(json.dumps(record) + "\n")
+                    metrics_file.flush()
+                if checkpoint_dir is not None:
+                    write_checkpoint(checkpoint_dir)
+                if stop:
+                    break
+            if stop:
+                _stop_with_checkpoint(ctx, stop, trainer, written, checkpoint_dir, write_checkpoint)
+    except TrainingDiverged as exc:
+        kept = (
+            f" The last good checkpoint, {written[0]} ({written[1]}), is unchanged."
+            if written
+            else ""
+        )
+        saved = f" {opts['save']} was not written." if opts["save"] else ""
+        raise TrainingDiverged(f"{exc}{kept}{saved}") from None
+    except KeyboardInterrupt:
+        kept = (
+            f"the last checkpoint, {written[0]} ({written[1]}), is intact"
+            if written
+            else "nothing was saved"
+        )
+        click.echo(f"interrupted again: stopped at once; {kept}", err=True)
+        ctx.exit(EXIT_INTERRUPTED)
     finally:
         if metrics_file is not None:
             metrics_file.close()
     total = time.perf_counter() - started
+    final_accuracy = history[-1]["test_accuracy"] if history else test_accuracy()
     epochs = f"{config.epochs} epoch{'' if config.epochs == 1 else 's'}"
-    ready = first_batch_done[0] - COMMAND_STARTED
-    click.echo(
-        f"test accuracy {metrics.test_accuracy:.4f} after {epochs} ({total:.1f} s; "
-        f"ready in {ready:.2f} s)"
-    )
+    ready = f"; ready in {first_batch_done[0] - COMMAND_STARTED:.2f} s" if first_batch_done else ""
+    click.echo(f"test accuracy {final_accuracy:.4f} after {epochs} ({total:.1f} s{ready})")
     compiled = _compiled_kernels()
-    if compiled:
+    if compiled and first_batch_done:
         echo(
             f"compiled {compiled} kernel(s) in {first_batch_done[0] - started:.1f} s on this first "
             "run; they are cached on disk for the next (numbamlp info shows where)"
@@ -473,15 +597,182 @@ def train(**opts: Any) -> None:
             opts["save"],
             model,
             trainer.optimizer,
-            metadata={
-                "dataset": data.name if opts["train_file"] is None else None,
-                "class_names": list(data.class_names),
-                "epochs": trainer.epoch,
-                "seed": opts["seed"],
-                "test_accuracy": metrics.test_accuracy,
-            },
+            metadata=_model_metadata(data, opts, trainer, history),
         )
         echo(f"saved model to {opts['save']}")
+
+
+#: Options that decide a run's results: a resumed run takes them from its checkpoint.
+RUN_OPTIONS = (
+    "hidden", "activation", "head", "optimizer", "lr", "mu", "beta1", "beta2", "rho", "eps",
+    "schedule", "decay_rate", "decay_epochs", "min_lr", "sampling", "batch_size", "seed",
+    "dtype", "engine",
+)  # fmt: skip
+#: Options that say which data the run trains on (checked by fingerprint when resuming).
+DATA_OPTIONS = ("dataset", "data_dir", "train_file", "test_file", "label_column", "n_classes")
+#: The usual exit status of a process stopped by SIGTERM (128 + 15).
+EXIT_TERMINATED = 143
+
+
+def _jsonable(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _absolute(path: str | None) -> str | None:
+    return None if path is None else str(Path(path).resolve())
+
+
+def _given(ctx: click.Context, name: str) -> bool:
+    """Whether the user set option ``name`` (on the command line or through the environment)."""
+    source = ctx.get_parameter_source(name)
+    return source not in (None, click.core.ParameterSource.DEFAULT)
+
+
+def _option_flag(ctx: click.Context, name: str) -> str:
+    for param in ctx.command.params:
+        if param.name == name and param.opts:
+            return max(param.opts, key=len)
+    return name
+
+
+def _adopt_checkpoint_options(ctx: click.Context, opts: dict[str, Any], resume: Any) -> None:
+    """Take the run's options from its checkpoint; refuse any given option that contradicts it."""
+    saved_options = resume.run.get("options")
+    saved_data = resume.run.get("data")
+    config = resume.run.get("config")
+    if not (
+        isinstance(saved_options, dict)
+        and isinstance(saved_data, dict)
+        and isinstance(config, dict)
+        and set(RUN_OPTIONS) <= set(saved_options)
+        and set(DATA_OPTIONS) <= set(saved_data)
+    ):
+        raise _user_error_type()(f"{resume.path} is not a usable checkpoint (options missing)")
+    for name in RUN_OPTIONS + DATA_OPTIONS:
+        saved = saved_options[name] if name in saved_options else saved_data[name]
+        given = _jsonable(opts[name])
+        if name in ("train_file", "test_file", "data_dir"):
+            given = _absolute(given)
+        if name == "data_dir" and not _given(ctx, name):
+            opts[name] = saved  # the data may have moved: --data-dir says where it is now
+            continue
+        if name == "data_dir":
+            continue  # wherever it is, the fingerprint decides whether it is the same data
+        if _given(ctx, name) and given != saved:
+            shown = ",".join(map(str, saved)) if isinstance(saved, list) else saved
+            raise click.BadParameter(
+                f"the checkpoint's run used {shown}; a resumed run keeps the options it started "
+                "with (leave the option out, or start a new run without --resume)",
+                param_hint=_option_flag(ctx, name),
+            )
+        opts[name] = tuple(saved) if isinstance(saved, list) else saved
+    planned = config.get("epochs")
+    epoch = resume.trainer["epoch"]
+    if _given(ctx, "epochs"):
+        if opts["epochs"] < epoch:
+            raise click.BadParameter(
+                f"the checkpoint is already at epoch {epoch}", param_hint="--epochs"
+            )
+        if opts["schedule"] == "cosine" and opts["epochs"] != planned:
+            raise click.BadParameter(
+                f"the cosine schedule's length is fixed by the run's {planned} epochs",
+                param_hint="--epochs",
+            )
+    elif isinstance(planned, int) and planned >= 1:
+        opts["epochs"] = planned
+    if not _given(ctx, "checkpoint_every") and isinstance(config.get("checkpoint_every"), int):
+        opts["checkpoint_every"] = config["checkpoint_every"]
+    if resume.trainer["batch"] == 0 and epoch >= opts["epochs"]:
+        raise _user_error_type()(
+            f"the run in {resume.path} has finished its {epoch} epochs; pass --epochs N (N > "
+            f"{epoch}) to train it further"
+        )
+
+
+def _checkpoint_dir(opts: dict[str, Any], resume: Any) -> Path | None:
+    """Where this run writes checkpoints: --checkpoint-dir, else the resumed checkpoint's own
+    directory. A fresh run never overwrites another run's checkpoint."""
+    from numbamlp.checkpoint import CHECKPOINT_NAME
+
+    if opts["checkpoint_dir"] is None:
+        if opts["checkpoint_every"] is not None and resume is None:
+            raise click.BadParameter("needs --checkpoint-dir", param_hint="--checkpoint-every")
+        return None if resume is None else resume.path.parent
+    directory = Path(opts["checkpoint_dir"])
+    if directory.exists() and not directory.is_dir():
+        raise click.BadParameter(f"{directory} is not a directory", param_hint="--checkpoint-dir")
+    existing = directory / CHECKPOINT_NAME
+    if existing.exists() and (resume is None or existing.resolve() != resume.path.resolve()):
+        raise click.BadParameter(
+            f"{directory} already holds a checkpoint; resume it with --resume {directory}, or "
+            "choose another directory",
+            param_hint="--checkpoint-dir",
+        )
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise click.BadParameter(
+            f"cannot create {directory}: {exc.strerror or exc}", param_hint="--checkpoint-dir"
+        ) from None
+    if not os.access(directory, os.W_OK):
+        raise click.BadParameter(f"{directory} is not writable", param_hint="--checkpoint-dir")
+    return directory
+
+
+def _interrupt_dir() -> Path:
+    """A new directory for the checkpoint of an interrupted run that named none."""
+    base = Path("numbamlp-checkpoint")
+    candidate, n = base, 1
+    while candidate.exists():
+        n += 1
+        candidate = Path(f"{base}-{n}")
+    candidate.mkdir()
+    return candidate
+
+
+def _stop_with_checkpoint(
+    ctx: click.Context,
+    stop: Any,
+    trainer: Any,
+    written: list[str],
+    checkpoint_dir: Path | None,
+    write_checkpoint: Any,
+) -> None:
+    """After SIGINT/SIGTERM: make sure a checkpoint of this exact position exists, say where and
+    how to resume, and exit non-zero."""
+    here = (
+        f"epoch {trainer.epoch}, batch {trainer.batch}"
+        if trainer.batch
+        else f"the end of epoch {trainer.epoch}"
+    )
+    if not written or written[1] != here:
+        write_checkpoint(checkpoint_dir if checkpoint_dir is not None else _interrupt_dir())
+    directory = Path(written[0]).parent
+    click.echo(
+        f"{stop.name}: stopped at {here} (step {trainer.step_count}); checkpoint written to "
+        f"{written[0]}\nresume with: numbamlp train --resume {directory}",
+        err=True,
+    )
+    ctx.exit(EXIT_INTERRUPTED if stop.signal == 2 else EXIT_TERMINATED)
+
+
+def _model_metadata(data: Any, opts: dict[str, Any], trainer: Any, history: list) -> dict:
+    return {
+        "dataset": data.name if opts["train_file"] is None else None,
+        "class_names": list(data.class_names),
+        "epochs": trainer.epoch if trainer.at_epoch_boundary else trainer.epoch - 1,
+        "seed": opts["seed"],
+        "test_accuracy": history[-1]["test_accuracy"] if history else None,
+    }
+
+
+def _progress(show: bool, length: int, label: str) -> Any:
+    """A click progress bar over an epoch's minibatches; a context giving None when off."""
+    import contextlib
+
+    if not show:
+        return contextlib.nullcontext(None)
+    return click.progressbar(length=length, label=label)
 
 
 # ---------------------------------------------------------------------------------------------

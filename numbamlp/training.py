@@ -134,119 +134,203 @@ class Trainer:
             total_steps=config.epochs * steps,
             min_lr=config.min_lr,
         )
-        self.epoch = 0
+        self.epoch = 0  # epochs started; the current one is complete when batch == 0
+        self.batch = 0  # minibatches done in the current epoch (q)
+        self.epoch_seconds = 0.0
+        self._epoch_rng_state: dict | None = None  # the generator's state when the epoch began
+        # γ_p and ℓ of each minibatch of the current epoch, filled as it goes.
+        self.lrs = np.zeros(steps, dtype=np.float64)
+        self.batch_losses = np.zeros(steps, dtype=np.float64)
         self.plan: FusedPlan | None = None
         if config.engine == "fused":
             self.plan = FusedPlan(arch, self.sampler.batch_size, model.dtype, self.optimizer)
             self.state = self.plan.adopt_state(self.optimizer)
-            self.lrs = np.zeros(steps, dtype=np.float64)
-            self.batch_losses = np.zeros(steps, dtype=np.float64)
 
     @property
     def step_count(self) -> int:
         """p: the number of updates made so far."""
         return self.optimizer.step_count
 
+    @property
+    def at_epoch_boundary(self) -> bool:
+        return self.batch == 0
+
     def train_epoch(self, on_batch: Callable[[int], None] | None = None) -> EpochMetrics:
-        """One pass of ⌈n/B⌉ steps; the metrics carry the mean minibatch loss over the epoch.
+        """The rest of the current epoch, or a whole new one at an epoch boundary.
 
         ``on_batch(b)`` is called after minibatch b (0-based) of the epoch.
         """
-        if self.plan is not None:
-            return self._train_epoch_fused(on_batch)
-        params, grads = self.model.params, self.grads
-        self.epoch += 1
+        metrics = self.run_batches(on_batch)
+        assert metrics is not None
+        return metrics
+
+    def run_batches(
+        self,
+        on_batch: Callable[[int], None] | None = None,
+        until: int | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> EpochMetrics | None:
+        """Continue the current epoch (or start the next one) up to minibatch ``until``
+        (exclusive; default: the end of the epoch), or until ``should_stop()`` is true after a
+        call into the engine (every FUSED_CHUNK minibatches at most).
+
+        Returns the epoch's metrics if it is complete, else None. Either way the trainer then
+        sits at a minibatch boundary that ``run_state`` describes exactly.
+        """
+        if self.batch == 0:
+            self._start_epoch(self.step_count)
+        steps = self.sampler.steps_per_epoch
+        end = steps if until is None else max(self.batch, min(until, steps))
         started = time.perf_counter()
-        loss_sum = 0.0
-        samples = 0
-        lr = self.schedule(self.step_count + 1)
-        for b, indices in enumerate(self.sampler.epoch()):
-            ws = self.workspace.rows(indices.shape[0])
-            gather_batch(ws.h[0], self.X, indices, self.scale)
-            gather_labels(ws.labels, self.y, indices)
-            passes.forward(ws, params)
-            batch_loss = passes.loss(ws, params, ws.labels)
-            if not math.isfinite(batch_loss):
-                raise TrainingDiverged(self._divergence_message("loss", batch_loss, b))
-            passes.backward(ws, params, grads, ws.labels)
-            lr = self.schedule(self.step_count + 1)
-            self.optimizer.step(params.theta, grads.theta, lr)
-            loss_sum += batch_loss * ws.batch_size
-            samples += ws.batch_size
-            if on_batch is not None:
-                on_batch(b)
-        seconds = time.perf_counter() - started
-        if not np.isfinite(params.theta).all():
-            raise TrainingDiverged(self._divergence_message("parameters", math.nan, b))
-        return EpochMetrics(self.epoch, loss_sum / samples, None, seconds, lr)
+        try:
+            while self.batch < end:
+                first = self.batch
+                if self.plan is not None:
+                    # The first call of an epoch makes one step, so on_batch(0) comes at once.
+                    self._fused_steps(min(FUSED_CHUNK if first else 1, end - first))
+                else:
+                    self._kernel_step()
+                if on_batch is not None:
+                    for b in range(first, self.batch):
+                        on_batch(b)
+                if should_stop is not None and should_stop():
+                    break
+        finally:
+            self.epoch_seconds += time.perf_counter() - started
+        if self.batch < steps:
+            return None
+        return self._finish_epoch()
 
-    def _train_epoch_fused(self, on_batch: Callable[[int], None] | None) -> EpochMetrics:
-        assert self.plan is not None
-        sampler, theta = self.sampler, self.model.params.theta
+    def _start_epoch(self, p0: int) -> None:
+        """Draw the epoch's minibatches and its step sizes; p0 is p before its first step."""
         self.epoch += 1
-        started = time.perf_counter()
-        sampler.epoch()
-        steps = sampler.steps_per_epoch
-        p0 = self.step_count
-        for q in range(steps):  # (G.*) γ_p for the steps p = p0+1 .. p0+steps of this epoch
-            self.lrs[q] = self.schedule(p0 + q + 1)
-        q = 0
-        while q < steps:
-            # The first call of an epoch makes one step, so on_batch(0) comes right after it.
-            count = min(FUSED_CHUNK if q else 1, steps - q)
-            done = self.plan.run(
-                theta, self.state, self.X, self.scale, self.y, sampler.index_matrix,
-                sampler.batch_sizes, self.lrs, self.optimizer.step_count, q, count,
-                self.batch_losses,
-            )  # fmt: skip
-            self.optimizer.step_count += done
-            if done < count:
-                bad = q + done
-                raise TrainingDiverged(
-                    self._divergence_message("loss", self.batch_losses[bad], bad)
-                )
-            if on_batch is not None:
-                for b in range(q, q + count):
-                    on_batch(b)
-            q += count
-        seconds = time.perf_counter() - started
-        if not np.isfinite(theta).all():
-            raise TrainingDiverged(self._divergence_message("parameters", math.nan, steps - 1))
-        mean_loss = float(self.batch_losses @ sampler.batch_sizes) / sampler.batch_sizes.sum()
-        return EpochMetrics(self.epoch, mean_loss, None, seconds, float(self.lrs[steps - 1]))
-
-    def train_steps(self, count: int) -> None:
-        """Run ``count`` minibatch steps, starting epochs as needed (benchmarks time this)."""
-        while count > 0:
-            steps = min(count, self.sampler.steps_per_epoch)
-            self._partial_epoch(steps)
-            count -= steps
-
-    def _partial_epoch(self, steps: int) -> None:
-        if self.plan is None:
-            batches = self.sampler.epoch()[:steps]
-            params, grads = self.model.params, self.grads
-            for indices in batches:
-                ws = self.workspace.rows(indices.shape[0])
-                gather_batch(ws.h[0], self.X, indices, self.scale)
-                gather_labels(ws.labels, self.y, indices)
-                passes.forward(ws, params)
-                passes.loss(ws, params, ws.labels)
-                passes.backward(ws, params, grads, ws.labels)
-                self.optimizer.step(params.theta, grads.theta, self.schedule(self.step_count + 1))
-            return
+        self.epoch_seconds = 0.0
+        # Each epoch's minibatches are a function of the generator's state alone (sampling.py),
+        # so this state plus the batch count is enough to resume in the middle of the epoch.
+        self._epoch_rng_state = self.rng.bit_generator.state
         self.sampler.epoch()
-        p0 = self.step_count
-        for q in range(steps):
+        for q in range(self.sampler.steps_per_epoch):
+            # (G.*) γ_p for the steps p = p0+1 .. p0+steps of this epoch
             self.lrs[q] = self.schedule(p0 + q + 1)
+
+    def _kernel_step(self) -> None:
+        params, grads, q = self.model.params, self.grads, self.batch
+        indices = self.sampler.batches[q]
+        ws = self.workspace.rows(indices.shape[0])
+        gather_batch(ws.h[0], self.X, indices, self.scale)
+        gather_labels(ws.labels, self.y, indices)
+        passes.forward(ws, params)
+        batch_loss = passes.loss(ws, params, ws.labels)
+        self.batch_losses[q] = batch_loss
+        if not math.isfinite(batch_loss):
+            raise TrainingDiverged(self._divergence_message("loss", batch_loss, q))
+        passes.backward(ws, params, grads, ws.labels)
+        self.optimizer.step(params.theta, grads.theta, self.lrs[q])
+        self.batch += 1
+
+    def _fused_steps(self, count: int) -> None:
+        assert self.plan is not None
+        q = self.batch
         done = self.plan.run(
             self.model.params.theta, self.state, self.X, self.scale, self.y,
             self.sampler.index_matrix, self.sampler.batch_sizes, self.lrs,
-            self.optimizer.step_count, 0, steps, self.batch_losses,
+            self.optimizer.step_count, q, count, self.batch_losses,
         )  # fmt: skip
         self.optimizer.step_count += done
-        if done < steps:
-            raise TrainingDiverged(self._divergence_message("loss", math.nan, done))
+        self.batch += done
+        if done < count:
+            bad = q + done
+            raise TrainingDiverged(self._divergence_message("loss", self.batch_losses[bad], bad))
+
+    def _finish_epoch(self) -> EpochMetrics:
+        steps = self.sampler.steps_per_epoch
+        self.check_parameters()
+        self.batch = 0
+        sizes = self.sampler.batch_sizes
+        mean_loss = float(self.batch_losses @ sizes) / sizes.sum()  # (S.1) over the epoch
+        return EpochMetrics(
+            self.epoch, mean_loss, None, self.epoch_seconds, float(self.lrs[steps - 1])
+        )
+
+    def check_parameters(self) -> None:
+        """Raise TrainingDiverged if θ holds a NaN or an infinity."""
+        if not np.isfinite(self.model.params.theta).all():
+            last = (self.batch or self.sampler.steps_per_epoch) - 1
+            raise TrainingDiverged(self._divergence_message("parameters", math.nan, last))
+
+    def train_steps(self, count: int) -> None:
+        """Run ``count`` minibatch steps, continuing and starting epochs as needed (benchmarks
+        time this)."""
+        while count > 0:
+            first = self.batch
+            self.run_batches(until=first + count)
+            count -= (self.batch or self.sampler.steps_per_epoch) - first
+
+    # --- where the run is, exactly: what a checkpoint stores ---------------------------------
+
+    def run_state(self) -> dict:
+        """The trainer's position as plain JSON data. Together with θ, the optimizer's state
+        and the run's configuration it determines the rest of the run bit for bit."""
+        return {
+            "epoch": self.epoch,
+            "batch": self.batch,
+            "step_count": self.step_count,
+            "steps_per_epoch": self.sampler.steps_per_epoch,
+            "rng_state": self.rng.bit_generator.state,
+            "epoch_rng_state": self._epoch_rng_state if self.batch else None,
+            "epoch_losses": [float(v) for v in self.batch_losses[: self.batch]],
+            "epoch_seconds": self.epoch_seconds if self.batch else 0.0,
+        }
+
+    def restore(self, run_state: dict) -> None:
+        """Put the trainer where ``run_state`` (from ``run_state()``) says; θ and the optimizer
+        state come with the model and optimizer the trainer was built with. A state that does
+        not fit this run raises NumbamlpError."""
+        steps = self.sampler.steps_per_epoch
+        try:
+            epoch, batch = int(run_state["epoch"]), int(run_state["batch"])
+            step_count = int(run_state["step_count"])
+            saved_steps = int(run_state["steps_per_epoch"])
+            rng_state = dict(run_state["rng_state"])
+            losses = [float(v) for v in run_state["epoch_losses"]]
+            seconds = float(run_state["epoch_seconds"])
+            epoch_rng_state = run_state["epoch_rng_state"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise NumbamlpError(f"the run state is incomplete or malformed ({exc})") from None
+        if saved_steps != steps:
+            raise NumbamlpError(
+                f"the run made {saved_steps} steps per epoch, this one would make {steps}: the "
+                "training set or the batch size differs"
+            )
+        if not (
+            0 <= batch < steps and epoch >= (1 if batch else 0) and step_count == self.step_count
+        ):
+            raise NumbamlpError(
+                f"the run state is inconsistent (epoch {epoch}, batch {batch}, step "
+                f"{step_count}, optimizer step {self.step_count}, {steps} steps per epoch)"
+            )
+        if len(losses) != batch:
+            raise NumbamlpError("the run state's minibatch losses do not match its batch count")
+        try:
+            if batch:
+                # Replay the epoch's draw: the same minibatches, and the generator ends up where
+                # it was when the state was saved.
+                self.epoch = epoch - 1
+                self.rng.bit_generator.state = dict(epoch_rng_state)
+                self._start_epoch(step_count - batch)
+                self.batch = batch
+                self.batch_losses[:batch] = losses
+                self.epoch_seconds = seconds
+            else:
+                self.epoch = epoch
+            if self.rng.bit_generator.state != rng_state:
+                self.rng.bit_generator.state = rng_state
+                if batch:
+                    raise NumbamlpError(
+                        "the run state is inconsistent (its generator states do not match)"
+                    )
+        except (TypeError, ValueError, KeyError) as exc:
+            raise NumbamlpError(f"the run state's random generator is malformed ({exc})") from None
 
     def _divergence_message(self, what: str, value: float, batch: int) -> str:
         lr = self.optimizer.hyper["lr"]

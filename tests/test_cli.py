@@ -639,10 +639,10 @@ def test_divergence_is_reported_and_keeps_the_old_model(files, precious, tmp_pat
 def test_interrupt_keeps_the_old_model(files, precious, monkeypatch):
     from numbamlp.training import Trainer
 
-    def interrupted(self, on_batch=None):
-        raise KeyboardInterrupt
+    def interrupted(self, on_batch=None, until=None, should_stop=None):
+        raise KeyboardInterrupt  # what a second Ctrl-C raises
 
-    monkeypatch.setattr(Trainer, "train_epoch", interrupted)
+    monkeypatch.setattr(Trainer, "run_batches", interrupted)
     result = run("train", *_user_data(files), "--epochs", "1", "--save", precious)
     assert result.exit_code == 130
     assert "interrupted" in result.output

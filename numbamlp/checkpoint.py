@@ -1,0 +1,133 @@
+"""Checkpoints: everything a training run needs to continue exactly where it stopped.
+
+A checkpoint is a model file (modelio.py: θ, the optimizer's state and step count, never
+unpickled, written atomically) whose metadata also holds, under ``"checkpoint"``:
+
+* ``run``: what decides the run's results: the seed, the data (its source and a fingerprint of
+  the training set), the architecture is in the model itself, and the TrainConfig;
+* ``trainer``: the trainer's position (training.Trainer.run_state): epoch, minibatch within the
+  epoch, the random generator's state, the losses of the epoch's minibatches so far;
+* ``history``: the metrics of the epochs completed.
+
+Because it is a model file, ``numbamlp evaluate --model`` and ``predict`` accept a checkpoint.
+A run keeps one checkpoint per directory, ``DIR/checkpoint.npz``; each write replaces it
+atomically, so the last good checkpoint survives a crash, a full disk or a second Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from numbamlp.errors import NumbamlpError
+from numbamlp.model import MLP
+from numbamlp.modelio import load_model, save_model
+from numbamlp.optimizers import Optimizer
+
+CHECKPOINT_NAME = "checkpoint.npz"
+#: Version of the ``"checkpoint"`` metadata; a newer one is refused, as a newer model file is.
+CHECKPOINT_VERSION = 1
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint; ``run``/``trainer``/``history`` are the JSON parts named above."""
+
+    path: Path
+    model: MLP
+    optimizer: Optimizer
+    run: dict[str, Any]
+    trainer: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def where(self) -> str:
+        """'epoch 3, batch 120' or 'the end of epoch 3'."""
+        epoch, batch = self.trainer["epoch"], self.trainer["batch"]
+        return f"epoch {epoch}, batch {batch}" if batch else f"the end of epoch {epoch}"
+
+
+def checkpoint_file(path: str | os.PathLike) -> Path:
+    """The checkpoint named by ``path``: a checkpoint file, or a directory holding one."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT_NAME
+        if not path.is_file():
+            raise NumbamlpError(f"no checkpoint in {path.parent} (expected {path})")
+    elif not path.exists():
+        raise NumbamlpError(f"checkpoint {path} does not exist")
+    return path
+
+
+def fingerprint(X: np.ndarray, y: np.ndarray) -> str:
+    """SHA-256 of the training set's shape, dtype and bytes: a resumed run must see the same
+    data in the same order, or its minibatches would differ."""
+    digest = hashlib.sha256()
+    for array in (X, y):
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(memoryview(array).cast("B"))
+    return digest.hexdigest()
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: MLP,
+    optimizer: Optimizer,
+    run: dict[str, Any],
+    trainer: dict[str, Any],
+    history: list[dict[str, Any]],
+    metadata: dict[str, Any] | None = None,
+) -> None:
+    """Write a checkpoint atomically. θ must be finite: a diverged run is never saved over the
+    last good checkpoint."""
+    if not np.isfinite(model.params.theta).all():
+        raise NumbamlpError("refusing to write a checkpoint: the parameters hold NaN or Inf")
+    meta = dict(metadata or {})
+    meta["checkpoint"] = {
+        "version": CHECKPOINT_VERSION,
+        "run": run,
+        "trainer": trainer,
+        "history": history,
+    }
+    save_model(path, model, optimizer, metadata=meta)
+
+
+def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """Read and validate a checkpoint (a file, or a directory holding ``checkpoint.npz``)."""
+    path = checkpoint_file(path)
+    loaded = load_model(path)
+
+    def bad(reason: str) -> NumbamlpError:
+        return NumbamlpError(f"{path} is not a usable checkpoint ({reason})")
+
+    part = loaded.metadata.get("checkpoint")
+    if not isinstance(part, dict):
+        raise bad("it is a model file without the run's state; train with --checkpoint-dir")
+    version = part.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise bad(f"checkpoint version {version!r} is not a positive integer")
+    if version > CHECKPOINT_VERSION:
+        raise NumbamlpError(
+            f"checkpoint {path} has version {version}, newer than this numbamlp understands "
+            f"({CHECKPOINT_VERSION}); upgrade numbamlp to resume it"
+        )
+    if loaded.optimizer is None:
+        raise bad("it has no optimizer state")
+    run, trainer, history = part.get("run"), part.get("trainer"), part.get("history")
+    if not isinstance(run, dict) or not isinstance(trainer, dict):
+        raise bad("the run's configuration or position is missing")
+    if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
+        raise bad("the metrics history is malformed")
+    for key, kind in (("epoch", int), ("batch", int)):
+        if not isinstance(trainer.get(key), kind) or trainer[key] < 0:
+            raise bad(f"the position's {key} is missing or negative")
+    for key in ("seed", "config", "data", "fingerprint"):
+        if key not in run:
+            raise bad(f"the run's {key} is missing")
+    return Checkpoint(path, loaded.model, loaded.optimizer, run, trainer, history)
