@@ -476,6 +476,7 @@ def train(ctx: click.Context, **opts: Any) -> None:
     def write_checkpoint(directory: Path) -> Path:
         from numbamlp.checkpoint import CHECKPOINT_NAME, fingerprint, save_checkpoint
 
+        trainer.check_parameters()  # a diverged θ is never written over a good checkpoint
         if run_info["fingerprint"] is None:
             run_info["fingerprint"] = fingerprint(data.X_train_raw, data.y_train)
         path = directory / CHECKPOINT_NAME
