@@ -10,6 +10,7 @@ and with real SIGINT/SIGTERM sent to a real `numbamlp train` process.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import signal
 import subprocess
@@ -278,9 +279,12 @@ def test_cli_resume_at_an_epoch_end_equals_the_straight_run(data, tmp_path):
     assert part.exit_code == 0, part.output
     ckpt = load_checkpoint(tmp_path / "ck")
     assert ckpt.where == "the end of epoch 1" and len(ckpt.history) == 1
+    outputs = ("--save", tmp_path / "resumed.npz", "--metrics-out", tmp_path / "m.jsonl")
     rest = run("train", "--resume", tmp_path / "ck", "--epochs", "3", "-q", "--threads", "1",
-               "--save", tmp_path / "resumed.npz")  # fmt: skip
+               *outputs)  # fmt: skip
     assert rest.exit_code == 0, rest.output
+    lines = (tmp_path / "m.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]  # the whole run's
     assert_same_model(tmp_path / "full.npz", tmp_path / "resumed.npz")
     # The resumed run kept checkpointing where it came from; the history is the whole run's.
     assert load_checkpoint(tmp_path / "ck").trainer["epoch"] == 3
