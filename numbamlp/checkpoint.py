@@ -20,7 +20,7 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -47,9 +47,13 @@ class Checkpoint:
 
     @property
     def where(self) -> str:
-        """'epoch 3, batch 120' or 'the end of epoch 3'."""
-        epoch, batch = self.trainer["epoch"], self.trainer["batch"]
-        return f"epoch {epoch}, batch {batch}" if batch else f"the end of epoch {epoch}"
+        return position(self.trainer["epoch"], self.trainer["batch"])
+
+
+def position(epoch: int, batch: int) -> str:
+    """Where a run stands: 'epoch 3, batch 120' (120 minibatches of epoch 3 done) or 'the end
+    of epoch 3'."""
+    return f"epoch {epoch}, batch {batch}" if batch else f"the end of epoch {epoch}"
 
 
 def checkpoint_file(path: str | os.PathLike) -> Path:
@@ -131,3 +135,59 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         if key not in run:
             raise bad(f"the run's {key} is missing")
     return Checkpoint(path, loaded.model, loaded.optimizer, run, trainer, history)
+
+
+class _Trainer(Protocol):  # what the writer needs of training.Trainer
+    model: MLP
+    optimizer: Optimizer
+    epoch: int
+    batch: int
+
+    def check_parameters(self) -> None: ...
+    def run_state(self) -> dict: ...
+
+
+class CheckpointWriter:
+    """Writes one run's checkpoints and remembers the last one written.
+
+    ``run`` and ``history`` are the run's own (mutable) records, read at each write;
+    ``metadata()`` gives the model-file metadata of the moment. The training set's fingerprint
+    is computed at the first write only (hashing it costs ~0.1 s for MNIST).
+    """
+
+    def __init__(
+        self,
+        trainer: _Trainer,
+        run: dict[str, Any],
+        history: list[dict[str, Any]],
+        metadata: Any,
+        training_set: tuple[np.ndarray, np.ndarray],
+    ) -> None:
+        self.trainer, self.run, self.history = trainer, run, history
+        self.metadata, self.training_set = metadata, training_set
+        self.last: Path | None = None
+        self.last_where = ""
+
+    def write(self, directory: Path) -> Path:
+        trainer = self.trainer
+        trainer.check_parameters()  # a diverged θ is never written over a good checkpoint
+        if self.run.get("fingerprint") is None:
+            self.run["fingerprint"] = fingerprint(*self.training_set)
+        path = directory / CHECKPOINT_NAME
+        save_checkpoint(
+            path,
+            trainer.model,
+            trainer.optimizer,
+            self.run,
+            trainer.run_state(),
+            self.history,
+            self.metadata(),
+        )
+        self.last, self.last_where = path, position(trainer.epoch, trainer.batch)
+        return path
+
+    def is_current(self) -> bool:
+        """Whether the last checkpoint written is of the trainer's present position."""
+        return self.last is not None and self.last_where == position(
+            self.trainer.epoch, self.trainer.batch
+        )

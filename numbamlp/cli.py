@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -471,32 +472,15 @@ def train(ctx: click.Context, **opts: Any) -> None:
     if resume is not None:
         echo(f"resuming {resume.path} from {resume.where} (step {trainer.step_count})")
 
-    written: list[str] = []  # the last checkpoint written by this run, and where it stood
+    from numbamlp.checkpoint import CheckpointWriter, position
 
-    def write_checkpoint(directory: Path) -> Path:
-        from numbamlp.checkpoint import CHECKPOINT_NAME, fingerprint, save_checkpoint
-
-        trainer.check_parameters()  # a diverged θ is never written over a good checkpoint
-        if run_info["fingerprint"] is None:
-            run_info["fingerprint"] = fingerprint(data.X_train_raw, data.y_train)
-        path = directory / CHECKPOINT_NAME
-        position = trainer.run_state()
-        save_checkpoint(
-            path,
-            model,
-            trainer.optimizer,
-            run_info,
-            position,
-            history,
-            metadata=_model_metadata(data, opts, trainer, history),
-        )
-        where = (
-            f"epoch {trainer.epoch}, batch {trainer.batch}"
-            if trainer.batch
-            else f"the end of epoch {trainer.epoch}"
-        )
-        written[:] = [str(path), where]
-        return path
+    checkpoints = CheckpointWriter(
+        trainer,
+        run_info,
+        history,
+        lambda: _model_metadata(data, opts, trainer, history),
+        (data.X_train_raw, data.y_train),
+    )
 
     throttled = None
     if opts["eval_every"] is not None:
@@ -544,7 +528,7 @@ def train(ctx: click.Context, **opts: Any) -> None:
                         metrics = trainer.run_batches(on_batch, until, stop.requested)
                         if metrics is not None or stop:
                             break
-                        write_checkpoint(checkpoint_dir)  # the periodic one, mid-epoch
+                        checkpoints.write(checkpoint_dir)  # the periodic one, mid-epoch
                 if metrics is None:  # stopped by a signal in the middle of the epoch
                     break
                 metrics.test_accuracy = test_accuracy()
@@ -558,23 +542,32 @@ def train(ctx: click.Context, **opts: Any) -> None:
                     metrics_file.write(json.dumps(record) + "\n")
                     metrics_file.flush()
                 if checkpoint_dir is not None:
-                    write_checkpoint(checkpoint_dir)
+                    checkpoints.write(checkpoint_dir)
                 if stop:
                     break
             if stop:
-                _stop_with_checkpoint(ctx, stop, trainer, written, checkpoint_dir, write_checkpoint)
+                if not checkpoints.is_current():
+                    checkpoints.write(checkpoint_dir or _interrupt_dir())
+                click.echo(
+                    f"{stop.name}: stopped at {position(trainer.epoch, trainer.batch)} (step "
+                    f"{trainer.step_count}); checkpoint written to {checkpoints.last}\n"
+                    f"resume with: numbamlp train --resume {checkpoints.last.parent}",
+                    err=True,
+                )
+                ctx.exit(EXIT_INTERRUPTED if stop.signal == signal.SIGINT else EXIT_TERMINATED)
     except TrainingDiverged as exc:
         kept = (
-            f" The last good checkpoint, {written[0]} ({written[1]}), is unchanged."
-            if written
+            f" The last good checkpoint, {checkpoints.last} ({checkpoints.last_where}), is "
+            "unchanged."
+            if checkpoints.last
             else ""
         )
         saved = f" {opts['save']} was not written." if opts["save"] else ""
         raise TrainingDiverged(f"{exc}{kept}{saved}") from None
     except KeyboardInterrupt:
         kept = (
-            f"the last checkpoint, {written[0]} ({written[1]}), is intact"
-            if written
+            f"the last checkpoint, {checkpoints.last} ({checkpoints.last_where}), is intact"
+            if checkpoints.last
             else "nothing was saved"
         )
         click.echo(f"interrupted again: stopped at once; {kept}", err=True)
@@ -729,32 +722,6 @@ def _interrupt_dir() -> Path:
         candidate = Path(f"{base}-{n}")
     candidate.mkdir()
     return candidate
-
-
-def _stop_with_checkpoint(
-    ctx: click.Context,
-    stop: Any,
-    trainer: Any,
-    written: list[str],
-    checkpoint_dir: Path | None,
-    write_checkpoint: Any,
-) -> None:
-    """After SIGINT/SIGTERM: make sure a checkpoint of this exact position exists, say where and
-    how to resume, and exit non-zero."""
-    here = (
-        f"epoch {trainer.epoch}, batch {trainer.batch}"
-        if trainer.batch
-        else f"the end of epoch {trainer.epoch}"
-    )
-    if not written or written[1] != here:
-        write_checkpoint(checkpoint_dir if checkpoint_dir is not None else _interrupt_dir())
-    directory = Path(written[0]).parent
-    click.echo(
-        f"{stop.name}: stopped at {here} (step {trainer.step_count}); checkpoint written to "
-        f"{written[0]}\nresume with: numbamlp train --resume {directory}",
-        err=True,
-    )
-    ctx.exit(EXIT_INTERRUPTED if stop.signal == 2 else EXIT_TERMINATED)
 
 
 def _model_metadata(data: Any, opts: dict[str, Any], trainer: Any, history: list) -> dict:
