@@ -322,6 +322,13 @@ def _load_data(
     help="fused: many steps per call, blocked loops (fast); kernels: one call per equation "
     "kernel (the plain loops, for reading and checking).",
 )
+@click.option(
+    "--device",
+    type=click.Choice(("cpu", "cuda")),
+    default="cpu",
+    show_default=True,
+    help="cuda: train on an NVIDIA GPU (pip install 'numbamlp[cuda]'); --engine is then ignored.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="Print only the final result.")
 def train(**opts: Any) -> None:
     """Train an MLP; the defaults reproduce MMiDS §7.3 on MNIST.
@@ -335,6 +342,11 @@ def train(**opts: Any) -> None:
     _check_writable(opts["metrics_out"], "--metrics-out")
     quiet = opts["quiet"]
     echo = (lambda *a, **k: None) if quiet else click.echo
+    on_gpu = opts["device"] == "cuda"
+    if on_gpu:  # fail before loading any data when no GPU is usable
+        from numbamlp.cuda.backend import require_device
+
+        require_device()
 
     from concurrent.futures import ThreadPoolExecutor
 
@@ -391,11 +403,15 @@ def train(**opts: Any) -> None:
         },
     )
     scale = data.feature_scale
+    if on_gpu:
+        from numbamlp.cuda.training import DeviceTrainer as Trainer
     trainer = Trainer(model, data.X_train_raw, data.y_train, config, train_rng, scale=scale)
     X_test = model.check_inputs(data.X_test_raw, "test features", raw=True)
     y_test = model.check_labels(data.y_test, X_test.shape[0], "test labels")
 
     def test_accuracy() -> float:
+        if on_gpu:
+            return trainer.accuracy(X_test, y_test, scale)
         return float(np.mean(model.predict(X_test, scale) == y_test))
 
     echo(f"{model}")
@@ -468,6 +484,8 @@ def train(**opts: Any) -> None:
             f"compiled {compiled} kernel(s) in {first_batch_done[0] - started:.1f} s on this first "
             "run; they are cached on disk for the next (numbamlp info shows where)"
         )
+    if on_gpu:
+        trainer.to_host()  # θ and the optimizer state, for the model file
     if opts["save"]:
         save_model(
             opts["save"],

@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # report the kernel's compile error on one screen
         print(f"PTX compilation failed ({BACKEND}): {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-    for (name, dtype, cc, n), text in sorted(ptx.items()):
+    for (name, dtype, _cc, n), text in sorted(ptx.items()):
         target = next((ln.split()[1] for ln in text.splitlines() if ln.startswith(".target")), "?")
         print(f"{name:26s} {dtype:8s} sig {n}  {target:7s} {len(text):7d} chars of PTX")
     seconds = time.perf_counter() - started
