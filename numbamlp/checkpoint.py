@@ -144,6 +144,7 @@ class _Trainer(Protocol):  # what the writer needs of training.Trainer
     batch: int
 
     def check_parameters(self) -> None: ...
+    def host_state(self) -> None: ...
     def run_state(self) -> dict: ...
 
 
@@ -171,6 +172,7 @@ class CheckpointWriter:
     def write(self, directory: Path) -> Path:
         trainer = self.trainer
         trainer.check_parameters()  # a diverged θ is never written over a good checkpoint
+        trainer.host_state()  # θ and the optimizer's state from a device, if on one
         if self.run.get("fingerprint") is None:
             self.run["fingerprint"] = fingerprint(*self.training_set)
         path = directory / CHECKPOINT_NAME

@@ -324,6 +324,13 @@ def _load_data(
     "kernel (the plain loops, for reading and checking).",
 )
 @click.option(
+    "--device",
+    type=click.Choice(("cpu", "cuda")),
+    default="cpu",
+    show_default=True,
+    help="cuda: train on an NVIDIA GPU (pip install 'numbamlp[cuda]'); --engine is then ignored.",
+)
+@click.option(
     "--checkpoint-dir",
     type=click.Path(file_okay=False),
     default=None,
@@ -367,10 +374,13 @@ def train(ctx: click.Context, **opts: Any) -> None:
     checkpoint_dir = _checkpoint_dir(opts, resume)
     quiet = opts["quiet"]
     echo = (lambda *a, **k: None) if quiet else click.echo
+    on_gpu = opts["device"] == "cuda"
+    if on_gpu:  # fail before loading any data when no GPU is usable
+        from numbamlp.cuda.backend import require_device
+
+        require_device()
 
     from concurrent.futures import ThreadPoolExecutor
-
-    import numpy as np
 
     from numbamlp.randomness import generators
 
@@ -414,6 +424,8 @@ def train(ctx: click.Context, **opts: Any) -> None:
         },
     )
     scale = data.feature_scale
+    if on_gpu:
+        from numbamlp.cuda.training import DeviceTrainer as Trainer
     run_info = {
         "seed": opts["seed"],
         "options": {key: _jsonable(opts[key]) for key in RUN_OPTIONS},
@@ -457,7 +469,7 @@ def train(ctx: click.Context, **opts: Any) -> None:
     y_test = model.check_labels(data.y_test, X_test.shape[0], "test labels")
 
     def test_accuracy() -> float:
-        return float(np.mean(model.predict(X_test, scale) == y_test))
+        return trainer.accuracy(X_test, y_test, scale)
 
     echo(f"{model}")
     echo(
@@ -586,6 +598,7 @@ def train(ctx: click.Context, **opts: Any) -> None:
             f"compiled {compiled} kernel(s) in {first_batch_done[0] - started:.1f} s on this first "
             "run; they are cached on disk for the next (numbamlp info shows where)"
         )
+    trainer.host_state()  # θ and the optimizer state, for the model file (from a device)
     if opts["save"]:
         save_model(
             opts["save"],
@@ -600,7 +613,7 @@ def train(ctx: click.Context, **opts: Any) -> None:
 RUN_OPTIONS = (
     "hidden", "activation", "head", "optimizer", "lr", "mu", "beta1", "beta2", "rho", "eps",
     "schedule", "decay_rate", "decay_epochs", "min_lr", "sampling", "batch_size", "seed",
-    "dtype", "engine",
+    "dtype", "engine", "device",
 )  # fmt: skip
 #: Options that say which data the run trains on (checked by fingerprint when resuming).
 DATA_OPTIONS = ("dataset", "data_dir", "train_file", "test_file", "label_column", "n_classes")

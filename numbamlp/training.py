@@ -115,10 +115,6 @@ class Trainer:
         self.y = model.check_labels(y_train, self.X.shape[0], "training labels")
         self.sampler = Sampler(config.sampling, self.X.shape[0], config.batch_size, rng)
         arch = model.architecture
-        self.workspace = Workspace(arch, self.sampler.batch_size, model.dtype)
-        for batch in self.sampler.batches:  # make the view for every batch size once
-            self.workspace.rows(batch.shape[0])
-        self.grads = Parameters.zeros(arch, model.dtype)
         self.optimizer = optimizer or Optimizer.create(
             config.optimizer,
             arch.n_parameters,
@@ -141,10 +137,61 @@ class Trainer:
         # γ_p and ℓ of each minibatch of the current epoch, filled as it goes.
         self.lrs = np.zeros(steps, dtype=np.float64)
         self.batch_losses = np.zeros(steps, dtype=np.float64)
+        self._build_engine()
+
+    # --- what an engine provides (the CPU's here; cuda/training.py has the device's) ---------
+
+    def _build_engine(self) -> None:
+        """Every buffer the steps use, made once: the workspace (with a view for every batch
+        size), the gradient, and for the fused engine its plan."""
+        arch, dtype = self.model.architecture, self.model.dtype
+        self.workspace = Workspace(arch, self.sampler.batch_size, dtype)
+        for batch in self.sampler.batches:
+            self.workspace.rows(batch.shape[0])
+        self.grads = Parameters.zeros(arch, dtype)
         self.plan: FusedPlan | None = None
-        if config.engine == "fused":
-            self.plan = FusedPlan(arch, self.sampler.batch_size, model.dtype, self.optimizer)
+        if self.config.engine == "fused":
+            self.plan = FusedPlan(arch, self.sampler.batch_size, dtype, self.optimizer)
             self.state = self.plan.adopt_state(self.optimizer)
+
+    def _call_size(self, first: int, end: int) -> int:
+        """How many minibatches the next call into the engine makes (first .. end−1 remain).
+        The fused engine's first call of an epoch makes one, so on_batch(0) comes at once."""
+        if self.plan is None:
+            return 1
+        return min(FUSED_CHUNK if first else 1, end - first)
+
+    def _advance(self, count: int) -> None:
+        """Make minibatches batch .. batch+count−1 of the epoch; raise TrainingDiverged at a
+        non-finite loss."""
+        if self.plan is not None:
+            self._fused_steps(count)
+        else:
+            for _ in range(count):
+                self._kernel_step()
+
+    def _epoch_drawn(self) -> None:
+        """Called when the epoch's minibatches and step sizes are drawn (a device uploads them)."""
+
+    def _losses_restored(self) -> None:
+        """Called when a restore has put the epoch's first losses into ``batch_losses``."""
+
+    def host_state(self) -> None:
+        """Make θ (``model``) and the optimizer's state current on the host: the CPU's already
+        are; a device copies them back (before a checkpoint or a model file is written)."""
+
+    def accuracy(self, X: np.ndarray, y: np.ndarray, scale: float = 1.0) -> float:
+        """Fraction of (X · scale, y) that the current θ classifies right (P.1)."""
+        return float(np.mean(self.model.predict(X, scale) == y))
+
+    def check_parameters(self) -> None:
+        """Raise TrainingDiverged if θ holds a NaN or an infinity."""
+        if not np.isfinite(self.model.params.theta).all():
+            self._parameters_diverged()
+
+    def _parameters_diverged(self) -> None:
+        last = (self.batch or self.sampler.steps_per_epoch) - 1
+        raise TrainingDiverged(self._divergence_message("parameters", math.nan, last))
 
     @property
     def step_count(self) -> int:
@@ -185,11 +232,7 @@ class Trainer:
         try:
             while self.batch < end:
                 first = self.batch
-                if self.plan is not None:
-                    # The first call of an epoch makes one step, so on_batch(0) comes at once.
-                    self._fused_steps(min(FUSED_CHUNK if first else 1, end - first))
-                else:
-                    self._kernel_step()
+                self._advance(self._call_size(first, end))
                 if on_batch is not None:
                     for b in range(first, self.batch):
                         on_batch(b)
@@ -212,6 +255,7 @@ class Trainer:
         for q in range(self.sampler.steps_per_epoch):
             # (G.*) γ_p for the steps p = p0+1 .. p0+steps of this epoch
             self.lrs[q] = self.schedule(p0 + q + 1)
+        self._epoch_drawn()
 
     def _kernel_step(self) -> None:
         params, grads, q = self.model.params, self.grads, self.batch
@@ -251,12 +295,6 @@ class Trainer:
         return EpochMetrics(
             self.epoch, mean_loss, None, self.epoch_seconds, float(self.lrs[steps - 1])
         )
-
-    def check_parameters(self) -> None:
-        """Raise TrainingDiverged if θ holds a NaN or an infinity."""
-        if not np.isfinite(self.model.params.theta).all():
-            last = (self.batch or self.sampler.steps_per_epoch) - 1
-            raise TrainingDiverged(self._divergence_message("parameters", math.nan, last))
 
     def train_steps(self, count: int) -> None:
         """Run ``count`` minibatch steps, continuing and starting epochs as needed (benchmarks
@@ -320,6 +358,7 @@ class Trainer:
                 self._start_epoch(step_count - batch)
                 self.batch = batch
                 self.batch_losses[:batch] = losses
+                self._losses_restored()
                 self.epoch_seconds = seconds
             else:
                 self.epoch = epoch

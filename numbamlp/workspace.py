@@ -8,24 +8,34 @@ nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 from numbamlp.network import Architecture
 
 
 class Workspace:
-    def __init__(self, architecture: Architecture, batch_size: int, dtype: np.dtype | str) -> None:
+    def __init__(
+        self,
+        architecture: Architecture,
+        batch_size: int,
+        dtype: np.dtype | str,
+        zeros: Callable[[Any, Any], Any] = np.zeros,
+    ) -> None:
+        """``zeros(shape, dtype)`` makes each buffer: NumPy's, or the CUDA path's device arrays."""
         sizes, L, B = architecture.sizes, architecture.L, batch_size
         self.architecture = architecture
         self.batch_size = B
-        self.h: list = [np.zeros((B, sizes[k]), dtype) for k in range(L)] + [None]
-        self.z: list = [None] + [np.zeros((B, sizes[k]), dtype) for k in range(1, L + 1)]
-        self.delta: list = [None] + [np.zeros((B, sizes[k]), dtype) for k in range(1, L + 1)]
-        self.f = np.zeros((B, architecture.n_classes), dtype)
-        self.losses = np.zeros(B, dtype)
-        self.classes = np.zeros(B, np.int64)
-        self.indices = np.zeros(B, np.int64)
-        self.labels = np.zeros(B, np.int64)
+        self.h: list = [zeros((B, sizes[k]), dtype) for k in range(L)] + [None]
+        self.z: list = [None] + [zeros((B, sizes[k]), dtype) for k in range(1, L + 1)]
+        self.delta: list = [None] + [zeros((B, sizes[k]), dtype) for k in range(1, L + 1)]
+        self.f = zeros((B, architecture.n_classes), dtype)
+        self.losses = zeros(B, dtype)
+        self.classes = zeros(B, np.int64)
+        self.indices = zeros(B, np.int64)
+        self.labels = zeros(B, np.int64)
         self._views: dict[int, Workspace] = {B: self}
 
     def rows(self, n: int) -> Workspace:

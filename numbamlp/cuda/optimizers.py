@@ -1,0 +1,144 @@
+"""CUDA twins of the update kernels in numbamlp/optimizers.py (U.1–U.6), and the device-side
+optimizer state.
+
+Thread r owns component r of θ and of the state arrays, as each CPU ``prange`` iteration does.
+``math.sqrt`` stands where the CPU writes ``np.sqrt`` (NumPy functions do not compile for the
+device); the two are the same correctly rounded square root.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from numbamlp.cuda.backend import cuda
+from numbamlp.cuda.launch import grid_1d
+from numbamlp.optimizers import Optimizer
+
+# ---------------------------------------------------------------------------------------------
+# Kernels (one per equation). Outputs first (θ, then the state it updates), then inputs.
+
+
+@cuda.jit
+def sgd_update(theta, grad, lr):
+    r = cuda.grid(1)
+    if r < theta.shape[0]:
+        # (U.1) θ_r ← θ_r − γ_p g_r
+        theta[r] -= lr * grad[r]
+
+
+@cuda.jit
+def momentum_update(theta, velocity, grad, lr, mu):
+    r = cuda.grid(1)
+    if r < theta.shape[0]:
+        # (U.2) v_r ← μ v_r + g_r;  θ_r ← θ_r − γ_p v_r
+        velocity[r] = mu * velocity[r] + grad[r]
+        theta[r] -= lr * velocity[r]
+
+
+@cuda.jit
+def adagrad_update(theta, sum_sq_grad, grad, lr, eps):
+    r = cuda.grid(1)
+    if r < theta.shape[0]:
+        # (U.3) G_r ← G_r + g_r²;  θ_r ← θ_r − γ_p g_r / (√G_r + ε)
+        sum_sq_grad[r] += grad[r] * grad[r]
+        theta[r] -= lr * grad[r] / (math.sqrt(sum_sq_grad[r]) + eps)
+
+
+@cuda.jit
+def adadelta_update(theta, avg_sq_grad, avg_sq_step, grad, lr, rho, eps):
+    r = cuda.grid(1)
+    if r < theta.shape[0]:
+        # (U.4) E_r ← ρE_r + (1−ρ)g_r²;  Δ_r = −√(D_r+ε)/√(E_r+ε) g_r;
+        #       D_r ← ρD_r + (1−ρ)Δ_r²;  θ_r ← θ_r + γ_p Δ_r
+        avg_sq_grad[r] = rho * avg_sq_grad[r] + (1 - rho) * grad[r] * grad[r]
+        step = -math.sqrt(avg_sq_step[r] + eps) / math.sqrt(avg_sq_grad[r] + eps) * grad[r]
+        avg_sq_step[r] = rho * avg_sq_step[r] + (1 - rho) * step * step
+        theta[r] += lr * step
+
+
+@cuda.jit
+def rmsprop_update(theta, avg_sq_grad, grad, lr, rho, eps):
+    r = cuda.grid(1)
+    if r < theta.shape[0]:
+        # (U.5) E_r ← ρE_r + (1−ρ)g_r²;  θ_r ← θ_r − γ_p g_r / (√E_r + ε)
+        avg_sq_grad[r] = rho * avg_sq_grad[r] + (1 - rho) * grad[r] * grad[r]
+        theta[r] -= lr * grad[r] / (math.sqrt(avg_sq_grad[r]) + eps)
+
+
+@cuda.jit
+def adam_update(theta, m, v, grad, lr, beta1, beta2, eps, bias1, bias2):
+    """bias1 = 1 − β₁^p and bias2 = 1 − β₂^p are computed once per step by the caller."""
+    r = cuda.grid(1)
+    if r < theta.shape[0]:
+        # (U.6) m_r ← β₁m_r + (1−β₁)g_r;  v_r ← β₂v_r + (1−β₂)g_r²;
+        #       θ_r ← θ_r − γ_p (m_r/(1−β₁^p)) / (√(v_r/(1−β₂^p)) + ε)
+        m[r] = beta1 * m[r] + (1 - beta1) * grad[r]
+        v[r] = beta2 * v[r] + (1 - beta2) * grad[r] * grad[r]
+        theta[r] -= lr * (m[r] / bias1) / (math.sqrt(v[r] / bias2) + eps)
+
+
+# ---------------------------------------------------------------------------------------------
+# Orchestration: the host's Optimizer keeps the hyperparameters and p; the state lives here.
+
+
+class DeviceOptimizer:
+    """An :class:`~numbamlp.optimizers.Optimizer` whose state arrays live on the device.
+
+    ``optimizer`` (on the host) keeps the name, hyperparameters and step counter p, and its
+    ``state`` arrays are the host copies that :meth:`to_host` fills and :meth:`from_host` reads
+    (for checkpoints). ``step`` mirrors ``Optimizer.step`` kernel for kernel.
+    """
+
+    def __init__(self, optimizer: Optimizer, threads: int) -> None:
+        self.optimizer = optimizer
+        self.threads = threads
+        self.state = {key: cuda.to_device(value) for key, value in optimizer.state.items()}
+
+    def to_host(self) -> None:
+        """Copy the device state into ``optimizer.state`` (in place)."""
+        for key, array in self.state.items():
+            array.copy_to_host(self.optimizer.state[key])
+
+    def from_host(self) -> None:
+        """Copy ``optimizer.state`` onto the device (after a checkpoint was loaded into it)."""
+        for key, array in self.state.items():
+            array.copy_to_device(np.ascontiguousarray(self.optimizer.state[key]))
+
+    def step(self, theta, grad, lr: float) -> None:
+        """Apply one update θ_p from θ_{p−1} and ∇ℓ(θ_{p−1}) with step size γ_p = lr."""
+        opt = self.optimizer
+        opt.step_count += 1
+        t = theta.dtype.type  # scalars in θ's precision, as on the CPU
+        h = opt.hyper
+        st = self.state
+        launch = grid_1d(theta.shape[0], self.threads)
+        if opt.name == "sgd":
+            sgd_update[launch](theta, grad, t(lr))
+        elif opt.name == "momentum":
+            momentum_update[launch](theta, st["velocity"], grad, t(lr), t(h["mu"]))
+        elif opt.name == "adagrad":
+            adagrad_update[launch](theta, st["sum_sq_grad"], grad, t(lr), t(h["eps"]))
+        elif opt.name == "adadelta":
+            adadelta_update[launch](
+                theta, st["avg_sq_grad"], st["avg_sq_step"], grad, t(lr), t(h["rho"]), t(h["eps"])
+            )
+        elif opt.name == "rmsprop":
+            rmsprop_update[launch](theta, st["avg_sq_grad"], grad, t(lr), t(h["rho"]), t(h["eps"]))
+        else:  # adam
+            p = opt.step_count
+            bias1 = 1.0 - h["beta1"] ** p
+            bias2 = 1.0 - h["beta2"] ** p
+            adam_update[launch](
+                theta,
+                st["m"],
+                st["v"],
+                grad,
+                t(lr),
+                t(h["beta1"]),
+                t(h["beta2"]),
+                t(h["eps"]),
+                t(bias1),
+                t(bias2),
+            )
