@@ -22,7 +22,7 @@ class Trainer:
         self.trainer.train_epoch()  # ends by reading the losses back: the device is done
 
     def steps(self, count):
-        self.trainer.train_steps(count)  # ends with a synchronize
+        self.trainer.train_steps(count)  # ends by reading the losses back
 
     def accuracy(self, X, y):
         return self.trainer.accuracy(X, y)
