@@ -60,7 +60,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from numbamlp._jit import helper, kernel, serial
-from numbamlp.activations import phi, phi_prime
+from numbamlp.activations import phi, phi_prime_from_value
 from numbamlp.errors import NumbamlpError
 from numbamlp.network import Architecture
 from numbamlp.optimizers import OPTIMIZERS, Optimizer
@@ -303,9 +303,11 @@ def output_delta_rows(delta_L, f, y, batch, s0, s1):
 
 
 @helper(fastmath=True)
-def hidden_delta_rows(delta, W_next, delta_next, z, code, s0, s1):
+def hidden_delta_rows(delta, W_next, delta_next, z, h, code, s0, s1):
     """(B.4) δ^m = ((W^{m+1})ᵀ δ^{m+1}) ⊙ φ′_m(z^m) for the block's samples. The sum over i is
-    added term by term in order of i, into δ^m_{s,:} itself, as in backward.py."""
+    added term by term in order of i, into δ^m_{s,:} itself, as in backward.py. φ′_m(z^m) comes
+    from h^m = φ_m(z^m) where the notes allow (``phi_prime_from_value``): for σ and tanh the
+    exponentials of the forward pass are not taken again."""
     d_next, d_m = W_next.shape
     i_quads = d_next - d_next % 4
     for s in range(s0, s1):
@@ -327,8 +329,9 @@ def hidden_delta_rows(delta, W_next, delta_next, z, code, s0, s1):
             for j in range(d_m):
                 out[j] = out[j] + w[j] * e
         for j in range(d_m):
-            # (B.4) δ^m_{s,j} = (Σ_i W^{m+1}_{ij} δ^{m+1}_{s,i}) · φ′_m(z^m_{s,j})
-            out[j] *= phi_prime(code, z[s, j])
+            # (B.4) δ^m_{s,j} = (Σ_i W^{m+1}_{ij} δ^{m+1}_{s,i}) · φ′_m(z^m_{s,j}),
+            #       φ′_m(z^m_{s,j}) written through h^m_{s,j} = φ_m(z^m_{s,j})
+            out[j] *= phi_prime_from_value(code, h[s, j], z[s, j])
 
 
 @kernel(fastmath=False)
@@ -369,7 +372,8 @@ def forward_backward(
             delta_next = layer_rows(delta, layout, m + 1, B)
             W_next = weights(theta, layout, m + 1)
             z_m = layer_rows(z, layout, m, B)
-            hidden_delta_rows(delta_m, W_next, delta_next, z_m, codes[m], s0, s1)
+            h_m = activations(h, layout, m, B)
+            hidden_delta_rows(delta_m, W_next, delta_next, z_m, h_m, codes[m], s0, s1)
         leave_flush_mode(saved)
 
 
