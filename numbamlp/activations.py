@@ -158,3 +158,19 @@ def phi_prime(code, t):
     if code == SOFTPLUS:
         return _softplus_prime(t)
     return _identity_prime(t)
+
+
+@scalar
+def phi_prime_from_value(code, value, t):
+    """φ′(t) for the activation with this code, given also value = φ(t) as the forward pass
+    stored it. Where the notes write φ′ through φ — (A.1) σ′ = σ(1−σ), (A.2) tanh′ = 1 − tanh² —
+    it is computed from the value, without a second exponential; otherwise as ``phi_prime``.
+    With the value in float64 (or tanh in any precision) the result is bitwise that of
+    ``phi_prime``; a float32 σ, already rounded, gives σ′ to float32 precision."""
+    if code == SIGMOID:
+        # (A.1) σ′(t) = σ(t)(1 − σ(t))
+        return value * (1.0 - value)
+    if code == TANH:
+        # (A.2) tanh′(t) = 1 − tanh²(t)
+        return 1.0 - value * value
+    return phi_prime(code, t)

@@ -24,6 +24,7 @@ from numbamlp.activations import (
     activation_code,
     phi,
     phi_prime,
+    phi_prime_from_value,
 )
 
 NAMES_ALL = list(SCALAR_FUNCTIONS)
@@ -95,6 +96,23 @@ def test_compiled_dispatch_in_float32(name):
         assert np.isfinite(value) and np.isfinite(slope), (name, t)
         assert close(value, fn(float(t32)), rtol=1e-6, atol=1e-6), (name, t)
         assert close(slope, fn_prime(float(t32)), rtol=1e-6, atol=1e-6), (name, t)
+
+
+@pytest.mark.parametrize("name", NAMES_ALL)
+def test_phi_prime_from_value(name):
+    """φ′ given the stored φ(t) (what the fused B.4 calls): bitwise φ′(t) in float64, and for
+    tanh in float32 too (the stored value is exactly the one φ′ computes); for a float32 σ,
+    rounded when stored, σ′ to float32 precision."""
+    code = CODES[name]
+    for t in POINTS:
+        assert phi_prime_from_value(code, phi(code, t), t) == phi_prime(code, t), (name, t)
+        t32 = np.float32(t)
+        value32 = np.float32(phi(code, t32))  # as the float32 activation buffer holds it
+        got, expected = phi_prime_from_value(code, value32, t32), phi_prime(code, t32)
+        if name == "sigmoid":
+            assert abs(got - expected) <= 1e-7, (t, got, expected)  # |Δσ| ≤ 2⁻²⁴
+        else:
+            assert np.float32(got) == np.float32(expected), (name, t)
 
 
 @pytest.mark.parametrize("name", NAMES_ALL)
