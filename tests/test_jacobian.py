@@ -9,20 +9,8 @@ import pytest
 from numbamlp import jacobian as jac
 from numbamlp.activations import CODES, IDENTITY, SIGMOID
 from numbamlp.errors import NumbamlpError
+from numbamlp.gradcheck import central_jacobian
 from numbamlp.model import MLP
-
-EPS = 1e-6
-
-
-def central_jacobian(fn, x, eps=EPS):
-    """J[k, c] = ∂fn(x)_k / ∂x_c by central differences (rows are outputs)."""
-    x = np.array(x, dtype=np.float64)
-    cols = []
-    for c in range(x.shape[0]):
-        e = np.zeros_like(x)
-        e[c] = eps
-        cols.append((fn(x + e) - fn(x - e)) / (2 * eps))
-    return np.stack(cols, axis=1)
 
 
 def layer(Wc, z, code):
