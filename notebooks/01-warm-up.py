@@ -64,7 +64,7 @@ def max_diff(a, b):
 
 
 data = load_mnist()
-print(data.source, data.X_train.shape, data.X_test.shape, "quick mode" if QUICK else "")
+print(data.name, data.X_train.shape, data.X_test.shape, "quick mode" if QUICK else "")
 
 # %% [markdown]
 # ## Q1 — the model, layer by layer
