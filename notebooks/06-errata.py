@@ -37,20 +37,30 @@ display(Markdown(table()))
 # %% [markdown]
 # ## Each erratum and its demonstration
 
+
 # %%
+def as_code(text):
+    """Inline code, or a fenced block for the multi-line Flux cell."""
+    if "\n" not in text:
+        return f"`{text}`"
+    block = "\n".join(["```", *text.splitlines(), "```"])
+    return "\n\n" + "\n".join("  " + line for line in block.splitlines()) + "\n"
+
+
 for number, e in enumerate(ERRATA, 1):
     demo = e.demonstrate()
     written = "—" if demo.written_error is None else f"{demo.written_error:.3g}"
     display(Markdown(
         f"### {number}. {e.document} {e.section}, line {e.line} ({e.kind})\n\n"
-        f"- **as written:** `{e.as_written}`\n"
-        f"- **corrected:** `{e.corrected}`\n"
+        f"- **as written:** {as_code(e.as_written)}\n"
+        f"- **corrected:** {as_code(e.corrected)}\n"
         f"- **why:** {e.why}\n"
         f"- **demonstration:** {demo.summary}  \n"
         f"  error of the correction **{demo.corrected_error:.2g}** (tolerance {demo.tolerance:g}); "
         f"error as written **{written}**"
     ))  # fmt: skip
     assert demo.corrected_error <= demo.tolerance, e.key
+
 
 # %% [markdown]
 # ## The ones the code relies on
