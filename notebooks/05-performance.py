@@ -53,9 +53,8 @@ from test_epoch import IMPLEMENTATIONS, seconds_per_epoch  # noqa: E402
 results = sorted((REPO / "benchmarks").glob("results-*.json"))[-1]
 runs = json.loads(results.read_text())
 machine = runs["machine_info"]
-print(
-    results.name, "—", machine.get("cpu", {}).get("brand_raw", "?"), machine.get("python_version")
-)
+cpu = machine.get("cpu", {}).get("brand_raw", "?")
+print(f"{results.name}: {cpu}, Python {machine.get('python_version')}")
 recorded = {
     b["param"]: b["stats"]["median"]
     for b in runs["benchmarks"]
