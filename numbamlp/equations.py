@@ -89,7 +89,7 @@ _EQUATIONS = [
         "M.1",
         "MMiDS parameter layout (bias as the last column, rows stacked)",
         "𝒲_i = [W^i | b^i] ∈ R^{n_{i+1}×(n_i+1)},  w_i = (w_i^{(1)}; …; w_i^{(n_{i+1})}), w_i^{(k)} = row k of 𝒲_i",
-        "MMiDS §7.1",
+        "MMiDS §7.1 (defined), §7.2 (used)",
     ),
     Equation(
         "M.2",
