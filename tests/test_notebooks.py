@@ -52,17 +52,30 @@ def test_there_is_one_notebook_per_topic():
     ]
 
 
-def test_every_equation_tag_appears_next_to_a_check():
-    """Each registry tag is cited in some notebook in (or just before) a cell that asserts."""
+def checked_tags(paths: list[Path]) -> set[str]:
+    """Tags cited in a cell that asserts, or in a cell shortly before one."""
     checked: set[str] = set()
-    for path in SOURCES:
+    for path in paths:
         nb = cells(path)
         for index, (_, source) in enumerate(nb):
             window = nb[index : index + 1 + CHECK_WINDOW]
             if any(kind == "code" and "assert " in text for kind, text in window):
                 checked.update(TAG.findall(source))
-    missing = sorted(set(EQUATIONS) - checked)
+    return checked
+
+
+def test_every_equation_tag_appears_next_to_a_check():
+    """Each registry tag is cited in some notebook in (or just before) a cell that asserts."""
+    missing = sorted(set(EQUATIONS) - checked_tags(SOURCES))
     assert not missing, f"tags without a check in any notebook: {missing}"
+
+
+def test_a_tag_far_from_any_assert_does_not_count(tmp_path):
+    far = "\n".join(["# %% [markdown]", "# (B.4) the recursion", *["# %%", "x = 1"] * 4])
+    near = "\n".join(["# %% [markdown]", "# (B.3)", "# %%", "assert 1 + 1 == 2"])
+    (tmp_path / "far.py").write_text(far)
+    (tmp_path / "near.py").write_text(near)
+    assert checked_tags([tmp_path / "far.py", tmp_path / "near.py"]) == {"B.3"}
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.stem)
