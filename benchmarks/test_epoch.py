@@ -15,6 +15,26 @@ from conftest import PEAK_GFLOPS, epoch_flops, have, make_trainer, quick, rng_su
 IMPLEMENTATIONS = ["numbamlp", "numbamlp-kernels", "numpy", "torch", "torch-fused-adam", "jax"]
 
 
+def seconds_per_epoch(kind: str, X, y, rounds: int = 7, hidden: int = 32, batch: int = 128):
+    """test_reference_epoch's measurement without pytest-benchmark (notebooks/05-performance
+    plots it): median seconds of one shuffled epoch after a warm-up epoch; None when the
+    implementation's package is not installed."""
+    import statistics
+    import time
+
+    try:
+        trainer = make_trainer(kind, X, y, hidden=hidden, batch=batch, threads=2)
+    except pytest.skip.Exception:
+        return None
+    trainer.epoch()  # compile / warm up
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        trainer.epoch()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
 def _data(mnist, benchmark):
     if quick(benchmark):
         return rng_subset(mnist.X_train, mnist.y_train, 2048)

@@ -8,10 +8,26 @@ table shows time ∝ B (until B is too small to fill the threads) and flat in n.
 
 from __future__ import annotations
 
+import statistics
+import time
+
 import pytest
 from conftest import make_trainer, quick, rng_subset
 
 STEPS = 100
+
+
+def seconds_per_step(X, y, batch: int, steps: int = STEPS, rounds: int = 7) -> float:
+    """The same measurement without pytest-benchmark (notebooks/01-warm-up plots it): the
+    median over ``rounds`` of the wall time of ``steps`` steps of the reference model, per step."""
+    trainer = make_trainer("numbamlp", X, y, hidden=32, batch=batch, threads=2)
+    trainer.steps(steps)  # compile / warm up
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        trainer.steps(steps)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) / steps
 
 
 def _time_steps(benchmark, X, y, batch):

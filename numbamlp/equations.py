@@ -56,6 +56,12 @@ _EQUATIONS = [
         "∂_{z_i} softmax(z)_j = softmax(z)_i (1_{i=j} − softmax(z)_j)",
         "FB §2 Q1",
     ),
+    Equation(
+        "J.2",
+        "modified softmax Jacobian 𝕮_K = J_γ̃ (K rows, K−1 columns)",
+        "𝕮_K[z]_{i,j} = ∂γ̃(z)_i/∂z_j = γ̃(z)_i (1_{i=j} − γ̃(z)_j),  1 ≤ i ≤ K, 1 ≤ j ≤ K−1",
+        "MMiDS §7.2 (B_{L+1})",
+    ),
     # Loss
     Equation(
         "L.1",
@@ -77,6 +83,61 @@ _EQUATIONS = [
         "delta recursion",
         "δ^m_{s,j} = (Σ_i W^{m+1}_{ij} δ^{m+1}_{s,i}) · φ′_m(z^m_{s,j})",
         "FB §2 Q3",
+    ),
+    # The Jacobian (vector–Jacobian product) view of MMiDS §7.2, one sample (numbamlp.jacobian)
+    Equation(
+        "M.1",
+        "MMiDS parameter layout (bias as the last column, rows stacked)",
+        "𝒲_i = [W^i | b^i] ∈ R^{n_{i+1}×(n_i+1)},  w_i = (w_i^{(1)}; …; w_i^{(n_{i+1})}), w_i^{(k)} = row k of 𝒲_i",
+        "MMiDS §7.1 (defined), §7.2 (used)",
+    ),
+    Equation(
+        "M.2",
+        "layer g_i",
+        "z_{i+1,k} = φ(Σ_{j=1}^{n_i} w^{(k)}_{i,j} z_{i,j} + w^{(k)}_{i,n_i+1}),  i.e. z_{i+1} = φ_⊙(𝒲_i z_i^{;1})",
+        "MMiDS §7.1, §7.2 (φ = σ there)",
+    ),
+    Equation(
+        "M.3",
+        "weight Jacobian A_i = Ã_{n_i,n_{i+1}}[w_i; z_i]",
+        "(A_i)_{k,(k′,j)} = σ′((w_i^{(k)})ᵀ z_i^{;1}) 1_{k=k′} (z_i^{;1})_j",
+        "MMiDS §7.2",
+    ),
+    Equation(
+        "M.4",
+        "input Jacobian B_i = B̃_{n_i,n_{i+1}}[w_i; z_i]",
+        "(B_i)_{k,j} = σ′((w_i^{(k)})ᵀ z_i^{;1}) w^{(k)}_{i,j},  j ≤ n_i",
+        "MMiDS §7.2",
+    ),
+    Equation(
+        "M.5",
+        "loss on the output probabilities",
+        "z_{L+3} = ℓ_y(z_{L+2}) = −Σ_{i=1}^K y_i log z_{L+2,i}",
+        "MMiDS §7.2",
+    ),
+    Equation(
+        "M.6",
+        "gradient of the loss at the output",
+        "q_{L+2} = ∇ℓ_y(z_{L+2}) = [−y_i / z_{L+2,i}]_{i=1}^K",
+        "MMiDS §7.2",
+    ),
+    Equation(
+        "M.7",
+        "backward step through the inputs",
+        "q_i = B_iᵀ q_{i+1}: q_{i,j} = Σ_k (B_i)_{k,j} q_{i+1,k}  (i = L+1, L, …, 1)",
+        "MMiDS §7.2",
+    ),
+    Equation(
+        "M.8",
+        "backward step to the parameters",
+        "p_i = A_iᵀ q_{i+1}: p_{i,c} = Σ_k (A_i)_{k,c} q_{i+1,k}",
+        "MMiDS §7.2",
+    ),
+    Equation(
+        "M.9",
+        "gradient assembly",
+        "∇f_{x,y}(w) = (p_1; …; p_L), in the order of w = (w_1; …; w_L)",
+        "MMiDS §7.2",
     ),
     # Activations φ and φ′
     Equation("A.1", "sigmoid", "σ(t) = 1/(1+e^{−t}),  σ′(t) = σ(t)(1−σ(t))", "MMiDS §7.1"),

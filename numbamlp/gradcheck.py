@@ -6,6 +6,7 @@ Central differences (ℓ(θ + εe_r) − ℓ(θ − εe_r)) / 2ε have error O(�
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +34,24 @@ def numerical_gradient(model: MLP, X: np.ndarray, y: np.ndarray, eps: float = 1e
         theta[r] = saved
         grad[r] = (plus - minus) / (2 * eps)
     return grad
+
+
+def central_jacobian(
+    fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, eps: float = 1e-6
+) -> np.ndarray:
+    """J[k, c] = ∂fn(x)_k / ∂x_c by central differences (rows are outputs, columns inputs).
+
+    ``fn`` maps a float64 vector to a vector (or a scalar, giving one row).
+    """
+    x = np.array(x, dtype=np.float64)
+    columns = []
+    for c in range(x.shape[0]):
+        step = np.zeros_like(x)
+        step[c] = eps
+        plus = np.atleast_1d(np.asarray(fn(x + step), dtype=np.float64))
+        minus = np.atleast_1d(np.asarray(fn(x - step), dtype=np.float64))
+        columns.append((plus - minus) / (2 * eps))
+    return np.stack(columns, axis=1)
 
 
 def relative_error(a: np.ndarray, b: np.ndarray) -> float:

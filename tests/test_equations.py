@@ -23,7 +23,7 @@ PACKAGE = Path(numbamlp.__file__).parent
 SOURCES = sorted(p for p in PACKAGE.glob("*.py") if p.name != "equations.py")
 TAG = re.compile(r"\b[A-Z]\.\d+\b")
 
-KERNEL_MODULES = ["forward", "backward", "optimizers", "sampling"]
+KERNEL_MODULES = ["forward", "backward", "optimizers", "sampling", "jacobian"]
 # Kernels that implement no equation of the notes, with the reason. Keep this list short.
 NOT_AN_EQUATION: dict[str, str] = {}
 
@@ -105,8 +105,8 @@ def kernels(module_name: str) -> list[tuple[str, object]]:
 
 @pytest.mark.parametrize("module_name", KERNEL_MODULES)
 def test_every_kernel_carries_a_tag(module_name):
-    """Each compiled kernel of forward.py, backward.py, optimizers.py and sampling.py names the
-    equation it implements (in its docstring or its loop comments)."""
+    """Each compiled kernel of forward.py, backward.py, optimizers.py, sampling.py and
+    jacobian.py names the equation it implements (in its docstring or its loop comments)."""
     found = kernels(module_name)
     assert found, f"no kernels found in {module_name}"
     path = PACKAGE / f"{module_name}.py"
@@ -150,6 +150,14 @@ def test_kernel_tags_match_what_the_kernel_computes():
         ("optimizers", "rmsprop_update"): "U.5",
         ("optimizers", "adam_update"): "U.6",
         ("sampling", "uniform_indices"): "I.1",
+        ("jacobian", "layer_forward"): "M.2",
+        ("jacobian", "weight_jacobian"): "M.3",
+        ("jacobian", "input_jacobian"): "M.4",
+        ("jacobian", "modified_softmax_jacobian"): "J.2",
+        ("jacobian", "output_loss"): "M.5",
+        ("jacobian", "output_loss_gradient"): "M.6",
+        ("jacobian", "input_vjp"): "M.7",
+        ("jacobian", "weight_vjp"): "M.8",
     }
     for (module_name, name), tag in expected.items():
         block = dict(code_blocks(PACKAGE / f"{module_name}.py"))[name]
