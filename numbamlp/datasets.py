@@ -217,7 +217,8 @@ PIXEL_SCALE = 1.0 / 255.0  # uint8 pixel → [0, 1]
 
 def _images_to_raw(images: np.ndarray) -> np.ndarray:
     """(n, rows, cols) uint8 -> (n, rows*cols) uint8, C-contiguous (a view, no copy)."""
-    return np.ascontiguousarray(images.reshape(images.shape[0], -1))
+    n, rows, cols = images.shape  # rows*cols, not -1: numpy cannot infer -1 for 0 images
+    return np.ascontiguousarray(images.reshape(n, rows * cols))
 
 
 def _images_to_features(images: np.ndarray) -> np.ndarray:

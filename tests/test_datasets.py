@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import shutil
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from numbamlp.datasets import (
     load_arrays_file,
     load_dataset,
     load_fashion_mnist,
+    load_features_file,
     load_mnist,
     load_user_dataset,
     read_sha256sums,
@@ -358,3 +360,11 @@ def test_user_dataset_single_class(tmp_path):
     np.savez(tmp_path / "one.npz", X=np.ones((3, 2)), y=np.zeros(3))
     with pytest.raises(NumbamlpError, match="only one class"):
         load_user_dataset(tmp_path / "one.npz", rng=np.random.default_rng(0))
+
+
+def test_features_from_idx_images_with_zero_images(tmp_path):
+    # Found by tests/test_properties.py: reshape(0, -1) raised ValueError (`predict --input`).
+    p = tmp_path / "none-images-idx3-ubyte"
+    p.write_bytes(bytes([0, 0, 8, 3]) + struct.pack(">3I", 0, 28, 28))
+    X = load_features_file(p)
+    assert X.shape == (0, 784) and X.dtype == np.float32
