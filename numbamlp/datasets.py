@@ -11,8 +11,6 @@ from __future__ import annotations
 import csv
 import os
 import warnings
-import zipfile
-import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -30,6 +28,7 @@ from numbamlp.idx import (
     validate_labels,
     validate_pair,
 )
+from numbamlp.npzfile import NpzReader
 
 __all__ = [
     "DATASET_NAMES",
@@ -417,48 +416,21 @@ def load_dataset(
 RowDescriber = Callable[[int], str]
 
 
-def _npz_arrays(p: Path) -> tuple[np.ndarray, np.ndarray]:
-    """X and y from an .npz archive, never unpickling anything."""
-    try:
-        with open(p, "rb") as f:
-            head = f.read(4)
-    except OSError as e:
-        raise _os_error(p, e, "data file") from None
-    if head[:2] != b"PK":  # zip magic; checked first so np.load never tries other formats
-        raise NumbamlpError(
-            f"data file {p} is not an .npz archive (not a zip file); save it with "
-            f"numpy.savez(path, X=features, y=labels)."
-        )
-    try:
-        with np.load(p, allow_pickle=False) as z:
-            keys = list(z.files)
-            absent = [k for k in ("X", "y") if k not in keys]
-            if absent:
-                raise NumbamlpError(
-                    f"data file {p} has no array named {' or '.join(absent)} (it holds: "
-                    f"{', '.join(keys) or 'nothing'}); save it with "
-                    f"numpy.savez(path, X=features, y=labels)."
-                )
-            out = []
-            for k in ("X", "y"):
-                try:
-                    out.append(z[k])
-                except ValueError as e:
-                    if "pickle" not in str(e).lower() and "object" not in str(e).lower():
-                        raise
-                    raise NumbamlpError(
-                        f"data file {p}: array {k!r} is an object array (pickled Python "
-                        f"objects), which numbamlp never loads; save {k} as a numeric array "
-                        f"(e.g. numpy.asarray({k}, dtype=float))."
-                    ) from None
-    except NumbamlpError:
-        raise
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
-        raise NumbamlpError(
-            f"data file {p} is a damaged .npz archive ({type(e).__name__}: {e}); save it again "
-            f"with numpy.savez(path, X=features, y=labels)."
-        ) from None
-    return out[0], out[1]
+def _npz_arrays(p: Path, names: tuple[str, ...], what: str, fix: str) -> list[np.ndarray]:
+    """The arrays ``names`` of an .npz archive (NpzReader: nothing unpickled, no allocation
+    beyond what the file holds); any problem is an error naming the file, the array and ``fix``."""
+
+    def error(reason: str) -> NumbamlpError:
+        return NumbamlpError(f"{what} {p}: {reason}; {fix}.")
+
+    with NpzReader(p, error) as npz:
+        absent = [k for k in names if k not in npz.names]
+        if absent:
+            raise NumbamlpError(
+                f"{what} {p} has no array named {' or '.join(absent)} (it holds: "
+                f"{', '.join(npz.names) or 'nothing'}); {fix}."
+            )
+        return [npz.read(k) for k in names]
 
 
 def _csv_line_describer(p: Path) -> RowDescriber:
@@ -666,7 +638,9 @@ def load_arrays_file(
         raise NumbamlpError(f"data file {p} does not exist; check the path.")
     suffix = p.suffix.lower()
     if suffix == ".npz":
-        X, y = _npz_arrays(p)
+        X, y = _npz_arrays(
+            p, ("X", "y"), "data file", "save it with numpy.savez(path, X=features, y=labels)"
+        )
         return _validate_xy(X, y, f"data file {p}", None, lambda i: f"row {i}")
     if suffix == ".csv":
         X, y, columns = _csv_arrays(p, label_column)
@@ -775,22 +749,7 @@ def load_features_file(path: str | os.PathLike[str], label_column: str = "label"
     describe_row: RowDescriber = lambda i: f"row {i}"  # noqa: E731
     columns = None
     if suffix == ".npz":
-        try:
-            with np.load(p, allow_pickle=False) as z:
-                if "X" not in z.files:
-                    raise NumbamlpError(
-                        f"input file {p} has no array named X (it holds: "
-                        f"{', '.join(z.files) or 'nothing'}); "
-                        "save it with numpy.savez(path, X=features)."
-                    )
-                X = z["X"]
-        except NumbamlpError:
-            raise
-        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
-            raise NumbamlpError(
-                f"input file {p} is not a readable .npz archive of numeric arrays "
-                f"({type(e).__name__}: {e})."
-            ) from None
+        (X,) = _npz_arrays(p, ("X",), "input file", "save it with numpy.savez(path, X=features)")
     elif suffix == ".csv":
         X, _, columns = _csv_arrays(p, label_column, require_label=False)
         describe_row = _csv_line_describer(p)
