@@ -600,6 +600,8 @@ def _validate_xy(
     X = _finite_float_features(X, what, columns, describe_row)
 
     if y.dtype.kind == "f":
+        # float64: in float16 the bound MAX_CLASSES itself overflows (numpy would warn).
+        y = y.astype(np.float64)
         bad = np.flatnonzero(~np.isfinite(y) | (np.floor(y) != y))
         if bad.size:
             i = int(bad[0])

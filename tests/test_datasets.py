@@ -480,3 +480,12 @@ def test_damaged_npz_leaves_no_open_file(tmp_path):
     with pytest.raises(NumbamlpError, match="damaged .npz archive"):
         load_arrays_file(p)
     gc.collect()  # a leaked file would warn here, and the warning fail the test
+
+
+@pytest.mark.filterwarnings("error")
+def test_npz_float16_labels_without_a_numpy_warning(tmp_path):
+    # Found by tests/test_properties.py: comparing float16 labels with 65536 printed numpy's
+    # "RuntimeWarning: overflow encountered in cast" next to the CLI's output.
+    p = tmp_path / "f16.npz"
+    np.savez(p, X=np.ones((3, 2)), y=np.array([0, 1, 2], dtype=np.float16))
+    assert load_arrays_file(p)[1].tolist() == [0, 1, 2]
