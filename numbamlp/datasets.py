@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import os
+import reprlib
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -433,6 +434,19 @@ def _npz_arrays(p: Path, names: tuple[str, ...], what: str, fix: str) -> list[np
         return [npz.read(k) for k in names]
 
 
+def _short(text: str) -> str:
+    """repr of a name or cell from a file, shortened: a message stays one short line even when
+    an unclosed quote makes the whole file one field."""
+    return reprlib.repr(text)
+
+
+def _column_list(header: list[str]) -> str:
+    """The column names for a message: plain if short and printable, else as _short()."""
+    shown = [h if h.isprintable() and len(h) <= 30 else _short(h) for h in header[:20]]
+    more = f", … ({len(header)} columns)" if len(header) > 20 else ""
+    return ", ".join(shown) + more
+
+
 def _csv_line_describer(p: Path) -> RowDescriber:
     """Map a 0-based data row index to 'row i (line L)', rescanning the file only when asked."""
 
@@ -476,7 +490,8 @@ def _csv_diagnose(p: Path, header: list[str]) -> str | None:
                     ok = False
                 if not ok:
                     return (
-                        f"line {reader.line_num}, column {header[j]!r}: {cell!r} is not a number; "
+                        f"line {reader.line_num}, column {_short(header[j])}: {_short(cell)} is "
+                        f"not a number; "
                         f"every value must be numeric"
                     )
     return None
@@ -509,7 +524,7 @@ def _csv_arrays(
     elif label_column not in header:
         raise NumbamlpError(
             f"data file {p} has no label column {label_column!r}; its columns are: "
-            f"{', '.join(header)}. Name the label column with --label-column."
+            f"{_column_list(header)}. Name the label column with --label-column."
         )
     if len(header) < 2 and label_column:
         raise NumbamlpError(
@@ -561,7 +576,7 @@ def _finite_float_features(
     finite = np.isfinite(X)
     if not finite.all():
         r, c = (int(v) for v in np.argwhere(~finite)[0])
-        col = repr(columns[c]) if columns else str(c)
+        col = _short(columns[c]) if columns else str(c)
         raise NumbamlpError(
             f"{what}: feature value {X[r, c]} at {describe_row(r)}, column {col} is not a finite "
             f"number; remove or impute NaN/Inf values."

@@ -489,3 +489,12 @@ def test_npz_float16_labels_without_a_numpy_warning(tmp_path):
     p = tmp_path / "f16.npz"
     np.savez(p, X=np.ones((3, 2)), y=np.array([0, 1, 2], dtype=np.float16))
     assert load_arrays_file(p)[1].tolist() == [0, 1, 2]
+
+
+def test_csv_message_stays_one_line(tmp_path):
+    # Found by tests/test_properties.py: a quote opened before the header and never closed makes
+    # the whole file one column name, which the message quoted newlines and all.
+    p = write_csv(tmp_path / "q.csv", '"a,label\n1,0\n2,1\n' + "3,1\n" * 100)
+    with pytest.raises(NumbamlpError, match="no label column 'label'") as e:
+        load_arrays_file(p)
+    assert "\n" not in str(e.value) and len(str(e.value)) < 300
