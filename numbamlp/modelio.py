@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from numbamlp.atomic import atomic_write
 from numbamlp.errors import NumbamlpError
 from numbamlp.model import MLP
 from numbamlp.network import DTYPES, Architecture, Parameters
+from numbamlp.npzfile import NpzReader
 from numbamlp.optimizers import OPTIMIZERS, Optimizer, _check_hyper
 
 FORMAT = "numbamlp-model"
@@ -78,30 +78,11 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
             "train it again with `numbamlp train --save PATH`"
         )
 
-    try:
-        with open(path, "rb") as f:
-            magic = f.read(4)
-    except OSError as exc:
-        raise bad(f"unreadable: {exc.strerror or exc}") from None
-    if magic != b"PK\x03\x04":  # a zip archive; checked first so np.load tries no other format
-        raise bad("not an .npz archive")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
-    except ValueError as exc:
-        if "allow_pickle" in str(exc):
-            raise bad("it holds an object array (pickled Python objects), never loaded") from None
-        raise bad(f"unreadable: {exc}") from None
-    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:
-        raise bad(f"unreadable: {exc}") from None
-    except Exception as exc:  # zlib.error and friends from a damaged archive
-        raise bad(f"unreadable: {type(exc).__name__}: {exc}") from None
-
-    if "header" not in arrays or "theta" not in arrays:
-        raise bad("missing header or parameters")
-    for name, value in arrays.items():
-        if not isinstance(value, np.ndarray):  # NpzFile returns a non-.npy member as raw bytes
-            raise bad(f"member {name!r} is not a numpy array")
+    # NpzReader: nothing unpickled, no allocation beyond what the file holds, file closed.
+    with NpzReader(path, bad) as npz:
+        if "header" not in npz.names or "theta" not in npz.names:
+            raise bad("missing header or parameters")
+        arrays = {name: npz.read(name) for name in npz.names}
     header_array = arrays["header"]
     if header_array.dtype.kind != "U" or header_array.ndim != 0:
         raise bad("header is not text")
