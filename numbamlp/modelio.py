@@ -90,6 +90,10 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
         header = json.loads(str(header_array))
     except json.JSONDecodeError as exc:
         raise bad(f"header is not JSON: {exc}") from None
+    except RecursionError:  # e.g. [[[[...]]]] nested deeper than the parser's stack
+        raise bad("header is not JSON: nested too deeply") from None
+    except ValueError:  # an integer of more than 4300 digits (Python's int-parsing limit)
+        raise bad("header is not JSON: it holds a number too long to read") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise bad("not a numbamlp model file")
     version = header.get("format_version")

@@ -518,3 +518,18 @@ def _npy_bytes(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, array)
     return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("[" * 50_000 + "]" * 50_000, "nested too deeply"),  # was RecursionError
+        ('{"format_version": ' + "9" * 5000 + "}", "number too long"),  # was ValueError
+    ],
+    ids=["deep", "long-number"],
+)
+def test_header_json_that_python_cannot_parse(good_file, tmp_path, text, fragment):
+    # Found by tests/test_properties.py: json.loads raised these outside JSONDecodeError.
+    _refused(
+        _rewrite(good_file, tmp_path / "json.npz", header=text), "header is not JSON", fragment
+    )
