@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import reprlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,25 +99,25 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
         raise bad("not a numbamlp model file")
     version = header.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise bad(f"format version {version!r} is not a positive integer")
+        raise bad(f"format version {reprlib.repr(version)} is not a positive integer")
     if version > FORMAT_VERSION:
         raise NumbamlpError(
             f"model file {path} has format version {version}, newer than this numbamlp "
             f"understands ({FORMAT_VERSION}); upgrade numbamlp to read it"
         )
     try:
-        arch_fields = header["architecture"]
+        arch_fields = _mapping(header.get("architecture"), "architecture")
         arch = Architecture(
-            tuple(int(d) for d in arch_fields["sizes"]),
-            tuple(str(a) for a in arch_fields["activations"]),
-            str(arch_fields["head"]),
+            tuple(_integer(d, "layer width") for d in _list(arch_fields.get("sizes"), "sizes")),
+            tuple(
+                _text(a, "activation") for a in _list(arch_fields.get("activations"), "activations")
+            ),
+            _text(arch_fields.get("head"), "head"),
         )
-        dtype = header["dtype"]
-        if dtype not in DTYPES:
-            raise ValueError(f"unknown dtype {dtype!r}")
-    except NumbamlpError as exc:
-        raise bad(f"bad architecture: {exc}") from None
-    except (KeyError, TypeError, ValueError) as exc:
+        dtype = header.get("dtype")
+        if not isinstance(dtype, str) or dtype not in DTYPES:
+            raise ValueError(f"unknown dtype {reprlib.repr(dtype)}")
+    except (ValueError, NumbamlpError) as exc:
         raise bad(f"bad architecture: {exc}") from None
 
     theta = arrays["theta"]
@@ -133,18 +134,29 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
     opt = header.get("optimizer")
     if opt is not None:
         try:
-            name = str(opt["name"])
-            state_names, _ = OPTIMIZERS[name]
-            state = {key: arrays[_STATE_PREFIX + key] for key in state_names}
-            hyper = {str(k): float(v) for k, v in dict(opt["hyper"]).items()}
-            step_count = int(opt["step_count"])
-            missing = set(OPTIMIZERS[name][1]) - set(hyper)
+            opt = _mapping(opt, "optimizer")
+            name = opt.get("name")
+            if not isinstance(name, str) or name not in OPTIMIZERS:
+                raise ValueError(f"unknown optimizer {reprlib.repr(name)}")
+            state_names, defaults = OPTIMIZERS[name]
+            hyper = {
+                str(k): _number(v, f"hyperparameter {k}")
+                for k, v in _mapping(opt.get("hyper"), "hyperparameters").items()
+            }
+            missing = set(defaults) - set(hyper)
             if missing:
                 raise ValueError(f"hyperparameter(s) {', '.join(sorted(missing))} missing")
+            step_count = _integer(opt.get("step_count"), "step count")
             if step_count < 0:
                 raise ValueError(f"step count {step_count} is negative")
             _check_hyper(name, hyper)
-        except (KeyError, TypeError, ValueError, NumbamlpError) as exc:
+            absent = [
+                _STATE_PREFIX + key for key in state_names if _STATE_PREFIX + key not in arrays
+            ]
+            if absent:
+                raise ValueError(f"array(s) {', '.join(absent)} missing")
+            state = {key: arrays[_STATE_PREFIX + key] for key in state_names}
+        except (ValueError, NumbamlpError) as exc:
             raise bad(f"bad optimizer state: {exc}") from None
         for key, value in state.items():
             if value.shape != theta.shape or value.dtype != theta.dtype:
@@ -159,3 +171,41 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
     if not isinstance(metadata, dict):
         raise bad("metadata is not a mapping")
     return LoadedModel(model, optimizer, metadata)
+
+
+# Header fields are checked for their JSON type before use: int(), float() and str() would accept
+# (or crash on) values the writer never produces: "323" as a list of sizes, Infinity as a step
+# count (OverflowError), a 400-digit integer as a learning rate (OverflowError).
+
+
+def _mapping(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} is not a mapping")
+    return value
+
+
+def _list(value: Any, what: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise ValueError(f"{what} is not a list")
+    return value
+
+
+def _text(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{what} {reprlib.repr(value)} is not text")
+    return value
+
+
+def _integer(value: Any, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{what} {reprlib.repr(value)} is not an integer")
+    return value
+
+
+def _number(value: Any, what: str) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise ValueError(f"{what} {reprlib.repr(value)} is not a number")
+    try:
+        return float(value)
+    except OverflowError:  # an int beyond float's range
+        raise ValueError(f"{what} {reprlib.repr(value)} is out of range") from None

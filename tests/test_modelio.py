@@ -533,3 +533,39 @@ def test_header_json_that_python_cannot_parse(good_file, tmp_path, text, fragmen
     _refused(
         _rewrite(good_file, tmp_path / "json.npz", header=text), "header is not JSON", fragment
     )
+
+
+@pytest.mark.parametrize(
+    "path, value, fragment",
+    [
+        (("architecture", "sizes"), [4, 5, float("inf")], "layer width inf is not an integer"),
+        (("architecture", "sizes"), "453", "sizes is not a list"),  # was read as (4, 5, 3)
+        (("architecture", "sizes"), [4, True, 3], "layer width True is not an integer"),
+        (("architecture", "head"), ["softmax"], "head ['softmax'] is not text"),
+        (("optimizer", "step_count"), float("inf"), "step count inf is not an integer"),
+        (("optimizer", "step_count"), 2.5, "step count 2.5 is not an integer"),
+        (("optimizer", "hyper", "lr"), 10**400, "is out of range"),
+        (("optimizer", "hyper", "lr"), "0.001", "hyperparameter lr '0.001' is not a number"),
+        (("optimizer", "name"), "lion", "unknown optimizer 'lion'"),
+    ],
+    ids=[
+        "inf-width",
+        "sizes-text",
+        "bool-width",
+        "head-list",
+        "inf-step",
+        "float-step",
+        "huge-int-lr",
+        "text-lr",
+        "unknown-optimizer",
+    ],
+)
+def test_header_fields_of_the_wrong_type(good_file, tmp_path, path, value, fragment):
+    # Found by tests/test_properties.py: int(Infinity) and float(10**400) raised OverflowError;
+    # int()/str() accepted values the writer never produces.
+    header = _header(good_file)
+    parent = header
+    for key in path[:-1]:
+        parent = parent[key]
+    parent[path[-1]] = value
+    _refused(_rewrite(good_file, tmp_path / "types.npz", header=header), fragment)
