@@ -161,6 +161,8 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
         for key, value in state.items():
             if value.shape != theta.shape or value.dtype != theta.dtype:
                 raise bad(f"optimizer state {key!r} does not match the parameters")
+            if not np.isfinite(value).all():
+                raise bad(f"optimizer state {key!r} contains NaN or Inf")
         optimizer = Optimizer(
             name=name,
             hyper=hyper,

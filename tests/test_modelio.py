@@ -569,3 +569,12 @@ def test_header_fields_of_the_wrong_type(good_file, tmp_path, path, value, fragm
         parent = parent[key]
     parent[path[-1]] = value
     _refused(_rewrite(good_file, tmp_path / "types.npz", header=header), fragment)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_non_finite_optimizer_state(good_file, tmp_path, value):
+    # Found by tests/test_properties.py: θ was checked for NaN/Inf, the optimizer state was not.
+    m = _arrays(good_file)["optimizer_state/m"].copy()
+    m[0] = value
+    path = _rewrite(good_file, tmp_path / "state.npz", **{"optimizer_state/m": m})
+    _refused(path, "optimizer state 'm' contains NaN or Inf")
