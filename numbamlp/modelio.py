@@ -172,6 +172,15 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
     metadata = header.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise bad("metadata is not a mapping")
+    # The fields `numbamlp evaluate` uses: a data set name and the class names.
+    dataset = metadata.get("dataset")
+    if dataset is not None and not isinstance(dataset, str):
+        raise bad(f"metadata dataset {reprlib.repr(dataset)} is not a data set name")
+    class_names = metadata.get("class_names")
+    if class_names is not None and not (
+        isinstance(class_names, list) and all(isinstance(c, str) for c in class_names)
+    ):
+        raise bad("metadata class_names is not a list of names")
     return LoadedModel(model, optimizer, metadata)
 
 

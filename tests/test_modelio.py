@@ -578,3 +578,20 @@ def test_non_finite_optimizer_state(good_file, tmp_path, value):
     m[0] = value
     path = _rewrite(good_file, tmp_path / "state.npz", **{"optimizer_state/m": m})
     _refused(path, "optimizer state 'm' contains NaN or Inf")
+
+
+@pytest.mark.parametrize(
+    "metadata, fragment",
+    [
+        ({"dataset": 7}, "metadata dataset 7 is not a data set name"),
+        ({"dataset": ["mnist"]}, "is not a data set name"),
+        ({"class_names": 5}, "metadata class_names is not a list of names"),
+        ({"class_names": [0, 1, 2]}, "metadata class_names is not a list of names"),
+    ],
+)
+def test_metadata_fields_of_the_wrong_type(good_file, tmp_path, metadata, fragment):
+    # Found by tests/test_properties.py: these loaded, then `numbamlp evaluate` crashed
+    # (AttributeError: 'int' object has no attribute 'strip'; TypeError: no len()).
+    header = _header(good_file)
+    header["metadata"] |= metadata
+    _refused(_rewrite(good_file, tmp_path / "meta.npz", header=header), fragment)
