@@ -172,6 +172,9 @@ class NpzReader:
             )
         if any(d < 0 for d in shape):
             raise self._error(f"array {name!r} declares a negative dimension in its shape {shape}")
+        if math.prod(max(d, 1) for d in shape) * max(dtype.itemsize, 1) > np.iinfo(np.intp).max:
+            # e.g. (0, 2**63): no bytes, but numpy cannot even compute the size (it would warn)
+            raise self._error(f"array {name!r} declares an impossible shape {shape}")
         return shape, fortran_order, dtype, member.tell()
 
     def _check_size(

@@ -498,3 +498,16 @@ def test_csv_message_stays_one_line(tmp_path):
     with pytest.raises(NumbamlpError, match="no label column 'label'") as e:
         load_arrays_file(p)
     assert "\n" not in str(e.value) and len(str(e.value)) < 300
+
+
+@pytest.mark.filterwarnings("error")
+def test_npz_header_declaring_a_shape_numpy_cannot_represent(tmp_path):
+    # Found by tests/test_properties.py (deep run): shape (0, 2**63) holds no bytes, but numpy's
+    # reader computes its size in int64 and printed "RuntimeWarning: invalid value encountered".
+    x = _npy_with_header("{'descr': '<f8', 'fortran_order': False, 'shape': (0, 2**63), }")
+    x = x.replace(b"2**63", str(2**63).encode())
+    p = _zip(tmp_path / "impossible.npz", {"X.npy": x, "y.npy": _npy(np.arange(2))})
+    with pytest.raises(
+        NumbamlpError, match=r"declares an impossible shape \(0, 9223372036854775808\)"
+    ):
+        load_features_file(p)
