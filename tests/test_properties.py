@@ -10,8 +10,9 @@ after 20 s), an allocation beyond 32 MB + 64 × the file's size (tracemalloc), o
 the file (object arrays hold a Tripwire whose unpickling would create a file).
 
 Hypothesis runs derandomized with no example database, so CI sees the same examples every time
-(the whole file, CLI included, takes 20-26 s on the 2-core dev machine); ``NUMBAMLP_FUZZ=deep pytest
-tests/test_properties.py`` runs ten times the examples with fresh seeds (about 4 minutes).
+(the whole file, CLI included, takes 20-26 s on the 2-core dev machine);
+``NUMBAMLP_FUZZ=deep pytest tests/test_properties.py`` runs ten times the examples with fresh
+seeds (about 4 minutes).
 
 Generated inputs (each example checks the property above):
 
@@ -988,23 +989,20 @@ def _set(path: str, value: Any) -> Callable[[dict], None]:
     return change
 
 
+ROLES = dict(
+    zip(("train_images", "train_labels", "test_images", "test_labels"), IDX_FILES, strict=True)
+)
+
+
 def mnist_dir(**replace: bytes) -> dict[str, bytes]:
+    """A tiny valid MNIST-style folder (as {file name: bytes}), some files replaced by role."""
     files = {
         IDX_FILES[0]: idx_bytes(8, (3, 2, 2), bytes(12)),
         IDX_FILES[1]: idx_bytes(8, (3,), bytes([0, 1, 2])),
         IDX_FILES[2]: idx_bytes(8, (2, 2, 2), bytes(8)),
         IDX_FILES[3]: idx_bytes(8, (2,), bytes([1, 0])),
     }
-    for key, data in replace.items():
-        files[
-            {
-                "train_images": IDX_FILES[0],
-                "train_labels": IDX_FILES[1],
-                "test_images": IDX_FILES[2],
-                "test_labels": IDX_FILES[3],
-            }[key]
-        ] = data
-    return files
+    return files | {ROLES[role]: data for role, data in replace.items()}
 
 
 GOOD_NPZ = npz_bytes({"X": np.ones((2, 3)), "y": np.arange(2)}, compressed=False)
@@ -1045,10 +1043,12 @@ READERS: dict[str, Callable[[Path], Any]] = {
 }
 
 
-def _pickled(member: str, reader_folder_marker: str = "unpickled") -> Callable[[Path], bytes]:
+def _pickled(member: str) -> Callable[[Path], bytes]:
+    """An .npz whose ``member`` is an object array holding a Tripwire for folder/unpickled."""
+
     def content(folder: Path) -> bytes:
         arrays = {"X": np.ones((2, 3)), "y": np.arange(2)}
-        arrays[member] = np.array([Tripwire(folder / reader_folder_marker), 1], dtype=object)
+        arrays[member] = np.array([Tripwire(folder / "unpickled"), 1], dtype=object)
         return npz_bytes(arrays, compressed=False)
 
     return content
@@ -1063,10 +1063,7 @@ def _gzip_damaged(data: bytes) -> bytes:
 STORED_BIG = zip_bytes(
     {
         "X.npy": npy_header(
-            "{'descr': '<f8', 'fortran_order': False, 'shape': (10**8,), }".replace(
-                "10**8", str(10**8)
-            ),
-            payload=bytes(16),
+            "{'descr': '<f8', 'fortran_order': False, 'shape': (100000000,), }", payload=bytes(16)
         ),
         "y.npy": npz_member_bytes(np.arange(2)),
     }
@@ -1528,9 +1525,7 @@ CATALOGUE: list[BadInput] = [
             {
                 "header.npy": npz_member_bytes(good_model_arrays()["header"]),
                 "theta.npy": npy_header(
-                    "{'descr': '<f4', 'fortran_order': False, 'shape': (10**12,), }".replace(
-                        "10**12", str(10**12)
-                    ),
+                    "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000000,), }",
                     payload=bytes(68),
                 ),
             }
