@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import csv
 import os
+import reprlib
 import warnings
-import zipfile
-import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -30,6 +29,7 @@ from numbamlp.idx import (
     validate_labels,
     validate_pair,
 )
+from numbamlp.npzfile import NpzReader
 
 __all__ = [
     "DATASET_NAMES",
@@ -217,7 +217,8 @@ PIXEL_SCALE = 1.0 / 255.0  # uint8 pixel → [0, 1]
 
 def _images_to_raw(images: np.ndarray) -> np.ndarray:
     """(n, rows, cols) uint8 -> (n, rows*cols) uint8, C-contiguous (a view, no copy)."""
-    return np.ascontiguousarray(images.reshape(images.shape[0], -1))
+    n, rows, cols = images.shape  # rows*cols, not -1: numpy cannot infer -1 for 0 images
+    return np.ascontiguousarray(images.reshape(n, rows * cols))
 
 
 def _images_to_features(images: np.ndarray) -> np.ndarray:
@@ -416,48 +417,34 @@ def load_dataset(
 RowDescriber = Callable[[int], str]
 
 
-def _npz_arrays(p: Path) -> tuple[np.ndarray, np.ndarray]:
-    """X and y from an .npz archive, never unpickling anything."""
-    try:
-        with open(p, "rb") as f:
-            head = f.read(4)
-    except OSError as e:
-        raise _os_error(p, e, "data file") from None
-    if head[:2] != b"PK":  # zip magic; checked first so np.load never tries other formats
-        raise NumbamlpError(
-            f"data file {p} is not an .npz archive (not a zip file); save it with "
-            f"numpy.savez(path, X=features, y=labels)."
-        )
-    try:
-        with np.load(p, allow_pickle=False) as z:
-            keys = list(z.files)
-            absent = [k for k in ("X", "y") if k not in keys]
-            if absent:
-                raise NumbamlpError(
-                    f"data file {p} has no array named {' or '.join(absent)} (it holds: "
-                    f"{', '.join(keys) or 'nothing'}); save it with "
-                    f"numpy.savez(path, X=features, y=labels)."
-                )
-            out = []
-            for k in ("X", "y"):
-                try:
-                    out.append(z[k])
-                except ValueError as e:
-                    if "pickle" not in str(e).lower() and "object" not in str(e).lower():
-                        raise
-                    raise NumbamlpError(
-                        f"data file {p}: array {k!r} is an object array (pickled Python "
-                        f"objects), which numbamlp never loads; save {k} as a numeric array "
-                        f"(e.g. numpy.asarray({k}, dtype=float))."
-                    ) from None
-    except NumbamlpError:
-        raise
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
-        raise NumbamlpError(
-            f"data file {p} is a damaged .npz archive ({type(e).__name__}: {e}); save it again "
-            f"with numpy.savez(path, X=features, y=labels)."
-        ) from None
-    return out[0], out[1]
+def _npz_arrays(p: Path, names: tuple[str, ...], what: str, fix: str) -> list[np.ndarray]:
+    """The arrays ``names`` of an .npz archive (NpzReader: nothing unpickled, no allocation
+    beyond what the file holds); any problem is an error naming the file, the array and ``fix``."""
+
+    def error(reason: str) -> NumbamlpError:
+        return NumbamlpError(f"{what} {p}: {reason}; {fix}.")
+
+    with NpzReader(p, error) as npz:
+        absent = [k for k in names if k not in npz.names]
+        if absent:
+            raise NumbamlpError(
+                f"{what} {p} has no array named {' or '.join(absent)} (it holds: "
+                f"{', '.join(npz.names) or 'nothing'}); {fix}."
+            )
+        return [npz.read(k) for k in names]
+
+
+def _short(text: str) -> str:
+    """repr of a name or cell from a file, shortened: a message stays one short line even when
+    an unclosed quote makes the whole file one field."""
+    return reprlib.repr(text)
+
+
+def _column_list(header: list[str]) -> str:
+    """The column names for a message: plain if short and printable, else as _short()."""
+    shown = [h if h.isprintable() and len(h) <= 30 else _short(h) for h in header[:20]]
+    more = f", … ({len(header)} columns)" if len(header) > 20 else ""
+    return ", ".join(shown) + more
 
 
 def _csv_line_describer(p: Path) -> RowDescriber:
@@ -503,7 +490,8 @@ def _csv_diagnose(p: Path, header: list[str]) -> str | None:
                     ok = False
                 if not ok:
                     return (
-                        f"line {reader.line_num}, column {header[j]!r}: {cell!r} is not a number; "
+                        f"line {reader.line_num}, column {_short(header[j])}: {_short(cell)} is "
+                        f"not a number; "
                         f"every value must be numeric"
                     )
     return None
@@ -536,7 +524,7 @@ def _csv_arrays(
     elif label_column not in header:
         raise NumbamlpError(
             f"data file {p} has no label column {label_column!r}; its columns are: "
-            f"{', '.join(header)}. Name the label column with --label-column."
+            f"{_column_list(header)}. Name the label column with --label-column."
         )
     if len(header) < 2 and label_column:
         raise NumbamlpError(
@@ -588,7 +576,7 @@ def _finite_float_features(
     finite = np.isfinite(X)
     if not finite.all():
         r, c = (int(v) for v in np.argwhere(~finite)[0])
-        col = repr(columns[c]) if columns else str(c)
+        col = _short(columns[c]) if columns else str(c)
         raise NumbamlpError(
             f"{what}: feature value {X[r, c]} at {describe_row(r)}, column {col} is not a finite "
             f"number; remove or impute NaN/Inf values."
@@ -627,6 +615,8 @@ def _validate_xy(
     X = _finite_float_features(X, what, columns, describe_row)
 
     if y.dtype.kind == "f":
+        # float64: in float16 the bound MAX_CLASSES itself overflows (numpy would warn).
+        y = y.astype(np.float64)
         bad = np.flatnonzero(~np.isfinite(y) | (np.floor(y) != y))
         if bad.size:
             i = int(bad[0])
@@ -665,7 +655,9 @@ def load_arrays_file(
         raise NumbamlpError(f"data file {p} does not exist; check the path.")
     suffix = p.suffix.lower()
     if suffix == ".npz":
-        X, y = _npz_arrays(p)
+        X, y = _npz_arrays(
+            p, ("X", "y"), "data file", "save it with numpy.savez(path, X=features, y=labels)"
+        )
         return _validate_xy(X, y, f"data file {p}", None, lambda i: f"row {i}")
     if suffix == ".csv":
         X, y, columns = _csv_arrays(p, label_column)
@@ -774,22 +766,7 @@ def load_features_file(path: str | os.PathLike[str], label_column: str = "label"
     describe_row: RowDescriber = lambda i: f"row {i}"  # noqa: E731
     columns = None
     if suffix == ".npz":
-        try:
-            with np.load(p, allow_pickle=False) as z:
-                if "X" not in z.files:
-                    raise NumbamlpError(
-                        f"input file {p} has no array named X (it holds: "
-                        f"{', '.join(z.files) or 'nothing'}); "
-                        "save it with numpy.savez(path, X=features)."
-                    )
-                X = z["X"]
-        except NumbamlpError:
-            raise
-        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
-            raise NumbamlpError(
-                f"input file {p} is not a readable .npz archive of numeric arrays "
-                f"({type(e).__name__}: {e})."
-            ) from None
+        (X,) = _npz_arrays(p, ("X",), "input file", "save it with numpy.savez(path, X=features)")
     elif suffix == ".csv":
         X, _, columns = _csv_arrays(p, label_column, require_label=False)
         describe_row = _csv_line_describer(p)

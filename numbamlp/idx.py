@@ -50,6 +50,9 @@ IDX_DTYPES: dict[int, np.dtype] = {
 
 _CORRUPT_FIX = "re-download or re-copy the file (it is damaged or not an IDX file)"
 
+# numpy 1.x arrays have at most 32 dimensions (numpy 2: 64); IDX data sets use 1 to 4.
+MAX_IDX_DIMENSIONS = 32
+
 
 def _os_error(p: Path, e: OSError, what: str) -> NumbamlpError:
     """Translate an OSError from opening or reading ``p`` into a message with the fix."""
@@ -112,6 +115,11 @@ def _parse_idx(raw: bytes, name: str) -> np.ndarray:
         raise NumbamlpError(
             f"{name} declares 0 dimensions in its IDX magic number (need at least 1); "
             f"{_CORRUPT_FIX}."
+        )
+    if ndim > MAX_IDX_DIMENSIONS:
+        raise NumbamlpError(
+            f"{name} declares {ndim} dimensions in its IDX magic number (at most "
+            f"{MAX_IDX_DIMENSIONS} are supported); {_CORRUPT_FIX}."
         )
     header = 4 + 4 * ndim
     if n < header:

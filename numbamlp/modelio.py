@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import zipfile
+import reprlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from numbamlp.atomic import atomic_write
 from numbamlp.errors import NumbamlpError
 from numbamlp.model import MLP
 from numbamlp.network import DTYPES, Architecture, Parameters
+from numbamlp.npzfile import NpzReader
 from numbamlp.optimizers import OPTIMIZERS, Optimizer, _check_hyper
 
 FORMAT = "numbamlp-model"
@@ -78,30 +79,11 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
             "train it again with `numbamlp train --save PATH`"
         )
 
-    try:
-        with open(path, "rb") as f:
-            magic = f.read(4)
-    except OSError as exc:
-        raise bad(f"unreadable: {exc.strerror or exc}") from None
-    if magic != b"PK\x03\x04":  # a zip archive; checked first so np.load tries no other format
-        raise bad("not an .npz archive")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
-    except ValueError as exc:
-        if "allow_pickle" in str(exc):
-            raise bad("it holds an object array (pickled Python objects), never loaded") from None
-        raise bad(f"unreadable: {exc}") from None
-    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:
-        raise bad(f"unreadable: {exc}") from None
-    except Exception as exc:  # zlib.error and friends from a damaged archive
-        raise bad(f"unreadable: {type(exc).__name__}: {exc}") from None
-
-    if "header" not in arrays or "theta" not in arrays:
-        raise bad("missing header or parameters")
-    for name, value in arrays.items():
-        if not isinstance(value, np.ndarray):  # NpzFile returns a non-.npy member as raw bytes
-            raise bad(f"member {name!r} is not a numpy array")
+    # NpzReader: nothing unpickled, no allocation beyond what the file holds, file closed.
+    with NpzReader(path, bad) as npz:
+        if "header" not in npz.names or "theta" not in npz.names:
+            raise bad("missing header or parameters")
+        arrays = {name: npz.read(name) for name in npz.names}
     header_array = arrays["header"]
     if header_array.dtype.kind != "U" or header_array.ndim != 0:
         raise bad("header is not text")
@@ -109,29 +91,33 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
         header = json.loads(str(header_array))
     except json.JSONDecodeError as exc:
         raise bad(f"header is not JSON: {exc}") from None
+    except RecursionError:  # e.g. [[[[...]]]] nested deeper than the parser's stack
+        raise bad("header is not JSON: nested too deeply") from None
+    except ValueError:  # an integer of more than 4300 digits (Python's int-parsing limit)
+        raise bad("header is not JSON: it holds a number too long to read") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise bad("not a numbamlp model file")
     version = header.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise bad(f"format version {version!r} is not a positive integer")
+        raise bad(f"format version {reprlib.repr(version)} is not a positive integer")
     if version > FORMAT_VERSION:
         raise NumbamlpError(
             f"model file {path} has format version {version}, newer than this numbamlp "
             f"understands ({FORMAT_VERSION}); upgrade numbamlp to read it"
         )
     try:
-        arch_fields = header["architecture"]
+        arch_fields = _mapping(header.get("architecture"), "architecture")
         arch = Architecture(
-            tuple(int(d) for d in arch_fields["sizes"]),
-            tuple(str(a) for a in arch_fields["activations"]),
-            str(arch_fields["head"]),
+            tuple(_integer(d, "layer width") for d in _list(arch_fields.get("sizes"), "sizes")),
+            tuple(
+                _text(a, "activation") for a in _list(arch_fields.get("activations"), "activations")
+            ),
+            _text(arch_fields.get("head"), "head"),
         )
-        dtype = header["dtype"]
-        if dtype not in DTYPES:
-            raise ValueError(f"unknown dtype {dtype!r}")
-    except NumbamlpError as exc:
-        raise bad(f"bad architecture: {exc}") from None
-    except (KeyError, TypeError, ValueError) as exc:
+        dtype = header.get("dtype")
+        if not isinstance(dtype, str) or dtype not in DTYPES:
+            raise ValueError(f"unknown dtype {reprlib.repr(dtype)}")
+    except (ValueError, NumbamlpError) as exc:
         raise bad(f"bad architecture: {exc}") from None
 
     theta = arrays["theta"]
@@ -148,22 +134,35 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
     opt = header.get("optimizer")
     if opt is not None:
         try:
-            name = str(opt["name"])
-            state_names, _ = OPTIMIZERS[name]
-            state = {key: arrays[_STATE_PREFIX + key] for key in state_names}
-            hyper = {str(k): float(v) for k, v in dict(opt["hyper"]).items()}
-            step_count = int(opt["step_count"])
-            missing = set(OPTIMIZERS[name][1]) - set(hyper)
+            opt = _mapping(opt, "optimizer")
+            name = opt.get("name")
+            if not isinstance(name, str) or name not in OPTIMIZERS:
+                raise ValueError(f"unknown optimizer {reprlib.repr(name)}")
+            state_names, defaults = OPTIMIZERS[name]
+            hyper = {
+                str(k): _number(v, f"hyperparameter {k}")
+                for k, v in _mapping(opt.get("hyper"), "hyperparameters").items()
+            }
+            missing = set(defaults) - set(hyper)
             if missing:
                 raise ValueError(f"hyperparameter(s) {', '.join(sorted(missing))} missing")
+            step_count = _integer(opt.get("step_count"), "step count")
             if step_count < 0:
                 raise ValueError(f"step count {step_count} is negative")
             _check_hyper(name, hyper)
-        except (KeyError, TypeError, ValueError, NumbamlpError) as exc:
+            absent = [
+                _STATE_PREFIX + key for key in state_names if _STATE_PREFIX + key not in arrays
+            ]
+            if absent:
+                raise ValueError(f"array(s) {', '.join(absent)} missing")
+            state = {key: arrays[_STATE_PREFIX + key] for key in state_names}
+        except (ValueError, NumbamlpError) as exc:
             raise bad(f"bad optimizer state: {exc}") from None
         for key, value in state.items():
             if value.shape != theta.shape or value.dtype != theta.dtype:
                 raise bad(f"optimizer state {key!r} does not match the parameters")
+            if not np.isfinite(value).all():
+                raise bad(f"optimizer state {key!r} contains NaN or Inf")
         optimizer = Optimizer(
             name=name,
             hyper=hyper,
@@ -173,4 +172,51 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
     metadata = header.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise bad("metadata is not a mapping")
+    # The fields `numbamlp evaluate` uses: a data set name and the class names.
+    dataset = metadata.get("dataset")
+    if dataset is not None and not isinstance(dataset, str):
+        raise bad(f"metadata dataset {reprlib.repr(dataset)} is not a data set name")
+    class_names = metadata.get("class_names")
+    if class_names is not None and not (
+        isinstance(class_names, list) and all(isinstance(c, str) for c in class_names)
+    ):
+        raise bad("metadata class_names is not a list of names")
     return LoadedModel(model, optimizer, metadata)
+
+
+# Header fields are checked for their JSON type before use: int(), float() and str() would accept
+# (or crash on) values the writer never produces: "323" as a list of sizes, Infinity as a step
+# count (OverflowError), a 400-digit integer as a learning rate (OverflowError).
+
+
+def _mapping(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} is not a mapping")
+    return value
+
+
+def _list(value: Any, what: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise ValueError(f"{what} is not a list")
+    return value
+
+
+def _text(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{what} {reprlib.repr(value)} is not text")
+    return value
+
+
+def _integer(value: Any, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{what} {reprlib.repr(value)} is not an integer")
+    return value
+
+
+def _number(value: Any, what: str) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise ValueError(f"{what} {reprlib.repr(value)} is not a number")
+    try:
+        return float(value)
+    except OverflowError:  # an int beyond float's range
+        raise ValueError(f"{what} {reprlib.repr(value)} is out of range") from None

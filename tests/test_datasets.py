@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import gzip
+import io
 import shutil
+import struct
+import tracemalloc
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +22,7 @@ from numbamlp.datasets import (
     load_arrays_file,
     load_dataset,
     load_fashion_mnist,
+    load_features_file,
     load_mnist,
     load_user_dataset,
     read_sha256sums,
@@ -358,3 +364,150 @@ def test_user_dataset_single_class(tmp_path):
     np.savez(tmp_path / "one.npz", X=np.ones((3, 2)), y=np.zeros(3))
     with pytest.raises(NumbamlpError, match="only one class"):
         load_user_dataset(tmp_path / "one.npz", rng=np.random.default_rng(0))
+
+
+def test_features_from_idx_images_with_zero_images(tmp_path):
+    # Found by tests/test_properties.py: reshape(0, -1) raised ValueError (`predict --input`).
+    p = tmp_path / "none-images-idx3-ubyte"
+    p.write_bytes(bytes([0, 0, 8, 3]) + struct.pack(">3I", 0, 28, 28))
+    X = load_features_file(p)
+    assert X.shape == (0, 784) and X.dtype == np.float32
+
+
+# --- .npz archives that np.load mishandles (found by tests/test_properties.py) ---
+
+
+def _zip(path: Path, members: dict[str, bytes], method: int = zipfile.ZIP_STORED) -> Path:
+    with zipfile.ZipFile(path, "w", method) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return path
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def _npy_with_header(fields: str, payload: bytes = b"") -> bytes:
+    header = fields.encode("latin1")
+    header += b" " * (-(len(header) + 11) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header + payload
+
+
+@pytest.mark.parametrize("load", [load_arrays_file, load_features_file])
+def test_npz_member_that_is_not_npy(tmp_path, load):
+    # np.load hands such a member back as bytes: AttributeError: 'bytes' object has no 'ndim'.
+    p = _zip(tmp_path / "raw.npz", {"X.npy": b"hello world", "y.npy": _npy(np.arange(2))})
+    with pytest.raises(NumbamlpError, match="member 'X' is not a numpy array"):
+        load(p)
+
+
+def test_npz_header_declaring_terabytes_is_refused_before_allocating(tmp_path):
+    # np.load believed the header: MemoryError (728 TiB). Now nothing near that is allocated.
+    x = _npy_with_header(
+        "{'descr': '<f8', 'fortran_order': False, 'shape': (100000000000, 1000), }", bytes(64)
+    )
+    p = _zip(tmp_path / "huge.npz", {"X.npy": x, "y.npy": _npy(np.arange(2))})
+    tracemalloc.start()
+    try:
+        with pytest.raises(NumbamlpError, match="declares shape .* holds at most 64 bytes"):
+            load_arrays_file(p)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10 << 20
+
+
+def test_npz_zip_directory_lying_about_the_member_size(tmp_path):
+    # The header declares 800 MB and the zip directory claims 4 GB for a 144-byte stored member:
+    # np.load allocated the 800 MB before failing; the stored size bounds it now.
+    x = _npy_with_header(
+        "{'descr': '<f8', 'fortran_order': False, 'shape': (100000000,), }", bytes(16)
+    )
+    data = bytearray(_zip(tmp_path / "lie.npz", {"X.npy": x}).read_bytes())
+    central = data.index(b"PK\x01\x02")
+    data[central + 24 : central + 28] = b"\xf0\xff\xff\xff"  # uncompressed size
+    p = tmp_path / "lie.npz"
+    p.write_bytes(bytes(data))
+    tracemalloc.start()
+    try:
+        with pytest.raises(NumbamlpError, match="holds at most 144 bytes"):
+            load_features_file(p)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10 << 20
+
+
+@pytest.mark.parametrize(
+    "offsets, value, pattern",
+    [
+        ((6, 8), b"\x01", "is encrypted"),  # RuntimeError: password required
+        ((8, 10), b"\x63", "compression method is not supported"),  # NotImplementedError
+    ],
+    ids=["encrypted", "unknown-compression"],
+)
+def test_npz_members_zipfile_cannot_open(tmp_path, offsets, value, pattern):
+    p = tmp_path / "odd.npz"
+    np.savez(p, X=np.ones((2, 2)), y=np.arange(2))
+    data = bytearray(p.read_bytes())
+    for signature, offset in zip((b"PK\x03\x04", b"PK\x01\x02"), offsets, strict=True):
+        start = 0
+        while (start := data.find(signature, start)) >= 0:
+            data[start + offset : start + offset + 1] = value
+            start += 4
+    p.write_bytes(bytes(data))
+    with pytest.raises(NumbamlpError, match=pattern):
+        load_arrays_file(p)
+
+
+def test_npz_npy_header_never_closed(tmp_path):
+    # numpy's fallback header parser raised tokenize.TokenError.
+    x = _npy_with_header("{'descr': '<f8'")
+    p = _zip(tmp_path / "open.npz", {"X.npy": x, "y.npy": _npy(np.arange(2))})
+    with pytest.raises(NumbamlpError, match="damaged .npz archive: array 'X'"):
+        load_arrays_file(p)
+
+
+@pytest.mark.filterwarnings("error")
+def test_damaged_npz_leaves_no_open_file(tmp_path):
+    # np.load leaked the open file when the zip directory was damaged (ResourceWarning).
+    p = tmp_path / "cut.npz"
+    np.savez(p, X=np.ones((50, 50)), y=np.zeros(50))
+    p.write_bytes(p.read_bytes()[:2000])
+    with pytest.raises(NumbamlpError, match="damaged .npz archive"):
+        load_arrays_file(p)
+    gc.collect()  # a leaked file would warn here, and the warning fail the test
+
+
+@pytest.mark.filterwarnings("error")
+def test_npz_float16_labels_without_a_numpy_warning(tmp_path):
+    # Found by tests/test_properties.py: comparing float16 labels with 65536 printed numpy's
+    # "RuntimeWarning: overflow encountered in cast" next to the CLI's output.
+    p = tmp_path / "f16.npz"
+    np.savez(p, X=np.ones((3, 2)), y=np.array([0, 1, 2], dtype=np.float16))
+    assert load_arrays_file(p)[1].tolist() == [0, 1, 2]
+
+
+def test_csv_message_stays_one_line(tmp_path):
+    # Found by tests/test_properties.py: a quote opened before the header and never closed makes
+    # the whole file one column name, which the message quoted newlines and all.
+    p = write_csv(tmp_path / "q.csv", '"a,label\n1,0\n2,1\n' + "3,1\n" * 100)
+    with pytest.raises(NumbamlpError, match="no label column 'label'") as e:
+        load_arrays_file(p)
+    assert "\n" not in str(e.value) and len(str(e.value)) < 300
+
+
+@pytest.mark.filterwarnings("error")
+def test_npz_header_declaring_a_shape_numpy_cannot_represent(tmp_path):
+    # Found by tests/test_properties.py (deep run): shape (0, 2**63) holds no bytes, but numpy's
+    # reader computes its size in int64 and printed "RuntimeWarning: invalid value encountered".
+    x = _npy_with_header("{'descr': '<f8', 'fortran_order': False, 'shape': (0, 2**63), }")
+    x = x.replace(b"2**63", str(2**63).encode())
+    p = _zip(tmp_path / "impossible.npz", {"X.npy": x, "y.npy": _npy(np.arange(2))})
+    with pytest.raises(
+        NumbamlpError, match=r"declares an impossible shape \(0, 9223372036854775808\)"
+    ):
+        load_features_file(p)

@@ -219,3 +219,10 @@ def test_impossible_shape():
     data = bytes([0, 0, 8, 4]) + struct.pack(">4I", 0, 2**31, 2**31, 2**31)
     with pytest.raises(NumbamlpError, match="impossible shape"):
         read_idx_bytes(data, "weird")
+
+
+def test_more_dimensions_than_numpy_arrays_have():
+    # Found by tests/test_properties.py: 100 consistent dimensions made numpy raise ValueError.
+    data = bytes([0, 0, 8, 100]) + struct.pack(">100I", *([1] * 100)) + b"\x07"
+    with pytest.raises(NumbamlpError, match="declares 100 dimensions .*at most 32"):
+        read_idx_bytes(data, "deep")

@@ -4,9 +4,11 @@ clear NumbamlpError (never a traceback, never unpickled), and a failed save keep
 from __future__ import annotations
 
 import errno
+import gc
 import io
 import json
 import os
+import tracemalloc
 import zipfile
 
 import numpy as np
@@ -481,3 +483,115 @@ def test_optimizer_header_not_a_mapping(good_file, tmp_path):
 def test_metadata_not_a_mapping(good_file, tmp_path):
     header = _header(good_file) | {"metadata": [1, 2]}
     _refused(_rewrite(good_file, tmp_path / "meta.npz", header=header), "metadata")
+
+
+def test_npy_header_declaring_terabytes_is_refused_before_allocating(good_file, tmp_path):
+    # Found by tests/test_properties.py: np.load allocated 4 TB (virtual) for this 2 kB file
+    # before failing; NpzReader compares the header with the member's size first.
+    header = _npy_bytes(_arrays(good_file)["header"])
+    fields = b"{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000000,), }"
+    fields += b" " * (-(len(fields) + 11) % 64) + b"\n"
+    theta = b"\x93NUMPY\x01\x00" + len(fields).to_bytes(2, "little") + fields + bytes(68)
+    path = tmp_path / "huge.npz"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("header.npy", header)
+        z.writestr("theta.npy", theta)
+    tracemalloc.start()
+    try:
+        _refused(path, "array 'theta' is truncated or damaged", "holds at most 68 bytes")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10 << 20
+
+
+@pytest.mark.filterwarnings("error")
+def test_damaged_file_is_closed(good_file, tmp_path):
+    # np.load leaked the open file when the zip directory was damaged (ResourceWarning).
+    path = tmp_path / "cut.npz"
+    path.write_bytes(good_file.read_bytes()[:300])
+    _refused(path, "damaged .npz archive")
+    gc.collect()  # a leaked file would warn here, and the warning fail the test
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("[" * 50_000 + "]" * 50_000, "nested too deeply"),  # was RecursionError
+        ('{"format_version": ' + "9" * 5000 + "}", "number too long"),  # was ValueError
+    ],
+    ids=["deep", "long-number"],
+)
+def test_header_json_that_python_cannot_parse(good_file, tmp_path, text, fragment):
+    # Found by tests/test_properties.py: json.loads raised these outside JSONDecodeError.
+    _refused(
+        _rewrite(good_file, tmp_path / "json.npz", header=text), "header is not JSON", fragment
+    )
+
+
+@pytest.mark.parametrize(
+    "path, value, fragment",
+    [
+        (("architecture", "sizes"), [4, 5, float("inf")], "layer width inf is not an integer"),
+        (("architecture", "sizes"), "453", "sizes is not a list"),  # was read as (4, 5, 3)
+        (("architecture", "sizes"), [4, True, 3], "layer width True is not an integer"),
+        (("architecture", "head"), ["softmax"], "head ['softmax'] is not text"),
+        (("optimizer", "step_count"), float("inf"), "step count inf is not an integer"),
+        (("optimizer", "step_count"), 2.5, "step count 2.5 is not an integer"),
+        (("optimizer", "hyper", "lr"), 10**400, "is out of range"),
+        (("optimizer", "hyper", "lr"), "0.001", "hyperparameter lr '0.001' is not a number"),
+        (("optimizer", "name"), "lion", "unknown optimizer 'lion'"),
+    ],
+    ids=[
+        "inf-width",
+        "sizes-text",
+        "bool-width",
+        "head-list",
+        "inf-step",
+        "float-step",
+        "huge-int-lr",
+        "text-lr",
+        "unknown-optimizer",
+    ],
+)
+def test_header_fields_of_the_wrong_type(good_file, tmp_path, path, value, fragment):
+    # Found by tests/test_properties.py: int(Infinity) and float(10**400) raised OverflowError;
+    # int()/str() accepted values the writer never produces.
+    header = _header(good_file)
+    parent = header
+    for key in path[:-1]:
+        parent = parent[key]
+    parent[path[-1]] = value
+    _refused(_rewrite(good_file, tmp_path / "types.npz", header=header), fragment)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_non_finite_optimizer_state(good_file, tmp_path, value):
+    # Found by tests/test_properties.py: θ was checked for NaN/Inf, the optimizer state was not.
+    m = _arrays(good_file)["optimizer_state/m"].copy()
+    m[0] = value
+    path = _rewrite(good_file, tmp_path / "state.npz", **{"optimizer_state/m": m})
+    _refused(path, "optimizer state 'm' contains NaN or Inf")
+
+
+@pytest.mark.parametrize(
+    "metadata, fragment",
+    [
+        ({"dataset": 7}, "metadata dataset 7 is not a data set name"),
+        ({"dataset": ["mnist"]}, "is not a data set name"),
+        ({"class_names": 5}, "metadata class_names is not a list of names"),
+        ({"class_names": [0, 1, 2]}, "metadata class_names is not a list of names"),
+    ],
+)
+def test_metadata_fields_of_the_wrong_type(good_file, tmp_path, metadata, fragment):
+    # Found by tests/test_properties.py: these loaded, then `numbamlp evaluate` crashed
+    # (AttributeError: 'int' object has no attribute 'strip'; TypeError: no len()).
+    header = _header(good_file)
+    header["metadata"] |= metadata
+    _refused(_rewrite(good_file, tmp_path / "meta.npz", header=header), fragment)
