@@ -699,12 +699,14 @@ def _adopt_checkpoint_options(ctx: click.Context, opts: dict[str, Any], resume: 
 def _checkpoint_dir(opts: dict[str, Any], resume: Any) -> Path | None:
     """Where this run writes checkpoints: --checkpoint-dir, else the resumed checkpoint's own
     directory. A fresh run never overwrites another run's checkpoint."""
-    from numbamlp.checkpoint import CHECKPOINT_NAME
-
     if opts["checkpoint_dir"] is None:
         if opts["checkpoint_every"] is not None and resume is None:
             raise click.BadParameter("needs --checkpoint-dir", param_hint="--checkpoint-every")
         return None if resume is None else resume.path.parent
+    # Imported here, not above: it imports NumPy and Numba, which a plain run loads in parallel
+    # with the data (see `train`).
+    from numbamlp.checkpoint import CHECKPOINT_NAME
+
     directory = Path(opts["checkpoint_dir"])
     if directory.exists() and not directory.is_dir():
         raise click.BadParameter(f"{directory} is not a directory", param_hint="--checkpoint-dir")

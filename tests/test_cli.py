@@ -170,6 +170,23 @@ def test_importing_the_cli_does_not_import_numba():
     assert simple.stdout.strip() == "False"
 
 
+def test_train_loads_numba_only_beside_the_data():
+    """`train` starts reading the data in a second thread before it imports Numba, so the two
+    overlap (start-up time, issue 3 target 6). What runs before that thread starts must not
+    import Numba: option checks, and the checkpoint directory check of a run without one."""
+    code = (
+        "import sys\n"
+        "from numbamlp.cli import _checkpoint_dir, parse_activations, parse_hidden\n"
+        "parse_activations(('sigmoid',), len(parse_hidden(('32',))))\n"
+        "assert _checkpoint_dir({'checkpoint_dir': None, 'checkpoint_every': None}, None) is None\n"
+        "print('numba' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.strip() == "False"
+
+
 def test_help_in_a_subprocess():
     top = subprocess.run(NUMBAMLP + ["--help"], capture_output=True, text=True, timeout=60)
     assert top.returncode == 0, top.stderr
