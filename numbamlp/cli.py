@@ -405,6 +405,11 @@ def train(ctx: click.Context, **opts: Any) -> None:
         from numbamlp.modelio import save_model
         from numbamlp.training import TrainConfig, Trainer
 
+        if opts["engine"] == "fused" and not on_gpu and opts["train_file"] is None:
+            # Load the training kernel (and Numba's compiler contexts) while the data is read.
+            from numbamlp.fused import preload
+
+            preload(opts["dtype"], "uint8")  # the built-in data sets are images of bytes
         data = loading.result()
     config = TrainConfig(
         epochs=opts["epochs"],

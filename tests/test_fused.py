@@ -399,6 +399,24 @@ def test_run_steps_allocates_nothing():
 # --- The plan ---------------------------------------------------------------------------------
 
 
+def test_preload_readies_the_run_steps_that_training_calls():
+    """fused.preload (called by ``numbamlp train`` while the data loads) makes run_steps ready
+    for the signature a real plan then calls with: no new compilation at the first step."""
+    fused.preload("float32", np.uint8)
+    before = set(fused.run_steps.signatures)
+    arch = Architecture.for_classes(9, [5], 3)
+    optimizer = Optimizer.create("adam", arch.n_parameters, np.dtype(np.float32))
+    plan = fused.FusedPlan(arch, 4, np.float32, optimizer)
+    state = plan.adopt_state(optimizer)
+    theta = np.random.default_rng(0).normal(size=arch.n_parameters).astype(np.float32)
+    X = np.arange(6 * 9, dtype=np.uint8).reshape(6, 9)
+    y = np.array([0, 1, 2, 0, 1, 2], np.int64)
+    steps = np.array([[0, 1, 2, 3], [4, 5, 0, 1]], np.int64)
+    sizes, lrs, losses = np.array([4, 3], np.int64), np.full(2, 0.1), np.zeros(2)
+    assert plan.run(theta, state, X, 1 / 255, y, steps, sizes, lrs, 0, 0, 2, losses) == 2
+    assert set(fused.run_steps.signatures) == before
+
+
 def test_work_items_cover_every_row_once():
     """The cuts of region 2 are increasing, start at 0, end at the number of rows of
     W^1..W^L, fall on multiples of 4 rows inside a layer, and give items of about equal cost
