@@ -9,6 +9,7 @@ the same length and dtype as θ, allocated once. Step sizes γ_p come from sched
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numba import prange
@@ -116,29 +117,42 @@ class Optimizer:
         state = {key: np.zeros(n_parameters, dtype=dtype) for key in state_names}
         return cls(name=name, hyper=hyper, state=state)
 
-    def step(self, theta: np.ndarray, grad: np.ndarray, lr: float) -> None:
-        """Apply one update θ_p from θ_{p−1} and ∇ℓ(θ_{p−1}) with step size γ_p = lr."""
+    def step(
+        self,
+        theta: np.ndarray,
+        grad: np.ndarray,
+        lr: float,
+        kernels: dict[str, Any] | None = None,
+        state: dict[str, Any] | None = None,
+    ) -> None:
+        """Apply one update θ_p from θ_{p−1} and ∇ℓ(θ_{p−1}) with step size γ_p = lr.
+
+        ``kernels`` (optimizer name → update kernel, default ``UPDATES``) and ``state`` (default
+        ``self.state``) let the device path run its twins (cuda/optimizers.py) on device arrays
+        with exactly these arguments.
+        """
+        update = (kernels or UPDATES)[self.name]
+        st = self.state if state is None else state
         self.step_count += 1
         t = theta.dtype.type  # pass scalars in θ's precision so float32 stays float32
         h = self.hyper
-        st = self.state
         if self.name == "sgd":
-            sgd_update(theta, grad, t(lr))
+            update(theta, grad, t(lr))
         elif self.name == "momentum":
-            momentum_update(theta, st["velocity"], grad, t(lr), t(h["mu"]))
+            update(theta, st["velocity"], grad, t(lr), t(h["mu"]))
         elif self.name == "adagrad":
-            adagrad_update(theta, st["sum_sq_grad"], grad, t(lr), t(h["eps"]))
+            update(theta, st["sum_sq_grad"], grad, t(lr), t(h["eps"]))
         elif self.name == "adadelta":
-            adadelta_update(
+            update(
                 theta, st["avg_sq_grad"], st["avg_sq_step"], grad, t(lr), t(h["rho"]), t(h["eps"])
             )
         elif self.name == "rmsprop":
-            rmsprop_update(theta, st["avg_sq_grad"], grad, t(lr), t(h["rho"]), t(h["eps"]))
+            update(theta, st["avg_sq_grad"], grad, t(lr), t(h["rho"]), t(h["eps"]))
         else:  # adam
             p = self.step_count
             bias1 = 1.0 - h["beta1"] ** p
             bias2 = 1.0 - h["beta2"] ** p
-            adam_update(
+            update(
                 theta,
                 st["m"],
                 st["v"],
@@ -150,6 +164,17 @@ class Optimizer:
                 t(bias1),
                 t(bias2),
             )
+
+
+#: optimizer name → its update kernel (U.1–U.6)
+UPDATES = {
+    "sgd": sgd_update,
+    "momentum": momentum_update,
+    "adagrad": adagrad_update,
+    "adadelta": adadelta_update,
+    "rmsprop": rmsprop_update,
+    "adam": adam_update,
+}
 
 
 def _check_hyper(name: str, hyper: dict[str, float]) -> None:

@@ -107,38 +107,19 @@ class DeviceOptimizer:
             array.copy_to_device(np.ascontiguousarray(self.optimizer.state[key]))
 
     def step(self, theta, grad, lr: float) -> None:
-        """Apply one update θ_p from θ_{p−1} and ∇ℓ(θ_{p−1}) with step size γ_p = lr."""
-        opt = self.optimizer
-        opt.step_count += 1
-        t = theta.dtype.type  # scalars in θ's precision, as on the CPU
-        h = opt.hyper
-        st = self.state
+        """Apply one update θ_p from θ_{p−1} and ∇ℓ(θ_{p−1}) with step size γ_p = lr: the
+        host optimizer's own ``step``, calling the device twins on the device state."""
         launch = grid_1d(theta.shape[0], self.threads)
-        if opt.name == "sgd":
-            sgd_update[launch](theta, grad, t(lr))
-        elif opt.name == "momentum":
-            momentum_update[launch](theta, st["velocity"], grad, t(lr), t(h["mu"]))
-        elif opt.name == "adagrad":
-            adagrad_update[launch](theta, st["sum_sq_grad"], grad, t(lr), t(h["eps"]))
-        elif opt.name == "adadelta":
-            adadelta_update[launch](
-                theta, st["avg_sq_grad"], st["avg_sq_step"], grad, t(lr), t(h["rho"]), t(h["eps"])
-            )
-        elif opt.name == "rmsprop":
-            rmsprop_update[launch](theta, st["avg_sq_grad"], grad, t(lr), t(h["rho"]), t(h["eps"]))
-        else:  # adam
-            p = opt.step_count
-            bias1 = 1.0 - h["beta1"] ** p
-            bias2 = 1.0 - h["beta2"] ** p
-            adam_update[launch](
-                theta,
-                st["m"],
-                st["v"],
-                grad,
-                t(lr),
-                t(h["beta1"]),
-                t(h["beta2"]),
-                t(h["eps"]),
-                t(bias1),
-                t(bias2),
-            )
+        name = self.optimizer.name
+        self.optimizer.step(theta, grad, lr, {name: DEVICE_UPDATES[name][launch]}, self.state)
+
+
+#: optimizer name → its device update kernel, the twin of optimizers.UPDATES
+DEVICE_UPDATES = {
+    "sgd": sgd_update,
+    "momentum": momentum_update,
+    "adagrad": adagrad_update,
+    "adadelta": adadelta_update,
+    "rmsprop": rmsprop_update,
+    "adam": adam_update,
+}
