@@ -238,26 +238,32 @@ def activation_rows(h, z, code, s0, s1):
 
 
 @helper
-def softmax_rows(f, z, s0, s1):
+def softmax_rows(f, log_totals, z, s0, s1):
     """(F.3) f = softmax(z^L), computed as e^{z_i − max z} / Σ_j e^{z_j − max z}; each
-    exponential is taken once and kept in f until it is divided."""
+    exponential is taken once and kept in f until it is divided. The exponentials and their sum
+    are float64, as L.1 takes them, and log Σ_j e^{z_{s,j}} = max z + log Σ_j e^{z_{s,j} − max z}
+    goes to log_totals[s]: ``cross_entropy_rows`` needs nothing else, so it takes no exponential
+    of its own."""
     M = z.shape[1]
     for s in range(s0, s1):
-        z_max = z[s, 0]
+        z_max = np.float64(z[s, 0])
         for j in range(1, M):
             z_max = max(z_max, z[s, j])
         total = 0.0
         for j in range(M):
-            f[s, j] = math.exp(z[s, j] - z_max)
-            total += f[s, j]
+            e = math.exp(z[s, j] - z_max)
+            f[s, j] = e
+            total += e
+        log_totals[s] = z_max + math.log(total)
         for i in range(M):
             # (F.3) f_{s,i} = e^{z_{s,i}} / Σ_j e^{z_{s,j}}   (shifting by max z cancels)
             f[s, i] = f[s, i] / total
 
 
 @helper
-def modified_softmax_rows(f, z, s0, s1):
-    """(F.4) f = γ̃(z^L): K−1 logits in, K probabilities out; class K has logit 0."""
+def modified_softmax_rows(f, log_totals, z, s0, s1):
+    """(F.4) f = γ̃(z^L): K−1 logits in, K probabilities out; class K has logit 0. Like
+    ``softmax_rows`` it leaves log(1 + Σ_{j<K} e^{z_{s,j}}) in log_totals[s] for L.1."""
     K = f.shape[1]
     for s in range(s0, s1):
         z_max = 0.0  # the reference class's logit
@@ -266,6 +272,7 @@ def modified_softmax_rows(f, z, s0, s1):
         total = math.exp(-z_max)
         for j in range(K - 1):
             total += math.exp(z[s, j] - z_max)
+        log_totals[s] = z_max + math.log(total)
         for i in range(K - 1):
             # (F.4) f_{s,i} = e^{z_{s,i}} / (1 + Σ_{j<K} e^{z_{s,j}})
             f[s, i] = math.exp(z[s, i] - z_max) / total
@@ -274,22 +281,16 @@ def modified_softmax_rows(f, z, s0, s1):
 
 
 @helper
-def cross_entropy_rows(losses, z, y, batch, n_classes, s0, s1):
-    """(L.1) ℓ_s = log Σ_k e^{z_{s,k}} − z_{s,Y_s}, the log-sum-exp shifted by max z (both heads:
-    with γ̃ the reference class K has the fixed logit 0)."""
+def cross_entropy_rows(losses, log_totals, z, y, batch, s0, s1):
+    """(L.1) ℓ_s = log Σ_k e^{z_{s,k}} − z_{s,Y_s}: the head (``softmax_rows`` or
+    ``modified_softmax_rows``) left the log-sum-exp, shifted by max z, in log_totals[s] (with
+    γ̃ the reference class K has the fixed logit 0, and z_{s,K} = 0 here)."""
     d_L = z.shape[1]
-    has_reference_logit = n_classes > d_L
     for s in range(s0, s1):
         label = y[batch[s]]
-        z_max = 0.0 if has_reference_logit else z[s, 0]
-        for k in range(d_L):
-            z_max = max(z_max, z[s, k])
-        total = math.exp(-z_max) if has_reference_logit else 0.0
-        for k in range(d_L):
-            total += math.exp(z[s, k] - z_max)
         z_y = z[s, label] if label < d_L else 0.0
         # (L.1) ℓ_s = log Σ_k e^{z_{s,k}} − z_{s,Y_s}
-        losses[s] = z_max + math.log(total) - z_y
+        losses[s] = log_totals[s] - z_y
 
 
 @helper
@@ -336,8 +337,8 @@ def hidden_delta_rows(delta, W_next, delta_next, z, h, code, s0, s1):
 
 @kernel(fastmath=False)
 def forward_backward(
-    h, z, delta, f, losses, theta, X, scale, y, batch, next_batch, layout, codes, head,
-    sample_block, flush,
+    h, z, delta, f, losses, log_totals, theta, X, scale, y, batch, next_batch, layout, codes,
+    head, sample_block, flush,
 ):  # fmt: skip
     """Region 1: for each block of samples, h^0, F.1–F.4, L.1, B.1 and B.4.
 
@@ -347,7 +348,6 @@ def forward_backward(
     """
     B = batch.shape[0]
     L = layout.shape[1] - 1
-    n_classes = f.shape[1]
     for block in prange((B + sample_block - 1) // sample_block):
         saved = enter_flush_mode(flush)
         s0 = block * sample_block
@@ -362,10 +362,10 @@ def forward_backward(
                 activation_rows(activations(h, layout, k, B), z_k, codes[k], s0, s1)
         z_L = layer_rows(z, layout, L, B)
         if head == SOFTMAX:
-            softmax_rows(f, z_L, s0, s1)
+            softmax_rows(f, log_totals, z_L, s0, s1)
         else:
-            modified_softmax_rows(f, z_L, s0, s1)
-        cross_entropy_rows(losses, z_L, y, batch, n_classes, s0, s1)
+            modified_softmax_rows(f, log_totals, z_L, s0, s1)
+        cross_entropy_rows(losses, log_totals, z_L, y, batch, s0, s1)
         output_delta_rows(layer_rows(delta, layout, L, B), f, y, batch, s0, s1)
         for m in range(L - 1, 0, -1):
             delta_m = layer_rows(delta, layout, m, B)
@@ -605,6 +605,7 @@ def run_steps(
     delta,
     f,
     losses,
+    log_totals,
     G,
     coef,
     layout,
@@ -629,8 +630,8 @@ def run_steps(
         next_row = row + 1 if t + 1 < count else row
         next_batch = batches[next_row, : batch_sizes[next_row]]
         forward_backward(
-            h, z, delta, f, losses, theta, X, scale, y, batch, next_batch, layout, codes, head,
-            sample_block, flush,
+            h, z, delta, f, losses, log_totals, theta, X, scale, y, batch, next_batch, layout,
+            codes, head, sample_block, flush,
         )  # fmt: skip
         total = 0.0
         for s in range(B):
@@ -734,6 +735,7 @@ class FusedPlan:
         self.delta = aligned_zeros((B * sum(sizes[1:]),), dt)  # δ^1, …, δ^L
         self.f = np.zeros((B, architecture.n_classes), dt)
         self.losses = np.zeros(B, dt)  # ℓ_s
+        self.log_totals = np.zeros(B, np.float64)  # log Σ_k e^{z^L_{s,k}}, for L.1
         self.coef = np.zeros(N_COEF, dt)
         # Region 2's partial sums: a group of rows of d_{m−1} + 1 sums per item. Each item's
         # rows start on a cache line of their own, since items on different threads rewrite
@@ -821,6 +823,7 @@ class FusedPlan:
             self.delta,
             self.f,
             self.losses,
+            self.log_totals,
             self.G,
             self.coef,
             self.layout,

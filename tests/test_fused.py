@@ -362,6 +362,7 @@ def test_run_steps_allocates_nothing():
     theta, losses = initial_theta(arch, dtype), np.zeros(len(sizes))
     args = (theta, state, X, dtype(scale), y, matrix, sizes, lrs)
     tail = (plan.optimizer_code, plan.hyper, plan.h, plan.z, plan.delta, plan.f, plan.losses)
+    tail += (plan.log_totals,)
     tail += (plan.G, plan.coef, plan.layout, plan.codes, plan.head, plan.cuts)
     tail += (plan.sample_block, plan.flush_subnormals)
 
