@@ -60,7 +60,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from numbamlp._jit import helper, kernel, serial
-from numbamlp.activations import phi, phi_prime_from_value
+from numbamlp.activations import SIGMOID, phi, phi_prime_from_value
 from numbamlp.errors import NumbamlpError
 from numbamlp.network import Architecture
 from numbamlp.optimizers import OPTIMIZERS, Optimizer
@@ -230,11 +230,63 @@ def affine_rows(z, W, b, h_prev, s0, s1):
 
 @helper
 def activation_rows(h, z, code, s0, s1):
-    """(F.2) h^k = φ_k(z^k) for the block's samples."""
+    """(F.2) h^k = φ_k(z^k) for the block's samples (σ in float32: ``sigmoid_rows_float32``)."""
+    if code == SIGMOID and h.itemsize == 4:
+        sigmoid_rows_float32(h, z, s0, s1)
+        return
     for s in range(s0, s1):
         for i in range(z.shape[1]):
             # (F.2) h^k_{s,i} = φ_k(z^k_{s,i})
             h[s, i] = phi(code, z[s, i])
+
+
+@helper
+def sigmoid_rows_float32(h, z, s0, s1):
+    """(F.2) with (A.1) σ, in float32, for the block's samples: ``sigmoid`` of activations.py
+    with its e^{−|t|} taken by ``exp_nonpositive_float32`` instead of the C library's expf, which
+    LLVM cannot vectorise (Numba has no vector maths library here): 1.6 µs instead of 12 µs for
+    the 128 × 32 values of a reference step. The results differ from expf's by ≤ 1 ulp."""
+    one = np.float32(1.0)
+    for s in range(s0, s1):
+        for i in range(z.shape[1]):
+            t = np.float32(z[s, i])
+            e = exp_nonpositive_float32(-abs(t))
+            # (F.2) h^k_{s,i} = φ_k(z^k_{s,i}),  (A.1) σ(t) = 1/(1+e^{−t}), written with
+            #       e = e^{−|t|}: 1/(1+e) for t ≥ 0 and e/(1+e) for t < 0
+            h[s, i] = one / (one + e) if t >= 0 else e / (one + e)
+
+
+# e^x = 2^n · e^r with n = round(x / ln 2) and r = x − n ln 2 (|r| ≤ ln 2 / 2), ln 2 split in
+# two parts so that n ln 2 is subtracted exactly (Cody–Waite); e^r from a degree-7 polynomial
+# (the coefficients of Cephes' expf, Moshier 1984: error ≤ 1 ulp on this range).
+LOG2_E = np.float32(1.4426950408889634)
+LN2_HIGH = np.float32(0.693359375)  # ln 2 to 9 bits: n · LN2_HIGH is exact for |n| ≤ 2^15
+LN2_LOW = np.float32(-2.12194440e-4)  # ln 2 − LN2_HIGH
+EXP_COEFFICIENTS = (
+    np.float32(1.9875691500e-4),
+    np.float32(1.3981999507e-3),
+    np.float32(8.3334519073e-3),
+    np.float32(4.1665795894e-2),
+    np.float32(1.6666665459e-1),
+    np.float32(5.0000001201e-1),
+)
+EXP_MIN_ARGUMENT = np.float32(-87.33654)  # ln 2^{−126}: 2^n stays a normal float32 (n ≥ −126)
+
+
+@helper
+def exp_nonpositive_float32(x):
+    """e^x for a float32 x ≤ 0 (no equation: a vectorisable exponential). Below ln 2^{−126}
+    ≈ −87.34 it returns 2^{−126} ≈ 1.2e-38, the smallest normal float32 (expf's results there
+    are subnormal, flushed to 0 in the regions anyway); a NaN comes back as NaN."""
+    clamped = x if x > EXP_MIN_ARGUMENT else EXP_MIN_ARGUMENT
+    n = np.floor(clamped * LOG2_E + np.float32(0.5))
+    r = clamped - n * LN2_HIGH
+    r = r - n * LN2_LOW
+    c0, c1, c2, c3, c4, c5 = EXP_COEFFICIENTS
+    p = ((((c0 * r + c1) * r + c2) * r + c3) * r + c4) * r + c5
+    e_r = p * r * r + r + np.float32(1.0)
+    value = e_r * float32_from_bits((np.int32(n) + np.int32(127)) << np.int32(23))
+    return value if x == x else x
 
 
 @helper
@@ -907,6 +959,17 @@ def aligned_zeros(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     raw = np.zeros(nbytes + CACHE_LINE, np.uint8)
     skip = -raw.ctypes.data % CACHE_LINE
     return raw[skip : skip + nbytes].view(dtype).reshape(shape)
+
+
+@intrinsic
+def float32_from_bits(typingctx, bits):
+    """The float32 whose IEEE-754 bits are the int32 ``bits`` (LLVM ``bitcast``; with an
+    exponent field e and zero mantissa: 2^{e−127})."""
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return types.float32(types.int32), codegen
 
 
 @intrinsic
