@@ -214,6 +214,41 @@ def test_float32_matches_the_per_kernel_path(name, x_kind):
     compare(2, "softmax", ["tanh"], name, x_kind, np.float32, rtol=1e-5)
 
 
+def test_float32_exponential_is_within_one_ulp():
+    """exp_nonpositive_float32, which the float32 σ of region 1 uses instead of expf: within
+    1 ulp of e^x over [−87.3, 0], e^0 = 1, NaN stays NaN, and −∞ and arguments below
+    ln 2^{−126} ≈ −87.34 give 2^{−126} (≈ 1.2e-38, where expf is subnormal)."""
+    x = -np.linspace(0.0, 87.3, 1_000_001).astype(np.float32)
+    got = np.array([fused.exp_nonpositive_float32(v) for v in x[::97]], np.float64)
+    exact = np.exp(x[::97].astype(np.float64))
+    ulps = np.abs(got - exact) / np.spacing(exact.astype(np.float32)).astype(np.float64)
+    assert ulps.max() <= 1.0
+    assert fused.exp_nonpositive_float32(np.float32(0.0)) == 1.0
+    assert np.isnan(fused.exp_nonpositive_float32(np.float32(np.nan)))
+    floor = fused.exp_nonpositive_float32(np.float32(-87.4))
+    assert floor == pytest.approx(np.finfo(np.float32).tiny, rel=1e-6)
+    for below in (-88.0, -1e4, -np.inf):
+        assert fused.exp_nonpositive_float32(np.float32(below)) == floor
+
+
+def test_float32_sigmoid_rows_match_the_scalar_sigmoid():
+    """activation_rows takes σ in float32 through sigmoid_rows_float32: within 4 ulp of
+    activations.sigmoid where σ is a normal float32, within 2e-38 where it is smaller,
+    NaN for NaN."""
+    from numbamlp.activations import _sigmoid
+
+    z = np.linspace(-100.0, 40.0, 70_001).astype(np.float32).reshape(-1, 1)
+    z[0, 0] = np.nan
+    h = np.zeros_like(z)
+    fused.activation_rows(h, z, CODES["sigmoid"], 0, z.shape[0])
+    expected = np.array([_sigmoid(t) for t in z[:, 0]], np.float32)
+    assert np.isnan(h[0, 0])
+    h, expected = h[1:, 0], expected[1:]
+    normal = expected >= np.finfo(np.float32).tiny
+    assert (np.abs(h - expected) / np.spacing(expected))[normal].max() <= 4
+    assert np.abs(h - expected)[~normal].max() <= 2e-38
+
+
 def test_element_updates_are_the_optimizer_kernels():
     """U.1–U.6 of one component, as fused.py applies them, against optimizers.py's kernels on
     the same gradients: the same statements, so at most one unit in the last place apart (LLVM
@@ -362,6 +397,7 @@ def test_run_steps_allocates_nothing():
     theta, losses = initial_theta(arch, dtype), np.zeros(len(sizes))
     args = (theta, state, X, dtype(scale), y, matrix, sizes, lrs)
     tail = (plan.optimizer_code, plan.hyper, plan.h, plan.z, plan.delta, plan.f, plan.losses)
+    tail += (plan.log_totals,)
     tail += (plan.G, plan.coef, plan.layout, plan.codes, plan.head, plan.cuts)
     tail += (plan.sample_block, plan.flush_subnormals)
 
