@@ -62,6 +62,8 @@ def make_trainer(kind: str, X, y, hidden: int, batch: int, threads: int = 2):
     if kind.startswith("numbamlp"):
         from baselines.numbamlp_mlp import Trainer
 
+        if kind == "numbamlp-pixels":
+            return Trainer(X, y, hidden, batch, pixels=True)
         engine = kind.split("-", 1)[1] if "-" in kind else "fused"
         return Trainer(X, y, hidden, batch, engine=engine)
     if kind == "numpy":
