@@ -8,18 +8,22 @@ Region 1, ``forward_backward`` — parallel over blocks of samples s (a fixed nu
   A block gathers its inputs h^0_s = c · X_{I_s}, runs the forward pass through every layer
   (F.1, F.2), the head (F.3 or F.4), the loss ℓ_s (L.1), δ^L (B.1) and δ^m for m = L−1..1 (B.4),
   and writes only its own rows s of the batch buffers h^k, z^k, δ^k, f and ℓ.
+  For the layers with gradient shards (narrow layers: ``SHARD_BYTES``) the block then sums B.3
+  and B.2 over its own samples, while their h^{m−1} is in its core's cache, into its shard.
 Region 2, ``gradient_update`` — parallel over work items, each a range of rows i of the weight
   matrices (the rows of W^1..W^L counted as one sequence, cut into pieces of equal cost). The
-  owner of row i of W^m sums its gradient over ALL samples of the batch in sample order (B.3,
-  B.2 with S.1) and at once applies the optimizer update (U.1–U.6) to W^m_{i,:} and b^m_i. No
-  gradient array, no per-thread buffer, no atomics: every parameter is written by one item.
+  owner of row i of W^m gets its gradient over ALL samples of the batch (B.3, B.2 with S.1) —
+  the blocks' shards added in block order, or for layers without shards summed here over the
+  samples in sample order — and at once applies the optimizer update (U.1–U.6) to W^m_{i,:}
+  and b^m_i. No per-thread buffer, no atomics: every number is written by one block or item.
 
 Every number is computed by one fixed sequence of operations whoever computes it — how the
-samples are cut into blocks and the rows into items decides who, never how — so θ, the
-optimizer state and the losses are bitwise identical for any number of threads. Each sum over
-the samples runs in sample order, as in backward.py, so float64 results agree with the
-per-kernel path to rounding. The loop allocates nothing: the views of the flat buffers that it
-makes are slices and reshapes.
+rows are cut into items decides who, never how; the blocks, and so the shards, follow from the
+batch size, never from the thread count — so θ, the optimizer state and the losses are bitwise
+identical for any number of threads. Each sum over the samples runs in sample order, as in
+backward.py (with shards: in sample order within a block, then block by block), so float64
+results agree with the per-kernel path to rounding. The loop allocates nothing: the views of
+the flat buffers that it makes are slices and reshapes.
 
 Loop shapes (measured on AVX-512 hardware; the helpers' comments say which equation each
 loop computes, in index form):
@@ -32,7 +36,9 @@ loop computes, in index form):
   partial sum is loaded and stored once per 4 multiply-adds (~95 GFLOP/s for B.3).
 * Region 2 passes over the samples once per group of rows, as many as keep the group's partial
   sums in L1; the rows of h^{m−1}, half of them written by the other threads in region 1, then
-  come from the other caches once per group instead of once per 4 rows.
+  come from the other caches once per group instead of once per 4 rows. Gradient shards avoid
+  even that for narrow layers: on 2 threads region 2 then reads half of one shard per row range
+  from the other core (~50 KB for the reference W^1) instead of 64 rows of h^0 (~200 KB).
 * Both regions flush subnormal numbers to zero by default (``enter_flush_mode``): Adam's moments
   of rarely active inputs decay into that range, where every operation is ~100 times slower.
 
@@ -68,9 +74,15 @@ from numbamlp.optimizers import OPTIMIZERS, Optimizer
 # Region 1 cuts the batch into blocks of this many samples at most (the plan's default is
 # ``default_sample_block``): big blocks read each W^k fewer times per step, small ones share a
 # small batch among more threads. The block size never depends on the thread count.
-MAX_SAMPLE_BLOCK = 32
+MAX_SAMPLE_BLOCK = 64
 # Rows i of W^m per tile of region 2 (the B.3 helpers are written for 4).
 ROW_TILE = 4
+# A layer m gets gradient shards (one partial ∇W^m, ∇b^m per block of samples, summed in region
+# 1 while the block's h^{m−1} is in its core's cache) when a shard has no more rows than a block
+# has samples — then a shard is no bigger than the block's rows of h^{m−1} that region 2 would
+# otherwise read, often from another core — and all its shards together take at most this many
+# bytes (about one core's L2 here). Wider layers keep summing over the batch in region 2.
+SHARD_BYTES = 2 * 1024 * 1024
 # Region 2 sums a group of rows of W^m per pass over the samples: as many tiles as keep the
 # group's partial sums within this many bytes, so that they and 4 rows of h^{m−1} stay in L1.
 GROUP_BYTES = 32 * 1024
@@ -108,6 +120,8 @@ H_AT = 3  # where h^k starts in the flat activation buffer (k ≤ L−1)
 Z_AT = 4  # where z^k and δ^k start in their flat buffers (k ≥ 1)
 ROW_AT = 5  # index of row 0 of W^k when the rows of W^1..W^L are counted as one sequence
 GROUP = 6  # rows of W^k per pass of region 2 over the samples (a multiple of ROW_TILE)
+SHARD_AT = 7  # where layer k's gradient shards start in the flat shard buffer; −1: no shards
+SHARD_WIDTH = 8  # entries per row of a shard of layer k: d_{k−1} + 1, padded to a cache line
 
 # Entries of the per-step ``coef`` array, in θ's precision as Optimizer.step passes them.
 LR = 0  # γ_p
@@ -152,6 +166,17 @@ def layer_rows(buf, layout, k, B):
     d_k = layout[SIZE, k]
     start = layout[Z_AT, k]
     return buf[start : start + B * d_k].reshape((B, d_k))
+
+
+@helper
+def gradient_shard(shards, layout, m, block):
+    """Block ``block``'s shard of layer m, shape (d_m rounded up to ROW_TILE, SHARD_WIDTH):
+    row i holds Σ_{s in the block} δ^m_{s,i} h^{m−1}_{s,j} in its columns j < d_{m−1} and
+    Σ_{s in the block} δ^m_{s,i} in column d_{m−1}. A view into the flat buffer."""
+    width = layout[SHARD_WIDTH, m]
+    rows = (layout[SIZE, m] + ROW_TILE - 1) // ROW_TILE * ROW_TILE
+    start = layout[SHARD_AT, m] + block * rows * width
+    return shards[start : start + rows * width].reshape((rows, width))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -389,10 +414,11 @@ def hidden_delta_rows(delta, W_next, delta_next, z, h, code, s0, s1):
 
 @kernel(fastmath=False)
 def forward_backward(
-    h, z, delta, f, losses, log_totals, theta, X, scale, y, batch, next_batch, layout, codes,
-    head, sample_block, flush,
+    h, z, delta, f, losses, log_totals, shards, theta, X, scale, y, batch, next_batch, layout,
+    codes, head, sample_block, flush,
 ):  # fmt: skip
-    """Region 1: for each block of samples, h^0, F.1–F.4, L.1, B.1 and B.4.
+    """Region 1: for each block of samples, h^0, F.1–F.4, L.1, B.1 and B.4, then B.3 and B.2
+    summed over the block's samples into its gradient shard, for the layers that have shards.
 
     ``batch`` holds the step's B row indices I_s into X and y; ``codes[k]`` is φ_k's code.
     ``next_batch``: the next step's row indices, whose rows each block prefetches for the block
@@ -426,7 +452,28 @@ def forward_backward(
             z_m = layer_rows(z, layout, m, B)
             h_m = activations(h, layout, m, B)
             hidden_delta_rows(delta_m, W_next, delta_next, z_m, h_m, codes[m], s0, s1)
+        for m in range(1, L + 1):
+            if layout[SHARD_AT, m] >= 0:
+                shard_gradient_rows(
+                    gradient_shard(shards, layout, m, block),
+                    layer_rows(delta, layout, m, B),
+                    activations(h, layout, m - 1, B),
+                    layout[GROUP, m],
+                    s0,
+                    s1,
+                )
         leave_flush_mode(saved)
+
+
+@helper
+def shard_gradient_rows(shard, delta, h_prev, group, s0, s1):
+    """(B.3) and (B.2) summed over the block's samples s0 ≤ s < s1 only, for every row i of
+    W^m: shard[i, j] = Σ_{s0≤s<s1} δ^m_{s,i} h^{m−1}_{s,j}, shard[i, d_{m−1}] = Σ_{s0≤s<s1}
+    δ^m_{s,i}, each in sample order; a group of rows per pass over the block's samples, as
+    region 2 does over the batch. The block's rows of h^{m−1} are still in this core's cache."""
+    d_m = delta.shape[1]
+    for i in range(0, d_m, group):
+        weight_gradient_rows(shard[i:], delta, h_prev, i, min(i + group, d_m), s0, s1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -565,39 +612,68 @@ def weight_gradient_single(G, r, delta, h_prev, s, i, i_last):
 
 
 @helper
-def weight_gradient_rows(G, delta, h_prev, i_first, i_end):
-    """(B.3) and (B.2) summed over the whole batch for the rows i_first ≤ i < i_end of W^m:
-    G[i − i_first, j] = Σ_s δ^m_{s,i} h^{m−1}_{s,j} and, in the extra column j = d_{m−1},
-    G[i − i_first, d_{m−1}] = Σ_s δ^m_{s,i}. Each sum runs over s = 0..B−1 in order, one term
-    at a time, as backward.py adds it; (S.1)'s factor 1/B comes with the update.
+def weight_gradient_rows(G, delta, h_prev, i_first, i_end, s_first, s_end):
+    """(B.3) and (B.2) summed over the samples s_first ≤ s < s_end (the whole batch, or one
+    block) for the rows i_first ≤ i < i_end of W^m: G[i − i_first, j] = Σ_s δ^m_{s,i}
+    h^{m−1}_{s,j} and, in the extra column j = d_{m−1}, G[i − i_first, d_{m−1}] = Σ_s δ^m_{s,i}.
+    Each sum runs over s in order, one term at a time, as backward.py adds it; (S.1)'s factor
+    1/B comes with the update.
 
     Samples outer, rows inner: 4 rows of h^{m−1} serve every row of the group while in L1."""
-    B = delta.shape[0]
     d_prev = h_prev.shape[1]
     n = i_end - i_first
     for r in range(n):
         for j in range(d_prev + 1):
             G[r, j] = 0.0
-    s_quads = B - B % 4
-    for s in range(0, s_quads, 4):
+    s_quads = s_end - (s_end - s_first) % 4
+    for s in range(s_first, s_quads, 4):
         for r in range(0, n, ROW_TILE):
             weight_gradient_quad(G, r, delta, h_prev, s, i_first + r, i_end - 1)
-    for s in range(s_quads, B):
+    for s in range(s_quads, s_end):
         for r in range(0, n, ROW_TILE):
             weight_gradient_single(G, r, delta, h_prev, s, i_first + r, i_end - 1)
     for r in range(n):
-        for s in range(B):
+        for s in range(s_first, s_end):
             # (B.2) ∂ℓ_s/∂b^m_i = δ^m_{s,i}
             G[r, d_prev] += delta[s, i_first + r]
 
 
+@helper
+def sum_shards(G, shards, layout, m, n_blocks, i_first, i_end):
+    """The whole batch's sums of B.3 and B.2 for the rows i_first ≤ i < i_end of W^m, from the
+    blocks' shards: G[i − i_first, :] = Σ_b shard_b[i, :], added in block order b = 0, 1, …
+    (a fixed order, whichever thread wrote each shard). The columns are those of
+    ``weight_gradient_rows``: d_{m−1} weights, then the bias."""
+    n = layout[SIZE, m - 1] + 1
+    first = gradient_shard(shards, layout, m, 0)
+    for r in range(i_end - i_first):
+        g = G[r]
+        row = first[i_first + r]
+        # (B.3) and (S.1) the sum starts with block 0's partial sums
+        for j in range(n):
+            g[j] = row[j]
+    for b in range(1, n_blocks):
+        shard = gradient_shard(shards, layout, m, b)
+        for r in range(i_end - i_first):
+            g = G[r]
+            row = shard[i_first + r]
+            # (B.3) and (S.1) Σ_s δ^m_{s,i} h^{m−1}_{s,j} = Σ_b Σ_{s in block b} δ^m_{s,i}
+            #       h^{m−1}_{s,j}   — the blocks' partial sums in block order, j vectorised
+            for j in range(n):
+                g[j] = g[j] + row[j]
+
+
 @kernel(fastmath=False)
-def gradient_update(theta, state, G, h, delta, layout, cuts, B, optimizer, coef, flush):
+def gradient_update(
+    theta, state, G, shards, h, delta, layout, cuts, B, sample_block, optimizer, coef, flush
+):
     """Region 2: item t owns the rows cuts[t] ≤ r < cuts[t+1] of W^1..W^L (counted as one
-    sequence). For each of its rows i of W^m: B.3 and B.2 over the whole batch, then U.* on
-    W^m_{i,:} and b^m_i. ``G[t]`` holds item t's partial sums, one group of rows at a time.
+    sequence). For each of its rows i of W^m: B.3 and B.2 over the whole batch — the sum of the
+    block's shards where layer m has them, else summed here — then U.* on W^m_{i,:} and b^m_i.
+    ``G[t]`` holds item t's sums, one group of rows at a time.
     """
     L = layout.shape[1] - 1
+    n_blocks = (B + sample_block - 1) // sample_block
     for t in prange(cuts.shape[0] - 1):
         saved = enter_flush_mode(flush)
         for m in range(1, L + 1):
@@ -609,7 +685,10 @@ def gradient_update(theta, state, G, h, delta, layout, cuts, B, optimizer, coef,
             h_prev = activations(h, layout, m - 1, B)
             for i in range(lo, hi, layout[GROUP, m]):
                 i_end = min(i + layout[GROUP, m], hi)
-                weight_gradient_rows(G[t], delta_m, h_prev, i, i_end)
+                if layout[SHARD_AT, m] >= 0:
+                    sum_shards(G[t], shards, layout, m, n_blocks, i, i_end)
+                else:
+                    weight_gradient_rows(G[t], delta_m, h_prev, i, i_end, 0, B)
                 for r in range(i_end - i):
                     sums = G[t, r]  # Σ_s of row i + r: d_{m−1} weights, then the bias
                     w_at = layout[W_AT, m] + (i + r) * d_prev
@@ -659,6 +738,7 @@ def run_steps(
     losses,
     log_totals,
     G,
+    shards,
     coef,
     layout,
     codes,
@@ -682,8 +762,8 @@ def run_steps(
         next_row = row + 1 if t + 1 < count else row
         next_batch = batches[next_row, : batch_sizes[next_row]]
         forward_backward(
-            h, z, delta, f, losses, log_totals, theta, X, scale, y, batch, next_batch, layout,
-            codes, head, sample_block, flush,
+            h, z, delta, f, losses, log_totals, shards, theta, X, scale, y, batch, next_batch,
+            layout, codes, head, sample_block, flush,
         )  # fmt: skip
         total = 0.0
         for s in range(B):
@@ -694,7 +774,10 @@ def run_steps(
         if not np.isfinite(loss):
             return t
         step_coefficients(coef, lrs[row], B, optimizer, hyper, step_count + t + 1)
-        gradient_update(theta, state, G, h, delta, layout, cuts, B, optimizer, coef, flush)
+        gradient_update(
+            theta, state, G, shards, h, delta, layout, cuts, B, sample_block, optimizer, coef,
+            flush,
+        )  # fmt: skip
     return count
 
 
@@ -703,11 +786,15 @@ def run_steps(
 
 
 def default_sample_block(max_batch: int) -> int:
-    """Samples per block of region 1: a quarter of the batch, rounded down to a multiple of the
-    F.1 tile (4), between 4 and MAX_SAMPLE_BLOCK. A batch of 128 makes 4 blocks of 32 (each block
-    reads every W^k once per step, so bigger blocks read less), a batch of 32 makes 4 blocks of
-    8, and batches from 16 samples up keep at least 4 blocks to share among the threads."""
-    return int(min(MAX_SAMPLE_BLOCK, max(4, 4 * (max_batch // 16))))
+    """Samples per block of region 1. From a batch of 2 · MAX_SAMPLE_BLOCK = 128 up, blocks of
+    MAX_SAMPLE_BLOCK: a batch of 128 makes 2 blocks of 64, a batch of 1024 16. Each block reads
+    every W^k once per step and is one gradient shard, so bigger blocks read less and leave
+    fewer shards to add up (reference workload, 2 threads: blocks of 64 ~8 % faster than of 32).
+    Smaller batches get a quarter of the batch, rounded down to a multiple of the F.1 tile (4),
+    at least 4: a batch of 32 makes 4 blocks of 8 (~5 % faster there than 2 blocks of 16)."""
+    if max_batch >= 2 * MAX_SAMPLE_BLOCK:
+        return MAX_SAMPLE_BLOCK
+    return int(max(4, 4 * (max_batch // 16)))
 
 
 def balanced_cuts(architecture: Architecture, n_items: int) -> np.ndarray:
@@ -739,7 +826,11 @@ class FusedPlan:
     n_items: how many ranges of rows region 2 cuts the weights into (default: the number of
         Numba threads, one range each).
     sample_block: samples per block of region 1 (default: ``default_sample_block``).
-    Neither one, nor the number of threads, changes any result.
+    Neither one, nor the number of threads, changes any result — except that the blocks are also
+    the gradient shards, so sample_block decides the order of the sums of a sharded layer.
+    shard_bytes: a layer gets gradient shards when it has at most sample_block units and its
+        shards take at most this many bytes in all (default SHARD_BYTES; 0: no shards, every
+        layer summed over the batch in region 2).
     flush_subnormals: run the regions with subnormal numbers flushed to zero (see
         ``enter_flush_mode``); results differ only where a value would be below 1.2e-38
         (float32) or 2.2e-308 (float64).
@@ -754,6 +845,7 @@ class FusedPlan:
         n_items: int | None = None,
         sample_block: int | None = None,
         flush_subnormals: bool = True,
+        shard_bytes: int | None = None,
     ) -> None:
         if max_batch < 1:
             raise NumbamlpError(f"batch size must be at least 1, got {max_batch}")
@@ -767,6 +859,7 @@ class FusedPlan:
             [optimizer.hyper[key] for key in HYPER_ORDER[optimizer.name]], dtype=np.float64
         )
         self.sample_block = int(sample_block or default_sample_block(self.max_batch))
+        self.shard_bytes = SHARD_BYTES if shard_bytes is None else int(shard_bytes)
         self.flush_subnormals = bool(flush_subnormals)
         n_items = int(n_items or numba.config.NUMBA_NUM_THREADS)
         if self.sample_block < 1 or n_items < 1:
@@ -794,10 +887,13 @@ class FusedPlan:
         # them on every pass over the samples.
         width = _round_up((max(sizes[:L]) + 1) * dt.itemsize, CACHE_LINE) // dt.itemsize
         self.G = aligned_zeros((n_items, int(self.layout[GROUP].max()), width), dt)
+        # The gradient shards of the layers that have them (``_layout``): block b's partial
+        # sums of ∇W^m and ∇b^m, written in region 1 by the block's thread, read in region 2.
+        self.shards = aligned_zeros((max(self.shard_size, 1),), dt)
 
     def _layout(self) -> np.ndarray:
         sizes, L, B = self.architecture.sizes, self.architecture.L, self.max_batch
-        layout = np.zeros((7, L + 1), dtype=np.int64)
+        layout = np.zeros((9, L + 1), dtype=np.int64)
         layout[SIZE] = sizes
         at = 0
         for k in range(1, L + 1):  # θ = (b^1, W^1, …, b^L, W^L), as network.layer_views
@@ -811,6 +907,23 @@ class FusedPlan:
         for m in range(1, L + 1):
             tiles = GROUP_BYTES // ((sizes[m - 1] + 1) * self.dtype.itemsize * ROW_TILE)
             layout[GROUP, m] = ROW_TILE * min(max(tiles, 1), -(-sizes[m] // ROW_TILE))
+        # Gradient shards: one per block of region 1, rows padded to a multiple of ROW_TILE (the
+        # B.3 tiles write whole tiles) and each row to a cache line. Their number and the samples
+        # each covers follow from the batch and the block size, never from the thread count.
+        n_blocks = -(-B // self.sample_block)
+        line = CACHE_LINE // self.dtype.itemsize
+        at = 0
+        for m in range(1, L + 1):
+            width = _round_up(sizes[m - 1] + 1, line)
+            size = _round_up(sizes[m], ROW_TILE) * width
+            layout[SHARD_WIDTH, m] = width
+            small = sizes[m] <= self.sample_block
+            if small and n_blocks * size * self.dtype.itemsize <= self.shard_bytes:
+                layout[SHARD_AT, m] = at
+                at += n_blocks * size
+            else:
+                layout[SHARD_AT, m] = -1
+        self.shard_size = at
         return layout
 
     def adopt_state(self, optimizer: Optimizer) -> np.ndarray:
@@ -877,6 +990,7 @@ class FusedPlan:
             self.losses,
             self.log_totals,
             self.G,
+            self.shards,
             self.coef,
             self.layout,
             self.codes,

@@ -303,18 +303,37 @@ def test_one_and_two_threads_give_bitwise_identical_results(dtype, x_kind, resto
     [
         {"n_items": 1},
         {"n_items": 3},
-        {"n_items": 7, "sample_block": 1},
-        {"sample_block": 13},
+        {"n_items": 7, "sample_block": 1, "shard_bytes": 0},
+        {"sample_block": 13, "shard_bytes": 0},
         {"flush_subnormals": False},
     ],
 )
 def test_the_split_of_the_work_changes_no_bit(options, restore_threads):
     """How region 2 cuts the rows into items and region 1 the samples into blocks decides who
-    computes what, never how; flushing subnormals changes nothing where none occur."""
+    computes what, never how; flushing subnormals changes nothing where none occur. (The blocks
+    are also the gradient shards, whose sums are added in block order: with shards, the block
+    size is part of the sum's order, so it is varied here without them.)"""
     threads = numba.config.NUMBA_NUM_THREADS
+    base = {"shard_bytes": 0} if options.get("shard_bytes") == 0 else {}
     assert train_bits(threads, np.float32, "uint8", **options) == train_bits(
-        threads, np.float32, "uint8"
+        threads, np.float32, "uint8", **base
     )
+
+
+def test_gradient_shards_only_reorder_the_sums(restore_threads):
+    """With and without gradient shards the same steps agree to rounding, and shards are used
+    for the test's layers (otherwise the comparison would prove nothing)."""
+    arch = architecture(3, "softmax", ["sigmoid", "tanh"])
+    plan, _ = fused_plan(arch, np.float64, "adam", sample_block=8)  # 2 blocks, 8 and 5 samples
+    assert (plan.layout[fused.SHARD_AT, 1:] >= 0).all()
+    X, scale, y = inputs("float", np.float64)
+    matrix, sizes = minibatches(BATCH_SIZES)
+    lrs = step_sizes("adam", len(sizes))
+    theta = initial_theta(arch, np.float64)
+    steps = (arch, theta, "adam", X, scale, y, matrix, sizes, lrs)
+    runs = [fused_steps(*steps, sample_block=8, shard_bytes=limit) for limit in (None, 0)]
+    for sharded, whole in zip(runs[0], runs[1], strict=True):
+        np.testing.assert_allclose(sharded, whole, rtol=1e-10, atol=1e-12)
 
 
 # --- Subnormal numbers -------------------------------------------------------------------------
@@ -398,7 +417,7 @@ def test_run_steps_allocates_nothing():
     args = (theta, state, X, dtype(scale), y, matrix, sizes, lrs)
     tail = (plan.optimizer_code, plan.hyper, plan.h, plan.z, plan.delta, plan.f, plan.losses)
     tail += (plan.log_totals,)
-    tail += (plan.G, plan.coef, plan.layout, plan.codes, plan.head, plan.cuts)
+    tail += (plan.G, plan.shards, plan.coef, plan.layout, plan.codes, plan.head, plan.cuts)
     tail += (plan.sample_block, plan.flush_subnormals)
 
     def run(count: int) -> tuple[int, int, int]:
