@@ -26,7 +26,7 @@ import numpy as np
 
 from numbamlp.errors import NumbamlpError
 from numbamlp.model import MLP
-from numbamlp.modelio import load_model, save_model
+from numbamlp.modelio import check_version, load_model, save_model
 from numbamlp.optimizers import Optimizer
 
 CHECKPOINT_NAME = "checkpoint.npz"
@@ -113,14 +113,13 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     part = loaded.metadata.get("checkpoint")
     if not isinstance(part, dict):
         raise bad("it is a model file without the run's state; train with --checkpoint-dir")
-    version = part.get("version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise bad(f"checkpoint version {version!r} is not a positive integer")
-    if version > CHECKPOINT_VERSION:
-        raise NumbamlpError(
-            f"checkpoint {path} has version {version}, newer than this numbamlp understands "
-            f"({CHECKPOINT_VERSION}); upgrade numbamlp to resume it"
-        )
+    check_version(
+        part.get("version"),
+        CHECKPOINT_VERSION,
+        bad,
+        f"checkpoint {path} has version",
+        "upgrade numbamlp to resume it",
+    )
     if loaded.optimizer is None:
         raise bad("it has no optimizer state")
     run, trainer, history = part.get("run"), part.get("trainer"), part.get("history")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import reprlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,20 @@ def save_model(
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
+def check_version(
+    version: Any, supported: int, bad: Callable[[str], NumbamlpError], newer: str, fix: str
+) -> int:
+    """A file's format version: a positive integer no newer than ``supported``. A malformed one
+    raises ``bad(reason)``; a newer one says ``{newer} N, newer than …; {fix}``."""
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise bad(f"format version {reprlib.repr(version)} is not a positive integer")
+    if version > supported:
+        raise NumbamlpError(
+            f"{newer} {version}, newer than this numbamlp understands ({supported}); {fix}"
+        )
+    return version
+
+
 def load_model(path: str | os.PathLike) -> LoadedModel:
     """Read and validate a model file; any problem raises NumbamlpError naming the file."""
     path = Path(path)
@@ -97,14 +112,13 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
         raise bad("header is not JSON: it holds a number too long to read") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise bad("not a numbamlp model file")
-    version = header.get("format_version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise bad(f"format version {reprlib.repr(version)} is not a positive integer")
-    if version > FORMAT_VERSION:
-        raise NumbamlpError(
-            f"model file {path} has format version {version}, newer than this numbamlp "
-            f"understands ({FORMAT_VERSION}); upgrade numbamlp to read it"
-        )
+    check_version(
+        header.get("format_version"),
+        FORMAT_VERSION,
+        bad,
+        f"model file {path} has format version",
+        "upgrade numbamlp to read it",
+    )
     try:
         arch_fields = _mapping(header.get("architecture"), "architecture")
         arch = Architecture(
