@@ -23,25 +23,11 @@ class Trainer:
         self.B, self.lr, self.rng = batch_size, lr, rng
         a1, a2 = np.sqrt(6 / (hidden + d)), np.sqrt(6 / (M + hidden))
         self.theta = np.zeros(hidden * (d + 1) + M * (hidden + 1), dtype)
-        o = 0
-        self.b1 = self.theta[o : o + hidden]
-        o += hidden
-        self.W1 = self.theta[o : o + hidden * d].reshape(hidden, d)
-        o += hidden * d
-        self.b2 = self.theta[o : o + M]
-        o += M
-        self.W2 = self.theta[o:].reshape(M, hidden)
+        self.b1, self.W1, self.b2, self.W2 = _layer_views(self.theta, d, hidden, M)
         self.W1[...] = rng.uniform(-a1, a1, self.W1.shape)
         self.W2[...] = rng.uniform(-a2, a2, self.W2.shape)
         self.grad = np.zeros_like(self.theta)
-        o = 0
-        self.gb1 = self.grad[o : o + hidden]
-        o += hidden
-        self.gW1 = self.grad[o : o + hidden * d].reshape(hidden, d)
-        o += hidden * d
-        self.gb2 = self.grad[o : o + M]
-        o += M
-        self.gW2 = self.grad[o:].reshape(M, hidden)
+        self.gb1, self.gW1, self.gb2, self.gW2 = _layer_views(self.grad, d, hidden, M)
         self.m = np.zeros_like(self.theta)
         self.v = np.zeros_like(self.theta)
         self.tmp = np.zeros_like(self.theta)
@@ -120,3 +106,10 @@ class Trainer:
     def accuracy(self, X, y):
         H = 1 / (1 + np.exp(-(X @ self.W1.T + self.b1)))
         return float(np.mean(np.argmax(H @ self.W2.T + self.b2, axis=1) == y))
+
+
+def _layer_views(flat, d, hidden, M):
+    """b^1, W^1, b^2, W^2 as views of one flat vector laid out (b^1, W^1, b^2, W^2)."""
+    b1, rest = flat[:hidden], flat[hidden:]
+    W1, rest = rest[: hidden * d].reshape(hidden, d), rest[hidden * d :]
+    return b1, W1, rest[:M], rest[M:].reshape(M, hidden)
