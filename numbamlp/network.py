@@ -15,6 +15,7 @@ import numpy as np
 
 from numbamlp.activations import CODES
 from numbamlp.errors import NumbamlpError
+from numbamlp.memory import aligned
 
 HEADS = ("softmax", "modified-softmax")
 DTYPES = ("float32", "float64")
@@ -118,7 +119,11 @@ class Architecture:
 
 
 class Parameters:
-    """θ as one flat vector plus the per-layer views W[k], b[k] (k = 1..L)."""
+    """θ as one flat vector plus the per-layer views W[k], b[k] (k = 1..L).
+
+    θ starts on a cache line (``memory.aligned``: the given vector itself if it does, else a
+    copy), so that the fused engine's vector loads of the rows of W^k do not straddle lines.
+    """
 
     def __init__(self, architecture: Architecture, theta: np.ndarray) -> None:
         if theta.ndim != 1 or theta.shape[0] != architecture.n_parameters:
@@ -127,7 +132,7 @@ class Parameters:
                 f"{architecture.n_parameters}"
             )
         self.architecture = architecture
-        self.theta = np.ascontiguousarray(theta)
+        self.theta = aligned(theta)
         self.W, self.b = architecture.layer_views(self.theta)
 
     @classmethod
