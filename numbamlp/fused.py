@@ -87,6 +87,15 @@ SHARD_BYTES = 2 * 1024 * 1024
 # Region 2 sums a group of rows of W^m per pass over the samples: as many tiles as keep the
 # group's partial sums within this many bytes, so that they and 4 rows of h^{m−1} stay in L1.
 GROUP_BYTES = 32 * 1024
+# When the batch's rows of h^{m−1} do not fit in L2 (wide inputs, large batches: 1024 × 784
+# float32 is 3.2 MB), region 2 sums a band of rows of W^m over one chunk of samples at a time:
+# the chunk's rows of h^{m−1} (at most CHUNK_BYTES) stay in L2 while every group of the band
+# passes over them, and the band's partial sums (at most BAND_BYTES) wait in L2 for the next
+# chunk. Without this every group read all of h^{m−1} from memory (at 2048 × 1024: 820 MB per
+# step, region 2 took 28 ms instead of ~17). The sums keep their order: the chunks come in
+# sample order and hold multiples of 4 samples, so every sum meets the same quads of samples.
+CHUNK_BYTES = 384 * 1024
+BAND_BYTES = 256 * 1024
 
 # Output heads.
 SOFTMAX = 0  # (F.3)
@@ -123,6 +132,8 @@ ROW_AT = 5  # index of row 0 of W^k when the rows of W^1..W^L are counted as one
 GROUP = 6  # rows of W^k per pass of region 2 over the samples (a multiple of ROW_TILE)
 SHARD_AT = 7  # where layer k's gradient shards start in the flat shard buffer; −1: no shards
 SHARD_WIDTH = 8  # entries per row of a shard of layer k: d_{k−1} + 1, padded to a cache line
+BAND = 9  # rows of W^k whose sums region 2 holds at once (a multiple of GROUP)
+CHUNK = 10  # samples per chunk of region 2's sums for layer k (a multiple of 4)
 
 # Entries of the per-step ``coef`` array, in θ's precision as Optimizer.step passes them.
 LR = 0  # γ_p
@@ -465,26 +476,18 @@ def forward_backward(
             hidden_delta_rows(delta_m, W_next, delta_next, z_m, h_m, codes[m], s0, s1)
         for m in range(1, L + 1):
             if layout[SHARD_AT, m] >= 0:
-                shard_gradient_rows(
+                weight_gradient_rows(
                     gradient_shard(shards, layout, m, block),
                     layer_rows(delta, layout, m, B),
                     activations(h, layout, m - 1, B),
-                    layout[GROUP, m],
+                    0,
+                    layout[SIZE, m],
                     s0,
                     s1,
+                    layout[GROUP, m],
+                    s1 - s0,
                 )
         leave_flush_mode(saved)
-
-
-@helper
-def shard_gradient_rows(shard, delta, h_prev, group, s0, s1):
-    """(B.3) and (B.2) summed over the block's samples s0 ≤ s < s1 only, for every row i of
-    W^m: shard[i, j] = Σ_{s0≤s<s1} δ^m_{s,i} h^{m−1}_{s,j}, shard[i, d_{m−1}] = Σ_{s0≤s<s1}
-    δ^m_{s,i}, each in sample order; a group of rows per pass over the block's samples, as
-    region 2 does over the batch. The block's rows of h^{m−1} are still in this core's cache."""
-    d_m = delta.shape[1]
-    for i in range(0, d_m, group):
-        weight_gradient_rows(shard[i:], delta, h_prev, i, min(i + group, d_m), s0, s1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -625,26 +628,32 @@ def weight_gradient_single(G, r, delta, h_prev, s, i, i_last):
 
 
 @helper
-def weight_gradient_rows(G, delta, h_prev, i_first, i_end, s_first, s_end):
-    """(B.3) and (B.2) summed over the samples s_first ≤ s < s_end (the whole batch, or one
-    block) for the rows i_first ≤ i < i_end of W^m: G[i − i_first, j] = Σ_s δ^m_{s,i}
-    h^{m−1}_{s,j} and, in the extra column j = d_{m−1}, G[i − i_first, d_{m−1}] = Σ_s δ^m_{s,i}.
-    Each sum runs over s in order, one term at a time, as backward.py adds it; (S.1)'s factor
-    1/B comes with the update.
+def weight_gradient_rows(G, delta, h_prev, i_first, i_end, s_first, s_end, group, chunk):
+    """(B.3) and (B.2) summed over the samples s_first ≤ s < s_end (the whole batch in region
+    2, or one block into its gradient shard in region 1) for the rows i_first ≤ i < i_end of
+    W^m: G[i − i_first, j] = Σ_s δ^m_{s,i} h^{m−1}_{s,j} and, in the extra column j = d_{m−1},
+    G[i − i_first, d_{m−1}] = Σ_s δ^m_{s,i}. Each sum runs over s in order, one term at a time,
+    as backward.py adds it; (S.1)'s factor 1/B comes with the update.
 
-    Samples outer, rows inner: 4 rows of h^{m−1} serve every row of the group while in L1."""
+    Chunks of ``chunk`` samples (a multiple of 4) outer, so that a chunk's rows of h^{m−1} stay
+    in L2 while each group of ``group`` rows passes over it; within a group samples outer, rows
+    inner, so that 4 rows of h^{m−1} serve every row of the group while in L1."""
     d_prev = h_prev.shape[1]
     n = i_end - i_first
     for r in range(n):
         for j in range(d_prev + 1):
             G[r, j] = 0.0
-    s_quads = s_end - (s_end - s_first) % 4
-    for s in range(s_first, s_quads, 4):
-        for r in range(0, n, ROW_TILE):
-            weight_gradient_quad(G, r, delta, h_prev, s, i_first + r, i_end - 1)
-    for s in range(s_quads, s_end):
-        for r in range(0, n, ROW_TILE):
-            weight_gradient_single(G, r, delta, h_prev, s, i_first + r, i_end - 1)
+    for c_first in range(s_first, s_end, chunk):
+        c_end = min(c_first + chunk, s_end)
+        s_quads = c_end - (c_end - c_first) % 4
+        for g in range(0, n, group):
+            g_end = min(g + group, n)
+            for s in range(c_first, s_quads, 4):
+                for r in range(g, g_end, ROW_TILE):
+                    weight_gradient_quad(G, r, delta, h_prev, s, i_first + r, i_end - 1)
+            for s in range(s_quads, c_end):
+                for r in range(g, g_end, ROW_TILE):
+                    weight_gradient_single(G, r, delta, h_prev, s, i_first + r, i_end - 1)
     for r in range(n):
         for s in range(s_first, s_end):
             # (B.2) ∂ℓ_s/∂b^m_i = δ^m_{s,i}
@@ -683,7 +692,7 @@ def gradient_update(
     """Region 2: item t owns the rows cuts[t] ≤ r < cuts[t+1] of W^1..W^L (counted as one
     sequence). For each of its rows i of W^m: B.3 and B.2 over the whole batch — the sum of the
     block's shards where layer m has them, else summed here — then U.* on W^m_{i,:} and b^m_i.
-    ``G[t]`` holds item t's sums, one group of rows at a time.
+    ``G[t]`` holds item t's sums, one band of rows at a time.
     """
     L = layout.shape[1] - 1
     n_blocks = (B + sample_block - 1) // sample_block
@@ -696,12 +705,13 @@ def gradient_update(
             hi = min(cuts[t + 1], first_row + layout[SIZE, m]) - first_row
             delta_m = layer_rows(delta, layout, m, B)
             h_prev = activations(h, layout, m - 1, B)
-            for i in range(lo, hi, layout[GROUP, m]):
-                i_end = min(i + layout[GROUP, m], hi)
+            group, band, chunk = layout[GROUP, m], layout[BAND, m], layout[CHUNK, m]
+            for i in range(lo, hi, band):
+                i_end = min(i + band, hi)
                 if layout[SHARD_AT, m] >= 0:
                     sum_shards(G[t], shards, layout, m, n_blocks, i, i_end)
                 else:
-                    weight_gradient_rows(G[t], delta_m, h_prev, i, i_end, 0, B)
+                    weight_gradient_rows(G[t], delta_m, h_prev, i, i_end, 0, B, group, chunk)
                 for r in range(i_end - i):
                     sums = G[t, r]  # Σ_s of row i + r: d_{m−1} weights, then the bias
                     w_at = layout[W_AT, m] + (i + r) * d_prev
@@ -895,18 +905,18 @@ class FusedPlan:
         self.losses = np.zeros(B, dt)  # ℓ_s
         self.log_totals = np.zeros(B, np.float64)  # log Σ_k e^{z^L_{s,k}}, for L.1
         self.coef = np.zeros(N_COEF, dt)
-        # Region 2's partial sums: a group of rows of d_{m−1} + 1 sums per item. Each item's
+        # Region 2's partial sums: a band of rows of d_{m−1} + 1 sums per item. Each item's
         # rows start on a cache line of their own, since items on different threads rewrite
         # them on every pass over the samples.
         width = round_up((max(sizes[:L]) + 1) * dt.itemsize, CACHE_LINE) // dt.itemsize
-        self.G = aligned_zeros((n_items, int(self.layout[GROUP].max()), width), dt)
+        self.G = aligned_zeros((n_items, int(self.layout[BAND].max()), width), dt)
         # The gradient shards of the layers that have them (``_layout``): block b's partial
         # sums of ∇W^m and ∇b^m, written in region 1 by the block's thread, read in region 2.
         self.shards = aligned_zeros((max(self.shard_size, 1),), dt)
 
     def _layout(self) -> np.ndarray:
         sizes, L, B = self.architecture.sizes, self.architecture.L, self.max_batch
-        layout = np.zeros((9, L + 1), dtype=np.int64)
+        layout = np.zeros((11, L + 1), dtype=np.int64)
         layout[SIZE] = sizes
         at = 0
         for k in range(1, L + 1):  # θ = (b^1, W^1, …, b^L, W^L), as network.layer_views
@@ -936,6 +946,18 @@ class FusedPlan:
                 at += n_blocks * size
             else:
                 layout[SHARD_AT, m] = -1
+        # Region 2's bands and chunks (CHUNK_BYTES): one chunk of the whole batch and bands of one
+        # group where the batch's rows of h^{m−1} fit in CHUNK_BYTES, or the layer has shards.
+        itemsize = self.dtype.itemsize
+        for m in range(1, L + 1):
+            row_bytes = (sizes[m - 1] + 1) * itemsize
+            group = int(layout[GROUP, m])
+            if layout[SHARD_AT, m] >= 0 or B * row_bytes <= CHUNK_BYTES:
+                layout[BAND, m], layout[CHUNK, m] = group, round_up(B, 4)
+            else:
+                groups = max(1, BAND_BYTES // (group * layout[SHARD_WIDTH, m] * itemsize))
+                layout[BAND, m] = group * min(groups, -(-sizes[m] // group))
+                layout[CHUNK, m] = max(4, 4 * (CHUNK_BYTES // row_bytes // 4))
         self.shard_size = at
         return layout
 
