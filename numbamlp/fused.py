@@ -30,15 +30,22 @@ loop computes, in index form):
 
 * (F.1) a tile of 4 samples × 4 units keeps its 16 sums in registers while the inner loop runs
   over j, unit-stride in W^k_{i,:} and h^{k−1}_{s,:}, vectorised because the helper is compiled
-  with the ``reassoc`` flag: ~100 GFLOP/s on one core, against ~35 for one sum at a time.
+  with the ``reassoc`` flag: ~145 GFLOP/s on one core with 512-bit vectors (~110 with LLVM's
+  default 256-bit ones), against ~35 for one sum at a time.
 * (B.3) and (B.4) add up outer products: the inner loop runs over j, unit-stride in both
   operands, and adds 4 terms of the sum (4 samples for B.3, 4 units i for B.4) per pass, so each
-  partial sum is loaded and stored once per 4 multiply-adds (~95 GFLOP/s for B.3).
+  partial sum is loaded and stored once per 4 multiply-adds (~112 GFLOP/s for B.3).
+* The helpers with the big loops (F.1, B.3, the gather, σ, softmax) call
+  ``prefer_wide_vectors()``: LLVM's x86 cost model otherwise stops at 256-bit vectors. θ, the
+  optimizer state and the batch buffers start on cache lines (``memory.py``), so that the
+  64-byte loads of rows whose length is a multiple of 16 floats (784 inputs) never straddle two.
 * Region 2 passes over the samples once per group of rows, as many as keep the group's partial
   sums in L1; the rows of h^{m−1}, half of them written by the other threads in region 1, then
   come from the other caches once per group instead of once per 4 rows. Gradient shards avoid
   even that for narrow layers: on 2 threads region 2 then reads half of one shard per row range
-  from the other core (~50 KB for the reference W^1) instead of 64 rows of h^0 (~200 KB).
+  from the other core (~50 KB for the reference W^1) instead of 64 rows of h^0 (~200 KB). For a
+  batch whose rows of h^{m−1} exceed L2 (CHUNK_BYTES), the groups of a band of rows pass over
+  one L2-sized chunk of samples after another.
 * Both regions flush subnormal numbers to zero by default (``enter_flush_mode``): Adam's moments
   of rarely active inputs decay into that range, where every operation is ~100 times slower.
 

@@ -320,6 +320,29 @@ def test_the_split_of_the_work_changes_no_bit(options, restore_threads):
     )
 
 
+@pytest.mark.parametrize(
+    "limits",
+    [
+        {"CHUNK_BYTES": 600, "BAND_BYTES": 1},  # chunks of 4 samples, bands of one group
+        {"CHUNK_BYTES": 600, "BAND_BYTES": 10**9, "GROUP_BYTES": 1},  # bands of 2 groups
+    ],
+)
+def test_chunks_and_bands_of_region_2_change_no_bit(limits, monkeypatch, restore_threads):
+    """Region 2 sums a wide layer band by band over chunks of samples (CHUNK_BYTES): the sums
+    meet the same quads of samples in the same order, so θ, the state and the losses are the
+    same bytes as with one pass over the whole batch. Without shards, so region 2 sums all."""
+    threads = numba.config.NUMBA_NUM_THREADS
+    whole = train_bits(threads, np.float32, "uint8", shard_bytes=0)
+    for name, value in limits.items():
+        monkeypatch.setattr(fused, name, value)
+    arch = architecture(3, "softmax", ["sigmoid", "relu"])
+    plan, _ = fused_plan(arch, np.float32, "adam", shard_bytes=0)
+    assert plan.layout[fused.CHUNK, 1] == 4 < max(BATCH_SIZES)  # chunks are in use
+    if "GROUP_BYTES" in limits:
+        assert plan.layout[fused.BAND, 1] == 2 * plan.layout[fused.GROUP, 1]
+    assert train_bits(threads, np.float32, "uint8", shard_bytes=0) == whole
+
+
 def test_gradient_shards_only_reorder_the_sums(restore_threads):
     """With and without gradient shards the same steps agree to rounding, and shards are used
     for the test's layers (otherwise the comparison would prove nothing)."""
