@@ -647,14 +647,19 @@ def weight_gradient_rows(G, delta, h_prev, i_first, i_end, s_first, s_end, group
     inner, so that 4 rows of h^{m−1} serve every row of the group while in L1."""
     d_prev = h_prev.shape[1]
     n = i_end - i_first
-    for r in range(n):
-        for j in range(d_prev + 1):
-            G[r, j] = 0.0
+    if s_end <= s_first:  # no samples: every sum is 0
+        for r in range(n):
+            for j in range(d_prev + 1):
+                G[r, j] = 0.0
     for c_first in range(s_first, s_end, chunk):
         c_end = min(c_first + chunk, s_end)
         s_quads = c_end - (c_end - c_first) % 4
         for g in range(0, n, group):
             g_end = min(g + group, n)
+            if c_first == s_first:  # the group's sums start at 0 (zeroed here: then in L1)
+                for r in range(g, g_end):
+                    for j in range(d_prev + 1):
+                        G[r, j] = 0.0
             for s in range(c_first, s_quads, 4):
                 for r in range(g, g_end, ROW_TILE):
                     weight_gradient_quad(G, r, delta, h_prev, s, i_first + r, i_end - 1)
