@@ -74,11 +74,20 @@ def architecture(depth: int, head: str, activations: list[str], n_inputs: int = 
 
 
 def inputs(x_kind: str, dtype, n_classes: int = 3, n_inputs: int = 33, seed: int = 0):
-    """(X, scale, y): uint8 pixels with scale 1/255, or floats of the model's dtype with 1."""
+    """(X, scale, y): uint8 pixels with scale 1/255, or floats of the model's dtype with 1.
+    "bordered": uint8 pixels whose rows start and end with runs of zeros of random lengths (as
+    MNIST's blank border; one row all zeros, one without zeros), which F.1 and B.3 skip."""
     rng = np.random.default_rng(seed)
-    if x_kind == "uint8":
-        X = rng.integers(0, 256, size=(N_ROWS, n_inputs), dtype=np.uint8)
+    if x_kind in ("uint8", "bordered"):
+        X = rng.integers(1, 256, size=(N_ROWS, n_inputs), dtype=np.uint8)
         scale = 1.0 / 255.0
+        if x_kind == "bordered":
+            for n in range(1, N_ROWS):
+                lo = rng.integers(0, n_inputs)
+                X[n, :lo] = 0
+                X[n, rng.integers(lo, n_inputs + 1) :] = 0
+            X[N_ROWS // 2] = 0
+            X[rng.random(X.shape) < 0.1] = 0  # zeros inside the span too
     else:
         X = rng.normal(size=(N_ROWS, n_inputs)).astype(dtype)
         scale = 1.0
@@ -212,6 +221,55 @@ def test_float32_matches_the_per_kernel_path(name, x_kind):
     """float32 agrees to float32 precision (the register tiles add the terms of F.1 in another
     order than the per-kernel loop, so the last bits differ)."""
     compare(2, "softmax", ["tanh"], name, x_kind, np.float32, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shard_bytes", [None, 0])
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_inputs_with_blank_borders_match_the_per_kernel_path(depth, shard_bytes, dtype):
+    """Layer 1's F.1 and B.3 skip the columns outside the span of a tile's inputs (their terms
+    are 0): the same θ as the per-kernel path, which adds every term — with gradient shards
+    (region 1 sums B.3) and without (region 2 does, over the batch)."""
+    arch = architecture(depth, "softmax", ["sigmoid", "tanh"])
+    X, scale, y = inputs("bordered", dtype, arch.n_classes)
+    spans = np.empty((N_ROWS, 2), np.int64)
+    fused.input_spans(spans, X)
+    assert (spans[:, 1] - spans[:, 0]).mean() < 0.6 * X.shape[1]  # the skipping is exercised
+    matrix, sizes = minibatches(BATCH_SIZES)
+    lrs = step_sizes("adam", len(sizes))
+    theta0 = initial_theta(arch, dtype)
+    expected = per_kernel_steps(arch, theta0, "adam", X, scale, y, matrix, sizes, lrs)
+    options = {} if shard_bytes is None else {"shard_bytes": shard_bytes}
+    got = fused_steps(arch, theta0, "adam", X, scale, y, matrix, sizes, lrs, **options)
+    rtol = 1e-12 if dtype == np.float64 else 1e-5
+    for a, b in zip(got, expected, strict=True):
+        assert_close(a, b, rtol)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
+def test_input_spans(dtype):
+    """X[n, j] = 0 outside spans[n]; (d, 0) for a row of zeros; a NaN counts as non-zero."""
+    X = np.zeros((5, 10), dtype)
+    X[0, 3], X[0, 6] = 1, 2  # span 3..7
+    X[1, :] = 1  # the whole row
+    X[3, 9] = 7  # the last column only
+    if dtype != np.uint8:
+        X[4, 0] = np.nan
+    spans = np.empty((5, 2), np.int64)
+    fused.input_spans(spans, X)
+    expected = [(3, 7), (0, 10), (10, 0), (9, 10), (0, 1) if dtype != np.uint8 else (10, 0)]
+    assert [tuple(row) for row in spans] == expected
+
+
+def test_tile_columns_cover_the_tile_in_whole_cache_lines():
+    """The union of the tile's spans, rounded out to lines of 16 columns and cut at d; all of
+    them for a hidden layer (whole); nothing for a tile of empty rows."""
+    spans = np.array([[20, 40], [33, 70], [100, 0], [5, 6]], np.int64)  # row 2: all zeros
+    assert fused.tile_columns(spans, 0, 2, 100, 16, False) == (16, 80)
+    assert fused.tile_columns(spans, 0, 4, 100, 16, False) == (0, 80)
+    assert fused.tile_columns(spans, 1, 2, 66, 16, False) == (32, 66)
+    assert fused.tile_columns(spans, 2, 3, 100, 16, False) == (96, 0)  # an empty range
+    assert fused.tile_columns(spans, 0, 4, 100, 16, True) == (0, 100)
 
 
 def test_float32_exponential_is_within_one_ulp():
@@ -437,10 +495,11 @@ def test_run_steps_allocates_nothing():
     lrs = step_sizes("adam", len(sizes))
     plan, state = fused_plan(arch, dtype, "adam")
     theta, losses = initial_theta(arch, dtype), np.zeros(len(sizes))
-    args = (theta, state, X, dtype(scale), y, matrix, sizes, lrs)
+    args = (theta, state, X, plan._spans_of(X), dtype(scale), y, matrix, sizes, lrs)
     tail = (plan.optimizer_code, plan.hyper, plan.h, plan.z, plan.delta, plan.f, plan.losses)
     tail += (plan.log_totals,)
-    tail += (plan.G, plan.shards, plan.coef, plan.layout, plan.codes, plan.head, plan.cuts)
+    tail += (plan.G, plan.shards, plan.spans, plan.coef, plan.layout, plan.codes, plan.head)
+    tail += (plan.cuts,)
     tail += (plan.sample_block, plan.flush_subnormals)
 
     def run(count: int) -> tuple[int, int, int]:
