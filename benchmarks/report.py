@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from collections import defaultdict
+from pathlib import Path
 
 EXTRA = {
     "seconds_per_epoch": ("s/epoch", "{:.4f}"),
@@ -28,6 +29,18 @@ EXTRA = {
     "dataset_mib": ("data MiB", "{:.0f}"),
     "overhead_mib": ("peak − imports − data MiB", "{:.0f}"),
 }
+
+
+def newest_full_run(directory: Path) -> tuple[Path, dict]:
+    """The newest run of the whole suite among directory's results-*.json (by the time each
+    records), as (path, run); the partial runs there lack the scaling group."""
+    found = []
+    for path in directory.glob("results-*.json"):
+        run = json.loads(path.read_text())
+        if any(b["name"].startswith("test_cost_per_step_vs_batch[") for b in run["benchmarks"]):
+            found.append((run["datetime"], path, run))
+    _, path, run = max(found, key=lambda item: item[0])
+    return path, run
 
 
 def _impl(name: str) -> str:

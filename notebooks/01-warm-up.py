@@ -337,10 +337,11 @@ for n, s in zip(ns, per_n, strict=True):
 # load of the machine this notebook last ran on, the recorded ones do not.
 
 # %%
-import json  # noqa: E402
+sys.path.insert(0, str(REPO / "benchmarks"))
+from report import newest_full_run  # noqa: E402
 
-results = sorted((REPO / "benchmarks").glob("results-*.json"))[-1]
-recorded = json.loads(results.read_text())["benchmarks"]
+results, run = newest_full_run(REPO / "benchmarks")
+recorded = run["benchmarks"]
 
 
 def recorded_points(prefix, key):

@@ -26,7 +26,6 @@
 # Speed is reported as ratios to numbamlp measured in the same run; > 1 means numbamlp is faster.
 
 # %%
-import json
 import os
 import sys
 from pathlib import Path
@@ -41,6 +40,7 @@ plt.rcParams.update({"figure.dpi": 72, "figure.figsize": (7, 3)})
 REPO = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()
 sys.path.insert(0, str(REPO / "benchmarks"))
 from conftest import have, rng_subset  # noqa: E402
+from report import newest_full_run  # noqa: E402
 from test_epoch import IMPLEMENTATIONS, seconds_per_epoch  # noqa: E402
 
 # %% [markdown]
@@ -50,8 +50,7 @@ from test_epoch import IMPLEMENTATIONS, seconds_per_epoch  # noqa: E402
 # the median seconds per epoch of each implementation.
 
 # %%
-results = sorted((REPO / "benchmarks").glob("results-*.json"))[-1]
-runs = json.loads(results.read_text())
+results, runs = newest_full_run(REPO / "benchmarks")
 machine = runs["machine_info"]
 cpu = machine.get("cpu", {}).get("brand_raw", "?")
 print(f"{results.name}: {cpu}, Python {machine.get('python_version')}")
