@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import zlib
 from pathlib import Path
@@ -52,6 +53,8 @@ _CORRUPT_FIX = "re-download or re-copy the file (it is damaged or not an IDX fil
 
 # numpy 1.x arrays have at most 32 dimensions (numpy 2: 64); IDX data sets use 1 to 4.
 MAX_IDX_DIMENSIONS = 32
+# Decompressed data past what the header declares is counted (not kept) up to this many bytes.
+EXTRA_COUNT_LIMIT = 1 << 26
 
 
 def _os_error(p: Path, e: OSError, what: str) -> NumbamlpError:
@@ -75,18 +78,132 @@ def read_file_bytes(path: str | os.PathLike[str], what: str = "file") -> bytes:
 
 
 def decompress_idx_bytes(data: bytes, name: str) -> bytes:
-    """Return ``data`` gunzipped if it starts with the gzip magic bytes, else unchanged."""
+    """Return ``data`` gunzipped if it starts with the gzip magic bytes, else unchanged.
+
+    The stream is decompressed no further than its IDX header says the data go: a small damaged
+    or hostile file cannot expand into gigabytes of memory before its header is checked. Data
+    after that end is counted in 1 MiB pieces, never held, and refused. A header that declares
+    more bytes than this machine has memory is refused before the data is decompressed."""
     if not data.startswith(GZIP_MAGIC):
         return data
     try:
-        # gzip.decompress handles multi-member files (some tools concatenate members).
-        return gzip.decompress(data)
+        header = _Gunzip(data)
+        raw = header.read(4)
+        if not _plausible_magic(raw):
+            return raw  # _parse_idx names what is wrong with these bytes
+        raw += header.read(4 * raw[3])
+        declared = _declared_bytes(raw)
+        if declared is None:
+            return raw  # a truncated header: _parse_idx says so
+        _check_fits_in_memory(declared, raw, name)
+        # From the start again, so that a one-member file comes out as one piece: no copy.
+        stream = _Gunzip(data)
+        raw = stream.read(declared)
+        extra = stream.count_rest(EXTRA_COUNT_LIMIT)
     except EOFError:
         raise NumbamlpError(
             f"{name} is a truncated gzip file (the compressed stream ends early); {_CORRUPT_FIX}."
         ) from None
-    except (gzip.BadGzipFile, zlib.error, OSError) as e:
+    except zlib.error as e:
         raise NumbamlpError(f"{name} is a corrupt gzip file ({e}); {_CORRUPT_FIX}.") from None
+    if extra:
+        more = "or more " if extra >= EXTRA_COUNT_LIMIT else ""
+        dims, dtype = _header_fields(raw)
+        raise _extra_bytes_error(name, f"{extra} {more}", dims, dtype, len(raw) - 4 - 4 * len(dims))
+    return raw
+
+
+class _Gunzip:
+    """Decompress a gzip file held in memory, as much as asked for at a time. zlib's output
+    grows with the data actually produced (``GzipFile.read(n)`` reserves n bytes first). Files
+    of several members are read on (some tools concatenate them), zero padding after the last
+    member is ignored, as ``gzip.decompress`` does."""
+
+    def __init__(self, data: bytes) -> None:
+        self._member = zlib.decompressobj(wbits=31)  # 31: a gzip header and trailer
+        self._input = data
+
+    def read(self, n: int) -> bytes:
+        """Up to n more bytes; fewer only where the stream ends."""
+        pieces, got = [], 0
+        while got < n and (piece := self._next(n - got)):
+            pieces.append(piece)
+            got += len(piece)
+        return b"".join(pieces)
+
+    def count_rest(self, limit: int) -> int:
+        """How many bytes the stream still holds, counted up to ``limit`` (not kept)."""
+        count = 0
+        while count < limit and (piece := self._next(1 << 20)):
+            count += len(piece)
+        return count
+
+    def _next(self, most: int) -> bytes:
+        """At most ``most`` (> 0) further bytes, b"" at the end of the stream."""
+        while True:
+            if self._member.eof:
+                rest = self._member.unused_data.lstrip(b"\x00")
+                if not rest:
+                    return b""
+                self._member, self._input = zlib.decompressobj(wbits=31), rest
+            piece = self._member.decompress(self._input, most)
+            self._input = self._member.unconsumed_tail
+            if piece:
+                return piece
+            if not self._input and not self._member.eof:
+                raise EOFError  # the compressed data ends inside a member
+
+
+def _plausible_magic(raw: bytes) -> bool:
+    """Four bytes that start a valid IDX header: two zero bytes, a known type, 1–32 dims."""
+    return (
+        len(raw) == 4
+        and raw[0] == 0
+        and raw[1] == 0
+        and raw[2] in IDX_DTYPES
+        and 1 <= raw[3] <= MAX_IDX_DIMENSIONS
+    )
+
+
+def _header_fields(raw: bytes) -> tuple[tuple[int, ...], np.dtype]:
+    """The dimensions and element type of a complete, plausible IDX header."""
+    dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=raw[3], offset=4))
+    return dims, IDX_DTYPES[raw[2]]
+
+
+def _declared_bytes(raw: bytes) -> int | None:
+    """Header plus data bytes that a plausible header declares; None if the header is cut."""
+    if len(raw) < 4 + 4 * raw[3]:
+        return None
+    dims, dtype = _header_fields(raw)
+    return 4 + 4 * len(dims) + math.prod(dims) * dtype.itemsize
+
+
+def _check_fits_in_memory(declared: int, raw: bytes, name: str) -> None:
+    """Refuse a header that declares more bytes than the machine's physical memory."""
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system: no limit known
+        return
+    if declared > memory:
+        dims, dtype = _header_fields(raw)
+        shape = "×".join(map(str, dims))
+        raise NumbamlpError(
+            f"{name} declares shape {shape} of {dtype.name} in its IDX header, {declared} bytes, "
+            f"more than this machine's memory ({memory} bytes); {_CORRUPT_FIX}."
+        )
+
+
+def _extra_bytes_error(
+    name: str, extra: str, dims: tuple[int, ...], dtype: np.dtype, got: int
+) -> NumbamlpError:
+    """The error for data past the end the header declares (``extra``: how many bytes)."""
+    shape = "×".join(map(str, dims))
+    expected = math.prod(dims) * dtype.itemsize
+    return NumbamlpError(
+        f"{name} has {extra}extra bytes after the data (header declares shape {shape} of "
+        f"{dtype.name}, expected {expected} data bytes, got {got}); {_CORRUPT_FIX}."
+    )
 
 
 def _parse_idx(raw: bytes, name: str) -> np.ndarray:
@@ -147,10 +264,7 @@ def _parse_idx(raw: bytes, name: str) -> np.ndarray:
             f"expected {expected} data bytes, got {got}; {_CORRUPT_FIX}."
         )
     if got > expected:
-        raise NumbamlpError(
-            f"{name} has {got - expected} extra bytes after the data (header declares shape "
-            f"{shape} of {dtype.name}, expected {expected} data bytes, got {got}); {_CORRUPT_FIX}."
-        )
+        raise _extra_bytes_error(name, f"{got - expected} ", dims, dtype, got)
     arr = np.frombuffer(raw, dtype=dtype, count=count, offset=header).reshape(dims)
     # frombuffer over ``bytes`` is read-only and may be big-endian; hand back an ordinary array.
     # The copy costs a few ms even for the 47 MB MNIST training images.

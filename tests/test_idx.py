@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import struct
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -226,3 +228,58 @@ def test_more_dimensions_than_numpy_arrays_have():
     data = bytes([0, 0, 8, 100]) + struct.pack(">100I", *([1] * 100)) + b"\x07"
     with pytest.raises(NumbamlpError, match="declares 100 dimensions .*at most 32"):
         read_idx_bytes(data, "deep")
+
+
+def _gzip_stream(header: bytes, zero_bytes: int) -> bytes:
+    """A gzip file of ``header`` followed by ``zero_bytes`` zeros, written 1 MiB at a time."""
+    buf = io.BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb") as gz:
+        gz.write(header)
+        for start in range(0, zero_bytes, 1 << 20):
+            gz.write(bytes(min(1 << 20, zero_bytes - start)))
+    return buf.getvalue()
+
+
+def test_a_gzip_bomb_is_refused_without_holding_its_data(tmp_path):
+    """A 2×2 image file followed by 100 MiB of zeros (~100 KB gzipped): refused as extra data,
+    counted in pieces — memory stays far below what the stream expands to."""
+    header = bytes([0, 0, 8, 2]) + struct.pack(">II", 2, 2) + bytes(4)
+    path = write(tmp_path / "bomb.gz", _gzip_stream(header, 100 << 20))
+    assert path.stat().st_size < 1 << 20
+    tracemalloc.start()
+    try:
+        with pytest.raises(NumbamlpError, match=r"has 67108864 or more extra bytes after the data"):
+            read_idx(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20
+
+
+def test_a_header_declaring_more_than_the_memory_is_refused_before_decompressing(tmp_path):
+    header = bytes([0, 0, 0x0E, 3]) + struct.pack(">III", 1 << 20, 1 << 20, 1 << 10)  # 8 PiB
+    path = write(tmp_path / "huge.gz", _gzip_stream(header, 1 << 20))
+    with pytest.raises(NumbamlpError, match=r"more than this machine's memory"):
+        read_idx(path)
+
+
+def test_gzipped_and_raw_files_give_the_same_array_and_checksum(tmp_path):
+    images = np.arange(3 * 5 * 7, dtype=np.uint8).reshape(3, 5, 7)
+    raw = idx_bytes(images)
+    plain = write(tmp_path / "plain", raw)
+    packed = write(tmp_path / "packed.gz", gzip.compress(raw))
+    for path in (plain, packed):
+        arr, digest = read_idx_with_sha256(path)
+        np.testing.assert_array_equal(arr, images)
+        assert digest == hashlib.sha256(raw).hexdigest() == sha256_of_idx(path)
+
+
+def test_gzip_files_of_several_members_and_zero_padding_are_read(tmp_path):
+    """As gzip.decompress reads them: members one after the other, then zeros ignored."""
+    images = np.arange(4 * 6, dtype=np.uint8).reshape(4, 6)
+    raw = idx_bytes(images)
+    packed = gzip.compress(raw[:7]) + gzip.compress(raw[7:20]) + gzip.compress(raw[20:]) + bytes(9)
+    assert gzip.decompress(packed) == raw
+    np.testing.assert_array_equal(read_idx(write(tmp_path / "members.gz", packed)), images)
+    with pytest.raises(NumbamlpError, match="truncated gzip"):
+        read_idx(write(tmp_path / "cut.gz", packed[: len(gzip.compress(raw[:7])) + 12]))
