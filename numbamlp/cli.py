@@ -842,7 +842,8 @@ def evaluate(
     "input_path",
     required=True,
     type=click.Path(dir_okay=False),
-    help="Features: .npz with X, .csv (a label column, if present, is ignored), or IDX images.",
+    help="Features: .npz with X, .npy (n, d), .csv (a label column, if present, is ignored), or "
+    "IDX images.",
 )
 @click.option(
     "--output",

@@ -29,7 +29,7 @@ from numbamlp.idx import (
     validate_labels,
     validate_pair,
 )
-from numbamlp.npzfile import NpzReader
+from numbamlp.npzfile import NpzReader, read_npy
 
 __all__ = [
     "DATASET_NAMES",
@@ -755,9 +755,10 @@ def load_user_dataset(
 def load_features_file(path: str | os.PathLike[str], label_column: str = "label") -> np.ndarray:
     """Features only, for prediction: (n, d) float.
 
-    .npz: array ``X`` (``y`` is ignored if present). .csv: a header row; the label column is
-    dropped if present. Anything else is read as IDX: 3-d uint8 images are flattened and scaled
-    to [0, 1] like the bundled MNIST; a 2-d IDX array is taken as (n, d) features.
+    .npz: array ``X`` (``y`` is ignored if present). .npy: the (n, d) array itself
+    (``numpy.save``). .csv: a header row; the label column is dropped if present. Anything else
+    is read as IDX: 3-d uint8 images are flattened and scaled to [0, 1] like the bundled MNIST;
+    a 2-d IDX array is taken as (n, d) features.
     """
     p = Path(path)
     if not p.exists():
@@ -767,6 +768,9 @@ def load_features_file(path: str | os.PathLike[str], label_column: str = "label"
     columns = None
     if suffix == ".npz":
         (X,) = _npz_arrays(p, ("X",), "input file", "save it with numpy.savez(path, X=features)")
+    elif suffix == ".npy":
+        fix = "save it with numpy.save(path, features)"
+        X = read_npy(p, lambda reason: NumbamlpError(f"input file {p}: {reason}; {fix}."))
     elif suffix == ".csv":
         X, _, columns = _csv_arrays(p, label_column, require_label=False)
         describe_row = _csv_line_describer(p)

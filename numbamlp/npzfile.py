@@ -25,7 +25,7 @@ import numpy as np
 
 from numbamlp.errors import NumbamlpError
 
-__all__ = ["NpzReader"]
+__all__ = ["NpzReader", "read_npy"]
 
 ZIP_MAGIC = b"PK"
 NPY_MAGIC = b"\x93NUMPY"
@@ -133,7 +133,9 @@ class NpzReader:
         needed: int | None = None
         try:
             with self._zip.open(info) as member:
-                shape, fortran_order, dtype, header_size = self._read_header(name, member)
+                shape, fortran_order, dtype, header_size = _read_header(
+                    member, self._error, f"array {name!r}", f"member {name!r}"
+                )
             needed = self._check_size(name, info, shape, dtype, header_size)
             with self._zip.open(info) as member:
                 array = np.lib.format.read_array(member, allow_pickle=False)
@@ -147,35 +149,6 @@ class NpzReader:
         if not isinstance(array, np.ndarray):  # pragma: no cover - read_array always gives one
             raise self._error(f"member {name!r} is not a numpy array")
         return array
-
-    def _read_header(
-        self, name: str, member: BinaryIO
-    ) -> tuple[tuple[int, ...], bool, np.dtype, int]:
-        """Parse the .npy header: (shape, fortran_order, dtype, header size in bytes)."""
-        magic = member.read(len(NPY_MAGIC) + 2)
-        if magic[: len(NPY_MAGIC)] != NPY_MAGIC:
-            raise self._error(f"member {name!r} is not a numpy array (no .npy header)")
-        version = (magic[-2], magic[-1])
-        if version == (1, 0):
-            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(member)
-        elif version == (2, 0):
-            shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(member)
-        else:  # 3.0 only adds UTF-8 field names of structured dtypes: never numeric data
-            raise self._error(
-                f"array {name!r} has .npy format version {version[0]}.{version[1]}; numbamlp "
-                "reads versions 1.0 and 2.0 (what numpy writes for numeric arrays)"
-            )
-        if dtype.hasobject:
-            raise self._error(
-                f"array {name!r} is an object array (pickled Python objects), which numbamlp "
-                "never loads"
-            )
-        if any(d < 0 for d in shape):
-            raise self._error(f"array {name!r} declares a negative dimension in its shape {shape}")
-        if math.prod(max(d, 1) for d in shape) * max(dtype.itemsize, 1) > np.iinfo(np.intp).max:
-            # e.g. (0, 2**63): no bytes, but numpy cannot even compute the size (it would warn)
-            raise self._error(f"array {name!r} declares an impossible shape {shape}")
-        return shape, fortran_order, dtype, member.tell()
 
     def _check_size(
         self,
@@ -199,6 +172,59 @@ class NpzReader:
                 f"{max(room, 0):,} bytes"
             )
         return needed
+
+
+def _read_header(
+    member: BinaryIO, error: Callable[[str], NumbamlpError], array: str, container: str
+) -> tuple[tuple[int, ...], bool, np.dtype, int]:
+    """Parse the .npy header: (shape, fortran_order, dtype, header size in bytes). ``array`` and
+    ``container`` name the array and what holds it in messages ("array 'X'", "member 'X'")."""
+    magic = member.read(len(NPY_MAGIC) + 2)
+    if magic[: len(NPY_MAGIC)] != NPY_MAGIC:
+        raise error(f"{container} is not a numpy array (no .npy header)")
+    version = (magic[-2], magic[-1])
+    if version == (1, 0):
+        shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(member)
+    elif version == (2, 0):
+        shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(member)
+    else:  # 3.0 only adds UTF-8 field names of structured dtypes: never numeric data
+        raise error(
+            f"{array} has .npy format version {version[0]}.{version[1]}; numbamlp "
+            "reads versions 1.0 and 2.0 (what numpy writes for numeric arrays)"
+        )
+    if dtype.hasobject:
+        raise error(
+            f"{array} is an object array (pickled Python objects), which numbamlp never loads"
+        )
+    if any(d < 0 for d in shape):
+        raise error(f"{array} declares a negative dimension in its shape {shape}")
+    if math.prod(max(d, 1) for d in shape) * max(dtype.itemsize, 1) > np.iinfo(np.intp).max:
+        # e.g. (0, 2**63): no bytes, but numpy cannot even compute the size (it would warn)
+        raise error(f"{array} declares an impossible shape {shape}")
+    return shape, fortran_order, dtype, member.tell()
+
+
+def read_npy(path: str | Path, error: Callable[[str], NumbamlpError]) -> np.ndarray:
+    """The array of a ``.npy`` file, on NpzReader's terms: numeric only, never a pickle, and
+    nothing allocated beyond what the file holds (its header is checked against its size)."""
+    try:
+        with open(path, "rb") as f:
+            shape, _, dtype, header_size = _read_header(f, error, "the array", "the file")
+            room = f.seek(0, 2) - header_size
+            needed = _nbytes(shape, dtype)
+            if needed > room:
+                raise error(
+                    f"truncated or damaged: its .npy header declares shape {shape} of {dtype} "
+                    f"({needed:,} bytes), but the file holds {max(room, 0):,} bytes after it"
+                )
+            f.seek(0)
+            return np.lib.format.read_array(f, allow_pickle=False)
+    except NumbamlpError:
+        raise
+    except MemoryError:
+        raise error("needs more memory than is available") from None
+    except _DAMAGE as exc:  # OSError among them: unreadable
+        raise error(f"damaged .npy file ({_describe(exc)})") from None
 
 
 def _nbytes(shape: tuple[int, ...], dtype: np.dtype) -> int:

@@ -923,3 +923,39 @@ def test_info():
     assert re.search(r"^JIT cache: \S+", out, re.M)
     assert re.search(r"^dataset mnist: .*numbamlp/data/mnist$", out, re.M)
     assert re.search(r"^dataset fashion-mnist: \S", out, re.M)
+
+
+def test_predict_reads_npy_features(model_file, files, tmp_path):
+    """A .npy file of the features predicts what the .npz holding the same array does."""
+    with np.load(files.features_npz) as archive:
+        X = archive["X"]
+    npy = tmp_path / "features.npy"
+    np.save(npy, X)
+    from_npz = run("predict", "--model", model_file, "--input", files.features_npz)
+    from_npy = run("predict", "--model", model_file, "--input", npy)
+    assert from_npy.exit_code == 0, from_npy.output
+    assert from_npy.stdout == from_npz.stdout and len(from_npy.stdout.splitlines()) == len(X)
+
+
+def test_predict_refuses_bad_npy_files(model_file, tmp_path, precious):
+    """Pickled objects, a header declaring more data than the file holds, a non-.npy file, a
+    1-d array: one clear error each, the output untouched."""
+    pickled = tmp_path / "objects.npy"
+    np.save(pickled, np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    short = tmp_path / "short.npy"
+    np.save(short, np.zeros((1000, 4)))
+    short.write_bytes(short.read_bytes()[:500])
+    text = tmp_path / "text.npy"
+    text.write_text("1,2,3,4\n")
+    flat = tmp_path / "flat.npy"
+    np.save(flat, np.zeros(4))
+    cases = {
+        pickled: "is an object array (pickled Python objects)",
+        short: "truncated or damaged: its .npy header declares shape (1000, 4)",
+        text: "the file is not a numpy array (no .npy header)",
+        flat: "X must be a 2-d numeric array",
+    }
+    for path, fragment in cases.items():
+        result = run("predict", "--model", model_file, "--input", path, "--output", precious)
+        _assert_clean_failure(result, fragment, str(path))
+        _unchanged(precious)
