@@ -466,10 +466,15 @@ def hidden_delta_rows(delta, W_next, delta_next, z, h, code, s0, s1):
             # (B.4) the remaining terms i, one at a time
             for j in range(d_m):
                 out[j] = out[j] + w[j] * e
-        for j in range(d_m):
-            # (B.4) δ^m_{s,j} = (Σ_i W^{m+1}_{ij} δ^{m+1}_{s,i}) · φ′_m(z^m_{s,j}),
-            #       φ′_m(z^m_{s,j}) written through h^m_{s,j} = φ_m(z^m_{s,j})
-            out[j] *= phi_prime_from_value(code, h[s, j], z[s, j])
+        if code == SIGMOID:  # the constant code lets LLVM drop the branches and vectorise
+            for j in range(d_m):
+                # (B.4) δ^m_{s,j} = (Σ_i W^{m+1}_{ij} δ^{m+1}_{s,i}) · φ′_m(z^m_{s,j}),
+                #       φ′_m(z^m_{s,j}) written through h^m_{s,j} = φ_m(z^m_{s,j})
+                out[j] *= phi_prime_from_value(SIGMOID, h[s, j], z[s, j])
+        else:
+            for j in range(d_m):
+                # (B.4) the same, for any other φ_m
+                out[j] *= phi_prime_from_value(code, h[s, j], z[s, j])
 
 
 @kernel(fastmath=False)
