@@ -171,6 +171,11 @@ def _header_fields(raw: bytes) -> tuple[tuple[int, ...], np.dtype]:
     return dims, IDX_DTYPES[raw[2]]
 
 
+def _shape_text(dims: tuple[int, ...]) -> str:
+    """A shape as the messages write it: 60000×28×28."""
+    return "×".join(map(str, dims))
+
+
 def _declared_bytes(raw: bytes) -> int | None:
     """Header plus data bytes that a plausible header declares; None if the header is cut."""
     if len(raw) < 4 + 4 * raw[3]:
@@ -187,10 +192,9 @@ def _check_fits_in_memory(declared: int, raw: bytes, name: str) -> None:
         return
     if declared > memory:
         dims, dtype = _header_fields(raw)
-        shape = "×".join(map(str, dims))
         raise NumbamlpError(
-            f"{name} declares shape {shape} of {dtype.name} in its IDX header, {declared} bytes, "
-            f"more than this machine's memory ({memory} bytes); {_CORRUPT_FIX}."
+            f"{name} declares shape {_shape_text(dims)} of {dtype.name} in its IDX header, "
+            f"{declared} bytes, more than this machine's memory ({memory} bytes); {_CORRUPT_FIX}."
         )
 
 
@@ -198,11 +202,11 @@ def _extra_bytes_error(
     name: str, extra: str, dims: tuple[int, ...], dtype: np.dtype, got: int
 ) -> NumbamlpError:
     """The error for data past the end the header declares (``extra``: how many bytes)."""
-    shape = "×".join(map(str, dims))
     expected = math.prod(dims) * dtype.itemsize
     return NumbamlpError(
-        f"{name} has {extra}extra bytes after the data (header declares shape {shape} of "
-        f"{dtype.name}, expected {expected} data bytes, got {got}); {_CORRUPT_FIX}."
+        f"{name} has {extra}extra bytes after the data (header declares shape "
+        f"{_shape_text(dims)} of {dtype.name}, expected {expected} data bytes, got {got}); "
+        f"{_CORRUPT_FIX}."
     )
 
 
@@ -244,7 +248,7 @@ def _parse_idx(raw: bytes, name: str) -> np.ndarray:
             f"{name} is truncated: its IDX header declares {ndim} dimensions and needs {header} "
             f"bytes, but the file has {n} bytes; {_CORRUPT_FIX}."
         )
-    dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
+    dims, _ = _header_fields(raw)
     count = 1
     nonzero = 1
     for d in dims:  # Python ints: a corrupt header cannot overflow these products
@@ -252,7 +256,7 @@ def _parse_idx(raw: bytes, name: str) -> np.ndarray:
         nonzero *= max(d, 1)
     expected = count * dtype.itemsize
     got = n - header
-    shape = "×".join(map(str, dims))
+    shape = _shape_text(dims)
     if nonzero * dtype.itemsize > np.iinfo(np.intp).max:
         # e.g. 0×2³¹×2³¹×2³¹: zero elements, but numpy cannot represent the shape at all.
         raise NumbamlpError(
