@@ -1006,6 +1006,28 @@ def info() -> None:
         click.echo(f"dataset {name}: {where or 'not found'}")
 
 
+@main.command()
+@click.option(
+    "--dtype",
+    "dtypes",
+    type=click.Choice(("float32", "float64")),
+    multiple=True,
+    default=("float32",),
+    show_default=True,
+    help="θ's dtype to compile for; repeat for both.",
+)
+def precompile(dtypes: tuple[str, ...]) -> None:
+    """Compile the training, evaluation and prediction kernels into the JIT cache now.
+
+    `pip install .` already does this for float32; use it after an editable install, or for
+    --dtype float64, so that the first run does not wait for the compiler.
+    """
+    from numbamlp.precompile import precompile as compile_kernels
+
+    seconds = compile_kernels(dtypes, report=click.echo)
+    click.echo(f"kernels for {', '.join(dtypes)} are in the JIT cache ({seconds:.1f} s)")
+
+
 def _compiled_kernels() -> int:
     """How many of the training kernels this process compiled rather than loaded from disk."""
     from numbamlp import fused

@@ -1,0 +1,38 @@
+"""Builds the wheel with the kernels compiled for this machine (numbamlp/precompile.py says why).
+
+Everything else about the package is in pyproject.toml. ``build_py`` copies the package into
+the build directory as usual, then runs ``python -m numbamlp.precompile`` there, which leaves
+Numba's cache files in ``numbamlp/__pycache__`` of the build directory, so they go into the
+wheel and the first ``numbamlp train`` loads its kernels instead of compiling them (~17 s).
+Best effort: if it fails, the build goes on and the kernels compile on first use as before.
+Skipped for editable installs (their cache fills on first use, next to the sources) and when
+``NUMBAMLP_PRECOMPILE=0``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from setuptools import setup
+from setuptools.command.build_py import build_py
+
+
+class BuildPyWithKernels(build_py):
+    def run(self) -> None:
+        super().run()
+        if getattr(self, "editable_mode", False) or os.environ.get("NUMBAMLP_PRECOMPILE") == "0":
+            return
+        env = dict(os.environ, PYTHONPATH=os.path.abspath(self.build_lib))
+        env.pop("NUMBA_CACHE_DIR", None)  # the cache must land next to the built modules
+        env.pop("NUMBA_DISABLE_JIT", None)
+        print("numbamlp: compiling the kernels for this machine (NUMBAMLP_PRECOMPILE=0 skips)")
+        done = subprocess.run(
+            [sys.executable, "-m", "numbamlp.precompile"], cwd=self.build_lib, env=env, check=False
+        )
+        if done.returncode != 0:
+            print("numbamlp: precompiling failed; the kernels will compile on first use")
+
+
+setup(cmdclass={"build_py": BuildPyWithKernels})
