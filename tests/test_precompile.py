@@ -1,0 +1,126 @@
+"""The kernels compiled ahead of the first run (numbamlp/precompile.py, setup.py).
+
+What is checked is what a newcomer gets: after `numbamlp precompile`, and in a wheel that
+`pip wheel .` builds, the kernel cache holds every kernel that `numbamlp train` (default job),
+`evaluate` and `predict` run, with the argument types they pass, so none of them compiles
+anything. Numba reports each compilation (a cache miss) as a "numba:compile" event; the runs
+below count them in a real process.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: Runs the numbamlp command given as arguments in this process and prints the names of the
+#: functions Numba compiled (rather than loaded from the cache) while it ran.
+COUNT_COMPILES = """
+import sys
+from numba.core import event
+
+compiled = []
+
+class Count(event.Listener):
+    def on_start(self, ev):
+        compiled.append(ev.data["dispatcher"].py_func.__qualname__)
+
+    def on_end(self, ev):
+        pass
+
+event.register("numba:compile", Count())
+from numbamlp.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit as exc:
+    assert not exc.code, exc.code
+import numbamlp
+
+print("FROM", numbamlp.__file__)
+print("COMPILED", sorted(set(compiled)))
+"""
+
+
+def _compiled(args: list[str], env: dict[str, str], cwd: Path) -> str:
+    out = subprocess.run(
+        [sys.executable, "-c", COUNT_COMPILES, *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip().splitlines()[-1]
+
+
+def _imported_from(args: list[str], env: dict[str, str], cwd: Path) -> str:
+    out = subprocess.run(
+        [sys.executable, "-c", COUNT_COMPILES, *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip().splitlines()[-2]
+
+
+def test_precompile_command_fills_the_cache_for_train_evaluate_predict(tmp_path):
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    done = subprocess.run(
+        [sys.executable, "-m", "numbamlp.cli", "precompile"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "float32" in done.stdout and "JIT cache" in done.stdout
+    model = tmp_path / "m.npz"
+    train = ["train", "--epochs", "1", "--quiet", "--hidden", "8", "--save", str(model)]
+    assert _compiled(train, env, tmp_path) == "COMPILED []"
+    assert _compiled(["evaluate", "--model", str(model)], env, tmp_path) == "COMPILED []"
+    features = tmp_path / "x.npy"  # float features (in [0, 1], as the model was trained on)
+    np.save(features, np.random.default_rng(0).random((5, 784), dtype=np.float32))
+    predict = ["predict", "--model", str(model), "--input", str(features), "--proba"]
+    assert _compiled(predict, env, tmp_path) == "COMPILED []"
+    # The control: the same run with an empty cache compiles the training kernel.
+    empty = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "empty"))
+    assert "run_steps" in _compiled(train[:-2], empty, tmp_path)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="one interpreter for build and run")
+def test_the_wheel_carries_the_compiled_kernels(tmp_path):
+    """`pip wheel .` (what `pip install .` builds) compiles the default job's kernels into the
+    wheel; the package unpacked from it trains without compiling."""
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "PYTHONPATH")}
+    source = tmp_path / "source"  # a copy, so the build leaves nothing in the work tree
+    skip = shutil.ignore_patterns(".*", "build", "__pycache__", "*.egg-info", "results-*.json")
+    shutil.copytree(ROOT, source, ignore=skip)
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(source)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert built.returncode == 0, built.stderr[-3000:]
+    (wheel,) = tmp_path.glob("numbamlp-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        archive.extractall(tmp_path / "site")
+    assert any(n.startswith("numbamlp/__pycache__/fused.run_steps-") for n in names), names
+    env["PYTHONPATH"] = str(tmp_path / "site")
+    train = ["train", "--epochs", "1", "--quiet", "--hidden", "8"]
+    assert (
+        _imported_from(["--version"], env, tmp_path) == f"FROM {tmp_path}/site/numbamlp/__init__.py"
+    )
+    assert _compiled(train, env, tmp_path) == "COMPILED []"
