@@ -79,8 +79,9 @@ _EQUATIONS = [
         "∂ℓ_λ/∂W^m_{ij} = (1/B) Σ_s δ^m_{s,i} h^{m−1}_{s,j} + λ W^m_{ij},  "
         "∂ℓ_λ/∂b^m_i = ∂ℓ/∂b^m_i  (biases not decayed)",
         "not in the notes — an extension: FB §1 Q2's objective ℓ plus an L2 penalty on the "
-        "weights (as scikit-learn's alpha, Keras's kernel_regularizer, PyTorch's "
-        "Adam(weight_decay=λ), not AdamW)",
+        "weights (biases not decayed, as scikit-learn's alpha and Keras's kernel_regularizer; "
+        "coupled, as PyTorch's Adam(weight_decay=λ), not AdamW — PyTorch's weight_decay also "
+        "decays the biases unless parameter groups leave them out)",
     ),
     # Backward pass
     Equation(

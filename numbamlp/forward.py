@@ -1,4 +1,5 @@
-"""Forward-pass kernels: one equation each (F.1–F.4, L.1, S.1, R.1's penalty), parallel over samples s.
+"""Forward-pass kernels: one equation each (F.1–F.4, L.1, S.1, R.1's penalty), parallel over
+samples s.
 
 Layout: a minibatch activation is an array ``h[s, j]`` of shape (B, d): sample s of the batch,
 unit j of the layer, one sample per row. Weights are ``W[i, j]`` of shape (d_k, d_{k−1}) as in

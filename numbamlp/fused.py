@@ -15,7 +15,8 @@ Region 2, ``gradient_update`` — parallel over work items, each a range of rows
   owner of row i of W^m gets its gradient over ALL samples of the batch (B.3, B.2 with S.1) —
   the blocks' shards added in block order, or for layers without shards summed here over the
   samples in sample order — adds the weight decay's λ W^m_{i,:} (R.1) if there is one, and at
-  once applies the optimizer update (U.1–U.6) to W^m_{i,:} and b^m_i. No per-thread buffer, no atomics: every number is written by one block or item.
+  once applies the optimizer update (U.1–U.6) to W^m_{i,:} and b^m_i. No per-thread buffer,
+  no atomics: every number is written by one block or item.
 
 Every number is computed by one fixed sequence of operations whoever computes it — how the
 rows are cut into items decides who, never how; the blocks, and so the shards, follow from the

@@ -69,9 +69,7 @@ def check_gradient(
     """Compare the backprop gradient with central differences, layer by layer; with
     ``weight_decay`` λ, of the objective ℓ_λ with its penalty (R.1)."""
     _, grads = model.loss_and_gradient(X, y, weight_decay)
-    numeric = model.architecture.layer_views(
-        numerical_gradient(model, X, y, eps, weight_decay)
-    )
+    numeric = model.architecture.layer_views(numerical_gradient(model, X, y, eps, weight_decay))
     checks = []
     for k in range(1, model.architecture.L + 1):
         for name, analytic, approx in (
