@@ -250,3 +250,36 @@ for activation in ["sigmoid", "tanh", "relu", "leaky_relu", "softplus", "identit
         assert worst < 1e-6, (activation, head, worst)
 for activation, head, worst in rows:
     print(f"{activation:10s} {head:17s} worst relative error {worst:.1e}")
+
+# %% [markdown]
+# ## An extension: L2 weight decay (R.1)
+#
+# Not in the notes: `numbamlp train --weight-decay λ` minimises FB §1 Q2's objective plus an
+# L2 penalty on the weights (not the biases),
+# $$\ell_\lambda(\theta) = \ell(\theta) + \frac\lambda2\sum_m\sum_{i,j}(W^m_{ij})^2,\qquad
+#   \frac{\partial\ell_\lambda}{\partial W^m_{ij}} = \frac1B\sum_s\delta^m_{s,i}h^{m-1}_{s,j}
+#   + \lambda W^m_{ij},\qquad \frac{\partial\ell_\lambda}{\partial b^m_i} =
+#   \frac{\partial\ell}{\partial b^m_i}.$$
+# The term $\lambda W^m$ is added to the gradient before the optimizer sees it (coupled decay,
+# as PyTorch's `Adam(weight_decay=λ)`, not AdamW). Central differences of $\ell_\lambda$, the
+# penalty included, check the kernels' gradient:
+
+# %%
+from numbamlp.backward import weight_decay_gradient  # noqa: E402
+
+print(describe("R.1"))
+show(weight_decay_gradient)
+lam = 0.3
+net = MLP.create(5, [4, 3], 4, activations="tanh", dtype="float64", rng=rng)
+net.params.theta[:] = rng.normal(size=net.params.theta.size)
+Xs, Ys = rng.normal(size=(6, 5)), rng.integers(0, 4, size=6)
+checks = check_gradient(net, Xs, Ys, weight_decay=lam)  # (R.1) differences of ℓ_λ
+for c in checks:
+    print(f"R.1 {c.name}: relative error {c.relative_error:.1e}")
+assert max(c.relative_error for c in checks) < 1e-6
+_, plain = net.loss_and_gradient(Xs, Ys)
+_, decayed = net.loss_and_gradient(Xs, Ys, weight_decay=lam)
+for m in range(1, net.architecture.L + 1):
+    assert max_diff(decayed.W[m] - plain.W[m], lam * net.params.W[m]) < 1e-12  # + λW^m
+    assert np.array_equal(decayed.b[m], plain.b[m])  # biases: not decayed
+print("∇W^m ℓ_λ − ∇W^m ℓ = λ W^m, and ∇b^m ℓ_λ = ∇b^m ℓ, for every layer m")

@@ -1,4 +1,5 @@
-"""Backward-pass kernels: one equation each (B.1–B.4, with the minibatch mean S.1, and J.1).
+"""Backward-pass kernels: one equation each (B.1–B.4, with the minibatch mean S.1, J.1, and the
+weight decay R.1).
 
 Same layout as forward.py: ``delta[s, i]`` is δ^m_{s,i} = ∂ℓ_s/∂z^m_{s,i} for sample s of the
 batch. Each loop is parallel over the index whose outputs it owns: samples s for δ (B.1, B.4),
@@ -58,6 +59,18 @@ def weight_gradient(grad_W, delta, h_prev, inv_batch):
         for j in range(d_in):
             # (S.1) mean over the minibatch
             grad_W[i, j] *= inv_batch
+
+
+@kernel
+def weight_decay_gradient(grad_W, W, weight_decay):
+    """(R.1) ∇W^m ℓ_λ = ∇W^m ℓ + λ W^m: adds the L2 penalty's gradient to the minibatch mean
+    that weight_gradient left in grad_W (coupled decay: every optimizer then sees ℓ_λ's
+    gradient). Biases have no penalty, so ∇b^m is left as bias_gradient made it."""
+    d_out, d_in = grad_W.shape
+    for i in prange(d_out):
+        for j in range(d_in):
+            # (R.1) ∂ℓ_λ/∂W^m_{ij} = (1/B) Σ_s δ^m_{s,i} h^{m−1}_{s,j} + λ W^m_{ij}
+            grad_W[i, j] += weight_decay * W[i, j]
 
 
 @kernel

@@ -125,6 +125,22 @@ def _positive_float(
     return value
 
 
+def _nonnegative_float(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    import math
+
+    if not (math.isfinite(value) and value >= 0):
+        raise click.BadParameter(f"must be a finite number ≥ 0, got {value}")
+    return value
+
+
+WEIGHT_DECAY_HELP = (
+    "λ of L2 weight decay: minimise ℓ + (λ/2) Σ W² over the weights, biases not decayed (as "
+    "scikit-learn's alpha, Keras's kernel_regularizer); coupled: λW is added to the gradient "
+    "before every optimizer, as PyTorch's Adam(weight_decay=λ), not AdamW (PyTorch's also "
+    "decays the biases unless given parameter groups). 0: none."
+)
+
+
 def _set_threads(threads: int | None) -> int:
     import numba
 
@@ -255,6 +271,14 @@ def _load_data(
     default=None,
     callback=_positive_float,
     help="ε of Adagrad/Adadelta/RMSprop/Adam.",
+)
+@click.option(
+    "--weight-decay",
+    type=float,
+    default=0.0,
+    show_default=True,
+    callback=_nonnegative_float,
+    help=WEIGHT_DECAY_HELP,
 )
 @click.option(
     "--schedule",
@@ -425,6 +449,7 @@ def train(ctx: click.Context, **opts: Any) -> None:
         min_lr=opts["min_lr"],
         sampling=opts["sampling"],
         engine=opts["engine"],
+        weight_decay=opts["weight_decay"],
         optimizer_options={
             key: opts[key]
             for key in ("mu", "beta1", "beta2", "rho", "eps")
@@ -484,8 +509,10 @@ def train(ctx: click.Context, **opts: Any) -> None:
         f"data: {data.name}, {data.X_train_raw.shape[0]} train / {X_test.shape[0]} test samples "
         f"({data.source})"
     )
+    decay = f", weight decay {config.weight_decay:g}" if config.weight_decay else ""
     echo(
-        f"optimizer: {config.optimizer} {trainer.optimizer.hyper}, schedule {config.schedule}, "
+        f"optimizer: {config.optimizer} {trainer.optimizer.hyper}{decay}, "
+        f"schedule {config.schedule}, "
         f"sampling {config.sampling}, batch {trainer.sampler.batch_size}, seed {opts['seed']}, "
         f"{threads} thread(s)"
     )
@@ -622,8 +649,11 @@ def train(ctx: click.Context, **opts: Any) -> None:
 RUN_OPTIONS = (
     "hidden", "activation", "head", "optimizer", "lr", "mu", "beta1", "beta2", "rho", "eps",
     "schedule", "decay_rate", "decay_epochs", "min_lr", "sampling", "batch_size", "seed",
-    "dtype", "engine", "device",
+    "dtype", "engine", "device", "weight_decay",
 )  # fmt: skip
+#: Run options added after checkpoints were first written, with the value every run that
+#: predates them had: a checkpoint without one resumes with it.
+LATER_RUN_OPTIONS = {"weight_decay": 0.0}
 #: Options that say which data the run trains on (checked by fingerprint when resuming).
 DATA_OPTIONS = ("dataset", "data_dir", "train_file", "test_file", "label_column", "n_classes")
 #: The usual exit status of a process stopped by SIGTERM (128 + 15).
@@ -656,6 +686,8 @@ def _adopt_checkpoint_options(ctx: click.Context, opts: dict[str, Any], resume: 
     saved_options = resume.run.get("options")
     saved_data = resume.run.get("data")
     config = resume.run.get("config")
+    if isinstance(saved_options, dict):
+        saved_options = LATER_RUN_OPTIONS | saved_options
     if not (
         isinstance(saved_options, dict)
         and isinstance(saved_data, dict)
@@ -755,6 +787,7 @@ def _model_metadata(data: Any, opts: dict[str, Any], trainer: Any, history: list
         "epochs": trainer.epoch if trainer.at_epoch_boundary else trainer.epoch - 1,
         "seed": opts["seed"],
         "test_accuracy": history[-1]["test_accuracy"] if history else None,
+        "weight_decay": opts["weight_decay"],  # λ of R.1: the optimizer's steps followed ℓ_λ
     }
 
 
@@ -927,6 +960,14 @@ def predict(
     callback=_positive_float,
     help="Largest relative error that passes.",
 )
+@click.option(
+    "--weight-decay",
+    type=float,
+    default=0.0,
+    show_default=True,
+    callback=_nonnegative_float,
+    help="λ: check the gradient of ℓ + (λ/2) Σ W² (weights only, as train --weight-decay).",
+)
 def gradcheck(
     inputs: int,
     hidden: tuple[str, ...],
@@ -937,8 +978,12 @@ def gradcheck(
     seed: int,
     eps: float,
     tolerance: float,
+    weight_decay: float,
 ) -> None:
-    """Check backprop against central finite differences on a small random network (float64)."""
+    """Check backprop against central finite differences on a small random network (float64).
+
+    With --weight-decay λ the objective is ℓ_λ = ℓ + (λ/2) Σ W² (R.1), penalty included in both
+    the backprop gradient and the differences."""
     widths = parse_hidden(hidden)
     activations = parse_activations(activation, len(widths))
     import numpy as np
@@ -957,10 +1002,11 @@ def gradcheck(
         model.params.b[k][...] = rng.normal(scale=0.5, size=model.params.b[k].shape)
     X = rng.normal(size=(samples, inputs))
     y = rng.integers(0, classes, size=samples)
-    click.echo(f"{model}, {samples} samples, ε = {eps:g}")
+    decay = f", weight decay λ = {weight_decay:g}" if weight_decay else ""
+    click.echo(f"{model}, {samples} samples, ε = {eps:g}{decay}")
     click.echo(f"{'parameter':>10}  {'relative error':>15}  {'max |Δ|':>10}")
     worst = 0.0
-    for check in check_gradient(model, X, y, eps):
+    for check in check_gradient(model, X, y, eps, weight_decay):
         worst = max(worst, check.relative_error)
         click.echo(f"{check.name:>10}  {check.relative_error:15.3e}  {check.max_abs_error:10.3e}")
     if worst > tolerance:

@@ -12,7 +12,8 @@ Sources (in ``shared/derivations/``):
   FB    feedforward-and-backprop.md — §1 warm-up, §2 backpropagation (Q1–Q3)
   MMiDS mmids-neural-networks.md — §7.1 background, §7.2 gradient, §7.3 implementation
 Equations marked "standard" are not in the notes (optimizers the notes only name, schedules,
-initialisation); their source is the paper or library whose definition is followed.
+initialisation); their source is the paper or library whose definition is followed. R.1 (weight
+decay) is an extension of the notes' objective; its source says so.
 """
 
 from __future__ import annotations
@@ -70,6 +71,18 @@ _EQUATIONS = [
         "FB §2 Q2, MMiDS §7.1",
     ),
     Equation("S.1", "minibatch mean", "ℓ = (1/B) Σ_s ℓ_s,  ∇θ ℓ = (1/B) Σ_s ∇θ ℓ_s", "FB §1 Q2"),
+    # Regularisation (an extension: not in the notes)
+    Equation(
+        "R.1",
+        "L2 weight decay (coupled: the penalty's gradient is added to ∇ℓ before any update)",
+        "ℓ_λ(θ) = ℓ(θ) + (λ/2) Σ_m Σ_{i,j} (W^m_{ij})²,  "
+        "∂ℓ_λ/∂W^m_{ij} = (1/B) Σ_s δ^m_{s,i} h^{m−1}_{s,j} + λ W^m_{ij},  "
+        "∂ℓ_λ/∂b^m_i = ∂ℓ/∂b^m_i  (biases not decayed)",
+        "not in the notes — an extension: FB §1 Q2's objective ℓ plus an L2 penalty on the "
+        "weights (biases not decayed, as scikit-learn's alpha and Keras's kernel_regularizer; "
+        "coupled, as PyTorch's Adam(weight_decay=λ), not AdamW — PyTorch's weight_decay also "
+        "decays the biases unless parameter groups leave them out)",
+    ),
     # Backward pass
     Equation(
         "B.1", "output delta", "δ^L_{s,i} = ∂ℓ_s/∂z^L_{s,i} = f_{s,i} − 1_{Y_s=i}", "FB §2 Q2"

@@ -1,4 +1,5 @@
-"""Forward-pass kernels: one equation each (F.1–F.4, L.1, S.1), parallel over samples s.
+"""Forward-pass kernels: one equation each (F.1–F.4, L.1, S.1, R.1's penalty), parallel over
+samples s.
 
 Layout: a minibatch activation is an array ``h[s, j]`` of shape (B, d): sample s of the batch,
 unit j of the layer, one sample per row. Weights are ``W[i, j]`` of shape (d_k, d_{k−1}) as in
@@ -115,6 +116,19 @@ def batch_mean(values):
     for s in range(values.shape[0]):
         total += values[s]
     return total / values.shape[0]
+
+
+@serial
+def weight_penalty(W):
+    """(R.1) Σ_{i,j} (W^m_{ij})², summed in row order (deterministic); the penalty of ℓ_λ is
+    λ/2 times its sum over the layers. Only for reporting ℓ_λ (and checking its gradient):
+    training needs the penalty's gradient alone (backward.weight_decay_gradient)."""
+    total = 0.0
+    for i in range(W.shape[0]):
+        for j in range(W.shape[1]):
+            # (R.1) Σ_{i,j} (W^m_{ij})²
+            total += W[i, j] * W[i, j]
+    return total
 
 
 @kernel

@@ -14,8 +14,9 @@ Region 2, ``gradient_update`` — parallel over work items, each a range of rows
   matrices (the rows of W^1..W^L counted as one sequence, cut into pieces of equal cost). The
   owner of row i of W^m gets its gradient over ALL samples of the batch (B.3, B.2 with S.1) —
   the blocks' shards added in block order, or for layers without shards summed here over the
-  samples in sample order — and at once applies the optimizer update (U.1–U.6) to W^m_{i,:}
-  and b^m_i. No per-thread buffer, no atomics: every number is written by one block or item.
+  samples in sample order — adds the weight decay's λ W^m_{i,:} (R.1) if there is one, and at
+  once applies the optimizer update (U.1–U.6) to W^m_{i,:} and b^m_i. No per-thread buffer,
+  no atomics: every number is written by one block or item.
 
 Every number is computed by one fixed sequence of operations whoever computes it — how the
 rows are cut into items decides who, never how; the blocks, and so the shards, follow from the
@@ -151,7 +152,10 @@ INV_BATCH = 1  # 1/B
 BIAS1 = 2  # 1 − β₁^p (Adam)
 BIAS2 = 3  # 1 − β₂^p (Adam)
 HYPER = 4  # the optimizer's hyperparameters, in HYPER_ORDER, from here on
-N_COEF = HYPER + 3
+# λ of the weight decay (R.1), after the at most 3 hyperparameters: set once by the plan (the
+# steps never write it); 0 leaves region 2 exactly as without decay.
+DECAY = HYPER + 3
+N_COEF = DECAY + 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -753,6 +757,17 @@ def sum_shards(G, shards, layout, m, n_blocks, i_first, i_end):
                 g[j] = g[j] + row[j]
 
 
+@helper
+def weight_decay_run(sums, theta, start, n, decay_sum):
+    """(R.1) for the n weights r = start + j of one row i of W^m, in the scale of the sums
+    (B times the mean): sums[j] ← Σ_s δ^m_{s,i} h^{m−1}_{s,j} + Bλ W^m_{ij}, so that
+    update_run's (1/B) · sums[j] is ∂ℓ_λ/∂W^m_{ij}. decay_sum is Bλ."""
+    w = theta[start : start + n]
+    for j in range(n):
+        # (R.1) ∂ℓ_λ/∂W^m_{ij} = (1/B) Σ_s δ^m_{s,i} h^{m−1}_{s,j} + λ W^m_{ij}
+        sums[j] += decay_sum * w[j]
+
+
 @kernel(fastmath=False)
 def gradient_update(
     theta, state, G, shards, h, delta, spans, layout, cuts, B, sample_block, optimizer, coef,
@@ -760,11 +775,13 @@ def gradient_update(
 ):  # fmt: skip
     """Region 2: item t owns the rows cuts[t] ≤ r < cuts[t+1] of W^1..W^L (counted as one
     sequence). For each of its rows i of W^m: B.3 and B.2 over the whole batch — the sum of the
-    block's shards where layer m has them, else summed here — then U.* on W^m_{i,:} and b^m_i.
+    block's shards where layer m has them, else summed here — plus λ W^m_{i,:} when the plan has
+    a weight decay (R.1), then U.* on W^m_{i,:} and b^m_i.
     ``G[t]`` holds item t's sums, one band of rows at a time.
     """
     L = layout.shape[1] - 1
     n_blocks = (B + sample_block - 1) // sample_block
+    decay_sum = coef[DECAY] * B  # Bλ, the weight decay (R.1) in the scale of the sums
     for t in prange(cuts.shape[0] - 1):
         saved = enter_flush_mode(flush)
         for m in range(1, L + 1):
@@ -787,6 +804,8 @@ def gradient_update(
                     sums = G[t, r]  # Σ_s of row i + r: d_{m−1} weights, then the bias
                     w_at = layout[W_AT, m] + (i + r) * d_prev
                     b_at = layout[B_AT, m] + i + r
+                    if decay_sum != 0:  # (R.1) the weights only; b^m_i is not decayed
+                        weight_decay_run(sums, theta, w_at, d_prev, decay_sum)
                     update_run(theta, state, w_at, sums, d_prev, optimizer, coef)
                     update_run(theta, state, b_at, sums[d_prev:], 1, optimizer, coef)
         leave_flush_mode(saved)
@@ -947,6 +966,8 @@ class FusedPlan:
     flush_subnormals: run the regions with subnormal numbers flushed to zero (see
         ``enter_flush_mode``); results differ only where a value would be below 1.2e-38
         (float32) or 2.2e-308 (float64).
+    weight_decay: λ of the L2 weight decay (R.1): region 2 adds λ W^m_{ij} to each weight's
+        gradient before the update; 0 (the default) adds nothing.
     """
 
     def __init__(
@@ -959,9 +980,12 @@ class FusedPlan:
         sample_block: int | None = None,
         flush_subnormals: bool = True,
         shard_bytes: int | None = None,
+        weight_decay: float = 0.0,
     ) -> None:
         if max_batch < 1:
             raise NumbamlpError(f"batch size must be at least 1, got {max_batch}")
+        if not (math.isfinite(weight_decay) and weight_decay >= 0):
+            raise NumbamlpError(f"weight decay must be a finite number ≥ 0, got {weight_decay}")
         self.architecture = architecture
         self.max_batch = int(max_batch)
         self.dtype = np.dtype(dtype)
@@ -995,6 +1019,8 @@ class FusedPlan:
         self.losses = np.zeros(B, dt)  # ℓ_s
         self.log_totals = np.zeros(B, np.float64)  # log Σ_k e^{z^L_{s,k}}, for L.1
         self.coef = np.zeros(N_COEF, dt)
+        self.weight_decay = float(weight_decay)
+        self.coef[DECAY] = self.weight_decay  # λ (R.1), rounded to θ's precision
         # Region 2's partial sums: a band of rows of d_{m−1} + 1 sums per item. Each item's
         # rows start on a cache line of their own, since items on different threads rewrite
         # them on every pass over the samples.

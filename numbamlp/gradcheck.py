@@ -21,16 +21,19 @@ class LayerCheck:
     max_abs_error: float
 
 
-def numerical_gradient(model: MLP, X: np.ndarray, y: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-    """Central differences of the mean loss with respect to every component of θ."""
+def numerical_gradient(
+    model: MLP, X: np.ndarray, y: np.ndarray, eps: float = 1e-6, weight_decay: float = 0.0
+) -> np.ndarray:
+    """Central differences of the mean loss (ℓ_λ with ``weight_decay`` λ, R.1) with respect to
+    every component of θ."""
     theta = model.params.theta
     grad = np.zeros_like(theta, dtype=np.float64)
     for r in range(theta.shape[0]):
         saved = theta[r]
         theta[r] = saved + eps
-        plus = model.loss(X, y)
+        plus = model.loss(X, y, weight_decay=weight_decay)
         theta[r] = saved - eps
-        minus = model.loss(X, y)
+        minus = model.loss(X, y, weight_decay=weight_decay)
         theta[r] = saved
         grad[r] = (plus - minus) / (2 * eps)
     return grad
@@ -60,10 +63,13 @@ def relative_error(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(a - b)) / denom
 
 
-def check_gradient(model: MLP, X: np.ndarray, y: np.ndarray, eps: float = 1e-6) -> list[LayerCheck]:
-    """Compare the backprop gradient with central differences, layer by layer."""
-    _, grads = model.loss_and_gradient(X, y)
-    numeric = model.architecture.layer_views(numerical_gradient(model, X, y, eps))
+def check_gradient(
+    model: MLP, X: np.ndarray, y: np.ndarray, eps: float = 1e-6, weight_decay: float = 0.0
+) -> list[LayerCheck]:
+    """Compare the backprop gradient with central differences, layer by layer; with
+    ``weight_decay`` λ, of the objective ℓ_λ with its penalty (R.1)."""
+    _, grads = model.loss_and_gradient(X, y, weight_decay)
+    numeric = model.architecture.layer_views(numerical_gradient(model, X, y, eps, weight_decay))
     checks = []
     for k in range(1, model.architecture.L + 1):
         for name, analytic, approx in (

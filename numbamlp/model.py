@@ -141,17 +141,23 @@ class MLP:
         y = self.check_labels(y, X.shape[0])
         return float(np.mean(self.predict(X, scale) == y))
 
-    def loss(self, X: np.ndarray, y: np.ndarray, scale: float = 1.0) -> float:
-        """Mean cross-entropy (L.1, S.1) over all rows of X · scale."""
+    def loss(
+        self, X: np.ndarray, y: np.ndarray, scale: float = 1.0, weight_decay: float = 0.0
+    ) -> float:
+        """Mean cross-entropy (L.1, S.1) over all rows of X · scale, plus the weight decay's
+        penalty (λ/2) Σ_m ‖W^m‖² when ``weight_decay`` λ ≠ 0 (R.1): ℓ_λ."""
         X = self.check_inputs(X, raw=True)
         y = self.check_labels(y, X.shape[0])
         total = 0.0
         for start, ws in self._forward_chunks(X, scale):
             total += passes.loss(ws, self.params, y[start : start + ws.batch_size]) * ws.batch_size
-        return total / X.shape[0]
+        return total / X.shape[0] + passes.penalty(self.params, weight_decay)
 
-    def loss_and_gradient(self, X: np.ndarray, y: np.ndarray) -> tuple[float, Parameters]:
-        """ℓ(θ) = (1/n) Σ_s ℓ_s and ∇θ ℓ for one batch holding all rows of X."""
+    def loss_and_gradient(
+        self, X: np.ndarray, y: np.ndarray, weight_decay: float = 0.0
+    ) -> tuple[float, Parameters]:
+        """ℓ(θ) = (1/n) Σ_s ℓ_s and ∇θ ℓ for one batch holding all rows of X; with
+        ``weight_decay`` λ ≠ 0, ℓ_λ and ∇θ ℓ_λ (R.1)."""
         X = self.check_inputs(X)
         y = self.check_labels(y, X.shape[0])
         ws = Workspace(self.architecture, X.shape[0], self.dtype)
@@ -159,6 +165,6 @@ class MLP:
         gather_batch(ws.h[0], X, ws.indices, self.dtype.type(1.0))
         grads = Parameters.zeros(self.architecture, self.dtype)
         passes.forward(ws, self.params)
-        value = passes.loss(ws, self.params, y)
-        passes.backward(ws, self.params, grads, y)
+        value = passes.loss(ws, self.params, y) + passes.penalty(self.params, weight_decay)
+        passes.backward(ws, self.params, grads, y, weight_decay)
         return value, grads

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from numbamlp.backward import bias_gradient, hidden_delta, output_delta, weight_gradient
+from numbamlp.backward import (
+    bias_gradient,
+    hidden_delta,
+    output_delta,
+    weight_decay_gradient,
+    weight_gradient,
+)
 from numbamlp.forward import (
     activation_forward,
     affine_forward,
@@ -16,6 +22,7 @@ from numbamlp.forward import (
     cross_entropy,
     modified_softmax_forward,
     softmax_forward,
+    weight_penalty,
 )
 from numbamlp.network import Parameters
 from numbamlp.workspace import Workspace
@@ -42,15 +49,31 @@ def loss(ws: Workspace, params: Parameters, y: np.ndarray) -> float:
     return batch_mean(ws.losses)  # (S.1)
 
 
-def backward(ws: Workspace, params: Parameters, grads: Parameters, y: np.ndarray) -> None:
-    """δ^L, then for m = L..1: ∇W^m, ∇b^m, and δ^{m−1}. Gradients are minibatch means."""
+def penalty(params: Parameters, weight_decay: float) -> float:
+    """The weight decay's term of ℓ_λ = ℓ + (λ/2) Σ_m Σ_{i,j} (W^m_{ij})² (0 for λ = 0)."""
+    if weight_decay == 0:
+        return 0.0
+    total = 0.0
+    for m in range(1, params.architecture.L + 1):
+        total += weight_penalty(params.W[m])  # (R.1)
+    return 0.5 * weight_decay * total
+
+
+def backward(
+    ws: Workspace, params: Parameters, grads: Parameters, y: np.ndarray, weight_decay: float = 0.0
+) -> None:
+    """δ^L, then for m = L..1: ∇W^m, ∇b^m, and δ^{m−1}. Gradients are minibatch means, of ℓ_λ
+    when ``weight_decay`` λ ≠ 0 (λ W^m added to ∇W^m; with λ = 0 that kernel is not called)."""
     arch = params.architecture
     codes = arch.activation_codes
     L = arch.L
     inv_batch = params.theta.dtype.type(1.0 / ws.batch_size)
+    decay = params.theta.dtype.type(weight_decay)
     output_delta(ws.delta[L], ws.f, y)  # (B.1)
     for m in range(L, 0, -1):
         weight_gradient(grads.W[m], ws.delta[m], ws.h[m - 1], inv_batch)  # (B.3)
+        if weight_decay != 0:
+            weight_decay_gradient(grads.W[m], params.W[m], decay)  # (R.1)
         bias_gradient(grads.b[m], ws.delta[m], inv_batch)  # (B.2)
         if m > 1:
             hidden_delta(

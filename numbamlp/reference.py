@@ -91,6 +91,16 @@ def hidden_delta(W_next, Delta_next, Z, activation):
     return (Delta_next @ W_next) * PHI_PRIME[activation](Z)
 
 
+def weight_penalty(W, weight_decay):
+    """(R.1) (λ/2) Σ_m ‖W^m‖²_F over the layers' weights (W indexed by layer, W[0] unused)."""
+    return 0.5 * weight_decay * sum(float(np.sum(Wm * Wm)) for Wm in W[1:])
+
+
+def weight_decay_gradient(gW, W, weight_decay):
+    """(R.1) ∇W^m ℓ_λ = ∇W^m ℓ + λ W^m (the biases' gradient is unchanged)."""
+    return gW + weight_decay * W if weight_decay else gW
+
+
 def forward(arch: Architecture, W, b, X):
     """All Z^k, H^k and the output F for a batch X."""
     H = [X]
@@ -103,15 +113,16 @@ def forward(arch: Architecture, W, b, X):
     return Z, H, F
 
 
-def loss_and_gradient(arch: Architecture, W, b, X, y):
-    """Mean loss and (∇W, ∇b) lists indexed by layer, by the matrix-form backprop."""
+def loss_and_gradient(arch: Architecture, W, b, X, y, weight_decay=0.0):
+    """Mean loss and (∇W, ∇b) lists indexed by layer, by the matrix-form backprop; with
+    ``weight_decay`` λ, of ℓ_λ (R.1)."""
     Z, H, F = forward(arch, W, b, X)
-    loss = cross_entropy(Z[arch.L], y, arch.n_classes).mean()
+    loss = cross_entropy(Z[arch.L], y, arch.n_classes).mean() + weight_penalty(W, weight_decay)
     gW = [None] * (arch.L + 1)
     gb = [None] * (arch.L + 1)
     Delta = output_delta(F, y, arch.sizes[-1])
     for m in range(arch.L, 0, -1):
-        gW[m] = weight_gradient(Delta, H[m - 1])
+        gW[m] = weight_decay_gradient(weight_gradient(Delta, H[m - 1]), W[m], weight_decay)
         gb[m] = bias_gradient(Delta)
         if m > 1:
             Delta = hidden_delta(W[m], Delta, Z[m - 1], arch.activations[m - 2])

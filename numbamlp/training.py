@@ -60,6 +60,9 @@ class TrainConfig:
     min_lr: float = 0.0  # γ_min of cosine (G.4)
     sampling: str = "shuffle"
     engine: str = "fused"  # or "kernels": one Python call per equation kernel
+    # λ of the L2 weight decay (R.1): the steps follow ∇ℓ_λ = ∇ℓ + λW (weights only, not the
+    # biases), whatever the optimizer — coupled, as PyTorch's Adam(weight_decay=λ), not AdamW.
+    weight_decay: float = 0.0
 
     def validate(self) -> None:
         if not isinstance(self.epochs, int) or self.epochs < 1:
@@ -78,6 +81,10 @@ class TrainConfig:
             )
         if not self.decay_epochs > 0:
             raise NumbamlpError(f"decay epochs must be positive, got {self.decay_epochs}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise NumbamlpError(
+                f"weight decay must be a finite number ≥ 0, got {self.weight_decay}"
+            )
 
 
 @dataclass
@@ -151,7 +158,13 @@ class Trainer:
         self.grads = Parameters.zeros(arch, dtype)
         self.plan: FusedPlan | None = None
         if self.config.engine == "fused":
-            self.plan = FusedPlan(arch, self.sampler.batch_size, dtype, self.optimizer)
+            self.plan = FusedPlan(
+                arch,
+                self.sampler.batch_size,
+                dtype,
+                self.optimizer,
+                weight_decay=self.config.weight_decay,
+            )
             self.state = self.plan.adopt_state(self.optimizer)
 
     def _call_size(self, first: int, end: int) -> int:
@@ -268,7 +281,7 @@ class Trainer:
         self.batch_losses[q] = batch_loss
         if not math.isfinite(batch_loss):
             raise TrainingDiverged(self._divergence_message("loss", batch_loss, q))
-        passes.backward(ws, params, grads, ws.labels)
+        passes.backward(ws, params, grads, ws.labels, self.config.weight_decay)
         self.optimizer.step(params.theta, grads.theta, self.lrs[q])
         self.batch += 1
 

@@ -545,6 +545,8 @@ BAD_OPTIONS = [
     (("--lr", "-1"), "--lr"),
     (("--lr", "0"), "--lr"),
     (("--lr", "nan"), "--lr"),
+    (("--weight-decay", "-0.1"), "--weight-decay"),
+    (("--weight-decay", "nan"), "--weight-decay"),
     (("--hidden", ""), "empty entry"),
     (("--hidden", "32,,16"), "empty entry in '32,,16'"),
     (("--hidden", "0"), "layer width must be positive"),

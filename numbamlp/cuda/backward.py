@@ -6,7 +6,8 @@ are needed and every sum runs in one fixed order (a run is reproducible bit for 
 * δ (B.1, B.4): thread (s, i) owns δ[s, i]; B.4 sums over i of the layer above in order;
 * ∇W (B.3): thread (i, j) owns ∇W[i, j] and sums over the samples s in order, the same
   order as the CPU loop, which sums over s for each (i, j) too;
-* ∇b (B.2): thread i owns ∇b[i] and sums over s in order.
+* ∇b (B.2): thread i owns ∇b[i] and sums over s in order;
+* the weight decay (R.1): thread (i, j) adds λ W[i, j] to the ∇W[i, j] it owns.
 """
 
 from __future__ import annotations
@@ -53,6 +54,17 @@ def weight_gradient(grad_W, delta, h_prev, inv_batch):
             grad_W[i, j] += delta_si * h_prev[s, j]
         # (S.1) mean over the minibatch
         grad_W[i, j] *= inv_batch
+
+
+@cuda.jit
+def weight_decay_gradient(grad_W, W, weight_decay):
+    """(R.1) ∇W^m ℓ_λ = ∇W^m ℓ + λ W^m, added in place; thread (i, j) owns ∇W^m_{ij}. Biases
+    have no penalty."""
+    d_out, d_in = grad_W.shape
+    i, j = cuda.grid(2)
+    if i < d_out and j < d_in:
+        # (R.1) ∂ℓ_λ/∂W^m_{ij} = (1/B) Σ_s δ^m_{s,i} h^{m−1}_{s,j} + λ W^m_{ij}
+        grad_W[i, j] += weight_decay * W[i, j]
 
 
 @cuda.jit

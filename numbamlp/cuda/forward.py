@@ -5,11 +5,13 @@ thread grid; what one CPU iteration computes, one thread computes, in the same o
 
 * elementwise kernels: thread (s, i) from ``s, i = cuda.grid(2)`` owns element [s, i];
 * per-sample kernels (softmax, cross-entropy, onecold): thread s owns row s and loops over it;
-* ``batch_mean``: one thread sums ℓ_s in sample order (deterministic, no atomics).
+* ``batch_mean``: one thread sums ℓ_s in sample order (deterministic, no atomics);
+  ``weight_penalty`` likewise sums (W^m_{ij})² in row order.
 
 Every kernel returns early for threads past the array's end (grids are rounded up to whole
-blocks). ``batch_mean`` is the one signature that differs: a kernel cannot return a value, so
-the mean is written to ``mean[0]`` (output first, as everywhere).
+blocks). ``batch_mean`` and ``weight_penalty`` are the signatures that differ: a kernel cannot
+return a value, so the result is written to ``mean[0]`` / ``total[0]`` (output first, as
+everywhere).
 """
 
 from __future__ import annotations
@@ -116,6 +118,19 @@ def batch_mean(mean, values):
         for s in range(values.shape[0]):
             total += values[s]
         mean[0] = total / values.shape[0]
+
+
+@cuda.jit
+def weight_penalty(total, W):
+    """(R.1) Σ_{i,j} (W^m_{ij})², summed in row order by one thread (deterministic), written to
+    ``total[0]``."""
+    if cuda.grid(1) == 0:
+        acc = 0.0
+        for i in range(W.shape[0]):
+            for j in range(W.shape[1]):
+                # (R.1) Σ_{i,j} (W^m_{ij})²
+                acc += W[i, j] * W[i, j]
+        total[0] = acc
 
 
 @cuda.jit

@@ -10,7 +10,13 @@ from __future__ import annotations
 import numpy as np
 
 from numbamlp.cuda.backend import cuda
-from numbamlp.cuda.backward import bias_gradient, hidden_delta, output_delta, weight_gradient
+from numbamlp.cuda.backward import (
+    bias_gradient,
+    hidden_delta,
+    output_delta,
+    weight_decay_gradient,
+    weight_gradient,
+)
 from numbamlp.cuda.forward import (
     activation_forward,
     affine_forward,
@@ -89,18 +95,29 @@ def loss(ws: Workspace, params: DeviceParameters, y, mean, threads: Threads) -> 
 
 
 def backward(
-    ws: Workspace, params: DeviceParameters, grads: DeviceParameters, y, threads: Threads
+    ws: Workspace,
+    params: DeviceParameters,
+    grads: DeviceParameters,
+    y,
+    threads: Threads,
+    weight_decay: float = 0.0,
 ) -> None:
-    """δ^L, then for m = L..1: ∇W^m, ∇b^m, and δ^{m−1}. Gradients are minibatch means."""
+    """δ^L, then for m = L..1: ∇W^m, ∇b^m, and δ^{m−1}. Gradients are minibatch means, of ℓ_λ
+    when ``weight_decay`` λ ≠ 0 (R.1), as passes.backward."""
     arch = params.architecture
     codes = arch.activation_codes
     L, B, sizes = arch.L, ws.batch_size, arch.sizes
     inv_batch = np.dtype(params.theta.dtype).type(1.0 / B)
+    decay = np.dtype(params.theta.dtype).type(weight_decay)
     output_delta[threads.elementwise(B, sizes[L])](ws.delta[L], ws.f, y)  # (B.1)
     for m in range(L, 0, -1):
         weight_gradient[threads.elementwise(sizes[m], sizes[m - 1])](
             grads.W[m], ws.delta[m], ws.h[m - 1], inv_batch
         )  # (B.3)
+        if weight_decay != 0:
+            weight_decay_gradient[threads.elementwise(sizes[m], sizes[m - 1])](
+                grads.W[m], params.W[m], decay
+            )  # (R.1)
         bias_gradient[grid_1d(sizes[m], threads.one_d)](grads.b[m], ws.delta[m], inv_batch)  # (B.2)
         if m > 1:
             hidden_delta[threads.elementwise(B, sizes[m - 1])](

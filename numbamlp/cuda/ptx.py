@@ -62,6 +62,8 @@ def _signatures(dtype_name: str) -> dict[str, list[tuple]]:
         "output_delta": [(F2, F2, I1)],
         "bias_gradient": [(F1, F2, ft)],
         "weight_gradient": [(F2, F2, F2, ft)],
+        "weight_decay_gradient": [(F2, F2, ft)],
+        "weight_penalty": [(a(types.float64, 1), F2)],
         "hidden_delta": [(F2, F2, F2, F2, i64)],
         "softmax_jacobian": [(F2, F1)],
         "count_nonfinite": [(I1, F1)],

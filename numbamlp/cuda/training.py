@@ -135,7 +135,7 @@ class DeviceTrainer(Trainer):
         gather_labels[threads.per_sample(B)](ws.labels, self.y_device, indices)
         passes.forward(ws, self.params, threads)
         passes.loss(ws, self.params, ws.labels, loss_slot, threads)
-        passes.backward(ws, self.params, self.grads, ws.labels, threads)
+        passes.backward(ws, self.params, self.grads, ws.labels, threads, self.config.weight_decay)
         self.device_optimizer.step(self.params.theta, self.grads.theta, self.lrs[q])
 
     def check_parameters(self) -> None:

@@ -174,6 +174,20 @@ def test_hidden_delta(rng, dtype, name):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_weight_decay(rng, dtype):
+    """(R.1) λW added to ∇W in place, and Σ W² summed by one writer, as on the CPU."""
+    grad_W = rng.normal(size=(D_OUT, D_IN)).astype(dtype)
+    W = rng.normal(size=(D_OUT, D_IN)).astype(dtype)
+    run_twins(
+        cpu_backward.weight_decay_gradient, gpu_backward.weight_decay_gradient,
+        grid_2d(D_OUT, D_IN, 2), [grad_W, W, dtype(0.3)], (0,), dtype,
+    )  # fmt: skip
+    total = cuda.to_device(np.full(1, np.nan))
+    gpu_forward.weight_penalty[grid_1d(4, 2)](total, cuda.to_device(W))  # 2 blocks, 1 writer
+    assert_close(total.copy_to_host(), np.array([cpu_forward.weight_penalty(W)]), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_softmax_jacobian(rng, dtype):
     f = rng.dirichlet(np.ones(M)).astype(dtype)
     run_twins(

@@ -27,7 +27,9 @@ def data():
     return X, y
 
 
-def pair(optimizer="adam", head="softmax", dtype="float64", sampling="shuffle", lr=None):
+def pair(
+    optimizer="adam", head="softmax", dtype="float64", sampling="shuffle", lr=None, weight_decay=0.0
+):
     """A CPU trainer and a device trainer built from the same seed (4 steps per epoch)."""
     X, y = data()
     trainers = []
@@ -39,7 +41,7 @@ def pair(optimizer="adam", head="softmax", dtype="float64", sampling="shuffle", 
         )  # fmt: skip
         config = TrainConfig(
             epochs=2, batch_size=4, optimizer=optimizer, lr=lr, sampling=sampling,
-            engine="kernels",
+            engine="kernels", weight_decay=weight_decay,
         )  # fmt: skip
         if kind == "cpu":
             trainers.append(Trainer(model, X, y, config, rng, scale=1 / 255))
@@ -72,6 +74,17 @@ def test_one_step_equals_the_cpu_step(optimizer):
     gpu.train_steps(1)
     assert not np.array_equal(cpu.model.params.theta, theta0)  # the step did move θ
     assert_same_state(cpu, gpu, "float64")
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_weight_decay_steps_equal_the_cpu_steps(optimizer):
+    """With λ > 0 (R.1) the device adds λW to ∇W as the CPU does; the decay moved θ."""
+    cpu, gpu = pair(optimizer, weight_decay=0.5)
+    plain, _ = pair(optimizer)
+    for trainer in (cpu, gpu, plain):
+        trainer.train_steps(3)
+    assert_same_state(cpu, gpu, "float64")
+    assert not np.allclose(cpu.model.params.theta, plain.model.params.theta)
 
 
 @pytest.mark.parametrize("head", ["softmax", "modified-softmax"])
