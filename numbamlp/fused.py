@@ -160,6 +160,11 @@ N_COEF = DECAY + 1
 
 # ---------------------------------------------------------------------------------------------
 # Views into θ and the flat batch buffers (slices and reshapes: no copies, no allocation).
+#
+# Numba types an integer constant passed to a helper as a literal (Literal[int](0)), so a helper
+# called with 0 in one place and with a variable in another is compiled twice. The call sites
+# wrap such constants (and prange's unsigned block index) in np.int64(…): each helper then has
+# one signature, which saves ~10 % of a cold compile (benchmarks/README.md).
 
 
 @helper
@@ -499,7 +504,7 @@ def forward_backward(
         saved = enter_flush_mode(flush)
         s0 = block * sample_block
         s1 = min(s0 + sample_block, B)
-        gather_rows(activations(h, layout, 0, B), spans, X, X_spans, scale, batch, s0, s1)
+        gather_rows(activations(h, layout, np.int64(0), B), spans, X, X_spans, scale, batch, s0, s1)
         prefetch_rows(X, next_batch, s0, min(s1, next_batch.shape[0]))
         for k in range(1, L + 1):
             z_k = layer_rows(z, layout, k, B)
@@ -525,10 +530,10 @@ def forward_backward(
         for m in range(1, L + 1):
             if layout[SHARD_AT, m] >= 0:
                 weight_gradient_rows(
-                    gradient_shard(shards, layout, m, block),
+                    gradient_shard(shards, layout, m, np.int64(block)),
                     layer_rows(delta, layout, m, B),
                     activations(h, layout, m - 1, B),
-                    0,
+                    np.int64(0),
                     layout[SIZE, m],
                     s0,
                     s1,
@@ -739,7 +744,7 @@ def sum_shards(G, shards, layout, m, n_blocks, i_first, i_end):
     (a fixed order, whichever thread wrote each shard). The columns are those of
     ``weight_gradient_rows``: d_{m−1} weights, then the bias."""
     n = layout[SIZE, m - 1] + 1
-    first = gradient_shard(shards, layout, m, 0)
+    first = gradient_shard(shards, layout, m, np.int64(0))
     for r in range(i_end - i_first):
         g = G[r]
         row = first[i_first + r]
@@ -798,7 +803,7 @@ def gradient_update(
                     sum_shards(G[t], shards, layout, m, n_blocks, i, i_end)
                 else:
                     weight_gradient_rows(
-                        G[t], delta_m, h_prev, i, i_end, 0, B, group, chunk, spans, m > 1
+                        G[t], delta_m, h_prev, i, i_end, np.int64(0), B, group, chunk, spans, m > 1
                     )  # fmt: skip
                 for r in range(i_end - i):
                     sums = G[t, r]  # Σ_s of row i + r: d_{m−1} weights, then the bias
@@ -807,7 +812,7 @@ def gradient_update(
                     if decay_sum != 0:  # (R.1) the weights only; b^m_i is not decayed
                         weight_decay_run(sums, theta, w_at, d_prev, decay_sum)
                     update_run(theta, state, w_at, sums, d_prev, optimizer, coef)
-                    update_run(theta, state, b_at, sums[d_prev:], 1, optimizer, coef)
+                    update_run(theta, state, b_at, sums[d_prev:], np.int64(1), optimizer, coef)
         leave_flush_mode(saved)
 
 
