@@ -755,7 +755,23 @@ def _model_metadata(data: Any, opts: dict[str, Any], trainer: Any, history: list
         "epochs": trainer.epoch if trainer.at_epoch_boundary else trainer.epoch - 1,
         "seed": opts["seed"],
         "test_accuracy": history[-1]["test_accuracy"] if history else None,
+        "input": _input_record(data).as_metadata(),
     }
+
+
+def _input_record(data: Any) -> Any:
+    """How the training features were scaled (predict/evaluate apply it: inputscale.py)."""
+    from numbamlp.inputscale import record_for
+
+    return record_for(data.X_train_raw, data.feature_scale)
+
+
+def _model_inputs(model: Any, record: Any, X: Any, what: str) -> tuple[Any, float]:
+    """(X, scale) for model.predict: checked, then scaled as the model's training data was."""
+    from numbamlp.inputscale import prepare_input
+
+    X, scale = prepare_input(model.check_inputs(X, what, raw=True), record, what)
+    return model.check_inputs(X, what, raw=True), scale
 
 
 def _progress(show: bool, length: int, label: str) -> Any:
@@ -815,6 +831,7 @@ def evaluate(
     if test_file is not None:
         X, y = datasets.load_arrays_file(test_file, label_column=label_column)
         source = test_file
+        X, scale = _model_inputs(model, loaded.input, X, f"features of {source}")
     else:
         name = dataset or loaded.metadata.get("dataset")
         if name is None:
@@ -872,13 +889,14 @@ def predict(
     from numbamlp.atomic import atomic_write
     from numbamlp.modelio import load_model
 
-    model = load_model(model_path).model
+    loaded = load_model(model_path)
+    model = loaded.model
     X = datasets.load_features_file(input_path, label_column=label_column)
-    X = model.check_inputs(X, f"features of {input_path}")
-    classes = model.predict(X)
+    X, scale = _model_inputs(model, loaded.input, X, f"features of {input_path}")
+    classes = model.predict(X, scale)
     lines = io.StringIO()
     if proba:
-        probabilities = model.predict_proba(X)
+        probabilities = model.predict_proba(X, scale)
         M = probabilities.shape[1]
         lines.write("class," + ",".join(f"p{k}" for k in range(M)) + "\n")
         for c, row in zip(classes, probabilities, strict=True):
