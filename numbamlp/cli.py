@@ -35,7 +35,14 @@ def _user_error_type() -> type[Exception]:
 
 
 class _Group(click.Group):
-    """Turns NumbamlpError into one line on stderr and exit status 2."""
+    """Turns NumbamlpError into one line on stderr and exit status 2; output that the terminal's
+    encoding cannot show is spelled in ASCII (console.py) rather than crash."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        from numbamlp.console import fitted_streams
+
+        with fitted_streams():
+            return super().main(*args, **kwargs)
 
     def invoke(self, ctx: click.Context) -> Any:
         global COMMAND_STARTED
