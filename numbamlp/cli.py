@@ -24,6 +24,7 @@ ACTIVATION_NAMES = ("sigmoid", "tanh", "relu", "leaky_relu", "softplus", "identi
 OPTIMIZER_NAMES = ("sgd", "momentum", "adagrad", "adadelta", "rmsprop", "adam")
 SCHEDULE_NAMES = ("constant", "step", "inverse-time", "cosine")
 DATASET_NAMES = ("mnist", "fashion-mnist")
+HEAD_NAMES = ("softmax", "modified-softmax")
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 
@@ -132,6 +133,40 @@ def _positive_float(
     return value
 
 
+#: Prefix of the hidden options that keep an option's old spelling working (_old_name).
+OLD_NAME = "old_name_of_"
+#: Which meaning of an overloaded old spelling the note names, by the option it now sets.
+OLD_NAME_MEANING = {"head": " (the output head)", "fd_step": " (the finite-difference step)"}
+
+
+def _old_name(flag: str, name: str, **kwargs: Any) -> Any:
+    """A hidden option ``flag``, the old spelling of option ``name``: scripts written before the
+    rename keep working (with a note on stderr; _take_old_names)."""
+    return click.option(flag, OLD_NAME + name, hidden=True, default=None, **kwargs)
+
+
+def _take_old_names(ctx: click.Context, opts: dict[str, Any]) -> None:
+    """Move the values given under old spellings to their options, noting the new names."""
+    for param in ctx.command.params:
+        if not (param.name or "").startswith(OLD_NAME):
+            continue
+        value = opts.pop(param.name)
+        if value is None:
+            continue
+        name = param.name[len(OLD_NAME) :]
+        old, new = param.opts[0], _option_flag(ctx, name)
+        if _given(ctx, name) and opts[name] != value:
+            raise click.BadParameter(
+                f"{old} is the old name of {new}; give only one of them", param_hint=new
+            )
+        opts[name] = value
+        ctx.meta.setdefault(OLD_NAME, set()).add(name)
+        click.echo(
+            f"note: {old}{OLD_NAME_MEANING.get(name, '')} is now {new}; the old name still works",
+            err=True,
+        )
+
+
 def _set_threads(threads: int | None) -> int:
     import numba
 
@@ -237,13 +272,13 @@ def _load_data(
     help=f"Hidden activation(s), one for all or one per layer: {', '.join(ACTIVATION_NAMES)}.",
 )
 @click.option(
-    "--output",
-    "head",
-    type=click.Choice(("softmax", "modified-softmax")),
+    "--head",
+    type=click.Choice(HEAD_NAMES),
     default="softmax",
     show_default=True,
     help="Output head: softmax (M outputs) or MMiDS's γ̃ (M−1 outputs).",
 )
+@_old_name("--output", "head", type=click.Choice(HEAD_NAMES))
 @click.option("--optimizer", type=click.Choice(OPTIMIZER_NAMES), default="adam", show_default=True)
 @click.option(
     "--lr",
@@ -368,6 +403,7 @@ def train(ctx: click.Context, **opts: Any) -> None:
     Ctrl-C (or SIGTERM) finishes the current minibatches, writes a checkpoint and says how to
     resume; a second Ctrl-C stops at once.
     """
+    _take_old_names(ctx, opts)
     resume = None
     if opts["resume"] is not None:
         from numbamlp.checkpoint import load_checkpoint
@@ -648,7 +684,9 @@ def _absolute(path: str | None) -> str | None:
 def _given(ctx: click.Context, name: str) -> bool:
     """Whether the user set option ``name`` (on the command line or through the environment)."""
     source = ctx.get_parameter_source(name)
-    return source not in (None, click.core.ParameterSource.DEFAULT)
+    return source not in (None, click.core.ParameterSource.DEFAULT) or name in ctx.meta.get(
+        OLD_NAME, ()
+    )
 
 
 def _option_flag(ctx: click.Context, name: str) -> str:
@@ -926,24 +964,21 @@ def predict(
 @click.option("--inputs", type=click.IntRange(min=1), default=6, show_default=True, help="d_0.")
 @click.option("--hidden", multiple=True, default=("5,4",), show_default=True)
 @click.option("--activation", multiple=True, default=("sigmoid",), show_default=True)
-@click.option("--classes", type=click.IntRange(min=2), default=4, show_default=True, help="M.")
-@click.option(
-    "--output",
-    "head",
-    type=click.Choice(("softmax", "modified-softmax")),
-    default="softmax",
-    show_default=True,
-)
+@click.option("--n-classes", type=click.IntRange(min=2), default=4, show_default=True, help="M.")
+@_old_name("--classes", "n_classes", type=click.IntRange(min=2))
+@click.option("--head", type=click.Choice(HEAD_NAMES), default="softmax", show_default=True)
+@_old_name("--output", "head", type=click.Choice(HEAD_NAMES))
 @click.option("--samples", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option(
-    "--eps",
+    "--fd-step",
     type=float,
     default=1e-6,
     show_default=True,
     callback=_positive_float,
-    help="Finite-difference step.",
+    help="Finite-difference step ε.",
 )
+@_old_name("--eps", "fd_step", type=float, callback=_positive_float)
 @click.option(
     "--tolerance",
     type=float,
@@ -952,18 +987,13 @@ def predict(
     callback=_positive_float,
     help="Largest relative error that passes.",
 )
-def gradcheck(
-    inputs: int,
-    hidden: tuple[str, ...],
-    activation: tuple[str, ...],
-    classes: int,
-    head: str,
-    samples: int,
-    seed: int,
-    eps: float,
-    tolerance: float,
-) -> None:
+@click.pass_context
+def gradcheck(ctx: click.Context, **opts: Any) -> None:
     """Check backprop against central finite differences on a small random network (float64)."""
+    _take_old_names(ctx, opts)
+    inputs, hidden, activation = opts["inputs"], opts["hidden"], opts["activation"]
+    classes, head, samples, seed = opts["n_classes"], opts["head"], opts["samples"], opts["seed"]
+    eps, tolerance = opts["fd_step"], opts["tolerance"]
     widths = parse_hidden(hidden)
     activations = parse_activations(activation, len(widths))
     import numpy as np

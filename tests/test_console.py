@@ -40,7 +40,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
     np.savez(root / "train.npz", X=X, y=y)
     model = root / "model.npz"
     out = _run("utf-8", "train", "--train-file", root / "train.npz", "--epochs", "1",
-               "--output", "modified-softmax", "--save", model)  # fmt: skip
+               "--head", "modified-softmax", "--save", model)  # fmt: skip
     assert out.returncode == 0, out.stderr
     return {"train": root / "train.npz", "model": model, "five": root / "five.npz"}
 
