@@ -576,12 +576,12 @@ def train(ctx: click.Context, **opts: Any) -> None:
                 epoch = trainer.epoch + (1 if trainer.at_epoch_boundary else 0)
                 label = f"epoch {epoch}/{config.epochs}"
                 with _progress(show_bar, steps, label) as bar:
-                    if bar is not None and trainer.batch:
-                        bar.update(trainer.batch)  # a resumed epoch
+                    if bar is not None and trainer.batch:  # a resumed epoch
+                        bar.skip(trainer.batch, float(trainer.batch_losses[: trainer.batch].sum()))
 
                     def on_batch(b: int, _bar=bar) -> None:
                         if _bar is not None:
-                            _bar.update(1)
+                            _bar.update(float(trainer.batch_losses[b]))
                         after_batch(b)
 
                     while True:
@@ -820,12 +820,15 @@ def _model_inputs(model: Any, record: Any, X: Any, what: str) -> tuple[Any, floa
 
 
 def _progress(show: bool, length: int, label: str) -> Any:
-    """A click progress bar over an epoch's minibatches; a context giving None when off."""
+    """A progress bar over an epoch's minibatches (rate, ETA, running loss: progress.py); a
+    context giving None when off."""
     import contextlib
 
     if not show:
         return contextlib.nullcontext(None)
-    return click.progressbar(length=length, label=label)
+    from numbamlp.progress import EpochBar
+
+    return EpochBar(sys.stdout, length, label)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -511,8 +511,12 @@ def test_progress_bar_on_a_terminal(files):
     text = _run_on_a_terminal("train", *_user_data(files), *FAST, "--epochs", "2")
     assert "epoch 1/2  [" in text and "epoch 2/2  [" in text
     assert "100%" in text
+    assert re.search(r"\] +\d+%  \S+ batches/s  ETA \d+:\d\d  loss \d\.\d{4}", text), text
     assert [e[0] for e in _epoch_lines(text)] == [1, 2]
     assert "Traceback" not in text
+    # the bar is drawn over in place and blanked: the screen keeps one line per epoch
+    screen = [line.rsplit("\r", 1)[-1].strip() for line in text.split("\n")]
+    assert not [line for line in screen if "batches/s" in line or "[#" in line], screen
 
     quiet = _run_on_a_terminal("train", *_user_data(files), *FAST, "--epochs", "2", "--quiet")
     assert "epoch 1/2" not in quiet and "%" not in quiet
