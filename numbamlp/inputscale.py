@@ -110,7 +110,7 @@ def prepare_input(X: np.ndarray, record: InputRecord, what: str) -> tuple[np.nda
     elif 0 <= lo and hi <= top and bool(np.all(np.floor(X) == X)):
         return X.astype(record.dtype), record.scale
     raise NumbamlpError(
-        f"{what} holds {X.dtype} values from {lo:g} to {hi:g}, but the model was trained on "
+        f"{what} holds values from {lo:g} to {hi:g}, but the model was trained on "
         f"{record.describe()}: give pixels 0..{top} (integers, e.g. X.astype(numpy.uint8)) or "
         f"features already in [0, {record.scale * top:g}] (pixels / {1 / record.scale:g})"
     )
