@@ -24,6 +24,7 @@ ACTIVATION_NAMES = ("sigmoid", "tanh", "relu", "leaky_relu", "softplus", "identi
 OPTIMIZER_NAMES = ("sgd", "momentum", "adagrad", "adadelta", "rmsprop", "adam")
 SCHEDULE_NAMES = ("constant", "step", "inverse-time", "cosine")
 DATASET_NAMES = ("mnist", "fashion-mnist")
+HEAD_NAMES = ("softmax", "modified-softmax")
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 
@@ -35,7 +36,14 @@ def _user_error_type() -> type[Exception]:
 
 
 class _Group(click.Group):
-    """Turns NumbamlpError into one line on stderr and exit status 2."""
+    """Turns NumbamlpError into one line on stderr and exit status 2; output that the terminal's
+    encoding cannot show is spelled in ASCII (console.py) rather than crash."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        from numbamlp.console import fitted_streams
+
+        with fitted_streams():
+            return super().main(*args, **kwargs)
 
     def invoke(self, ctx: click.Context) -> Any:
         global COMMAND_STARTED
@@ -139,6 +147,40 @@ WEIGHT_DECAY_HELP = (
     "before every optimizer, as PyTorch's Adam(weight_decay=λ), not AdamW (PyTorch's also "
     "decays the biases unless given parameter groups). 0: none."
 )
+
+
+#: Prefix of the hidden options that keep an option's old spelling working (_old_name).
+OLD_NAME = "old_name_of_"
+#: Which meaning of an overloaded old spelling the note names, by the option it now sets.
+OLD_NAME_MEANING = {"head": " (the output head)", "fd_step": " (the finite-difference step)"}
+
+
+def _old_name(flag: str, name: str, **kwargs: Any) -> Any:
+    """A hidden option ``flag``, the old spelling of option ``name``: scripts written before the
+    rename keep working (with a note on stderr; _take_old_names)."""
+    return click.option(flag, OLD_NAME + name, hidden=True, default=None, **kwargs)
+
+
+def _take_old_names(ctx: click.Context, opts: dict[str, Any]) -> None:
+    """Move the values given under old spellings to their options, noting the new names."""
+    for param in ctx.command.params:
+        if not (param.name or "").startswith(OLD_NAME):
+            continue
+        value = opts.pop(param.name)
+        if value is None:
+            continue
+        name = param.name[len(OLD_NAME) :]
+        old, new = param.opts[0], _option_flag(ctx, name)
+        if _given(ctx, name) and opts[name] != value:
+            raise click.BadParameter(
+                f"{old} is the old name of {new}; give only one of them", param_hint=new
+            )
+        opts[name] = value
+        ctx.meta.setdefault(OLD_NAME, set()).add(name)
+        click.echo(
+            f"note: {old}{OLD_NAME_MEANING.get(name, '')} is now {new}; the old name still works",
+            err=True,
+        )
 
 
 def _set_threads(threads: int | None) -> int:
@@ -246,13 +288,13 @@ def _load_data(
     help=f"Hidden activation(s), one for all or one per layer: {', '.join(ACTIVATION_NAMES)}.",
 )
 @click.option(
-    "--output",
-    "head",
-    type=click.Choice(("softmax", "modified-softmax")),
+    "--head",
+    type=click.Choice(HEAD_NAMES),
     default="softmax",
     show_default=True,
     help="Output head: softmax (M outputs) or MMiDS's γ̃ (M−1 outputs).",
 )
+@_old_name("--output", "head", type=click.Choice(HEAD_NAMES))
 @click.option("--optimizer", type=click.Choice(OPTIMIZER_NAMES), default="adam", show_default=True)
 @click.option(
     "--lr",
@@ -385,6 +427,7 @@ def train(ctx: click.Context, **opts: Any) -> None:
     Ctrl-C (or SIGTERM) finishes the current minibatches, writes a checkpoint and says how to
     resume; a second Ctrl-C stops at once.
     """
+    _take_old_names(ctx, opts)
     resume = None
     if opts["resume"] is not None:
         from numbamlp.checkpoint import load_checkpoint
@@ -560,12 +603,12 @@ def train(ctx: click.Context, **opts: Any) -> None:
                 epoch = trainer.epoch + (1 if trainer.at_epoch_boundary else 0)
                 label = f"epoch {epoch}/{config.epochs}"
                 with _progress(show_bar, steps, label) as bar:
-                    if bar is not None and trainer.batch:
-                        bar.update(trainer.batch)  # a resumed epoch
+                    if bar is not None and trainer.batch:  # a resumed epoch
+                        bar.skip(trainer.batch, float(trainer.batch_losses[: trainer.batch].sum()))
 
                     def on_batch(b: int, _bar=bar) -> None:
                         if _bar is not None:
-                            _bar.update(1)
+                            _bar.update(float(trainer.batch_losses[b]))
                         after_batch(b)
 
                     while True:
@@ -671,7 +714,9 @@ def _absolute(path: str | None) -> str | None:
 def _given(ctx: click.Context, name: str) -> bool:
     """Whether the user set option ``name`` (on the command line or through the environment)."""
     source = ctx.get_parameter_source(name)
-    return source not in (None, click.core.ParameterSource.DEFAULT)
+    return source not in (None, click.core.ParameterSource.DEFAULT) or name in ctx.meta.get(
+        OLD_NAME, ()
+    )
 
 
 def _option_flag(ctx: click.Context, name: str) -> str:
@@ -788,16 +833,35 @@ def _model_metadata(data: Any, opts: dict[str, Any], trainer: Any, history: list
         "seed": opts["seed"],
         "test_accuracy": history[-1]["test_accuracy"] if history else None,
         "weight_decay": opts["weight_decay"],  # λ of R.1: the optimizer's steps followed ℓ_λ
+        "input": _input_record(data).as_metadata(),
     }
 
 
+def _input_record(data: Any) -> Any:
+    """How the training features were scaled (predict/evaluate apply it: inputscale.py)."""
+    from numbamlp.inputscale import record_for
+
+    return record_for(data.X_train_raw, data.feature_scale)
+
+
+def _model_inputs(model: Any, record: Any, X: Any, what: str) -> tuple[Any, float]:
+    """(X, scale) for model.predict: checked, then scaled as the model's training data was."""
+    from numbamlp.inputscale import prepare_input
+
+    X, scale = prepare_input(model.check_inputs(X, what, raw=True), record, what)
+    return model.check_inputs(X, what, raw=True), scale
+
+
 def _progress(show: bool, length: int, label: str) -> Any:
-    """A click progress bar over an epoch's minibatches; a context giving None when off."""
+    """A progress bar over an epoch's minibatches (rate, ETA, running loss: progress.py); a
+    context giving None when off."""
     import contextlib
 
     if not show:
         return contextlib.nullcontext(None)
-    return click.progressbar(length=length, label=label)
+    from numbamlp.progress import EpochBar
+
+    return EpochBar(sys.stdout, length, label)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -848,6 +912,7 @@ def evaluate(
     if test_file is not None:
         X, y = datasets.load_arrays_file(test_file, label_column=label_column)
         source = test_file
+        X, scale = _model_inputs(model, loaded.input, X, f"features of {source}")
     else:
         name = dataset or loaded.metadata.get("dataset")
         if name is None:
@@ -905,13 +970,14 @@ def predict(
     from numbamlp.atomic import atomic_write
     from numbamlp.modelio import load_model
 
-    model = load_model(model_path).model
+    loaded = load_model(model_path)
+    model = loaded.model
     X = datasets.load_features_file(input_path, label_column=label_column)
-    X = model.check_inputs(X, f"features of {input_path}")
-    classes = model.predict(X)
+    X, scale = _model_inputs(model, loaded.input, X, f"features of {input_path}")
+    classes = model.predict(X, scale)
     lines = io.StringIO()
     if proba:
-        probabilities = model.predict_proba(X)
+        probabilities = model.predict_proba(X, scale)
         M = probabilities.shape[1]
         lines.write("class," + ",".join(f"p{k}" for k in range(M)) + "\n")
         for c, row in zip(classes, probabilities, strict=True):
@@ -934,24 +1000,21 @@ def predict(
 @click.option("--inputs", type=click.IntRange(min=1), default=6, show_default=True, help="d_0.")
 @click.option("--hidden", multiple=True, default=("5,4",), show_default=True)
 @click.option("--activation", multiple=True, default=("sigmoid",), show_default=True)
-@click.option("--classes", type=click.IntRange(min=2), default=4, show_default=True, help="M.")
-@click.option(
-    "--output",
-    "head",
-    type=click.Choice(("softmax", "modified-softmax")),
-    default="softmax",
-    show_default=True,
-)
+@click.option("--n-classes", type=click.IntRange(min=2), default=4, show_default=True, help="M.")
+@_old_name("--classes", "n_classes", type=click.IntRange(min=2))
+@click.option("--head", type=click.Choice(HEAD_NAMES), default="softmax", show_default=True)
+@_old_name("--output", "head", type=click.Choice(HEAD_NAMES))
 @click.option("--samples", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option(
-    "--eps",
+    "--fd-step",
     type=float,
     default=1e-6,
     show_default=True,
     callback=_positive_float,
-    help="Finite-difference step.",
+    help="Finite-difference step ε.",
 )
+@_old_name("--eps", "fd_step", type=float, callback=_positive_float)
 @click.option(
     "--tolerance",
     type=float,
@@ -968,22 +1031,16 @@ def predict(
     callback=_nonnegative_float,
     help="λ: check the gradient of ℓ + (λ/2) Σ W² (weights only, as train --weight-decay).",
 )
-def gradcheck(
-    inputs: int,
-    hidden: tuple[str, ...],
-    activation: tuple[str, ...],
-    classes: int,
-    head: str,
-    samples: int,
-    seed: int,
-    eps: float,
-    tolerance: float,
-    weight_decay: float,
-) -> None:
+@click.pass_context
+def gradcheck(ctx: click.Context, **opts: Any) -> None:
     """Check backprop against central finite differences on a small random network (float64).
 
     With --weight-decay λ the objective is ℓ_λ = ℓ + (λ/2) Σ W² (R.1), penalty included in both
     the backprop gradient and the differences."""
+    _take_old_names(ctx, opts)
+    inputs, hidden, activation = opts["inputs"], opts["hidden"], opts["activation"]
+    classes, head, samples, seed = opts["n_classes"], opts["head"], opts["samples"], opts["seed"]
+    eps, tolerance, weight_decay = opts["fd_step"], opts["tolerance"], opts["weight_decay"]
     widths = parse_hidden(hidden)
     activations = parse_activations(activation, len(widths))
     import numpy as np

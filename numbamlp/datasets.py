@@ -221,11 +221,6 @@ def _images_to_raw(images: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(images.reshape(n, rows * cols))
 
 
-def _images_to_features(images: np.ndarray) -> np.ndarray:
-    """(n, rows, cols) uint8 -> (n, rows*cols) float32 in [0, 1], C-contiguous."""
-    return scaled_features(_images_to_raw(images), PIXEL_SCALE)
-
-
 def _load_idx_dataset(
     name: str,
     files: Mapping[str, Path],
@@ -447,14 +442,15 @@ def _column_list(header: list[str]) -> str:
     return ", ".join(shown) + more
 
 
-def _csv_line_describer(p: Path) -> RowDescriber:
+def _csv_line_describer(p: Path, has_header: bool = True) -> RowDescriber:
     """Map a 0-based data row index to 'row i (line L)', rescanning the file only when asked."""
 
     def describe(row: int) -> str:
         try:
             with open(p, newline="", encoding="utf-8-sig") as f:
                 reader = csv.reader(f)
-                next(reader, None)
+                if has_header:
+                    next(reader, None)
                 i = -1
                 for rec in reader:
                     if rec:  # blank lines are skipped by the parser too
@@ -468,12 +464,13 @@ def _csv_line_describer(p: Path) -> RowDescriber:
     return describe
 
 
-def _csv_diagnose(p: Path, header: list[str]) -> str | None:
+def _csv_diagnose(p: Path, header: list[str], has_header: bool = True) -> str | None:
     """Find the first ragged or unparsable line of a CSV file (slow path, only after a failure)."""
     ncol = len(header)
     with open(p, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
-        next(reader, None)
+        if has_header:
+            next(reader, None)
         for rec in reader:
             if not rec:
                 continue
@@ -497,12 +494,25 @@ def _csv_diagnose(p: Path, header: list[str]) -> str | None:
     return None
 
 
+def _is_data_row(header: list[str]) -> bool:
+    """Whether a CSV file's first line is data rather than column names: every cell a number,
+    and not pandas' default names 0, 1, 2, … (``DataFrame(X).to_csv(index=False)``)."""
+    try:
+        values = [float(cell) for cell in header]
+    except ValueError:
+        return False
+    return values != list(range(len(header)))
+
+
 def _csv_arrays(
     p: Path, label_column: str, require_label: bool = True
-) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
-    """X, y and the feature column names from a CSV file with a header row.
+) -> tuple[np.ndarray, np.ndarray | None, list[str], bool]:
+    """X, y, the feature column names and whether the file has a header row.
 
-    With ``require_label=False`` a file without the label column gives y = None.
+    With ``require_label=False`` a file without the label column gives y = None, and a file
+    whose first line is all numbers (see _is_data_row) is read as having no header: its
+    columns are named 0, 1, 2, … With ``require_label`` such a file is refused, since without
+    a header there is no telling which column holds the labels.
     """
     try:
         with open(p, newline="", encoding="utf-8-sig") as f:
@@ -519,6 +529,16 @@ def _csv_arrays(
             f"them {label_column!r} for the labels."
         )
     header = [h.strip() for h in header]
+    has_header = label_column in header or not _is_data_row(header)
+    if not has_header and require_label:
+        raise NumbamlpError(
+            f"data file {p} has no header row: its first line {_short(','.join(header))} is "
+            f"all numbers. Add a header row naming the columns, one of them {label_column!r} "
+            f"for the labels (e.g. x1,x2,...,{label_column}), or name the label column with "
+            "--label-column."
+        )
+    if not has_header:
+        header = [str(j) for j in range(len(header))]
     if label_column not in header and not require_label:
         label_column = ""
     elif label_column not in header:
@@ -537,7 +557,7 @@ def _csv_arrays(
             data = np.loadtxt(
                 p,
                 delimiter=",",
-                skiprows=1,
+                skiprows=1 if has_header else 0,
                 dtype=np.float64,
                 ndmin=2,
                 encoding="utf-8-sig",
@@ -546,7 +566,7 @@ def _csv_arrays(
             )
     except (ValueError, UnicodeDecodeError, OSError) as e:
         try:
-            problem = _csv_diagnose(p, header)
+            problem = _csv_diagnose(p, header, has_header)
         except (OSError, csv.Error, UnicodeDecodeError):
             problem = None
         raise NumbamlpError(
@@ -557,14 +577,14 @@ def _csv_arrays(
         raise NumbamlpError(f"data file {p} has a header but no data rows; add some rows.")
     if data.shape[1] != len(header):
         # every row is consistent but differs from the header
-        problem = _csv_diagnose(p, header) or f"rows have {data.shape[1]} fields"
+        problem = _csv_diagnose(p, header, has_header) or f"rows have {data.shape[1]} fields"
         raise NumbamlpError(f"data file {p} could not be parsed: {problem}.")
     if not label_column:
-        return np.ascontiguousarray(data), None, header
+        return np.ascontiguousarray(data), None, header, has_header
     li = header.index(label_column)
     y = data[:, li].copy()
     X = np.ascontiguousarray(np.delete(data, li, axis=1))
-    return X, y, [h for i, h in enumerate(header) if i != li]
+    return X, y, [h for i, h in enumerate(header) if i != li], has_header
 
 
 def _finite_float_features(
@@ -660,7 +680,7 @@ def load_arrays_file(
         )
         return _validate_xy(X, y, f"data file {p}", None, lambda i: f"row {i}")
     if suffix == ".csv":
-        X, y, columns = _csv_arrays(p, label_column)
+        X, y, columns, _ = _csv_arrays(p, label_column)
         return _validate_xy(X, y, f"data file {p}", columns, _csv_line_describer(p))
     raise NumbamlpError(
         f"data file {p} has an unsupported type {p.suffix or '(no extension)'}; use a .npz file "
@@ -753,12 +773,13 @@ def load_user_dataset(
 
 
 def load_features_file(path: str | os.PathLike[str], label_column: str = "label") -> np.ndarray:
-    """Features only, for prediction: (n, d) float.
+    """Features only, for prediction: (n, d), integer arrays kept as they are (raw pixels,
+    which the model's input record scales: inputscale.py), anything else as floats.
 
     .npz: array ``X`` (``y`` is ignored if present). .npy: the (n, d) array itself
-    (``numpy.save``). .csv: a header row; the label column is dropped if present. Anything else
-    is read as IDX: 3-d uint8 images are flattened and scaled to [0, 1] like the bundled MNIST;
-    a 2-d IDX array is taken as (n, d) features.
+    (``numpy.save``). .csv: a header row, whose label column is dropped if present; a first
+    line of numbers only is data (the file has no header). Anything else is read as IDX: 3-d
+    uint8 images are flattened (still uint8); a 2-d IDX array is taken as (n, d) features.
     """
     p = Path(path)
     if not p.exists():
@@ -772,12 +793,12 @@ def load_features_file(path: str | os.PathLike[str], label_column: str = "label"
         fix = "save it with numpy.save(path, features)"
         X = read_npy(p, lambda reason: NumbamlpError(f"input file {p}: {reason}; {fix}."))
     elif suffix == ".csv":
-        X, _, columns = _csv_arrays(p, label_column, require_label=False)
-        describe_row = _csv_line_describer(p)
+        X, _, columns, has_header = _csv_arrays(p, label_column, require_label=False)
+        describe_row = _csv_line_describer(p, has_header)
     else:
         images = read_idx(p)
         if images.ndim == 3 and images.dtype == np.uint8:
-            return _images_to_features(images)
+            return _images_to_raw(images)
         if images.ndim != 2:
             raise NumbamlpError(
                 f"input file {p} holds a {images.ndim}-d IDX array; expected (n, rows, cols) "
@@ -789,4 +810,6 @@ def load_features_file(path: str | os.PathLike[str], label_column: str = "label"
             f"input file {p}: X must be a 2-d numeric array (n examples, d features), got a "
             f"{X.ndim}-d {X.dtype} array of shape {X.shape}."
         )
+    if X.dtype.kind in "iu":  # raw values (pixels): the model's input record scales them
+        return np.ascontiguousarray(X)
     return _finite_float_features(X, f"input file {p}", columns, describe_row)

@@ -19,6 +19,7 @@ import numpy as np
 
 from numbamlp.atomic import atomic_write
 from numbamlp.errors import NumbamlpError
+from numbamlp.inputscale import FLOAT_INPUT, InputRecord, record_from_metadata
 from numbamlp.model import MLP
 from numbamlp.network import DTYPES, Architecture, Parameters
 from numbamlp.npzfile import NpzReader
@@ -34,6 +35,8 @@ class LoadedModel:
     model: MLP
     optimizer: Optimizer | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: The input scaling it was trained with (metadata "input", or what an older file assumes).
+    input: InputRecord = FLOAT_INPUT
 
 
 def save_model(
@@ -195,7 +198,11 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
         isinstance(class_names, list) and all(isinstance(c, str) for c in class_names)
     ):
         raise bad("metadata class_names is not a list of names")
-    return LoadedModel(model, optimizer, metadata)
+    try:
+        input_record = record_from_metadata(metadata)
+    except ValueError as exc:
+        raise bad(str(exc)) from None
+    return LoadedModel(model, optimizer, metadata, input_record)
 
 
 # Header fields are checked for their JSON type before use: int(), float() and str() would accept

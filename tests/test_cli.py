@@ -201,7 +201,7 @@ def test_help_in_a_subprocess():
         "--test-file",
         "--hidden",
         "--activation",
-        "--output",
+        "--head",
         "--optimizer",
         "--lr",
         "--schedule",
@@ -231,7 +231,7 @@ def test_python_dash_m_works():
     [
         ("evaluate", ("--model", "--dataset", "--test-file")),
         ("predict", ("--model", "--input", "--output", "--proba")),
-        ("gradcheck", ("--activation", "--output", "--tolerance")),
+        ("gradcheck", ("--activation", "--head", "--fd-step", "--tolerance")),
         ("info", ()),
     ],
 )
@@ -405,7 +405,7 @@ OPTION_CASES = [
     (("--schedule", "cosine", "--min-lr", "0.001"), {"lr": 0.05}),
     (("--sampling", "iid"), {}),
     (("--sampling", "shuffle", "--batch-size", "1000"), {}),
-    (("--output", "modified-softmax"), {"head": "modified-softmax"}),
+    (("--head", "modified-softmax"), {"head": "modified-softmax"}),
     (("--dtype", "float64"), {"dtype": "float64"}),
     (("--dtype", "float32", "--threads", "1"), {"dtype": "float32"}),
 ]
@@ -511,8 +511,12 @@ def test_progress_bar_on_a_terminal(files):
     text = _run_on_a_terminal("train", *_user_data(files), *FAST, "--epochs", "2")
     assert "epoch 1/2  [" in text and "epoch 2/2  [" in text
     assert "100%" in text
+    assert re.search(r"\] +\d+%  \S+ batches/s  ETA \d+:\d\d  loss \d\.\d{4}", text), text
     assert [e[0] for e in _epoch_lines(text)] == [1, 2]
     assert "Traceback" not in text
+    # the bar is drawn over in place and blanked: the screen keeps one line per epoch
+    screen = [line.rsplit("\r", 1)[-1].strip() for line in text.split("\n")]
+    assert not [line for line in screen if "batches/s" in line or "[#" in line], screen
 
     quiet = _run_on_a_terminal("train", *_user_data(files), *FAST, "--epochs", "2", "--quiet")
     assert "epoch 1/2" not in quiet and "%" not in quiet
@@ -559,7 +563,7 @@ BAD_OPTIONS = [
     (("--optimizer", "newton"), "--optimizer"),
     (("--dtype", "float16"), "--dtype"),
     (("--sampling", "stratified"), "--sampling"),
-    (("--output", "sigmoid"), "--output"),
+    (("--head", "sigmoid"), "--head"),
     (("--optimizer", "adam", "--momentum", "0.5"), "no hyperparameter 'mu'"),
     (("--optimizer", "momentum", "--momentum", "1.5"), "mu must be in [0, 1)"),
     (("--schedule", "step", "--decay-rate", "2"), "decay rate"),
@@ -882,7 +886,7 @@ def test_subprocess_divergence(files, precious):
     "activation", ["sigmoid", "tanh", "relu", "leaky_relu", "softplus", "identity"]
 )
 def test_gradcheck_passes(activation, head):
-    result = run("gradcheck", "--activation", activation, "--output", head)
+    result = run("gradcheck", "--activation", activation, "--head", head)
     assert result.exit_code == 0, result.output
     rows = re.findall(r"^\s+([Wb]\^\d)\s+(\S+)\s+(\S+)$", result.output, flags=re.M)
     assert [r[0] for r in rows] == ["W^1", "b^1", "W^2", "b^2", "W^3", "b^3"]
@@ -895,12 +899,12 @@ def test_gradcheck_relu_away_from_kinks_for_many_seeds():
     """Dead ReLUs with zero biases put pre-activations exactly on the kink; gradcheck avoids it."""
     for seed in range(4):
         for head in ("softmax", "modified-softmax"):
-            result = run("gradcheck", "--activation", "relu", "--output", head, "--seed", seed)
+            result = run("gradcheck", "--activation", "relu", "--head", head, "--seed", seed)
             assert result.exit_code == 0, (seed, head, result.output)
 
 
 def test_gradcheck_options():
-    result = run("gradcheck", "--inputs", "3", "--hidden", "none", "--classes", "2")
+    result = run("gradcheck", "--inputs", "3", "--hidden", "none", "--n-classes", "2")
     assert result.exit_code == 0, result.output
     assert "Dense(3 => 2) → softmax" in result.output
     assert re.findall(r"^\s+([Wb]\^\d)", result.output, flags=re.M) == ["W^1", "b^1"]

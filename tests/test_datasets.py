@@ -371,7 +371,7 @@ def test_features_from_idx_images_with_zero_images(tmp_path):
     p = tmp_path / "none-images-idx3-ubyte"
     p.write_bytes(bytes([0, 0, 8, 3]) + struct.pack(">3I", 0, 28, 28))
     X = load_features_file(p)
-    assert X.shape == (0, 784) and X.dtype == np.float32
+    assert X.shape == (0, 784) and X.dtype == np.uint8  # raw pixels: the model scales them
 
 
 # --- .npz archives that np.load mishandles (found by tests/test_properties.py) ---

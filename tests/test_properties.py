@@ -65,7 +65,7 @@ what happened before the fix, for the rows that found a bug.
 | `idx-gzip-corrupt` | idx | error: IDX file F is a corrupt gzip file (Error -3 while decompressing data: invalid distance too far back) … |  |
 | `idx-float-nan-features` | features | error: input file F: feature value nan at row 0, column 1 is not a finite number … |  |
 | `idx-3d-int32` | features | error: input file F holds a 3-d IDX array; expected (n, rows, cols) uint8 images or (n, d) features. |  |
-| `idx-zero-images` | features | valid: X (0, 784) float32 | ValueError: cannot reshape array of size 0 |
+| `idx-zero-images` | features | valid: X (0, 784) uint8 | ValueError: cannot reshape array of size 0 |
 | `idx-dir-labels-as-images` | mnist | error: MNIST file F/train-images-idx3-ubyte should hold images: a 3-d array of unsigned bytes (n, rows, cols), but it holds a 1-d uint8 array of shape (3,) … |  |
 | `idx-dir-label-10` | mnist | error: MNIST file F/t10k-labels-idx1-ubyte has label 10 at index 1 (1 bad in total), outside 0..9 … |  |
 | `idx-dir-count-mismatch` | mnist | error: MNIST file F/train-images-idx3-ubyte has 3 images but MNIST file F/train-labels-idx1-ubyte has 2 labels … |  |
@@ -250,9 +250,11 @@ def outcome(read: Callable[[], Any], path: Path) -> Any:
 # --- checks of a successful read ----------------------------------------------------------------
 
 
-def check_features(X: np.ndarray) -> None:
+def check_features(X: np.ndarray, raw: bool = False) -> None:
+    """``raw``: load_features_file's result, which keeps integer arrays (pixels) as they are."""
     assert isinstance(X, np.ndarray) and X.ndim == 2
-    assert X.dtype in (np.float32, np.float64) and X.flags.c_contiguous
+    assert X.dtype in (np.float32, np.float64) or (raw and X.dtype.kind in "iu")
+    assert X.flags.c_contiguous
     assert np.isfinite(X).all()
 
 
@@ -398,7 +400,7 @@ def test_damaged_idx_gives_array_or_numbamlp_error(work, data):
         assert isinstance(out, np.ndarray) and out.flags.writeable and out.dtype.isnative
     features = outcome(lambda: load_features_file(path), path)  # `predict --input FILE.idx`
     if not isinstance(features, NumbamlpError):
-        check_features(features)
+        check_features(features, raw=True)
 
 
 @fuzz(60)
@@ -592,7 +594,7 @@ def check_user_file(path: Path) -> None:
         check_labelled(out)
     features = outcome(lambda: load_features_file(path), path)
     if not isinstance(features, NumbamlpError):
-        check_features(features)
+        check_features(features, raw=True)
         if not isinstance(out, NumbamlpError):  # both readers agree on the features
             np.testing.assert_array_equal(features, out[0])
     data = outcome(lambda: load_user_dataset(path, rng=np.random.default_rng(0)), path)
