@@ -112,3 +112,35 @@ def test_logistic_regression_with_the_modified_softmax_on_two_classes_trains():
     model = MLP.create(3, [], 2, head="modified-softmax", rng=init_rng)
     train(model, X, y, TrainConfig(epochs=30, batch_size=8, lr=0.05), train_rng)
     assert model.accuracy(X, y) > 0.9
+
+
+def test_the_licence_files_are_those_pyproject_names():
+    tomllib = pytest.importorskip("tomllib")
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "MIT"
+    for name in project["license-files"]:
+        assert (root / name).is_file(), name
+    licence = (root / "LICENSE").read_text()
+    assert licence.startswith("MIT License") and "2026 numbamlp contributors" in licence
+    assert "CC BY-SA 3.0" in licence and "numbamlp/data/mnist/README.md" in licence
+    data_readme = (root / "numbamlp/data/mnist/README.md").read_text()
+    assert "Attribution-Share Alike 3.0" in data_readme and "LeCun" in data_readme
+
+
+def test_export_help_loads_no_numba():
+    code = (
+        "import sys\n"
+        "from numbamlp.cli import main\n"
+        "try:\n"
+        "    main(['export', '--help'], prog_name='numbamlp')\n"
+        "except SystemExit as e:\n"
+        "    assert e.code == 0, e.code\n"
+        "print('numba' in sys.modules, file=sys.stderr)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "--format [safetensors]" in out.stdout and out.stderr.strip() == "False"

@@ -225,3 +225,20 @@ def test_module_names_in_the_metadata_are_torch_s_reprs(tmp_path):
     names = [repr(m).replace("in_features=", "").replace("out_features=", "") for m in net]
     names = [re.sub(r", bias=True", "", n) for n in names]
     assert json.loads(meta["torch_modules"]) == names
+
+
+def test_readme_s_pytorch_snippet(tmp_path, monkeypatch):
+    """README's "Exporting the weights" code, run as written on an exported γ̃ model."""
+    torch = pytest.importorskip("torch")
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    start = readme.index("import json, torch\n")
+    snippet = readme[start : readme.index("```", start)]
+    model = _model([4, 3], ["leaky_relu", "softplus"], "modified-softmax")
+    export_safetensors(tmp_path / "W.safetensors", model)
+    monkeypatch.chdir(tmp_path)
+    X = _inputs().astype(np.float32)
+    scope = {"x": torch.from_numpy(X)}
+    with torch.no_grad():
+        exec(snippet, scope)
+    np.testing.assert_array_equal(scope["classes"].numpy(), model.predict(X))
+    np.testing.assert_allclose(scope["proba"].numpy(), model.predict_proba(X), atol=1e-5)
