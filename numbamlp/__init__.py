@@ -1,12 +1,19 @@
 """numbamlp: feed-forward networks trained with the index-level backpropagation formulas,
 written as explicit loops and compiled with Numba.
 
-Importing the package is cheap; the Numba kernels load when a submodule needs them.
+Importing the package is cheap; the Numba kernels load when a submodule needs them. The names
+below are re-exported lazily (module ``__getattr__``): ``from numbamlp import MLP`` imports
+numbamlp.model (and Numba) at that moment, ``import numbamlp`` alone imports neither, so
+``numbamlp --help`` stays fast.
+
+>>> from numbamlp import MLP, TrainConfig, generators, load_mnist, train  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import importlib
 import os
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
@@ -20,3 +27,66 @@ __version__ = "0.1.0"
 #: hence here, in the package's first import; a value the user set is kept.
 OMP_SPIN_COUNT = "3000"
 os.environ.setdefault("GOMP_SPINCOUNT", OMP_SPIN_COUNT)
+
+#: The public names and the module each comes from, imported on first use.
+_EXPORTS = {
+    "MLP": "numbamlp.model",
+    "TrainConfig": "numbamlp.training",
+    "Trainer": "numbamlp.training",
+    "train": "numbamlp.training",
+    "EpochMetrics": "numbamlp.training",
+    "TrainingDiverged": "numbamlp.training",
+    "generators": "numbamlp.randomness",
+    "Dataset": "numbamlp.datasets",
+    "load_mnist": "numbamlp.datasets",
+    "load_fashion_mnist": "numbamlp.datasets",
+    "load_dataset": "numbamlp.datasets",
+    "save_model": "numbamlp.modelio",
+    "load_model": "numbamlp.modelio",
+    "MLPClassifier": "numbamlp.estimator",
+    "export_safetensors": "numbamlp.export",
+    "NumbamlpError": "numbamlp.errors",
+}
+__all__ = [  # the same names, spelt out for linters (tests/test_api.py checks they agree)
+    "__version__",
+    "MLP",
+    "TrainConfig",
+    "Trainer",
+    "train",
+    "EpochMetrics",
+    "TrainingDiverged",
+    "generators",
+    "Dataset",
+    "load_mnist",
+    "load_fashion_mnist",
+    "load_dataset",
+    "save_model",
+    "load_model",
+    "MLPClassifier",
+    "export_safetensors",
+    "NumbamlpError",
+]
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ imports these
+    from numbamlp.datasets import Dataset, load_dataset, load_fashion_mnist, load_mnist
+    from numbamlp.errors import NumbamlpError
+    from numbamlp.estimator import MLPClassifier
+    from numbamlp.export import export_safetensors
+    from numbamlp.model import MLP
+    from numbamlp.modelio import load_model, save_model
+    from numbamlp.randomness import generators
+    from numbamlp.training import EpochMetrics, TrainConfig, Trainer, TrainingDiverged, train
+
+
+def __getattr__(name: str) -> Any:
+    """Import a re-exported name's module the first time the name is used (PEP 562)."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'numbamlp' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups do not come here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

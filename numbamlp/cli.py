@@ -993,6 +993,54 @@ def predict(
 
 
 # ---------------------------------------------------------------------------------------------
+# export
+
+
+@main.command(name="export")
+@click.option(
+    "--model",
+    "model_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="A model file written by `numbamlp train --save`.",
+)
+@click.option(
+    "--format",
+    "export_format",
+    type=click.Choice(("safetensors",)),
+    default="safetensors",
+    show_default=True,
+    help="safetensors: tensors named as a PyTorch nn.Sequential of Linear and activation "
+    'modules ("0.weight", "0.bias", "2.weight", …), W^k of shape (d_k, d_{k-1}).',
+)
+@click.option(
+    "--output",
+    "output_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The file to write (atomically; an existing file is replaced only when complete).",
+)
+def export_model(model_path: str, export_format: str, output_path: str) -> None:
+    """Write a saved model's weights for other frameworks (needs numbamlp[export])."""
+    _check_writable(output_path, "--output")
+    if Path(output_path).resolve() == Path(model_path).resolve():
+        raise click.BadParameter(
+            f"{output_path} is the model file itself; give another name", param_hint="--output"
+        )
+    from numbamlp.export import export_safetensors
+    from numbamlp.modelio import load_model
+
+    loaded = load_model(model_path)
+    export_safetensors(output_path, loaded.model, loaded.metadata)
+    arch = loaded.model.architecture
+    click.echo(
+        f"wrote {2 * arch.L} tensors ({arch.n_parameters:,} parameters, {loaded.model.dtype}) "
+        f"to {output_path}",
+        err=True,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
 # gradcheck / info
 
 

@@ -947,7 +947,8 @@ def balanced_cuts(architecture: Architecture, n_items: int) -> np.ndarray:
     cuts = [0]
     for t in range(1, n_items):
         r = int(np.searchsorted(prefix, prefix[-1] * t / n_items))
-        m = int(np.searchsorted(layer_start, r, side="right")) - 1
+        # the layer holding row r; a cut at the very end (more items than rows) is in the last
+        m = min(int(np.searchsorted(layer_start, r, side="right")) - 1, len(sizes) - 2)
         first = int(layer_start[m])
         r = min(first + ROW_TILE * round((r - first) / ROW_TILE), int(layer_start[m + 1]))
         cuts.append(max(r, cuts[-1]))

@@ -46,6 +46,10 @@ class MLP:
         arch = Architecture.for_classes(n_inputs, hidden, n_classes, activations, head)
         return cls(arch, Parameters.glorot_uniform(arch, dtype, rng))
 
+    def __getstate__(self) -> dict:
+        """Pickle the architecture and θ; the evaluation buffers are made again when needed."""
+        return {**self.__dict__, "_eval_ws": None}
+
     @property
     def dtype(self) -> np.dtype:
         return self.params.theta.dtype

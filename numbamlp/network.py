@@ -156,3 +156,8 @@ class Parameters:
 
     def copy(self) -> Parameters:
         return Parameters(self.architecture, self.theta.copy())
+
+    def __reduce__(self) -> tuple:
+        """Pickle θ alone and rebuild the views from it: pickling W[k], b[k] as arrays would
+        unpickle them as copies, no longer views of θ, and an update of θ would miss them."""
+        return (Parameters, (self.architecture, self.theta))
