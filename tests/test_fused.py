@@ -310,7 +310,10 @@ def test_float32_sigmoid_rows_match_the_scalar_sigmoid():
 def test_element_updates_are_the_optimizer_kernels():
     """U.1–U.6 of one component, as fused.py applies them, against optimizers.py's kernels on
     the same gradients: the same statements, so at most one unit in the last place apart (LLVM
-    may fuse a·b − c into one FMA in one loop and not in the other)."""
+    may fuse a·b − c into one FMA in one loop and not in the other). One exception: Adadelta's
+    Δ_r² state D_r, whose Δ_r = −√(D_r+ε)/√(E_r+ε) g_r takes a quotient of square roots, where
+    the ``arcp`` flag lets LLVM divide through a reciprocal that it may estimate and refine for
+    one CPU and not another: 5 ulp apart measured on AMD Zen 4 (float32), 1 on Intel."""
     rng = np.random.default_rng(3)
     P, B = 1001, 7
     for dtype in (np.float64, np.float32):
@@ -329,7 +332,8 @@ def test_element_updates_are_the_optimizer_kernels():
                 fused.update_run(theta, state, 0, sums, P, code, coef)
             np.testing.assert_array_max_ulp(theta, theta_ref, maxulp=1, dtype=dtype)
             for row, key in enumerate(OPTIMIZERS[name][0]):
-                np.testing.assert_array_max_ulp(state[row], reference.state[key], 1, dtype)
+                ulps = 8 if key == "avg_sq_step" else 1
+                np.testing.assert_array_max_ulp(state[row], reference.state[key], ulps, dtype)
 
 
 # --- Determinism ------------------------------------------------------------------------------
