@@ -36,13 +36,23 @@ from numbamlp.workspace import Workspace
 
 
 class TrainingDiverged(NumbamlpError):
-    """The loss or the parameters became NaN or infinite."""
+    """The loss or the parameters became NaN or infinite, or the loss exploded (GROWTH_LIMIT)."""
 
 
 ENGINES = ("fused", "kernels")
 #: Steps per call into the fused engine: Python gets control back (progress bar, throttled
 #: evaluation, Ctrl-C) every few milliseconds without costing measurable speed.
 FUSED_CHUNK = 32
+#: A finite loss that explodes is divergence too: the run stops at the first minibatch whose
+#: loss exceeds GROWTH_LIMIT × max(ℓ_ref, log M), where ℓ_ref is the loss of the run's first
+#: minibatch and log M that of a uniform guess over the M classes (what a fresh network starts
+#: near; the max keeps unscaled data, whose first loss is far above log M, from counting as
+#: growth). Checked per minibatch, so where it fires depends neither on how the minibatches were
+#: grouped into calls nor on a stop and resume. A run that learns never comes near: every
+#: optimizer at 10 × its default γ, constant/step/cosine, on MNIST stays ≤ 1.07 × ℓ_ref (SGD at
+#: γ = 10: 2 ×; tests/test_exploding_loss.py). 10⁴ × is 23 000 nats on MNIST, logits thousands
+#: apart; `--optimizer sgd --lr 1e6` passes it at its second minibatch (ℓ = 4 · 10⁵).
+GROWTH_LIMIT = 1e4
 
 
 @dataclass
@@ -137,6 +147,8 @@ class Trainer:
         # γ_p and ℓ of each minibatch of the current epoch, filled as it goes.
         self.lrs = np.zeros(steps, dtype=np.float64)
         self.batch_losses = np.zeros(steps, dtype=np.float64)
+        self.reference_loss: float | None = None  # ℓ_ref of GROWTH_LIMIT, once known
+        self._loss_limit = math.inf
         self._build_engine()
 
     # --- what an engine provides (the CPU's here; cuda/training.py has the device's) ---------
@@ -233,6 +245,7 @@ class Trainer:
             while self.batch < end:
                 first = self.batch
                 self._advance(self._call_size(first, end))
+                self._check_growth(first)
                 if on_batch is not None:
                     for b in range(first, self.batch):
                         on_batch(b)
@@ -256,6 +269,29 @@ class Trainer:
             # (G.*) γ_p for the steps p = p0+1 .. p0+steps of this epoch
             self.lrs[q] = self.schedule(p0 + q + 1)
         self._epoch_drawn()
+
+    def _set_reference_loss(self, loss: float) -> None:
+        self.reference_loss = loss
+        uniform = math.log(self.model.architecture.n_classes)
+        self._loss_limit = GROWTH_LIMIT * max(loss, uniform)
+
+    def _check_growth(self, first: int) -> None:
+        """Raise TrainingDiverged if a loss of minibatches first .. batch−1 (just made, all
+        finite) exceeds the GROWTH_LIMIT bound. A few comparisons per call; no allocation."""
+        losses = self.batch_losses
+        if self.reference_loss is None:
+            self._set_reference_loss(float(losses[first]))
+        for q in range(first, self.batch):
+            if losses[q] > self._loss_limit:
+                value = float(losses[q])
+                step = self.step_count - (self.batch - 1 - q)
+                raise TrainingDiverged(
+                    f"training diverged: the loss grew to {value:.4g} at epoch {self.epoch}, "
+                    f"batch {q + 1} (step {step}), more than {GROWTH_LIMIT:g} times "
+                    f"max(the first minibatch's loss {self.reference_loss:.4g}, a uniform "
+                    f"guess's {math.log(self.model.architecture.n_classes):.4g}). "
+                    + self._smaller_lr_hint()
+                )
 
     def _kernel_step(self) -> None:
         params, grads, q = self.model.params, self.grads, self.batch
@@ -318,6 +354,7 @@ class Trainer:
             "epoch_rng_state": self._epoch_rng_state if self.batch else None,
             "epoch_losses": [float(v) for v in self.batch_losses[: self.batch]],
             "epoch_seconds": self.epoch_seconds if self.batch else 0.0,
+            "reference_loss": self.reference_loss,
         }
 
     def restore(self, run_state: dict) -> None:
@@ -333,6 +370,9 @@ class Trainer:
             losses = [float(v) for v in run_state["epoch_losses"]]
             seconds = float(run_state["epoch_seconds"])
             epoch_rng_state = run_state["epoch_rng_state"]
+            # Absent from checkpoints of older versions: then the next minibatch sets it.
+            reference = run_state.get("reference_loss")
+            reference = None if reference is None else float(reference)
         except (KeyError, TypeError, ValueError) as exc:
             raise NumbamlpError(f"the run state is incomplete or malformed ({exc})") from None
         if saved_steps != steps:
@@ -349,6 +389,10 @@ class Trainer:
             )
         if len(losses) != batch:
             raise NumbamlpError("the run state's minibatch losses do not match its batch count")
+        if reference is not None:
+            if not (math.isfinite(reference) and reference >= 0):
+                raise NumbamlpError(f"the run state's reference loss {reference} is not valid")
+            self._set_reference_loss(reference)
         try:
             if batch:
                 # Replay the epoch's draw: the same minibatches, and the generator ends up where
@@ -372,13 +416,15 @@ class Trainer:
             raise NumbamlpError(f"the run state's random generator is malformed ({exc})") from None
 
     def _divergence_message(self, what: str, value: float, batch: int) -> str:
-        lr = self.optimizer.hyper["lr"]
         return (
             f"training diverged: the {what} became {value} at epoch {self.epoch}, batch "
             f"{batch + 1} (step {self.step_count + (1 if what == 'loss' else 0)}). "
-            "Try a smaller learning rate, "
-            f"e.g. --lr {lr / 10:g} (this run used {lr:g})."
+            + self._smaller_lr_hint()
         )
+
+    def _smaller_lr_hint(self) -> str:
+        lr = self.optimizer.hyper["lr"]
+        return f"Try a smaller learning rate, e.g. --lr {lr / 10:g} (this run used {lr:g})."
 
 
 def train(
