@@ -34,6 +34,9 @@ class LoadedModel:
     model: MLP
     optimizer: Optimizer | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: Further arrays the writer stored (``save_model``'s ``arrays``), unchecked: their reader
+    #: validates them (a checkpoint's best weights of early stopping).
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def save_model(
@@ -41,8 +44,10 @@ def save_model(
     model: MLP,
     optimizer: Optimizer | None = None,
     metadata: dict[str, Any] | None = None,
+    arrays: dict[str, np.ndarray] | None = None,
 ) -> None:
-    """Write the model (and optimizer state) to ``path`` atomically."""
+    """Write the model (and optimizer state, and any further named ``arrays``) to ``path``
+    atomically."""
     arch = model.architecture
     header = {
         "format": FORMAT,
@@ -58,13 +63,17 @@ def save_model(
         else {"name": optimizer.name, "hyper": optimizer.hyper, "step_count": optimizer.step_count},
         "metadata": metadata or {},
     }
-    arrays: dict[str, np.ndarray] = {
+    extra = dict(arrays or {})
+    arrays = {
         "header": np.array(json.dumps(header)),
         "theta": model.params.theta,
     }
     if optimizer is not None:
         for name, value in optimizer.state.items():
             arrays[_STATE_PREFIX + name] = value
+    if set(extra) & set(arrays) or any(name.startswith(_STATE_PREFIX) for name in extra):
+        raise ValueError(f"save_model: extra array names {sorted(extra)} collide with the model's")
+    arrays.update(extra)
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
@@ -195,7 +204,12 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
         isinstance(class_names, list) and all(isinstance(c, str) for c in class_names)
     ):
         raise bad("metadata class_names is not a list of names")
-    return LoadedModel(model, optimizer, metadata)
+    extra = {
+        name: value
+        for name, value in arrays.items()
+        if name not in ("header", "theta") and not name.startswith(_STATE_PREFIX)
+    }
+    return LoadedModel(model, optimizer, metadata, extra)
 
 
 # Header fields are checked for their JSON type before use: int(), float() and str() would accept

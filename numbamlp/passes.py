@@ -13,6 +13,7 @@ from numbamlp.forward import (
     activation_forward,
     affine_forward,
     batch_mean,
+    count_correct,
     cross_entropy,
     modified_softmax_forward,
     softmax_forward,
@@ -40,6 +41,11 @@ def loss(ws: Workspace, params: Parameters, y: np.ndarray) -> float:
     """Minibatch loss ℓ = (1/B) Σ_s ℓ_s after a forward pass."""
     cross_entropy(ws.losses, ws.z[params.architecture.L], y, params.architecture.n_classes)  # (L.1)
     return batch_mean(ws.losses)  # (S.1)
+
+
+def correct(ws: Workspace, params: Parameters, y: np.ndarray) -> int:
+    """How many samples of the batch the forward pass classified right (P.1, on z^L)."""
+    return count_correct(ws.z[params.architecture.L], y, params.architecture.n_classes)  # (P.1)
 
 
 def backward(ws: Workspace, params: Parameters, grads: Parameters, y: np.ndarray) -> None:

@@ -97,9 +97,19 @@ class EpochMetrics:
     test_accuracy: float | None
     seconds: float  # wall time of the epoch's training steps (evaluation excluded)
     lr: float  # γ_p at the epoch's last step
+    # The running accuracy over the epoch's minibatches, each counted as it was trained (before
+    # its step), as Keras reports it: no extra pass over the training set. None for an epoch
+    # resumed from a checkpoint written before numbamlp counted it.
+    train_accuracy: float | None = None
+    val_loss: float | None = None  # on the held-out validation rows, after the epoch
+    val_accuracy: float | None = None
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """The fields as a dict; val_loss and val_accuracy only when there is a validation set."""
+        record = asdict(self)
+        if self.val_loss is None:
+            del record["val_loss"], record["val_accuracy"]
+        return record
 
 
 class Trainer:
@@ -147,6 +157,8 @@ class Trainer:
         # γ_p and ℓ of each minibatch of the current epoch, filled as it goes.
         self.lrs = np.zeros(steps, dtype=np.float64)
         self.batch_losses = np.zeros(steps, dtype=np.float64)
+        self.batch_correct = np.zeros(steps, dtype=np.int64)  # samples classified right (P.1)
+        self._correct_known = True  # False: the epoch was resumed without its counts
         self.reference_loss: float | None = None  # ℓ_ref of GROWTH_LIMIT, once known
         self._loss_limit = math.inf
         self._build_engine()
@@ -195,6 +207,18 @@ class Trainer:
     def accuracy(self, X: np.ndarray, y: np.ndarray, scale: float = 1.0) -> float:
         """Fraction of (X · scale, y) that the current θ classifies right (P.1)."""
         return float(np.mean(self.model.predict(X, scale) == y))
+
+    def validation_metrics(
+        self, X: np.ndarray, y: np.ndarray, scale: float = 1.0
+    ) -> tuple[float, float]:
+        """Mean cross-entropy (L.1, S.1) and accuracy (P.1) of the current θ on (X · scale, y),
+        computed on the host (a device copies θ back first)."""
+        self.host_state()
+        return self.model.loss_and_accuracy(X, y, scale)
+
+    def load_parameters(self, theta: np.ndarray) -> None:
+        """Make ``theta`` the network's θ (early stopping's best weights); a device uploads it."""
+        np.copyto(self.model.params.theta, theta)
 
     def check_parameters(self) -> None:
         """Raise TrainingDiverged if θ holds a NaN or an infinity."""
@@ -302,6 +326,7 @@ class Trainer:
         passes.forward(ws, params)
         batch_loss = passes.loss(ws, params, ws.labels)
         self.batch_losses[q] = batch_loss
+        self.batch_correct[q] = passes.correct(ws, params, ws.labels)
         if not math.isfinite(batch_loss):
             raise TrainingDiverged(self._divergence_message("loss", batch_loss, q))
         passes.backward(ws, params, grads, ws.labels)
@@ -314,7 +339,7 @@ class Trainer:
         done = self.plan.run(
             self.model.params.theta, self.state, self.X, self.scale, self.y,
             self.sampler.index_matrix, self.sampler.batch_sizes, self.lrs,
-            self.optimizer.step_count, q, count, self.batch_losses,
+            self.optimizer.step_count, q, count, self.batch_losses, self.batch_correct,
         )  # fmt: skip
         self.optimizer.step_count += done
         self.batch += done
@@ -328,8 +353,15 @@ class Trainer:
         self.batch = 0
         sizes = self.sampler.batch_sizes
         mean_loss = float(self.batch_losses @ sizes) / sizes.sum()  # (S.1) over the epoch
+        train_accuracy = int(self.batch_correct.sum()) / int(sizes.sum())
+        known, self._correct_known = self._correct_known, True
         return EpochMetrics(
-            self.epoch, mean_loss, None, self.epoch_seconds, float(self.lrs[steps - 1])
+            self.epoch,
+            mean_loss,
+            None,
+            self.epoch_seconds,
+            float(self.lrs[steps - 1]),
+            train_accuracy if known else None,
         )
 
     def train_steps(self, count: int) -> None:
@@ -353,6 +385,7 @@ class Trainer:
             "rng_state": self.rng.bit_generator.state,
             "epoch_rng_state": self._epoch_rng_state if self.batch else None,
             "epoch_losses": [float(v) for v in self.batch_losses[: self.batch]],
+            "epoch_correct": [int(v) for v in self.batch_correct[: self.batch]],
             "epoch_seconds": self.epoch_seconds if self.batch else 0.0,
             "reference_loss": self.reference_loss,
         }
@@ -373,6 +406,8 @@ class Trainer:
             # Absent from checkpoints of older versions: then the next minibatch sets it.
             reference = run_state.get("reference_loss")
             reference = None if reference is None else float(reference)
+            correct = run_state.get("epoch_correct")
+            correct = None if correct is None else [int(v) for v in correct]
         except (KeyError, TypeError, ValueError) as exc:
             raise NumbamlpError(f"the run state is incomplete or malformed ({exc})") from None
         if saved_steps != steps:
@@ -389,6 +424,8 @@ class Trainer:
             )
         if len(losses) != batch:
             raise NumbamlpError("the run state's minibatch losses do not match its batch count")
+        if correct is not None and (len(correct) != batch or any(c < 0 for c in correct)):
+            raise NumbamlpError("the run state's minibatch accuracy counts are malformed")
         if reference is not None:
             if not (math.isfinite(reference) and reference >= 0):
                 raise NumbamlpError(f"the run state's reference loss {reference} is not valid")
@@ -402,6 +439,8 @@ class Trainer:
                 self._start_epoch(step_count - batch)
                 self.batch = batch
                 self.batch_losses[:batch] = losses
+                self.batch_correct[:batch] = correct or 0
+                self._correct_known = correct is not None
                 self._losses_restored()
                 self.epoch_seconds = seconds
             else:

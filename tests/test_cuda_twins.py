@@ -18,6 +18,7 @@ TAG = re.compile(r"\b[A-Z]\.\d+\b")
 #: Twins whose arguments differ on purpose, with the reason.
 ARGUMENTS_DIFFER = {
     "batch_mean": "a kernel cannot return: the CUDA twin writes the mean to its first argument",
+    "count_correct": "a kernel cannot return: the CUDA twin writes the count to its first argument",
 }
 JIT_DECORATORS = {"kernel", "serial", "helper"}
 
