@@ -8,6 +8,8 @@ unpickled, written atomically) whose metadata also holds, under ``"checkpoint"``
 * ``trainer``: the trainer's position (training.Trainer.run_state): epoch, minibatch within the
   epoch, the random generator's state, the losses of the epoch's minibatches so far;
 * ``history``: the metrics of the epochs completed.
+* ``early_stopping`` (runs with ``--patience``): validation.EarlyStopping's state, its best θ
+  in the array ``checkpoint/best_theta`` next to θ.
 
 Because it is a model file, ``numbamlp evaluate --model`` and ``predict`` accept a checkpoint.
 A run keeps one checkpoint per directory, ``DIR/checkpoint.npz``; each write replaces it
@@ -32,6 +34,8 @@ from numbamlp.optimizers import Optimizer
 CHECKPOINT_NAME = "checkpoint.npz"
 #: Version of the ``"checkpoint"`` metadata; a newer one is refused, as a newer model file is.
 CHECKPOINT_VERSION = 1
+#: The array holding early stopping's best θ (validation.EarlyStopping.best_theta).
+BEST_THETA = "checkpoint/best_theta"
 
 
 @dataclass
@@ -44,6 +48,8 @@ class Checkpoint:
     run: dict[str, Any]
     trainer: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)
+    early_stopping: dict[str, Any] | None = None
+    best_theta: np.ndarray | None = None
 
     @property
     def where(self) -> str:
@@ -87,6 +93,8 @@ def save_checkpoint(
     trainer: dict[str, Any],
     history: list[dict[str, Any]],
     metadata: dict[str, Any] | None = None,
+    early_stopping: dict[str, Any] | None = None,
+    best_theta: np.ndarray | None = None,
 ) -> None:
     """Write a checkpoint atomically. θ must be finite: a diverged run is never saved over the
     last good checkpoint."""
@@ -99,7 +107,10 @@ def save_checkpoint(
         "trainer": trainer,
         "history": history,
     }
-    save_model(path, model, optimizer, metadata=meta)
+    if early_stopping is not None:
+        meta["checkpoint"]["early_stopping"] = early_stopping
+    arrays = None if best_theta is None else {BEST_THETA: best_theta}
+    save_model(path, model, optimizer, metadata=meta, arrays=arrays)
 
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
@@ -133,7 +144,19 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     for key in ("seed", "config", "data", "fingerprint"):
         if key not in run:
             raise bad(f"the run's {key} is missing")
-    return Checkpoint(path, loaded.model, loaded.optimizer, run, trainer, history)
+    early_stopping = part.get("early_stopping")
+    if early_stopping is not None and not isinstance(early_stopping, dict):
+        raise bad("the early-stopping state is malformed")
+    return Checkpoint(
+        path,
+        loaded.model,
+        loaded.optimizer,
+        run,
+        trainer,
+        history,
+        early_stopping,
+        loaded.arrays.get(BEST_THETA),
+    )
 
 
 class _Trainer(Protocol):  # what the writer needs of training.Trainer
@@ -162,9 +185,12 @@ class CheckpointWriter:
         history: list[dict[str, Any]],
         metadata: Any,
         training_set: tuple[np.ndarray, np.ndarray],
+        early_stopping: Any = None,
     ) -> None:
+        """``early_stopping``: the run's validation.EarlyStopping, if it has one."""
         self.trainer, self.run, self.history = trainer, run, history
         self.metadata, self.training_set = metadata, training_set
+        self.early_stopping = early_stopping
         self.last: Path | None = None
         self.last_where = ""
 
@@ -183,9 +209,17 @@ class CheckpointWriter:
             trainer.run_state(),
             self.history,
             self.metadata(),
+            **self._early_stopping_parts(),
         )
         self.last, self.last_where = path, position(trainer.epoch, trainer.batch)
         return path
+
+    def _early_stopping_parts(self) -> dict[str, Any]:
+        early = self.early_stopping
+        if early is None:
+            return {}
+        best = early.best_theta if early.best_epoch else None
+        return {"early_stopping": early.state(), "best_theta": best}
 
     def is_current(self) -> bool:
         """Whether the last checkpoint written is of the trainer's present position."""

@@ -183,6 +183,14 @@ def _take_old_names(ctx: click.Context, opts: dict[str, Any]) -> None:
         )
 
 
+def _fraction(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    import math
+
+    if not (math.isfinite(value) and 0.0 <= value < 1.0):
+        raise click.BadParameter(f"must be a fraction at least 0 and below 1, got {value}")
+    return value
+
+
 def _set_threads(threads: int | None) -> int:
     import numba
 
@@ -363,6 +371,23 @@ def _load_data(
     "--dtype", type=click.Choice(("float32", "float64")), default="float32", show_default=True
 )
 @click.option(
+    "--validation-fraction",
+    type=float,
+    default=0.0,
+    show_default=True,
+    callback=_fraction,
+    help="Hold out this fraction of the training rows (drawn from the seed) as a validation "
+    "set, measured after every epoch (val_loss, val_accuracy); 0: none.",
+)
+@click.option(
+    "--patience",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Early stopping: stop when val_loss has not improved for this many epochs, and keep "
+    "the weights of the best epoch (as sklearn's MLPClassifier(early_stopping=True)); needs "
+    "--validation-fraction.",
+)
+@click.option(
     "--save",
     type=click.Path(dir_okay=False),
     default=None,
@@ -436,6 +461,12 @@ def train(ctx: click.Context, **opts: Any) -> None:
         _adopt_checkpoint_options(ctx, opts, resume)
     hidden = parse_hidden(opts["hidden"])
     activations = parse_activations(opts["activation"], len(hidden))
+    if opts["patience"] is not None and not opts["validation_fraction"] > 0:
+        raise click.BadParameter(
+            "early stopping watches the validation loss: give --validation-fraction F "
+            "(0 < F < 1) too",
+            param_hint="--patience",
+        )
     _check_writable(opts["save"], "--save")
     _check_writable(opts["metrics_out"], "--metrics-out")
     checkpoint_dir = _checkpoint_dir(opts, resume)
@@ -500,6 +531,15 @@ def train(ctx: click.Context, **opts: Any) -> None:
         },
     )
     scale = data.feature_scale
+    X_train, y_train = data.X_train_raw, data.y_train
+    X_val = y_val = None
+    if opts["validation_fraction"] > 0:  # 0: nothing held out, no generator drawn from
+        from numbamlp.randomness import validation_generator
+        from numbamlp.validation import split_validation
+
+        X_train, y_train, X_val, y_val = split_validation(
+            X_train, y_train, opts["validation_fraction"], validation_generator(opts["seed"])
+        )
     if on_gpu:
         from numbamlp.cuda.training import DeviceTrainer as Trainer
     run_info = {
@@ -519,7 +559,7 @@ def train(ctx: click.Context, **opts: Any) -> None:
             dtype=opts["dtype"],
             rng=init_rng,
         )
-        trainer = Trainer(model, data.X_train_raw, data.y_train, config, train_rng, scale=scale)
+        trainer = Trainer(model, X_train, y_train, config, train_rng, scale=scale)
         history: list[dict[str, Any]] = []
     else:
         from numbamlp.checkpoint import fingerprint
@@ -533,14 +573,13 @@ def train(ctx: click.Context, **opts: Any) -> None:
         model = resume.model
         if model.architecture.sizes[0] != data.n_features:
             raise _user_error_type()("the checkpoint's model does not fit the data's features")
-        trainer = Trainer(
-            model, data.X_train_raw, data.y_train, config, train_rng, resume.optimizer, scale
-        )
+        trainer = Trainer(model, X_train, y_train, config, train_rng, resume.optimizer, scale)
         try:
             trainer.restore(resume.trainer)
         except _user_error_type() as exc:
             raise _user_error_type()(f"cannot resume {resume.path}: {exc}") from None
         history = list(resume.history)
+    early = _early_stopping(opts["patience"], model, resume)
     X_test = model.check_inputs(data.X_test_raw, "test features", raw=True)
     y_test = model.check_labels(data.y_test, X_test.shape[0], "test labels")
 
@@ -548,8 +587,9 @@ def train(ctx: click.Context, **opts: Any) -> None:
         return trainer.accuracy(X_test, y_test, scale)
 
     echo(f"{model}")
+    held = "" if X_val is None else f"{X_val.shape[0]} validation / "
     echo(
-        f"data: {data.name}, {data.X_train_raw.shape[0]} train / {X_test.shape[0]} test samples "
+        f"data: {data.name}, {X_train.shape[0]} train / {held}{X_test.shape[0]} test samples "
         f"({data.source})"
     )
     decay = f", weight decay {config.weight_decay:g}" if config.weight_decay else ""
@@ -570,6 +610,7 @@ def train(ctx: click.Context, **opts: Any) -> None:
         history,
         lambda: _model_metadata(data, opts, trainer, history),
         (data.X_train_raw, data.y_train),
+        early,
     )
 
     throttled = None
@@ -622,18 +663,24 @@ def train(ctx: click.Context, **opts: Any) -> None:
                 if metrics is None:  # stopped by a signal in the middle of the epoch
                     break
                 metrics.test_accuracy = test_accuracy()
+                stop_early = False
+                if X_val is not None:
+                    metrics.val_loss, metrics.val_accuracy = trainer.validation_metrics(
+                        X_val, y_val, scale
+                    )
+                    if early is not None:
+                        stop_early = early.update(
+                            metrics.epoch, metrics.val_loss, model.params.theta
+                        )
                 record = metrics.as_dict()
                 history.append(record)
-                echo(
-                    f"epoch {metrics.epoch:3d}  train_loss {metrics.train_loss:.4f}  "
-                    f"test_accuracy {metrics.test_accuracy:.4f}  seconds {metrics.seconds:.2f}"
-                )
+                echo(_epoch_line(metrics))
                 if metrics_file is not None:
                     metrics_file.write(json.dumps(record) + "\n")
                     metrics_file.flush()
                 if checkpoint_dir is not None:
                     checkpoints.write(checkpoint_dir)
-                if stop:
+                if stop or stop_early:
                     break
             if stop:
                 if not checkpoints.is_current():
@@ -668,6 +715,21 @@ def train(ctx: click.Context, **opts: Any) -> None:
     total = time.perf_counter() - started
     final_accuracy = history[-1]["test_accuracy"] if history else test_accuracy()
     epochs = f"{config.epochs} epoch{'' if config.epochs == 1 else 's'}"
+    if early is not None and early.best_epoch:
+        # sklearn's MLPClassifier(early_stopping=True): the model is the best epoch's
+        trainer.load_parameters(early.best_theta)
+        final_accuracy = test_accuracy()
+        ran = trainer.epoch
+        why = (
+            f"val_loss has not improved for {early.patience} epoch(s), stopped after epoch {ran}"
+            if early.stopped
+            else f"ran all {ran} epochs"
+        )
+        echo(
+            f"early stopping: {why}; restored the weights of the best epoch, "
+            f"{early.best_epoch} (val_loss {early.best_loss:.4f})"
+        )
+        epochs = f"{ran} epoch{'' if ran == 1 else 's'}, best epoch {early.best_epoch}"
     ready = f"; ready in {first_batch_done[0] - COMMAND_STARTED:.2f} s" if first_batch_done else ""
     click.echo(f"test accuracy {final_accuracy:.4f} after {epochs} ({total:.1f} s{ready})")
     compiled = _compiled_kernels()
@@ -679,12 +741,14 @@ def train(ctx: click.Context, **opts: Any) -> None:
         )
     trainer.host_state()  # θ and the optimizer state, for the model file (from a device)
     if opts["save"]:
-        save_model(
-            opts["save"],
-            model,
-            trainer.optimizer,
-            metadata=_model_metadata(data, opts, trainer, history),
-        )
+        metadata = _model_metadata(data, opts, trainer, history)
+        if early is not None and early.best_epoch:
+            metadata.update(
+                test_accuracy=final_accuracy,
+                best_epoch=early.best_epoch,
+                val_loss=early.best_loss,
+            )
+        save_model(opts["save"], model, trainer.optimizer, metadata=metadata)
         echo(f"saved model to {opts['save']}")
 
 
@@ -692,11 +756,11 @@ def train(ctx: click.Context, **opts: Any) -> None:
 RUN_OPTIONS = (
     "hidden", "activation", "head", "optimizer", "lr", "mu", "beta1", "beta2", "rho", "eps",
     "schedule", "decay_rate", "decay_epochs", "min_lr", "sampling", "batch_size", "seed",
-    "dtype", "engine", "device", "weight_decay",
+    "dtype", "engine", "device", "weight_decay", "validation_fraction", "patience",
 )  # fmt: skip
 #: Run options added after checkpoints were first written, with the value every run that
 #: predates them had: a checkpoint without one resumes with it.
-LATER_RUN_OPTIONS = {"weight_decay": 0.0}
+LATER_RUN_OPTIONS = {"weight_decay": 0.0, "validation_fraction": 0.0, "patience": None}
 #: Options that say which data the run trains on (checked by fingerprint when resuming).
 DATA_OPTIONS = ("dataset", "data_dir", "train_file", "test_file", "label_column", "n_classes")
 #: The usual exit status of a process stopped by SIGTERM (128 + 15).
@@ -737,10 +801,11 @@ def _adopt_checkpoint_options(ctx: click.Context, opts: dict[str, Any], resume: 
         isinstance(saved_options, dict)
         and isinstance(saved_data, dict)
         and isinstance(config, dict)
-        and set(RUN_OPTIONS) <= set(saved_options)
+        and set(RUN_OPTIONS) - set(LATER_RUN_OPTIONS) <= set(saved_options)
         and set(DATA_OPTIONS) <= set(saved_data)
     ):
         raise _user_error_type()(f"{resume.path} is not a usable checkpoint (options missing)")
+    saved_options = LATER_RUN_OPTIONS | saved_options
     for name in RUN_OPTIONS + DATA_OPTIONS:
         saved = saved_options[name] if name in saved_options else saved_data[name]
         given = _jsonable(opts[name])
@@ -775,6 +840,13 @@ def _adopt_checkpoint_options(ctx: click.Context, opts: dict[str, Any], resume: 
         opts["epochs"] = planned
     if not _given(ctx, "checkpoint_every") and isinstance(config.get("checkpoint_every"), int):
         opts["checkpoint_every"] = config["checkpoint_every"]
+    early = resume.early_stopping
+    if isinstance(early, dict) and early.get("stopped") is True:
+        raise _user_error_type()(
+            f"the run in {resume.path} stopped early at epoch {epoch} (val_loss had not improved "
+            f"for {early.get('patience')} epochs; best epoch {early.get('best_epoch')}); start a "
+            "new run to train further"
+        )
     if resume.trainer["batch"] == 0 and epoch >= opts["epochs"]:
         raise _user_error_type()(
             f"the run in {resume.path} has finished its {epoch} epochs; pass --epochs N (N > "
@@ -823,6 +895,32 @@ def _interrupt_dir() -> Path:
         candidate = Path(f"{base}-{n}")
     candidate.mkdir()
     return candidate
+
+
+def _early_stopping(patience: int | None, model: Any, resume: Any) -> Any:
+    """The run's validation.EarlyStopping (None without --patience), with a resumed run's state."""
+    if patience is None:
+        return None
+    from numbamlp.validation import EarlyStopping
+
+    early = EarlyStopping(patience, model.params.theta)
+    if resume is not None and resume.early_stopping is not None:
+        try:
+            early.restore(resume.early_stopping, resume.best_theta)
+        except _user_error_type() as exc:
+            raise _user_error_type()(f"cannot resume {resume.path}: {exc}") from None
+    return early
+
+
+def _epoch_line(metrics: Any) -> str:
+    """The line printed after each epoch (the fields of --metrics-out, rounded)."""
+    accuracy = metrics.train_accuracy
+    line = f"epoch {metrics.epoch:3d}  train_loss {metrics.train_loss:.4f}  train_accuracy " + (
+        "n/a" if accuracy is None else f"{accuracy:.4f}"
+    )
+    if metrics.val_loss is not None:
+        line += f"  val_loss {metrics.val_loss:.4f}  val_accuracy {metrics.val_accuracy:.4f}"
+    return line + f"  test_accuracy {metrics.test_accuracy:.4f}  seconds {metrics.seconds:.2f}"
 
 
 def _model_metadata(data: Any, opts: dict[str, Any], trainer: Any, history: list) -> dict:

@@ -144,6 +144,28 @@ def predict_classes(classes, f):
 
 
 @serial
+def count_correct(z, y, n_classes):
+    """(P.1) The number of samples whose ŷ_s = argmax_k f_{s,k} equals Y_s, taken on z^L: both
+    heads keep the order of the logits, so the largest f_{s,k} is the largest z_{s,k} (with γ̃
+    the reference class K has the fixed logit 0). The first class wins ties, as in onecold.
+    The running training accuracy counts this on each minibatch as it is trained (serial: B
+    comparisons, summed in sample order)."""
+    d_L = z.shape[1]
+    correct = 0
+    for s in range(z.shape[0]):
+        # (P.1) ŷ_s = argmax_k f_{s,k} = argmax_k z_{s,k}
+        best = 0
+        for k in range(1, d_L):
+            if z[s, k] > z[s, best]:
+                best = k
+        if n_classes > d_L and z[s, best] < 0.0:
+            best = d_L  # the reference class K, logit 0
+        if best == y[s]:
+            correct += 1
+    return correct
+
+
+@serial
 def gather_labels(labels, y, indices):
     """Y_s = y_{I_s}: the minibatch labels (I.1/I.2 chose the indices).
 

@@ -59,7 +59,7 @@ Usage — what ``training.Trainer`` needs (``FusedPlan.run`` documents each argu
     state = plan.adopt_state(optimizer)   # the optimizer's arrays become rows of this array
     # per epoch: index_matrix[q, :batch_sizes[q]] holds minibatch q, lrs[q] its γ
     done = plan.run(model.params.theta, state, X_raw, scale, y, index_matrix, batch_sizes,
-                    lrs, optimizer.step_count, first, count, batch_losses)
+                    lrs, optimizer.step_count, first, count, batch_losses, batch_correct)
     optimizer.step_count += done   # done < count: the loss of minibatch first + done was not
                                    # finite (batch_losses has it) and its update was not made
 """
@@ -440,6 +440,23 @@ def cross_entropy_rows(losses, log_totals, z, y, batch, s0, s1):
 
 
 @helper
+def correct_rows(correct, z, y, batch, n_classes, s0, s1):
+    """(P.1) correct[s] = 1 if ŷ_s = argmax_k f_{s,k} equals Y_s, else 0, taken on z^L as
+    forward.count_correct takes it (the same comparisons, so both engines count the same):
+    the running training accuracy, at the cost of B · d_L comparisons per step."""
+    d_L = z.shape[1]
+    for s in range(s0, s1):
+        # (P.1) ŷ_s = argmax_k f_{s,k} = argmax_k z_{s,k}
+        best = 0
+        for k in range(1, d_L):
+            if z[s, k] > z[s, best]:
+                best = k
+        if n_classes > d_L and z[s, best] < 0.0:
+            best = d_L  # the reference class K of γ̃, logit 0
+        correct[s] = 1 if best == y[batch[s]] else 0
+
+
+@helper
 def output_delta_rows(delta_L, f, y, batch, s0, s1):
     """(B.1) δ^L = f − 1_Y (both heads: with γ̃, δ^L has the K−1 entries i < K)."""
     for s in range(s0, s1):
@@ -489,10 +506,11 @@ def hidden_delta_rows(delta, W_next, delta_next, z, h, code, s0, s1):
 @kernel(fastmath=False)
 def forward_backward(
     h, z, delta, f, losses, log_totals, shards, spans, theta, X, X_spans, scale, y, batch,
-    next_batch, layout, codes, head, sample_block, flush,
+    next_batch, layout, codes, head, sample_block, flush, correct,
 ):  # fmt: skip
     """Region 1: for each block of samples, h^0, F.1–F.4, L.1, B.1 and B.4, then B.3 and B.2
     summed over the block's samples into its gradient shard, for the layers that have shards.
+    ``correct[s]``: whether sample s is classified right (P.1), for the training accuracy.
 
     ``batch`` holds the step's B row indices I_s into X and y; ``codes[k]`` is φ_k's code.
     ``next_batch``: the next step's row indices, whose rows each block prefetches for the block
@@ -519,6 +537,7 @@ def forward_backward(
         else:
             modified_softmax_rows(f, log_totals, z_L, s0, s1)
         cross_entropy_rows(losses, log_totals, z_L, y, batch, s0, s1)
+        correct_rows(correct, z_L, y, batch, f.shape[1], s0, s1)
         output_delta_rows(layer_rows(delta, layout, L, B), f, y, batch, s0, s1)
         for m in range(L - 1, 0, -1):
             delta_m = layer_rows(delta, layout, m, B)
@@ -883,11 +902,14 @@ def run_steps(
     cuts,
     sample_block,
     flush,
+    batch_correct,
+    correct,
 ):
     """Steps p = step_count+1, …, step_count+count on the minibatches in rows first, …,
     first+count−1 of ``batches``; returns how many steps were completed.
 
-    Per step: region 1, the minibatch loss ℓ (S.1) into ``batch_losses``, then region 2. If ℓ is
+    Per step: region 1, the minibatch loss ℓ (S.1) into ``batch_losses`` and the number of its
+    samples classified right (P.1) into ``batch_correct``, then region 2. If ℓ is
     not finite, the step stops before its update and the function returns: θ and the optimizer
     state stay those of the last good step. Serial itself; the two regions it calls run in
     parallel (a parallel function called from a serial one opens its own region).
@@ -900,7 +922,7 @@ def run_steps(
         next_batch = batches[next_row, : batch_sizes[next_row]]
         forward_backward(
             h, z, delta, f, losses, log_totals, shards, spans, theta, X, X_spans, scale, y,
-            batch, next_batch, layout, codes, head, sample_block, flush,
+            batch, next_batch, layout, codes, head, sample_block, flush, correct,
         )  # fmt: skip
         total = 0.0
         for s in range(B):
@@ -908,6 +930,10 @@ def run_steps(
         # (S.1) ℓ = (1/B) Σ_s ℓ_s, summed in sample order
         loss = total / B
         batch_losses[row] = loss
+        right = 0
+        for s in range(B):
+            right += correct[s]
+        batch_correct[row] = right
         if not np.isfinite(loss):
             return t
         step_coefficients(coef, lrs[row], B, optimizer, hyper, step_count + t + 1)
@@ -1023,6 +1049,8 @@ class FusedPlan:
         self.delta = aligned_zeros((B * sum(sizes[1:]),), dt)  # δ^1, …, δ^L
         self.f = np.zeros((B, architecture.n_classes), dt)
         self.losses = np.zeros(B, dt)  # ℓ_s
+        self.correct = np.zeros(B, np.int64)  # whether sample s is classified right (P.1)
+        self._scratch_correct = np.zeros(0, np.int64)  # run's batch_correct when none is given
         self.log_totals = np.zeros(B, np.float64)  # log Σ_k e^{z^L_{s,k}}, for L.1
         self.coef = np.zeros(N_COEF, dt)
         self.weight_decay = float(weight_decay)
@@ -1110,6 +1138,7 @@ class FusedPlan:
         first: int,
         count: int,
         batch_losses: np.ndarray,
+        batch_correct: np.ndarray | None = None,
     ) -> int:
         """Train on the minibatches in rows first, …, first+count−1 of ``index_matrix``.
 
@@ -1124,10 +1153,13 @@ class FusedPlan:
         lrs: float64, shape (steps,): γ for the step made on minibatch q (G.1–G.4).
         first_step_count: p before the first step; Adam's corrections use p + 1, p + 2, ….
         batch_losses: float64, shape (steps,); receives ℓ of each minibatch trained on (S.1).
+        batch_correct: int64, shape (steps,); receives how many samples of each minibatch
+            were classified right before its step (P.1); None: not wanted.
         Returns the number of steps completed: count, or q − first if the loss of minibatch q
         was not finite (it is written; its update is not made).
         """
         self._check(theta, state, X, y, index_matrix, batch_sizes, lrs, first, count, batch_losses)
+        batch_correct = self._correct_counts(batch_correct, batch_losses.shape[0])
         done = run_steps(
             theta,
             state,
@@ -1160,8 +1192,23 @@ class FusedPlan:
             self.cuts,
             self.sample_block,
             self.flush_subnormals,
+            batch_correct,
+            self.correct,
         )
         return int(done)
+
+    def _correct_counts(self, batch_correct: np.ndarray | None, steps: int) -> np.ndarray:
+        """``run``'s batch_correct, checked; for None a scratch array of the plan's, made once
+        per number of steps."""
+        if batch_correct is None:
+            if self._scratch_correct.shape != (steps,):
+                self._scratch_correct = np.zeros(steps, np.int64)
+            return self._scratch_correct
+        if batch_correct.dtype != np.int64 or batch_correct.shape != (steps,):
+            raise NumbamlpError("FusedPlan.run: batch_correct must be int64 (steps,)")
+        if not batch_correct.flags.c_contiguous:
+            raise NumbamlpError("FusedPlan.run: arrays must be C-contiguous")
+        return batch_correct
 
     def _spans_of(self, X: np.ndarray) -> np.ndarray:
         """``input_spans`` of X's rows, computed once per input array (O(n · d_0); a run trains

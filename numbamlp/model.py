@@ -157,6 +157,21 @@ class MLP:
             total += passes.loss(ws, self.params, y[start : start + ws.batch_size]) * ws.batch_size
         return total / X.shape[0] + passes.penalty(self.params, weight_decay)
 
+    def loss_and_accuracy(
+        self, X: np.ndarray, y: np.ndarray, scale: float = 1.0
+    ) -> tuple[float, float]:
+        """``loss`` and ``accuracy`` of X · scale in one forward pass over its rows (the same
+        sums, so the same numbers)."""
+        X = self.check_inputs(X, raw=True)
+        y = self.check_labels(y, X.shape[0])
+        total, right = 0.0, 0
+        for start, ws in self._forward_chunks(X, scale):
+            labels = y[start : start + ws.batch_size]
+            total += passes.loss(ws, self.params, labels) * ws.batch_size
+            predict_classes(ws.classes, ws.f)  # (P.1)
+            right += int(np.count_nonzero(ws.classes == labels))
+        return total / X.shape[0], right / X.shape[0]
+
     def loss_and_gradient(
         self, X: np.ndarray, y: np.ndarray, weight_decay: float = 0.0
     ) -> tuple[float, Parameters]:

@@ -37,6 +37,9 @@ class LoadedModel:
     metadata: dict[str, Any] = field(default_factory=dict)
     #: The input scaling it was trained with (metadata "input", or what an older file assumes).
     input: InputRecord = FLOAT_INPUT
+    #: Further arrays the writer stored (``save_model``'s ``arrays``), unchecked: their reader
+    #: validates them (a checkpoint's best weights of early stopping).
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def save_model(
@@ -44,8 +47,10 @@ def save_model(
     model: MLP,
     optimizer: Optimizer | None = None,
     metadata: dict[str, Any] | None = None,
+    arrays: dict[str, np.ndarray] | None = None,
 ) -> None:
-    """Write the model (and optimizer state) to ``path`` atomically."""
+    """Write the model (and optimizer state, and any further named ``arrays``) to ``path``
+    atomically."""
     arch = model.architecture
     header = {
         "format": FORMAT,
@@ -61,13 +66,17 @@ def save_model(
         else {"name": optimizer.name, "hyper": optimizer.hyper, "step_count": optimizer.step_count},
         "metadata": metadata or {},
     }
-    arrays: dict[str, np.ndarray] = {
+    extra = dict(arrays or {})
+    arrays = {
         "header": np.array(json.dumps(header)),
         "theta": model.params.theta,
     }
     if optimizer is not None:
         for name, value in optimizer.state.items():
             arrays[_STATE_PREFIX + name] = value
+    if set(extra) & set(arrays) or any(name.startswith(_STATE_PREFIX) for name in extra):
+        raise ValueError(f"save_model: extra array names {sorted(extra)} collide with the model's")
+    arrays.update(extra)
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
@@ -202,7 +211,12 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
         input_record = record_from_metadata(metadata)
     except ValueError as exc:
         raise bad(str(exc)) from None
-    return LoadedModel(model, optimizer, metadata, input_record)
+    extra = {
+        name: value
+        for name, value in arrays.items()
+        if name not in ("header", "theta") and not name.startswith(_STATE_PREFIX)
+    }
+    return LoadedModel(model, optimizer, metadata, input_record, extra)
 
 
 # Header fields are checked for their JSON type before use: int(), float() and str() would accept

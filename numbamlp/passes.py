@@ -19,6 +19,7 @@ from numbamlp.forward import (
     activation_forward,
     affine_forward,
     batch_mean,
+    count_correct,
     cross_entropy,
     modified_softmax_forward,
     softmax_forward,
@@ -57,6 +58,11 @@ def penalty(params: Parameters, weight_decay: float) -> float:
     for m in range(1, params.architecture.L + 1):
         total += weight_penalty(params.W[m])  # (R.1)
     return 0.5 * weight_decay * total
+
+
+def correct(ws: Workspace, params: Parameters, y: np.ndarray) -> int:
+    """How many samples of the batch the forward pass classified right (P.1, on z^L)."""
+    return count_correct(ws.z[params.architecture.L], y, params.architecture.n_classes)  # (P.1)
 
 
 def backward(

@@ -14,3 +14,11 @@ def generators(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
     """
     init_rng, sampling_rng = np.random.default_rng(seed).spawn(2)
     return init_rng, sampling_rng
+
+
+def validation_generator(seed: int) -> np.random.Generator:
+    """The run's third stream, for the held-out validation rows (validation.split_validation):
+    the third child of the same ``default_rng(seed)``. Spawning is by position, so the first two
+    are those of ``generators(seed)``: a validation split leaves the initial weights and the
+    minibatch stream of the seed as they were, and a run without one never draws from it."""
+    return np.random.default_rng(seed).spawn(3)[2]

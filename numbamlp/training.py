@@ -36,13 +36,23 @@ from numbamlp.workspace import Workspace
 
 
 class TrainingDiverged(NumbamlpError):
-    """The loss or the parameters became NaN or infinite."""
+    """The loss or the parameters became NaN or infinite, or the loss exploded (GROWTH_LIMIT)."""
 
 
 ENGINES = ("fused", "kernels")
 #: Steps per call into the fused engine: Python gets control back (progress bar, throttled
 #: evaluation, Ctrl-C) every few milliseconds without costing measurable speed.
 FUSED_CHUNK = 32
+#: A finite loss that explodes is divergence too: the run stops at the first minibatch whose
+#: loss exceeds GROWTH_LIMIT × max(ℓ_ref, log M), where ℓ_ref is the loss of the run's first
+#: minibatch and log M that of a uniform guess over the M classes (what a fresh network starts
+#: near; the max keeps unscaled data, whose first loss is far above log M, from counting as
+#: growth). Checked per minibatch, so where it fires depends neither on how the minibatches were
+#: grouped into calls nor on a stop and resume. A run that learns never comes near: every
+#: optimizer at 10 × its default γ, constant/step/cosine, on MNIST stays ≤ 1.07 × ℓ_ref (SGD at
+#: γ = 10: 2 ×; tests/test_exploding_loss.py). 10⁴ × is 23 000 nats on MNIST, logits thousands
+#: apart; `--optimizer sgd --lr 1e6` passes it at its second minibatch (ℓ = 4 · 10⁵).
+GROWTH_LIMIT = 1e4
 
 
 @dataclass
@@ -94,9 +104,19 @@ class EpochMetrics:
     test_accuracy: float | None
     seconds: float  # wall time of the epoch's training steps (evaluation excluded)
     lr: float  # γ_p at the epoch's last step
+    # The running accuracy over the epoch's minibatches, each counted as it was trained (before
+    # its step), as Keras reports it: no extra pass over the training set. None for an epoch
+    # resumed from a checkpoint written before numbamlp counted it.
+    train_accuracy: float | None = None
+    val_loss: float | None = None  # on the held-out validation rows, after the epoch
+    val_accuracy: float | None = None
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """The fields as a dict; val_loss and val_accuracy only when there is a validation set."""
+        record = asdict(self)
+        if self.val_loss is None:
+            del record["val_loss"], record["val_accuracy"]
+        return record
 
 
 class Trainer:
@@ -144,6 +164,10 @@ class Trainer:
         # γ_p and ℓ of each minibatch of the current epoch, filled as it goes.
         self.lrs = np.zeros(steps, dtype=np.float64)
         self.batch_losses = np.zeros(steps, dtype=np.float64)
+        self.batch_correct = np.zeros(steps, dtype=np.int64)  # samples classified right (P.1)
+        self._correct_known = True  # False: the epoch was resumed without its counts
+        self.reference_loss: float | None = None  # ℓ_ref of GROWTH_LIMIT, once known
+        self._loss_limit = math.inf
         self._build_engine()
 
     # --- what an engine provides (the CPU's here; cuda/training.py has the device's) ---------
@@ -197,6 +221,18 @@ class Trainer:
         """Fraction of (X · scale, y) that the current θ classifies right (P.1)."""
         return float(np.mean(self.model.predict(X, scale) == y))
 
+    def validation_metrics(
+        self, X: np.ndarray, y: np.ndarray, scale: float = 1.0
+    ) -> tuple[float, float]:
+        """Mean cross-entropy (L.1, S.1) and accuracy (P.1) of the current θ on (X · scale, y),
+        computed on the host (a device copies θ back first)."""
+        self.host_state()
+        return self.model.loss_and_accuracy(X, y, scale)
+
+    def load_parameters(self, theta: np.ndarray) -> None:
+        """Make ``theta`` the network's θ (early stopping's best weights); a device uploads it."""
+        np.copyto(self.model.params.theta, theta)
+
     def check_parameters(self) -> None:
         """Raise TrainingDiverged if θ holds a NaN or an infinity."""
         if not np.isfinite(self.model.params.theta).all():
@@ -246,6 +282,7 @@ class Trainer:
             while self.batch < end:
                 first = self.batch
                 self._advance(self._call_size(first, end))
+                self._check_growth(first)
                 if on_batch is not None:
                     for b in range(first, self.batch):
                         on_batch(b)
@@ -270,6 +307,29 @@ class Trainer:
             self.lrs[q] = self.schedule(p0 + q + 1)
         self._epoch_drawn()
 
+    def _set_reference_loss(self, loss: float) -> None:
+        self.reference_loss = loss
+        uniform = math.log(self.model.architecture.n_classes)
+        self._loss_limit = GROWTH_LIMIT * max(loss, uniform)
+
+    def _check_growth(self, first: int) -> None:
+        """Raise TrainingDiverged if a loss of minibatches first .. batch−1 (just made, all
+        finite) exceeds the GROWTH_LIMIT bound. A few comparisons per call; no allocation."""
+        losses = self.batch_losses
+        if self.reference_loss is None:
+            self._set_reference_loss(float(losses[first]))
+        for q in range(first, self.batch):
+            if losses[q] > self._loss_limit:
+                value = float(losses[q])
+                step = self.step_count - (self.batch - 1 - q)
+                raise TrainingDiverged(
+                    f"training diverged: the loss grew to {value:.4g} at epoch {self.epoch}, "
+                    f"batch {q + 1} (step {step}), more than {GROWTH_LIMIT:g} times "
+                    f"max(the first minibatch's loss {self.reference_loss:.4g}, a uniform "
+                    f"guess's {math.log(self.model.architecture.n_classes):.4g}). "
+                    + self._smaller_lr_hint()
+                )
+
     def _kernel_step(self) -> None:
         params, grads, q = self.model.params, self.grads, self.batch
         indices = self.sampler.batches[q]
@@ -279,6 +339,7 @@ class Trainer:
         passes.forward(ws, params)
         batch_loss = passes.loss(ws, params, ws.labels)
         self.batch_losses[q] = batch_loss
+        self.batch_correct[q] = passes.correct(ws, params, ws.labels)
         if not math.isfinite(batch_loss):
             raise TrainingDiverged(self._divergence_message("loss", batch_loss, q))
         passes.backward(ws, params, grads, ws.labels, self.config.weight_decay)
@@ -291,7 +352,7 @@ class Trainer:
         done = self.plan.run(
             self.model.params.theta, self.state, self.X, self.scale, self.y,
             self.sampler.index_matrix, self.sampler.batch_sizes, self.lrs,
-            self.optimizer.step_count, q, count, self.batch_losses,
+            self.optimizer.step_count, q, count, self.batch_losses, self.batch_correct,
         )  # fmt: skip
         self.optimizer.step_count += done
         self.batch += done
@@ -305,8 +366,15 @@ class Trainer:
         self.batch = 0
         sizes = self.sampler.batch_sizes
         mean_loss = float(self.batch_losses @ sizes) / sizes.sum()  # (S.1) over the epoch
+        train_accuracy = int(self.batch_correct.sum()) / int(sizes.sum())
+        known, self._correct_known = self._correct_known, True
         return EpochMetrics(
-            self.epoch, mean_loss, None, self.epoch_seconds, float(self.lrs[steps - 1])
+            self.epoch,
+            mean_loss,
+            None,
+            self.epoch_seconds,
+            float(self.lrs[steps - 1]),
+            train_accuracy if known else None,
         )
 
     def train_steps(self, count: int) -> None:
@@ -330,7 +398,9 @@ class Trainer:
             "rng_state": self.rng.bit_generator.state,
             "epoch_rng_state": self._epoch_rng_state if self.batch else None,
             "epoch_losses": [float(v) for v in self.batch_losses[: self.batch]],
+            "epoch_correct": [int(v) for v in self.batch_correct[: self.batch]],
             "epoch_seconds": self.epoch_seconds if self.batch else 0.0,
+            "reference_loss": self.reference_loss,
         }
 
     def restore(self, run_state: dict) -> None:
@@ -346,6 +416,11 @@ class Trainer:
             losses = [float(v) for v in run_state["epoch_losses"]]
             seconds = float(run_state["epoch_seconds"])
             epoch_rng_state = run_state["epoch_rng_state"]
+            # Absent from checkpoints of older versions: then the next minibatch sets it.
+            reference = run_state.get("reference_loss")
+            reference = None if reference is None else float(reference)
+            correct = run_state.get("epoch_correct")
+            correct = None if correct is None else [int(v) for v in correct]
         except (KeyError, TypeError, ValueError) as exc:
             raise NumbamlpError(f"the run state is incomplete or malformed ({exc})") from None
         if saved_steps != steps:
@@ -362,6 +437,12 @@ class Trainer:
             )
         if len(losses) != batch:
             raise NumbamlpError("the run state's minibatch losses do not match its batch count")
+        if correct is not None and (len(correct) != batch or any(c < 0 for c in correct)):
+            raise NumbamlpError("the run state's minibatch accuracy counts are malformed")
+        if reference is not None:
+            if not (math.isfinite(reference) and reference >= 0):
+                raise NumbamlpError(f"the run state's reference loss {reference} is not valid")
+            self._set_reference_loss(reference)
         try:
             if batch:
                 # Replay the epoch's draw: the same minibatches, and the generator ends up where
@@ -371,6 +452,8 @@ class Trainer:
                 self._start_epoch(step_count - batch)
                 self.batch = batch
                 self.batch_losses[:batch] = losses
+                self.batch_correct[:batch] = correct or 0
+                self._correct_known = correct is not None
                 self._losses_restored()
                 self.epoch_seconds = seconds
             else:
@@ -385,13 +468,15 @@ class Trainer:
             raise NumbamlpError(f"the run state's random generator is malformed ({exc})") from None
 
     def _divergence_message(self, what: str, value: float, batch: int) -> str:
-        lr = self.optimizer.hyper["lr"]
         return (
             f"training diverged: the {what} became {value} at epoch {self.epoch}, batch "
             f"{batch + 1} (step {self.step_count + (1 if what == 'loss' else 0)}). "
-            "Try a smaller learning rate, "
-            f"e.g. --lr {lr / 10:g} (this run used {lr:g})."
+            + self._smaller_lr_hint()
         )
+
+    def _smaller_lr_hint(self) -> str:
+        lr = self.optimizer.hyper["lr"]
+        return f"Try a smaller learning rate, e.g. --lr {lr / 10:g} (this run used {lr:g})."
 
 
 def train(

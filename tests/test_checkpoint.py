@@ -555,3 +555,98 @@ def test_a_second_sigint_stops_at_once_and_corrupts_nothing(data, tmp_path):
     # Whatever the second signal interrupted, the directory holds one loadable checkpoint.
     assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == [CHECKPOINT_NAME]
     assert load_checkpoint(tmp_path / "ck").trainer["epoch"] >= 1
+
+
+# --- early stopping: its state is in the checkpoint ---------------------------------------------
+
+
+def _noisy_blobs(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """tests/test_validation.py's constructed case: val_loss best at epoch 3, stop at 6."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    X = 1.5 * np.eye(3, 4)[y] + rng.normal(size=(n, 4))
+    flip = rng.random(n) < 0.3
+    return X, np.where(flip, rng.integers(0, 3, n), y)
+
+
+@pytest.fixture
+def overfit(tmp_path):
+    for name, (n, seed) in (("train", (240, 0)), ("test", (90, 1))):
+        X, y = _noisy_blobs(n, seed)
+        np.savez(tmp_path / f"{name}.npz", X=X, y=y)
+    return [
+        "train", "--train-file", tmp_path / "train.npz", "--test-file", tmp_path / "test.npz",
+        "--hidden", "128", "--activation", "relu", "--batch-size", "8", "--lr", "0.001",
+        "--validation-fraction", "0.25", "--patience", "3", "-q",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("engine", ["fused", "kernels"])
+def test_cli_early_stopping_run_stopped_mid_epoch_resumes_exactly(
+    overfit, tmp_path, monkeypatch, engine
+):
+    """SIGINT in epoch 5 (best epoch 3, one epoch without improvement): the resumed run stops
+    after epoch 6 as the straight one does, with the same best weights, bit for bit."""
+    args = [*overfit, "--engine", engine, "--epochs", "30"]
+    full = run(*args, "--save", tmp_path / "full.npz", "--metrics-out", tmp_path / "full.jsonl")
+    assert full.exit_code == 0, full.output
+    original = Trainer.run_batches
+
+    def run_batches(self, on_batch=None, until=None, should_stop=None):
+        def hook(b: int) -> None:
+            if on_batch is not None:
+                on_batch(b)
+            if self.epoch == 5 and self.batch >= 3 and not getattr(self, "_sent", False):
+                self._sent = True
+                os.kill(os.getpid(), signal.SIGINT)
+
+        return original(self, hook, until, should_stop)
+
+    monkeypatch.setattr(Trainer, "run_batches", run_batches)
+    # --checkpoint-every 5 cuts the fused engine's calls, so the stop comes mid-epoch
+    stopped = run(*args, "--checkpoint-dir", tmp_path / "ck", "--checkpoint-every", "5")
+    assert stopped.exit_code == 130, stopped.output
+    monkeypatch.undo()
+    ckpt = load_checkpoint(tmp_path / "ck")
+    assert ckpt.trainer["epoch"] == 5 and ckpt.trainer["batch"] >= 3
+    assert ckpt.early_stopping == {
+        "patience": 3, "best_loss": ckpt.history[2]["val_loss"], "best_epoch": 3, "wait": 1,
+        "stopped": False,
+    }  # fmt: skip
+    assert ckpt.best_theta is not None and ckpt.best_theta.dtype == np.float32
+    rest = run("train", "--resume", tmp_path / "ck", "--save", tmp_path / "resumed.npz",
+               "--metrics-out", tmp_path / "resumed.jsonl")  # fmt: skip
+    assert rest.exit_code == 0, rest.output
+    assert "restored the weights of the best epoch, 3" in rest.output
+    assert_same_model(tmp_path / "full.npz", tmp_path / "resumed.npz")
+    assert (tmp_path / "full.jsonl").read_text().count("\n") == 6
+    full_records = [json.loads(x) for x in (tmp_path / "full.jsonl").read_text().splitlines()]
+    resumed = [json.loads(x) for x in (tmp_path / "resumed.jsonl").read_text().splitlines()]
+    for a, b in zip(full_records, resumed, strict=True):
+        for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_accuracy"):
+            assert a[key] == b[key], (key, a, b)
+    # The run has stopped: its checkpoint cannot be continued.
+    again = run("train", "--resume", tmp_path / "ck", "--epochs", "40")
+    assert again.exit_code == 2 and "stopped early at epoch 6" in again.output, again.output
+
+
+def test_cli_checkpoint_without_the_new_options_still_resumes(data, tmp_path):
+    """Checkpoints written before --validation-fraction and --patience existed resume with
+    their defaults, and the same bits."""
+    first = run(*train_args(data, "--epochs", "1", "--checkpoint-dir", tmp_path / "ck",
+                            "--checkpoint-every", "3"))  # fmt: skip
+    assert first.exit_code == 0, first.output
+    full = run(*train_args(data, "--epochs", "2", "--save", tmp_path / "full.npz"))
+    assert full.exit_code == 0, full.output
+
+    def old(part):
+        for name in ("validation_fraction", "patience"):
+            del part["run"]["options"][name]
+        for name in ("epoch_correct", "reference_loss"):
+            part["trainer"].pop(name, None)
+
+    _rewrite_checkpoint_metadata(tmp_path / "ck" / CHECKPOINT_NAME, old)
+    rest = run("train", "--resume", tmp_path / "ck", "--epochs", "2", "--save",
+               tmp_path / "resumed.npz")  # fmt: skip
+    assert rest.exit_code == 0, rest.output
+    assert_same_model(tmp_path / "full.npz", tmp_path / "resumed.npz")

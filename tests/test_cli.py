@@ -24,7 +24,8 @@ from numbamlp.cli import main
 N_FEATURES, N_CLASSES = 4, 3
 N_TRAIN, N_TEST = 300, 90
 EPOCH_LINE = re.compile(
-    r"^epoch +(\d+)  train_loss (\S+)  test_accuracy (\d\.\d{4})  seconds (\d+\.\d\d)$"
+    r"^epoch +(\d+)  train_loss (\S+)  train_accuracy \d\.\d{4}  test_accuracy (\d\.\d{4})  "
+    r"seconds (\d+\.\d\d)$"
 )
 # Options that make the tiny blobs learnable in a few steps.
 FAST = ("--hidden", "8", "--batch-size", "32", "--lr", "0.05")

@@ -19,6 +19,7 @@ TAG = re.compile(r"\b[A-Z]\.\d+\b")
 ARGUMENTS_DIFFER = {
     "batch_mean": "a kernel cannot return: the CUDA twin writes the mean to its first argument",
     "weight_penalty": "a kernel cannot return: the CUDA twin writes the sum to its first argument",
+    "count_correct": "a kernel cannot return: the CUDA twin writes the count to its first argument",
 }
 JIT_DECORATORS = {"kernel", "serial", "helper"}
 

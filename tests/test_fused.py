@@ -505,6 +505,7 @@ def test_run_steps_allocates_nothing():
     tail += (plan.G, plan.shards, plan.spans, plan.coef, plan.layout, plan.codes, plan.head)
     tail += (plan.cuts,)
     tail += (plan.sample_block, plan.flush_subnormals)
+    tail += (np.zeros(len(sizes), np.int64), plan.correct)  # batch_correct, correct
 
     def run(count: int) -> tuple[int, int, int]:
         gc.collect()

@@ -9,9 +9,9 @@ thread grid; what one CPU iteration computes, one thread computes, in the same o
   ``weight_penalty`` likewise sums (W^m_{ij})² in row order.
 
 Every kernel returns early for threads past the array's end (grids are rounded up to whole
-blocks). ``batch_mean`` and ``weight_penalty`` are the signatures that differ: a kernel cannot
-return a value, so the result is written to ``mean[0]`` / ``total[0]`` (output first, as
-everywhere).
+blocks). ``batch_mean``, ``weight_penalty`` and ``count_correct`` are the signatures that differ:
+a kernel cannot return a value, so the result is written to ``mean[0]`` / ``total[0]`` /
+``count[0]`` (output first, as everywhere).
 """
 
 from __future__ import annotations
@@ -144,6 +144,26 @@ def predict_classes(classes, f):
             if f[s, k] > f[s, best]:
                 best = k
         classes[s] = best
+
+
+@cuda.jit
+def count_correct(count, z, y, n_classes):
+    """(P.1) The number of samples whose ŷ_s = argmax_k f_{s,k} (taken on z^L, the reference
+    class of γ̃ at logit 0) equals Y_s, counted in sample order by one thread into count[0]."""
+    if cuda.grid(1) == 0:
+        d_L = z.shape[1]
+        correct = 0
+        for s in range(z.shape[0]):
+            # (P.1) ŷ_s = argmax_k f_{s,k} = argmax_k z_{s,k}
+            best = 0
+            for k in range(1, d_L):
+                if z[s, k] > z[s, best]:
+                    best = k
+            if n_classes > d_L and z[s, best] < 0.0:
+                best = d_L  # the reference class K, logit 0
+            if best == y[s]:
+                correct += 1
+        count[0] = correct
 
 
 @cuda.jit

@@ -21,6 +21,7 @@ from numbamlp.cuda.forward import (
     activation_forward,
     affine_forward,
     batch_mean,
+    count_correct,
     cross_entropy,
     modified_softmax_forward,
     softmax_forward,
@@ -92,6 +93,13 @@ def loss(ws: Workspace, params: DeviceParameters, y, mean, threads: Threads) -> 
         ws.losses, ws.z[arch.L], y, arch.n_classes
     )  # (L.1)
     batch_mean[grid_1d(1, 1)](mean, ws.losses)  # (S.1)
+
+
+def correct(ws: Workspace, params: DeviceParameters, y, count) -> None:
+    """How many samples of the batch the forward pass classified right (P.1, on z^L), written
+    to ``count[0]``."""
+    arch = params.architecture
+    count_correct[grid_1d(1, 1)](count, ws.z[arch.L], y, arch.n_classes)  # (P.1)
 
 
 def backward(

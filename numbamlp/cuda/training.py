@@ -6,7 +6,7 @@ only launches kernels (cuda/passes.py and cuda/optimizers.py, in the order of th
 ``kernels`` engine) and passes scalars (γ_p, Adam's bias corrections). Per epoch it uploads the
 epoch's minibatch indices (drawn on the host by the same Sampler and generator as on the CPU,
 so both devices see the same batches); after each call of up to FUSED_CHUNK minibatches it
-reads back their losses (the metrics, and the divergence check).
+reads back their losses and accuracy counts (the metrics, and the divergence check).
 
 ``to_host()`` copies θ and the optimizer state back into ``model`` and ``optimizer`` (for a
 checkpoint or a model file); ``from_host()`` copies them onto the device (after a checkpoint
@@ -74,11 +74,17 @@ class DeviceTrainer(Trainer):
         self.workspace = device_workspace(arch, self.sampler.batch_size, model.dtype)
         self.index_matrix = cuda.to_device(self.sampler.index_matrix)
         self.losses_device = cuda.to_device(np.zeros(self.sampler.steps_per_epoch, np.float64))
+        self.correct_device = cuda.to_device(np.zeros(self.sampler.steps_per_epoch, np.int64))
         self.nonfinite = cuda.to_device(np.zeros(CHECK_THREADS, dtype=np.int64))
-        # Views made once: each step's rows of the workspace, indices and loss slot.
+        # Views made once: each step's rows of the workspace, indices, loss and count slots.
         sizes = [int(n) for n in self.sampler.batch_sizes]
         self._steps = [
-            (self.workspace.rows(n), self.index_matrix[q, :n], self.losses_device[q : q + 1])
+            (
+                self.workspace.rows(n),
+                self.index_matrix[q, :n],
+                self.losses_device[q : q + 1],
+                self.correct_device[q : q + 1],
+            )
             for q, n in enumerate(sizes)
         ]
         self._test_set: tuple | None = None  # (host X, device X, device 0..n−1) of accuracy()
@@ -97,6 +103,10 @@ class DeviceTrainer(Trainer):
 
     def host_state(self) -> None:
         self.to_host()
+
+    def load_parameters(self, theta: np.ndarray) -> None:
+        super().load_parameters(theta)
+        self.params.theta.copy_to_device(np.ascontiguousarray(self.model.params.theta))
 
     def _epoch_drawn(self) -> None:
         # (I.1/I.2) drawn on the host from the run's one generator, used on the device
@@ -117,6 +127,7 @@ class DeviceTrainer(Trainer):
         for q in range(q0, q0 + count):
             self._step(q)
         self.losses_device[q0 : q0 + count].copy_to_host(self.batch_losses[q0 : q0 + count])
+        self.correct_device[q0 : q0 + count].copy_to_host(self.batch_correct[q0 : q0 + count])
         self.batch = q0 + count
         for q in range(q0, q0 + count):
             if not math.isfinite(self.batch_losses[q]):
@@ -126,7 +137,7 @@ class DeviceTrainer(Trainer):
 
     def _step(self, q: int) -> None:
         """Minibatch q of the current epoch: gather, forward, loss, backward, update."""
-        ws, indices, loss_slot = self._steps[q]
+        ws, indices, loss_slot, correct_slot = self._steps[q]
         threads = self.threads
         B = ws.batch_size
         gather_batch[threads.elementwise(B, ws.h[0].shape[1])](
@@ -135,6 +146,7 @@ class DeviceTrainer(Trainer):
         gather_labels[threads.per_sample(B)](ws.labels, self.y_device, indices)
         passes.forward(ws, self.params, threads)
         passes.loss(ws, self.params, ws.labels, loss_slot, threads)
+        passes.correct(ws, self.params, ws.labels, correct_slot)
         passes.backward(ws, self.params, self.grads, ws.labels, threads, self.config.weight_decay)
         self.device_optimizer.step(self.params.theta, self.grads.theta, self.lrs[q])
 

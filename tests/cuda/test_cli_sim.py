@@ -32,7 +32,9 @@ def test_train_on_the_simulated_device_and_save(tmp_path):
     result = CliRunner().invoke(main, [str(a) for a in args])
     assert result.exit_code == 0, result.output
     epochs = re.findall(
-        r"^epoch +(\d+) +train_loss ([\d.]+) +test_accuracy ([\d.]+)", result.output, re.M
+        r"^epoch +(\d+) +train_loss ([\d.]+) +train_accuracy [\d.]+ +test_accuracy ([\d.]+)",
+        result.output,
+        re.M,
     )
     assert [int(e[0]) for e in epochs] == [1, 2, 3], result.output
     losses = [float(e[1]) for e in epochs]

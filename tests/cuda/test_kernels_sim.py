@@ -120,6 +120,24 @@ def test_batch_mean(rng, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_count_correct(rng, dtype):
+    """Both heads (γ̃: the reference class M at logit 0), ties to the first class."""
+    z = rng.normal(size=(B, M)).astype(dtype)
+    z[2, 1] = z[2, 3] = 5.0  # a tie
+    y = rng.integers(0, M, B)
+    y[2] = 1
+    for logits in (z, z[:, : M - 1].copy()):
+        y_ref = y.copy()
+        y_ref[: B // 2] = M - 1  # some labels on the reference class
+        count = cuda.to_device(np.full(1, -1, np.int64))
+        gpu_forward.count_correct[grid_1d(4, 2)](count, cuda.to_device(logits), y_ref, M)
+        expected = cpu_forward.count_correct(logits, y_ref, M)
+        assert count.copy_to_host()[0] == expected
+        full = np.concatenate([logits, np.zeros((B, 1), dtype)], 1) if logits is not z else z
+        assert expected == int(np.sum(np.argmax(full, axis=1) == y_ref))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_predict_classes(rng, dtype):
     f = rng.random((B, M)).astype(dtype)
     f[2, 1] = f[2, 3] = 2.0  # a tie: the first class wins on both

@@ -98,6 +98,8 @@ def test_epochs_equal_the_cpu_epochs(head, dtype):
         assert gpu_metrics.epoch == cpu_metrics.epoch
         assert gpu_metrics.lr == cpu_metrics.lr
         assert abs(gpu_metrics.train_loss - cpu_metrics.train_loss) <= 1e-5 * cpu_metrics.train_loss
+        assert gpu_metrics.train_accuracy == cpu_metrics.train_accuracy  # the same counts
+        assert np.array_equal(gpu.batch_correct, cpu.batch_correct)
     assert_same_state(cpu, gpu, dtype)
     X, y = data()
     assert gpu.accuracy(X, y, 1 / 255) == float(np.mean(cpu.model.predict(X, 1 / 255) == y))
