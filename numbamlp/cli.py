@@ -965,15 +965,18 @@ def _progress(show: bool, length: int, label: str) -> Any:
 # ---------------------------------------------------------------------------------------------
 # evaluate / predict
 
-
-@main.command()
-@click.option(
+#: The model file that evaluate, predict and export read.
+MODEL_OPTION = click.option(
     "--model",
     "model_path",
     required=True,
     type=click.Path(dir_okay=False),
     help="A model file written by `numbamlp train --save`.",
 )
+
+
+@main.command()
+@MODEL_OPTION
 @click.option(
     "--dataset",
     type=click.Choice(DATASET_NAMES),
@@ -1032,7 +1035,7 @@ def evaluate(
 
 
 @main.command()
-@click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False))
+@MODEL_OPTION
 @click.option(
     "--input",
     "input_path",
@@ -1095,13 +1098,7 @@ def predict(
 
 
 @main.command(name="export")
-@click.option(
-    "--model",
-    "model_path",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="A model file written by `numbamlp train --save`.",
-)
+@MODEL_OPTION
 @click.option(
     "--format",
     "export_format",

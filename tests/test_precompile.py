@@ -49,7 +49,8 @@ print("COMPILED", sorted(set(compiled)))
 """
 
 
-def _compiled(args: list[str], env: dict[str, str], cwd: Path) -> str:
+def _run(args: list[str], env: dict[str, str], cwd: Path) -> tuple[str, str]:
+    """Where numbamlp was imported from, and the functions compiled while ``args`` ran."""
     out = subprocess.run(
         [sys.executable, "-c", COUNT_COMPILES, *args],
         env=env,
@@ -59,18 +60,12 @@ def _compiled(args: list[str], env: dict[str, str], cwd: Path) -> str:
         timeout=600,
     )
     assert out.returncode == 0, out.stderr
-    return out.stdout.strip().splitlines()[-1]
+    imported_from, compiled = out.stdout.strip().splitlines()[-2:]
+    return imported_from, compiled
 
 
-def _imported_from(args: list[str], env: dict[str, str], cwd: Path) -> str:
-    out = subprocess.run(
-        [sys.executable, "-c", COUNT_COMPILES, *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-    )
-    return out.stdout.strip().splitlines()[-2]
+def _compiled(args: list[str], env: dict[str, str], cwd: Path) -> str:
+    return _run(args, env, cwd)[1]
 
 
 def test_precompile_command_fills_the_cache_for_train_evaluate_predict(tmp_path):
@@ -120,7 +115,6 @@ def test_the_wheel_carries_the_compiled_kernels(tmp_path):
     assert any(n.startswith("numbamlp/__pycache__/fused.run_steps-") for n in names), names
     env["PYTHONPATH"] = str(tmp_path / "site")
     train = ["train", "--epochs", "1", "--quiet", "--hidden", "8"]
-    assert (
-        _imported_from(["--version"], env, tmp_path) == f"FROM {tmp_path}/site/numbamlp/__init__.py"
-    )
-    assert _compiled(train, env, tmp_path) == "COMPILED []"
+    imported_from, compiled = _run(train, env, tmp_path)
+    assert imported_from == f"FROM {tmp_path}/site/numbamlp/__init__.py"
+    assert compiled == "COMPILED []"
