@@ -151,7 +151,8 @@ class CheckpointWriter:
     """Writes one run's checkpoints and remembers the last one written.
 
     ``run`` and ``history`` are the run's own (mutable) records, read at each write;
-    ``metadata()`` gives the model-file metadata of the moment. The training set's fingerprint
+    ``metadata()`` gives the model-file metadata of the moment. With ``enabled`` False (the
+    MPI ranks other than 0) nothing is written. The training set's fingerprint
     is computed at the first write only (hashing it costs ~0.1 s for MNIST).
     """
 
@@ -162,8 +163,10 @@ class CheckpointWriter:
         history: list[dict[str, Any]],
         metadata: Any,
         training_set: tuple[np.ndarray, np.ndarray],
+        enabled: bool = True,
     ) -> None:
         self.trainer, self.run, self.history = trainer, run, history
+        self.enabled = enabled  # False: only check θ and note the position (MPI ranks ≠ 0)
         self.metadata, self.training_set = metadata, training_set
         self.last: Path | None = None
         self.last_where = ""
@@ -171,6 +174,12 @@ class CheckpointWriter:
     def write(self, directory: Path) -> Path:
         trainer = self.trainer
         trainer.check_parameters()  # a diverged θ is never written over a good checkpoint
+        if not self.enabled:
+            self.last, self.last_where = (
+                directory / CHECKPOINT_NAME,
+                position(trainer.epoch, trainer.batch),
+            )
+            return self.last
         trainer.host_state()  # θ and the optimizer's state from a device, if on one
         if self.run.get("fingerprint") is None:
             self.run["fingerprint"] = fingerprint(*self.training_set)

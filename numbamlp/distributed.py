@@ -38,6 +38,7 @@ Importing this module does not import mpi4py: ``connect`` does, and only ``numba
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -78,8 +79,20 @@ TEST_EXIT_RANK = "NUMBAMLP_TEST_EXIT_RANK"
 TEST_EXIT_STEP = "NUMBAMLP_TEST_EXIT_STEP"
 
 
+#: Bytes of an error message the ranks exchange when one fails before training starts.
+AGREE_BYTES = 4096
+
+
 class DistributedError(NumbamlpError):
     """MPI failed, or another rank stopped answering: the run cannot go on on any rank."""
+
+
+class StartFailed(NumbamlpError):
+    """A rank failed before training started (bad input, usually on every rank alike)."""
+
+    def __init__(self, message: str, rank: int) -> None:
+        super().__init__(message)
+        self.rank = rank
 
 
 def launched_size(environ: dict[str, str] | None = None) -> int:
@@ -115,6 +128,7 @@ class Cluster:
         self.timeout = float(timeout)
         self.interrupted: Callable[[], bool] = lambda: False
         self.seconds_waiting = 0.0  # total time spent in collectives (the benchmark reads it)
+        self.phase = "starting"  # then "training" (``start``), or "failed"
 
     def wait(self, requests: list, what: str) -> None:
         """Complete ``requests`` or raise DistributedError after ``timeout`` seconds. Polls:
@@ -154,15 +168,27 @@ class Cluster:
         self.wait(requests, "a step's exchange of gradient shards and losses")
 
     def agree(self, value: bytes, what: str) -> list[bytes]:
-        """Every rank's ``value`` (at most 256 bytes), in rank order."""
-        if len(value) > 256:
-            raise ValueError("agree: at most 256 bytes")
-        send = np.zeros(257, np.uint8)
-        send[0] = len(value)
-        send[1 : 1 + len(value)] = np.frombuffer(value, np.uint8)
-        received = np.zeros((self.size, 257), np.uint8)
+        """Every rank's ``value`` (cut to AGREE_BYTES), in rank order."""
+        value = value[:AGREE_BYTES]
+        send = np.zeros(AGREE_BYTES + 4, np.uint8)
+        send[:4] = np.frombuffer(np.uint32(len(value)).tobytes(), np.uint8)
+        send[4 : 4 + len(value)] = np.frombuffer(value, np.uint8)
+        received = np.zeros((self.size, AGREE_BYTES + 4), np.uint8)
         self.wait([self.comm.Iallgather(send, received)], what)
-        return [bytes(row[1 : 1 + row[0]]) for row in received]
+        return [bytes(row[4 : 4 + int(row[:4].view(np.uint32)[0])]) for row in received]
+
+    def start(self) -> None:
+        """The point every rank reaches before training: raise StartFailed (on every rank) if
+        one of them failed before it (``fail`` sent its message here instead)."""
+        self._settle(b"")
+        self.phase = "training"
+
+    def _settle(self, message: bytes) -> None:
+        values = self.agree(message, "the start of training")
+        for rank, value in enumerate(values):
+            if value:
+                self.phase = "failed"
+                raise StartFailed(value.decode(errors="replace"), rank)
 
     def any(self, flag: bool) -> bool:
         """Whether ``flag`` is true on any rank (so that all ranks stop at the same step)."""
@@ -171,7 +197,7 @@ class Cluster:
     def check_same(self, value: str, what: str) -> None:
         """Raise NumbamlpError unless every rank has the same ``value`` (e.g. the data's
         fingerprint), naming the first rank that differs from rank 0."""
-        values = self.agree(value.encode()[:256], f"the comparison of {what}")
+        values = self.agree(value.encode(), f"the comparison of {what}")
         for rank, other in enumerate(values):
             if other != values[0]:
                 raise NumbamlpError(
@@ -182,6 +208,41 @@ class Cluster:
     def abort(self, code: int) -> None:
         """End every rank of the job now (MPI_Abort): the others may be inside a collective."""
         self.comm.Abort(code)
+
+
+def fail(cluster: Cluster, exc: Exception, message: str, echo: Callable[[str], None]) -> bool:
+    """Report an error that ends a distributed run; returns True if the process may exit
+    normally (with status 2), after MPI_Abort it never returns.
+
+    Before training starts (``Cluster.start``) every rank runs the same checks on the same
+    input, so an error is usually every rank's: the failing ranks send their messages to the
+    agreement that the others reach in ``start``, rank 0 prints the first one (naming the rank
+    if it is not rank 0's own), and every rank exits normally. During training an error on rank
+    0 (a checkpoint that cannot be written, divergence) or a DistributedError on any rank is
+    printed by the rank that has it, which then aborts the whole job, other ranks being in a
+    collective. Other errors of other ranks are rank 0's too (divergence is seen by all ranks at
+    the same step): such a rank waits for rank 0's abort, and reports its own error only if that
+    does not come within the timeout."""
+    if cluster.phase == "starting":
+        try:
+            cluster._settle(message.encode())
+        except StartFailed as first:
+            exc = first
+        except DistributedError as lost:
+            echo(f"error: {message} ({lost})")
+            cluster.abort(2)
+    if cluster.phase == "failed" or isinstance(exc, StartFailed):
+        if cluster.rank == 0:
+            rank = getattr(exc, "rank", 0)
+            echo(f"error: {'' if rank == 0 else f'rank {rank}: '}{exc}")
+        return True
+    if cluster.rank != 0 and not isinstance(exc, DistributedError):
+        time.sleep(cluster.timeout)  # rank 0 aborts the job meanwhile, unless it hangs
+        message = f"rank {cluster.rank}: {message}"
+    echo(f"error: {message}")
+    sys.stderr.flush()
+    cluster.abort(2)
+    return False  # not reached
 
 
 def connect(timeout: float = DEFAULT_TIMEOUT) -> Cluster:
