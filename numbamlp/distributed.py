@@ -73,10 +73,12 @@ RANK_VARIABLES = ("OMPI_COMM_WORLD_RANK", "PMI_RANK")
 #: wait: the first run's JIT compilation (~20 s per process, longer with ranks sharing cores),
 #: rank 0's test-set evaluation and checkpoint writes.
 DEFAULT_TIMEOUT = 300.0
-#: Test hook: a rank whose number is NUMBAMLP_TEST_EXIT_RANK leaves the process (os._exit(1),
-#: as if it crashed) just before the step NUMBAMLP_TEST_EXIT_STEP (tests/test_distributed.py).
-TEST_EXIT_RANK = "NUMBAMLP_TEST_EXIT_RANK"
-TEST_EXIT_STEP = "NUMBAMLP_TEST_EXIT_STEP"
+#: Test hook: the rank whose number is NUMBAMLP_TEST_FAULT_RANK fails just before the step
+#: NUMBAMLP_TEST_FAULT_STEP: it leaves the process as if it crashed (os._exit(1)), or with
+#: NUMBAMLP_TEST_FAULT=hang stops answering (sleeps) (tests/test_distributed.py).
+TEST_FAULT_RANK = "NUMBAMLP_TEST_FAULT_RANK"
+TEST_FAULT_STEP = "NUMBAMLP_TEST_FAULT_STEP"
+TEST_FAULT = "NUMBAMLP_TEST_FAULT"
 
 
 #: Bytes of an error message the ranks exchange when one fails before training starts.
@@ -300,9 +302,9 @@ class DistributedPlan:
         self.plan, self.cluster = plan, cluster
         self._parts: dict[int, _Part] = {}
         self.bytes_received = 0  # over the run, the benchmark reads it
-        self._exit_step = -1
-        if os.environ.get(TEST_EXIT_RANK, "") == str(cluster.rank):
-            self._exit_step = int(os.environ.get(TEST_EXIT_STEP, "1"))
+        self._fault_step = -1
+        if os.environ.get(TEST_FAULT_RANK, "") == str(cluster.rank):
+            self._fault_step = int(os.environ.get(TEST_FAULT_STEP, "1"))
 
     def __getattr__(self, name: str) -> Any:  # the plan's other attributes (layout, dtype, …)
         return getattr(self.plan, name)
@@ -392,8 +394,10 @@ class DistributedPlan:
         scale = plan.dtype.type(scale)
         for t in range(count):
             step = first_step_count + t + 1
-            if step == self._exit_step:
-                os._exit(1)  # the test hook: this rank "crashes" before the step
+            if step == self._fault_step:  # the test hook
+                if os.environ.get(TEST_FAULT) == "hang":
+                    time.sleep(3600)
+                os._exit(1)
             row = first + t
             B = int(batch_sizes[row])
             part = self._part(B)
