@@ -621,6 +621,8 @@ def train(ctx: click.Context, **opts: Any) -> None:
                         checkpoints.write(checkpoint_dir)  # the periodic one, mid-epoch
                 if metrics is None:  # stopped by a signal in the middle of the epoch
                     break
+                if cluster is not None:  # the ranks' θ must still be one θ
+                    cluster.check_parameters(model.params.theta, trainer.state)
                 metrics.test_accuracy = test_accuracy()
                 record = metrics.as_dict()
                 history.append(record)

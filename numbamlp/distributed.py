@@ -37,6 +37,7 @@ Importing this module does not import mpi4py: ``connect`` does, and only ``numba
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import time
@@ -196,16 +197,28 @@ class Cluster:
         """Whether ``flag`` is true on any rank (so that all ranks stop at the same step)."""
         return any(v != b"0" for v in self.agree(b"1" if flag else b"0", "a stop request"))
 
-    def check_same(self, value: str, what: str) -> None:
+    def check_same(self, value: str, what: str, hint: str = "") -> None:
         """Raise NumbamlpError unless every rank has the same ``value`` (e.g. the data's
         fingerprint), naming the first rank that differs from rank 0."""
         values = self.agree(value.encode(), f"the comparison of {what}")
         for rank, other in enumerate(values):
             if other != values[0]:
                 raise NumbamlpError(
-                    f"rank {rank} has different {what} from rank 0; every rank must train on "
-                    "the same data with the same options"
+                    f"rank {rank} has different {what} from rank 0; "
+                    + (hint or "every rank must train on the same data with the same options")
                 )
+
+    def check_parameters(self, theta: np.ndarray, state: np.ndarray) -> None:
+        """Raise NumbamlpError unless θ and the optimizer state are bitwise equal on all ranks
+        (they are, unless ranks run on CPUs whose vector code rounds differently)."""
+        digest = hashlib.sha256(memoryview(theta).cast("B"))
+        digest.update(memoryview(state.reshape(-1)).cast("B"))
+        self.check_same(
+            digest.hexdigest(),
+            "parameters",
+            "the ranks' CPUs round differently (e.g. AVX-512 on some, not on others); run all "
+            "ranks on the same kind of CPU",
+        )
 
     def abort(self, code: int) -> None:
         """End every rank of the job now (MPI_Abort): the others may be inside a collective."""

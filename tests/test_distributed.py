@@ -138,6 +138,15 @@ def test_ranks_train_the_model_of_one_process(work, reference, config, ranks):
 
 
 @needs_mpi
+def test_the_reference_run_on_two_ranks_is_the_default_run(work):
+    """784-32-10 on MNIST (both layers sharded by default): 2 ranks = `numbamlp train`."""
+    first = ["-q", "--epochs", "2", "--metrics-out"]
+    _ok(_run([*first, "mnist-1.jsonl", "--save", "mnist-1.npz"], work, None))
+    _ok(_run([*first, "mnist-2.jsonl", "--save", "mnist-2.npz"], work, 2))
+    _assert_identical(_outcome(work, "mnist-2"), _outcome(work, "mnist-1"))
+
+
+@needs_mpi
 def test_resume_with_another_number_of_ranks(work, reference):
     """2 ranks write a checkpoint after 2 epochs; 3 ranks resume it to the third: the model of
     one process's 3 epochs, bit for bit."""
