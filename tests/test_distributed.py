@@ -333,3 +333,48 @@ def test_launcher_variables():
     assert launched_size({"OMPI_COMM_WORLD_SIZE": "4"}) == 4
     assert launched_size({"PMI_SIZE": "3"}) == 3 and launched_rank({"PMI_RANK": "2"}) == 2
     assert launched_size({"PMI_SIZE": "x"}) == 1
+
+
+class _FakeMPI:
+    """Just enough of mpi4py's MPI for Cluster.agree: collectives complete at once."""
+
+    class Request:
+        @staticmethod
+        def Testall(requests):
+            return True
+
+    class Exception(Exception):
+        pass
+
+
+class _TwoRanks:
+    """Rank 0 of two, whose partner contributes ``other(send)`` to every allgather."""
+
+    def __init__(self, other):
+        self.other = other
+
+    def Get_rank(self):
+        return 0
+
+    def Get_size(self):
+        return 2
+
+    def Iallgather(self, send, received):
+        received[0], received[1] = send, self.other(send.copy())
+
+
+def test_ranks_whose_parameters_differ_are_caught():
+    """At each epoch's end the ranks compare θ and the optimizer state: a rank whose CPU
+    rounded differently is named (here rank 1 sends another digest)."""
+    from numbamlp.distributed import Cluster
+    from numbamlp.errors import NumbamlpError
+
+    theta, state = np.ones(10, np.float32), np.zeros((2, 10), np.float32)
+    Cluster(_TwoRanks(lambda send: send), _FakeMPI).check_parameters(theta, state)
+
+    def flip(send):
+        send[10] ^= 1  # one byte of rank 1's digest
+        return send
+
+    with pytest.raises(NumbamlpError, match="rank 1 has different parameters from rank 0"):
+        Cluster(_TwoRanks(flip), _FakeMPI).check_parameters(theta, state)
