@@ -74,6 +74,8 @@ RANK_VARIABLES = ("OMPI_COMM_WORLD_RANK", "PMI_RANK")
 #: wait: the first run's JIT compilation (~20 s per process, longer with ranks sharing cores),
 #: rank 0's test-set evaluation and checkpoint writes.
 DEFAULT_TIMEOUT = 300.0
+#: Seconds a rank still waits for the others once a signal has asked the run to stop.
+SIGNAL_GRACE = 5.0
 #: Test hook: the rank whose number is NUMBAMLP_TEST_FAULT_RANK fails just before the step
 #: NUMBAMLP_TEST_FAULT_STEP: it leaves the process as if it crashed (os._exit(1)), or with
 #: NUMBAMLP_TEST_FAULT=hang stops answering (sleeps) (tests/test_distributed.py).
@@ -138,20 +140,26 @@ class Cluster:
         spins for the first 2 ms (a step's exchange usually completes within that), then
         sleeps between tests, so that a rank waiting for a slow one gives its core away."""
         started = time.perf_counter()
-        deadline, pause = started + self.timeout, 0.0
+        deadline, pause, signalled = started + self.timeout, 0.0, None
         try:
             while not self.MPI.Request.Testall(requests):
                 now = time.perf_counter()
+                if now > deadline and signalled is not None:
+                    raise DistributedError(
+                        f"rank {self.rank}: stopped by a signal, and the other ranks did not "
+                        f"complete {what} within {SIGNAL_GRACE:g} s; has a rank died?"
+                    )
                 if now > deadline:
                     raise DistributedError(
                         f"rank {self.rank}: the other ranks did not complete {what} within "
                         f"{self.timeout:g} s (--mpi-timeout); a rank has died or hangs"
                     )
-                if self.interrupted():
-                    raise DistributedError(
-                        f"rank {self.rank}: stopped by a signal while waiting for the other "
-                        f"ranks ({what}); the MPI job is being stopped (has a rank died?)"
-                    )
+                if signalled is None and self.interrupted():
+                    # Ctrl-C/SIGTERM reach every rank: the others finish their step and stop
+                    # at the same minibatch, so wait on, but not for long (a dead rank's job
+                    # is being torn down by the launcher, which signalled us)
+                    signalled = now
+                    deadline = min(deadline, now + SIGNAL_GRACE)
                 if now - started > 0.002:
                     pause = min(0.01, pause * 2 or 1e-4)
                     time.sleep(pause)
