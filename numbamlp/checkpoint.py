@@ -174,7 +174,8 @@ class CheckpointWriter:
     """Writes one run's checkpoints and remembers the last one written.
 
     ``run`` and ``history`` are the run's own (mutable) records, read at each write;
-    ``metadata()`` gives the model-file metadata of the moment. The training set's fingerprint
+    ``metadata()`` gives the model-file metadata of the moment. With ``enabled`` False (the
+    MPI ranks other than 0) nothing is written. The training set's fingerprint
     is computed at the first write only (hashing it costs ~0.1 s for MNIST).
     """
 
@@ -186,9 +187,11 @@ class CheckpointWriter:
         metadata: Any,
         training_set: tuple[np.ndarray, np.ndarray],
         early_stopping: Any = None,
+        enabled: bool = True,
     ) -> None:
         """``early_stopping``: the run's validation.EarlyStopping, if it has one."""
         self.trainer, self.run, self.history = trainer, run, history
+        self.enabled = enabled  # False: only check θ and note the position (MPI ranks ≠ 0)
         self.metadata, self.training_set = metadata, training_set
         self.early_stopping = early_stopping
         self.last: Path | None = None
@@ -197,6 +200,12 @@ class CheckpointWriter:
     def write(self, directory: Path) -> Path:
         trainer = self.trainer
         trainer.check_parameters()  # a diverged θ is never written over a good checkpoint
+        if not self.enabled:
+            self.last, self.last_where = (
+                directory / CHECKPOINT_NAME,
+                position(trainer.epoch, trainer.batch),
+            )
+            return self.last
         trainer.host_state()  # θ and the optimizer's state from a device, if on one
         if self.run.get("fingerprint") is None:
             self.run["fingerprint"] = fingerprint(*self.training_set)

@@ -27,6 +27,8 @@ DATASET_NAMES = ("mnist", "fashion-mnist")
 HEAD_NAMES = ("softmax", "modified-softmax")
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
+#: Where ``train --distributed`` keeps its distributed.Cluster (in ``click.Context.meta``).
+CLUSTER = "numbamlp.cluster"
 
 
 def _user_error_type() -> type[Exception]:
@@ -50,8 +52,17 @@ class _Group(click.Group):
         COMMAND_STARTED = time.perf_counter()
         try:
             return super().invoke(ctx)
-        except _user_error_type() as exc:
-            click.echo(f"error: {exc}", err=True)
+        except (_user_error_type(), click.ClickException) as exc:
+            cluster = ctx.meta.get(CLUSTER)
+            if cluster is None and isinstance(exc, click.ClickException):
+                raise
+            message = exc.format_message() if isinstance(exc, click.ClickException) else exc
+            if cluster is None:
+                click.echo(f"error: {message}", err=True)
+            else:  # a distributed run: every rank must end (distributed.fail)
+                from numbamlp.distributed import fail
+
+                fail(cluster, exc, str(message), lambda line: click.echo(line, err=True))
             ctx.exit(EXIT_USER_ERROR)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
@@ -441,6 +452,21 @@ def _load_data(
     help="Continue the run whose checkpoint is in this directory (or file), exactly where it "
     "stopped; --epochs may raise its length.",
 )
+@click.option(
+    "--distributed/--no-distributed",
+    default=None,
+    help="Data-parallel training over MPI, started with mpiexec -n N (pip install "
+    "'numbamlp[mpi]'): the same model as one process, bit for bit. Default: on when mpiexec "
+    "(or srun with PMI) started more than one process.",
+)
+@click.option(
+    "--mpi-timeout",
+    type=float,
+    default=300.0,
+    show_default=True,
+    callback=_positive_float,
+    help="With --distributed: seconds a rank waits for the others before it ends the run.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="Print only the final result.")
 @click.pass_context
 def train(ctx: click.Context, **opts: Any) -> None:
@@ -453,6 +479,7 @@ def train(ctx: click.Context, **opts: Any) -> None:
     resume; a second Ctrl-C stops at once.
     """
     _take_old_names(ctx, opts)
+    cluster = _connect(ctx, opts)
     resume = None
     if opts["resume"] is not None:
         from numbamlp.checkpoint import load_checkpoint
@@ -471,7 +498,8 @@ def train(ctx: click.Context, **opts: Any) -> None:
     _check_writable(opts["metrics_out"], "--metrics-out")
     checkpoint_dir = _checkpoint_dir(opts, resume)
     quiet = opts["quiet"]
-    echo = (lambda *a, **k: None) if quiet else click.echo
+    lead = cluster is None or cluster.rank == 0  # the one process that prints and writes
+    echo = (lambda *a, **k: None) if quiet or not lead else click.echo
     on_gpu = opts["device"] == "cuda"
     if on_gpu:  # fail before loading any data when no GPU is usable
         from numbamlp.cuda.backend import require_device
@@ -580,6 +608,10 @@ def train(ctx: click.Context, **opts: Any) -> None:
             raise _user_error_type()(f"cannot resume {resume.path}: {exc}") from None
         history = list(resume.history)
     early = _early_stopping(opts["patience"], model, resume)
+    if cluster is not None:
+        from numbamlp.distributed import distribute
+
+        distribute(trainer, cluster)
     X_test = model.check_inputs(data.X_test_raw, "test features", raw=True)
     y_test = model.check_labels(data.y_test, X_test.shape[0], "test labels")
 
@@ -599,6 +631,8 @@ def train(ctx: click.Context, **opts: Any) -> None:
         f"sampling {config.sampling}, batch {trainer.sampler.batch_size}, seed {opts['seed']}, "
         f"{threads} thread(s)"
     )
+    if cluster is not None:
+        echo(f"distributed: {cluster.size} MPI rank(s), {threads} thread(s) each")
     if resume is not None:
         echo(f"resuming {resume.path} from {resume.where} (step {trainer.step_count})")
 
@@ -611,6 +645,7 @@ def train(ctx: click.Context, **opts: Any) -> None:
         lambda: _model_metadata(data, opts, trainer, history),
         (data.X_train_raw, data.y_train),
         early,
+        enabled=lead,
     )
 
     throttled = None
@@ -619,11 +654,12 @@ def train(ctx: click.Context, **opts: Any) -> None:
             lambda: echo(f"  accuracy(Xtest, ytest) = {test_accuracy():.4f}"), opts["eval_every"]
         )
 
-    metrics_file = open(opts["metrics_out"], "w", encoding="utf-8") if opts["metrics_out"] else None  # noqa: SIM115
+    metrics_out = opts["metrics_out"] if lead else None
+    metrics_file = open(metrics_out, "w", encoding="utf-8") if metrics_out else None  # noqa: SIM115
     if metrics_file is not None:
         for record in history:
             metrics_file.write(json.dumps(record) + "\n")
-    show_bar = not quiet and sys.stdout.isatty()
+    show_bar = not quiet and lead and sys.stdout.isatty()
     every = opts["checkpoint_every"]
     started = time.perf_counter()
     first_batch_done: list[float] = []
@@ -638,8 +674,15 @@ def train(ctx: click.Context, **opts: Any) -> None:
     from numbamlp.training import TrainingDiverged
 
     steps = trainer.sampler.steps_per_epoch
+    should_stop = None
+    if cluster is not None:
+        _start_distributed(cluster, run_info, data)
     try:
         with StopRequest() as stop:
+            should_stop = stop.requested
+            if cluster is not None:  # every rank stops at the same minibatch
+                cluster.interrupted = stop.requested
+                should_stop = lambda: cluster.any(stop.requested())  # noqa: E731
             while trainer.epoch < config.epochs or not trainer.at_epoch_boundary:
                 epoch = trainer.epoch + (1 if trainer.at_epoch_boundary else 0)
                 label = f"epoch {epoch}/{config.epochs}"
@@ -656,12 +699,14 @@ def train(ctx: click.Context, **opts: Any) -> None:
                         until = None
                         if every is not None and checkpoint_dir is not None:
                             until = trainer.batch + every - trainer.step_count % every
-                        metrics = trainer.run_batches(on_batch, until, stop.requested)
+                        metrics = trainer.run_batches(on_batch, until, should_stop)
                         if metrics is not None or stop:
                             break
                         checkpoints.write(checkpoint_dir)  # the periodic one, mid-epoch
                 if metrics is None:  # stopped by a signal in the middle of the epoch
                     break
+                if cluster is not None:  # the ranks' θ must still be one θ
+                    cluster.check_parameters(model.params.theta, trainer.state)
                 metrics.test_accuracy = test_accuracy()
                 stop_early = False
                 if X_val is not None:
@@ -685,7 +730,7 @@ def train(ctx: click.Context, **opts: Any) -> None:
             if stop:
                 if not checkpoints.is_current():
                     checkpoints.write(checkpoint_dir or _interrupt_dir())
-                click.echo(
+                (click.echo if lead else echo)(
                     f"{stop.name}: stopped at {position(trainer.epoch, trainer.batch)} (step "
                     f"{trainer.step_count}); checkpoint written to {checkpoints.last}\n"
                     f"resume with: numbamlp train --resume {checkpoints.last.parent}",
@@ -731,7 +776,9 @@ def train(ctx: click.Context, **opts: Any) -> None:
         )
         epochs = f"{ran} epoch{'' if ran == 1 else 's'}, best epoch {early.best_epoch}"
     ready = f"; ready in {first_batch_done[0] - COMMAND_STARTED:.2f} s" if first_batch_done else ""
-    click.echo(f"test accuracy {final_accuracy:.4f} after {epochs} ({total:.1f} s{ready})")
+    (click.echo if lead else echo)(
+        f"test accuracy {final_accuracy:.4f} after {epochs} ({total:.1f} s{ready})"
+    )
     compiled = _compiled_kernels()
     if compiled and first_batch_done:
         seconds = preload_seconds + first_batch_done[0] - started
@@ -740,7 +787,7 @@ def train(ctx: click.Context, **opts: Any) -> None:
             "cached on disk for the next (numbamlp info shows where)"
         )
     trainer.host_state()  # θ and the optimizer state, for the model file (from a device)
-    if opts["save"]:
+    if opts["save"] and lead:
         metadata = _model_metadata(data, opts, trainer, history)
         if early is not None and early.best_epoch:
             metadata.update(
@@ -750,6 +797,38 @@ def train(ctx: click.Context, **opts: Any) -> None:
             )
         save_model(opts["save"], model, trainer.optimizer, metadata=metadata)
         echo(f"saved model to {opts['save']}")
+
+
+def _connect(ctx: click.Context, opts: dict[str, Any]) -> Any:
+    """train --distributed (or a run that mpiexec started on several processes): initialise
+    MPI and return the distributed.Cluster, else None (mpi4py is then never imported)."""
+    wanted = opts["distributed"]
+    if wanted is None:
+        from numbamlp.distributed import launched_size
+
+        wanted = launched_size() > 1
+    if not wanted:
+        return None
+    if opts["device"] != "cpu" or opts["engine"] != "fused":
+        raise click.BadParameter(
+            "distributed training runs the fused engine on the CPU",
+            param_hint="--distributed",
+        )
+    from numbamlp.distributed import connect
+
+    cluster = connect(opts["mpi_timeout"])
+    ctx.meta[CLUSTER] = cluster
+    return cluster
+
+
+def _start_distributed(cluster: Any, run_info: dict[str, Any], data: Any) -> None:
+    """Every rank reaches this before training: settle any rank's failure so far
+    (``distributed.fail``), then check that all ranks have the same options and data."""
+    from numbamlp.checkpoint import fingerprint
+
+    cluster.start()
+    cluster.check_same(json.dumps(run_info["options"], sort_keys=True), "options")
+    cluster.check_same(fingerprint(data.X_train_raw, data.y_train), "training data")
 
 
 #: Options that decide a run's results: a resumed run takes them from its checkpoint.
