@@ -58,6 +58,7 @@ def _signatures(dtype_name: str) -> dict[str, list[tuple]]:
         "cross_entropy": [(F1, F2, I1, i64)],
         "batch_mean": [(a(types.float64, 1), F1)],
         "predict_classes": [(I1, F2)],
+        "count_correct": [(I1, F2, I1, i64)],
         "gather_labels": [(I1, I1, I1)],
         "output_delta": [(F2, F2, I1)],
         "bias_gradient": [(F1, F2, ft)],
