@@ -24,7 +24,10 @@ class BuildPyWithKernels(build_py):
         super().run()
         if getattr(self, "editable_mode", False) or os.environ.get("NUMBAMLP_PRECOMPILE") == "0":
             return
-        env = dict(os.environ, PYTHONPATH=os.path.abspath(self.build_lib))
+        # In front of what is there: pip's isolated build environment puts its own packages
+        # (numba among them) on the path through PYTHONPATH.
+        path = [os.path.abspath(self.build_lib), os.environ.get("PYTHONPATH", "")]
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in path if p))
         env.pop("NUMBA_CACHE_DIR", None)  # the cache must land next to the built modules
         env.pop("NUMBA_DISABLE_JIT", None)
         print("numbamlp: compiling the kernels for this machine (NUMBAMLP_PRECOMPILE=0 skips)")
