@@ -52,16 +52,17 @@ def precompile(
         dtype_started = time.perf_counter()
         features = pixels.astype(dtype) * np.asarray(data.feature_scale, dtype)
         for X, scale in ((pixels, data.feature_scale), (features, 1.0)):
-            init_rng, train_rng = generators(0)
-            model = MLP.create(
-                X.shape[1], [4], 10, activations="sigmoid", dtype=dtype, rng=init_rng
-            )
-            trainer = Trainer(
-                model, X, y, TrainConfig(epochs=1, batch_size=64), train_rng, scale=scale
-            )
-            trainer.run_batches(until=2)  # the fused engine's first call and a longer one
-            trainer.accuracy(X, y, scale)  # the test accuracy of every epoch; `evaluate`
-            model.predict_proba(X[:3], scale)  # `predict --proba`
+            # Both samplings (I.1 draws indices with a kernel of its own) and both heads (the
+            # evaluation path has one kernel per head; training has one for all).
+            for sampling, head in (("shuffle", "softmax"), ("iid", "modified-softmax")):
+                init_rng, train_rng = generators(0)
+                model = MLP.create(X.shape[1], [4], 10, head=head, dtype=dtype, rng=init_rng)
+                config = TrainConfig(epochs=1, batch_size=64, sampling=sampling)
+                trainer = Trainer(model, X, y, config, train_rng, scale=scale)
+                trainer.run_batches(until=2)  # the fused engine's first call and a longer one
+                trainer.accuracy(X, y, scale)  # the test accuracy of every epoch; `evaluate`
+                model.loss_and_accuracy(X, y, scale)  # --validation-fraction's val_loss, …
+                model.predict_proba(X[:3], scale)  # `predict --proba`
             if report is not None:
                 report(f"  θ {dtype}, inputs {X.dtype}")
         if report is not None:

@@ -82,6 +82,11 @@ def test_precompile_command_fills_the_cache_for_train_evaluate_predict(tmp_path)
     model = tmp_path / "m.npz"
     train = ["train", "--epochs", "1", "--quiet", "--hidden", "8", "--save", str(model)]
     assert _compiled(train, env, tmp_path) == "COMPILED []"
+    # One training kernel for every architecture, activation, head, optimizer and sampling.
+    other = ["--hidden", "6,5", "--activation", "relu", "--head", "modified-softmax"]
+    other += ["--optimizer", "sgd", "--sampling", "iid", "--weight-decay", "1e-4"]
+    other += ["--validation-fraction", "0.1", "--patience", "2", "--threads", "1"]
+    assert _compiled([*train[:4], *other], env, tmp_path) == "COMPILED []"
     assert _compiled(["evaluate", "--model", str(model)], env, tmp_path) == "COMPILED []"
     features = tmp_path / "x.npy"  # float features (in [0, 1], as the model was trained on)
     np.save(features, np.random.default_rng(0).random((5, 784), dtype=np.float32))
