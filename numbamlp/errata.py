@@ -685,7 +685,7 @@ ERRATA: list[Erratum] = [
         r"layer $L$ has $K-1$ outputs",
         "layers 1..L are all σ_⊙(𝒲_i z_i^{;1}); layer L has K − 1 outputs, then γ̃ (§7.1–7.2)",
         "§7.3 trains Dense(32, 10) without σ, then softmax with K outputs; numbamlp does the "
-        "same (its last layer is affine; --output modified-softmax gives γ̃ on K − 1 logits)",
+        "same (its last layer is affine; --head modified-softmax gives γ̃ on K − 1 logits)",
         "with σ on layer L the K − 1 logits lie in (0, 1) and no class can be predicted with "
         "probability above e/(e + K − 1)",
         _demo_sigmoid_last_layer,
