@@ -66,7 +66,7 @@ class MLPClassifier(*_BASES):  # type: ignore[misc]
     activation : str or tuple of str, default "sigmoid"
         φ of every hidden layer, or one per layer (sigmoid, tanh, relu, leaky_relu, softplus,
         identity).
-    output : {"softmax", "modified-softmax"}, default "softmax"
+    head : {"softmax", "modified-softmax"}, default "softmax"
         The head: FB §2's softmax (M outputs) or MMiDS's γ̃ (M−1 outputs, last class logit 0).
     optimizer : str, default "adam"
         sgd, momentum, adagrad, adadelta, rmsprop or adam.
@@ -98,7 +98,7 @@ class MLPClassifier(*_BASES):  # type: ignore[misc]
         self,
         hidden: int | Sequence[int] = (32,),
         activation: str | Sequence[str] = "sigmoid",
-        output: str = "softmax",
+        head: str = "softmax",
         optimizer: str = "adam",
         lr: float | None = None,
         optimizer_options: dict[str, float] | None = None,
@@ -114,7 +114,7 @@ class MLPClassifier(*_BASES):  # type: ignore[misc]
             raise ImportError(NEEDS_SKLEARN)
         self.hidden = hidden
         self.activation = activation
-        self.output = output
+        self.head = head
         self.optimizer = optimizer
         self.lr = lr
         self.optimizer_options = optimizer_options
@@ -164,7 +164,7 @@ class MLPClassifier(*_BASES):  # type: ignore[misc]
                 [_plain(d) for d in hidden],
                 classes.shape[0],
                 activations=self.activation,
-                head=self.output,
+                head=self.head,
                 dtype=self.dtype,
                 rng=init_rng,
             )

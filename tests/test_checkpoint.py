@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from test_validation import noisy_blobs  # val_loss best at epoch 3, stop at 6
 
 from numbamlp.checkpoint import (
     CHECKPOINT_NAME,
@@ -560,19 +561,10 @@ def test_a_second_sigint_stops_at_once_and_corrupts_nothing(data, tmp_path):
 # --- early stopping: its state is in the checkpoint ---------------------------------------------
 
 
-def _noisy_blobs(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """tests/test_validation.py's constructed case: val_loss best at epoch 3, stop at 6."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 3, n)
-    X = 1.5 * np.eye(3, 4)[y] + rng.normal(size=(n, 4))
-    flip = rng.random(n) < 0.3
-    return X, np.where(flip, rng.integers(0, 3, n), y)
-
-
 @pytest.fixture
 def overfit(tmp_path):
     for name, (n, seed) in (("train", (240, 0)), ("test", (90, 1))):
-        X, y = _noisy_blobs(n, seed)
+        X, y = noisy_blobs(n, seed)
         np.savez(tmp_path / f"{name}.npz", X=X, y=y)
     return [
         "train", "--train-file", tmp_path / "train.npz", "--test-file", tmp_path / "test.npz",

@@ -33,7 +33,7 @@ def _expected_failures(estimator: MLPClassifier) -> dict[str, str]:
     [
         MLPClassifier(),
         MLPClassifier(**FAST),
-        MLPClassifier(lr=0.05, hidden=(), output="modified-softmax"),
+        MLPClassifier(lr=0.05, hidden=(), head="modified-softmax"),
     ],
     expected_failed_checks=_expected_failures,
     xfail_strict=True,
@@ -118,7 +118,7 @@ def test_bad_data_is_a_value_error_naming_it(X, y, message):
     [
         ({"activation": "swish"}, "unknown activation 'swish'"),
         ({"optimizer": "lbfgs"}, "unknown optimizer 'lbfgs'"),
-        ({"output": "sigmoid"}, "unknown output head"),
+        ({"head": "sigmoid"}, "unknown output head"),
         ({"dtype": "float16"}, "dtype must be one of float32, float64"),
         ({"epochs": 0}, "epochs must be a positive integer"),
         ({"lr": -1.0}, "learning rate must be a positive number"),
