@@ -6,7 +6,8 @@ below are re-exported lazily (module ``__getattr__``): ``from numbamlp import ML
 numbamlp.model (and Numba) at that moment, ``import numbamlp`` alone imports neither, so
 ``numbamlp --help`` stays fast.
 
->>> from numbamlp import MLP, TrainConfig, generators, load_mnist, train  # doctest: +SKIP
+>>> import numbamlp  # doctest: +SKIP
+>>> result = numbamlp.fit(numbamlp.load_mnist(), epochs=5)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import importlib
 import os
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 #: How long a waiting OpenMP thread spins before it sleeps (GNU libgomp, which Numba's ``omp``
 #: threading layer uses). libgomp's default, 300 000 spins, is about 0.1 ms per wait; the fused
@@ -33,7 +34,11 @@ _EXPORTS = {
     "MLP": "numbamlp.model",
     "TrainConfig": "numbamlp.training",
     "Trainer": "numbamlp.training",
-    "train": "numbamlp.training",
+    "train": "numbamlp.fitting",
+    "fit": "numbamlp.fitting",
+    "FitResult": "numbamlp.fitting",
+    "Run": "numbamlp.fitting",
+    "Callback": "numbamlp.callbacks",
     "EpochMetrics": "numbamlp.training",
     "TrainingDiverged": "numbamlp.training",
     "generators": "numbamlp.randomness",
@@ -53,6 +58,10 @@ __all__ = [  # the same names, spelt out for linters (tests/test_api.py checks t
     "TrainConfig",
     "Trainer",
     "train",
+    "fit",
+    "FitResult",
+    "Run",
+    "Callback",
     "EpochMetrics",
     "TrainingDiverged",
     "generators",
@@ -68,14 +77,16 @@ __all__ = [  # the same names, spelt out for linters (tests/test_api.py checks t
 ]
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ imports these
+    from numbamlp.callbacks import Callback
     from numbamlp.datasets import Dataset, load_dataset, load_fashion_mnist, load_mnist
     from numbamlp.errors import NumbamlpError
     from numbamlp.estimator import MLPClassifier
     from numbamlp.export import export_safetensors
+    from numbamlp.fitting import FitResult, Run, fit, train
     from numbamlp.model import MLP
     from numbamlp.modelio import load_model, save_model
     from numbamlp.randomness import generators
-    from numbamlp.training import EpochMetrics, TrainConfig, Trainer, TrainingDiverged, train
+    from numbamlp.training import EpochMetrics, TrainConfig, Trainer, TrainingDiverged
 
 
 def __getattr__(name: str) -> Any:

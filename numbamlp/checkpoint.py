@@ -123,7 +123,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
 
     part = loaded.metadata.get("checkpoint")
     if not isinstance(part, dict):
-        raise bad("it is a model file without the run's state; train with --checkpoint-dir")
+        raise bad("it is a model file without the run's state; train with `checkpoint_dir`")
     check_version(
         part.get("version"),
         CHECKPOINT_VERSION,

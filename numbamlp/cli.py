@@ -7,28 +7,28 @@ click usage error): one message on stderr, exit status 2, no traceback.
 
 from __future__ import annotations
 
-import json
 import os
-import signal
+import re
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import click
 
-#: When the command started: reset when a command is invoked (in-process callers like tests
-#: invoke many); for the ``numbamlp`` script, import and invocation are milliseconds apart.
-COMMAND_STARTED = time.perf_counter()
-ACTIVATION_NAMES = ("sigmoid", "tanh", "relu", "leaky_relu", "softplus", "identity")
-OPTIMIZER_NAMES = ("sgd", "momentum", "adagrad", "adadelta", "rmsprop", "adam")
-SCHEDULE_NAMES = ("constant", "step", "inverse-time", "cosine")
-DATASET_NAMES = ("mnist", "fashion-mnist")
-HEAD_NAMES = ("softmax", "modified-softmax")
+# The choices are the registries' names (numbamlp.fitting holds them without importing NumPy;
+# tests/test_conventions.py checks them against the registries themselves).
+from numbamlp.fitting import ACTIVATIONS as ACTIVATION_NAMES  # noqa: E402
+from numbamlp.fitting import DATASETS as DATASET_NAMES  # noqa: E402
+from numbamlp.fitting import ENGINES as ENGINE_NAMES  # noqa: E402
+from numbamlp.fitting import HEADS as HEAD_NAMES  # noqa: E402
+from numbamlp.fitting import OPTIMIZERS as OPTIMIZER_NAMES  # noqa: E402
+from numbamlp.fitting import SAMPLINGS as SAMPLING_NAMES  # noqa: E402
+from numbamlp.fitting import SCHEDULES as SCHEDULE_NAMES  # noqa: E402
+
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
-#: Where ``train --distributed`` keeps its distributed.Cluster (in ``click.Context.meta``).
-CLUSTER = "numbamlp.cluster"
+#: The usual exit status of a process stopped by SIGTERM (128 + 15).
+EXIT_TERMINATED = 143
 
 
 def _user_error_type() -> type[Exception]:
@@ -38,8 +38,9 @@ def _user_error_type() -> type[Exception]:
 
 
 class _Group(click.Group):
-    """Turns NumbamlpError into one line on stderr and exit status 2; output that the terminal's
-    encoding cannot show is spelled in ASCII (console.py) rather than crash."""
+    """Turns NumbamlpError into one line on stderr and exit status 2, in the command line's
+    words (cli_message); output that the terminal's encoding cannot show is spelled in ASCII
+    (console.py) rather than crash."""
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         from numbamlp.console import fitted_streams
@@ -48,21 +49,23 @@ class _Group(click.Group):
             return super().main(*args, **kwargs)
 
     def invoke(self, ctx: click.Context) -> Any:
-        global COMMAND_STARTED
-        COMMAND_STARTED = time.perf_counter()
         try:
             return super().invoke(ctx)
         except (_user_error_type(), click.ClickException) as exc:
-            cluster = ctx.meta.get(CLUSTER)
+            cluster = getattr(exc, "cluster", None)  # set by fit on a distributed run
             if cluster is None and isinstance(exc, click.ClickException):
                 raise
-            message = exc.format_message() if isinstance(exc, click.ClickException) else exc
+            if isinstance(exc, click.ClickException):
+                message = exc.format_message()
+            else:
+                command = self.get_command(ctx, ctx.invoked_subcommand or "")
+                message = cli_message(str(exc), command)
             if cluster is None:
                 click.echo(f"error: {message}", err=True)
             else:  # a distributed run: every rank must end (distributed.fail)
                 from numbamlp.distributed import fail
 
-                fail(cluster, exc, str(message), lambda line: click.echo(line, err=True))
+                fail(cluster, exc, message, lambda line: click.echo(line, err=True))
             ctx.exit(EXIT_USER_ERROR)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
@@ -80,58 +83,6 @@ def main() -> None:
 
 # ---------------------------------------------------------------------------------------------
 # Option parsing helpers
-
-
-def _split_entries(values: tuple[str, ...], option: str) -> list[str]:
-    """Flatten repeated and comma-separated entries; an empty entry is an error."""
-    entries = []
-    for value in values:
-        for part in value.split(","):
-            part = part.strip()
-            if not part:
-                raise click.BadParameter(f"empty entry in {value!r}", param_hint=option)
-            entries.append(part)
-    return entries
-
-
-def parse_hidden(values: tuple[str, ...]) -> list[int]:
-    entries = _split_entries(values, "--hidden")
-    if entries == ["none"]:
-        return []
-    widths = []
-    for entry in entries:
-        try:
-            width = int(entry)
-        except ValueError:
-            raise click.BadParameter(
-                f"{entry!r} is not a layer width (a positive integer, or 'none')",
-                param_hint="--hidden",
-            ) from None
-        if width < 1:
-            raise click.BadParameter(
-                f"layer width must be positive, got {width}", param_hint="--hidden"
-            )
-        widths.append(width)
-    return widths
-
-
-def parse_activations(values: tuple[str, ...], n_hidden: int) -> list[str]:
-    entries = _split_entries(values, "--activation")
-    for entry in entries:
-        if entry not in ACTIVATION_NAMES:
-            raise click.BadParameter(
-                f"unknown activation {entry!r}; choose from {', '.join(ACTIVATION_NAMES)}",
-                param_hint="--activation",
-            )
-    if len(entries) == 1:
-        return entries * n_hidden
-    if len(entries) != n_hidden:
-        raise click.BadParameter(
-            f"{len(entries)} activations for {n_hidden} hidden layer(s); "
-            "give one, or one per layer",
-            param_hint="--activation",
-        )
-    return entries
 
 
 def _positive_float(
@@ -194,62 +145,47 @@ def _take_old_names(ctx: click.Context, opts: dict[str, Any]) -> None:
         )
 
 
+def _set_threads(threads: int | None) -> int:
+    from numbamlp.runner import set_threads
+
+    return set_threads(threads)
+
+
+def _check_writable(path: str | None, name: str) -> None:
+    from numbamlp.runner import check_writable
+
+    check_writable(path, name)
+
+
+def _given(ctx: click.Context, name: str) -> bool:
+    """Whether the user set option ``name`` (on the command line or through the environment)."""
+    source = ctx.get_parameter_source(name)
+    return source not in (None, click.core.ParameterSource.DEFAULT) or name in ctx.meta.get(
+        OLD_NAME, ()
+    )
+
+
+def _option_flag(ctx: click.Context, name: str) -> str:
+    for param in ctx.command.params:
+        if param.name == name and param.opts:
+            return max(param.opts, key=len)
+    return name
+
+
+def _model_inputs(model: Any, record: Any, X: Any, what: str) -> tuple[Any, float]:
+    """(X, scale) for model.predict: checked, then scaled as the model's training data was."""
+    from numbamlp.inputscale import prepare_input
+
+    X, scale = prepare_input(model.check_inputs(X, what, raw=True), record, what)
+    return model.check_inputs(X, what, raw=True), scale
+
+
 def _fraction(ctx: click.Context, param: click.Parameter, value: float) -> float:
     import math
 
     if not (math.isfinite(value) and 0.0 <= value < 1.0):
         raise click.BadParameter(f"must be a fraction at least 0 and below 1, got {value}")
     return value
-
-
-def _set_threads(threads: int | None) -> int:
-    import numba
-
-    available = numba.config.NUMBA_NUM_THREADS
-    if threads is not None:
-        if threads > available:
-            raise click.BadParameter(
-                f"{threads} threads requested but at most {available} are available "
-                "(set NUMBA_NUM_THREADS to raise the limit)",
-                param_hint="--threads",
-            )
-        numba.set_num_threads(threads)
-    return numba.get_num_threads()
-
-
-def _check_writable(path: str | None, option: str) -> None:
-    """Fail before training, not after it, when an output path cannot be written."""
-    if path is None:
-        return
-    p = Path(path)
-    if p.is_dir():
-        raise click.BadParameter(f"{path} is a directory; give a file name", param_hint=option)
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise click.BadParameter(f"directory {parent} does not exist", param_hint=option)
-    if not os.access(parent, os.W_OK):
-        raise click.BadParameter(f"directory {parent} is not writable", param_hint=option)
-
-
-def _load_data(
-    dataset: str,
-    data_dir: str | None,
-    train_file: str | None,
-    test_file: str | None,
-    label_column: str,
-    rng: Any,
-    download: bool = True,
-    n_classes: int | None = None,
-):
-    from numbamlp import datasets
-
-    if train_file is not None:
-        return datasets.load_user_dataset(
-            train_file, test_file, label_column=label_column, n_classes=n_classes, rng=rng
-        )
-    if test_file is not None:
-        raise click.BadParameter("--test-file needs --train-file", param_hint="--test-file")
-    return datasets.load_dataset(dataset, data_dir=data_dir, download=download)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -322,7 +258,7 @@ def _load_data(
     callback=_positive_float,
     help="Step size γ_0 [default: the optimizer's: adam 1e-3, sgd 0.1, …].",
 )
-@click.option("--momentum", "mu", type=float, default=None, help="μ of --optimizer momentum [0.9].")
+@click.option("--momentum", type=float, default=None, help="μ of --optimizer momentum [0.9].")
 @click.option("--beta1", type=float, default=None, help="β₁ of Adam [0.9].")
 @click.option("--beta2", type=float, default=None, help="β₂ of Adam [0.999].")
 @click.option("--rho", type=float, default=None, help="ρ of RMSprop/Adadelta [0.9].")
@@ -364,7 +300,7 @@ def _load_data(
 )
 @click.option(
     "--sampling",
-    type=click.Choice(("shuffle", "iid")),
+    type=click.Choice(SAMPLING_NAMES),
     default="shuffle",
     show_default=True,
     help="shuffle: a permutation per epoch; iid: indices uniform with replacement (FB §1).",
@@ -419,7 +355,7 @@ def _load_data(
 )
 @click.option(
     "--engine",
-    type=click.Choice(("fused", "kernels")),
+    type=click.Choice(ENGINE_NAMES),
     default="fused",
     show_default=True,
     help="fused: many steps per call, blocked loops (fast); kernels: one call per equation "
@@ -479,566 +415,48 @@ def train(ctx: click.Context, **opts: Any) -> None:
     resume; a second Ctrl-C stops at once.
     """
     _take_old_names(ctx, opts)
-    cluster = _connect(ctx, opts)
-    resume = None
-    if opts["resume"] is not None:
-        from numbamlp.checkpoint import load_checkpoint
+    quiet = opts.pop("quiet")
+    download = not opts.pop("no_download")
+    from numbamlp.fitting import fit
 
-        resume = load_checkpoint(opts["resume"])
-        _adopt_checkpoint_options(ctx, opts, resume)
-    hidden = parse_hidden(opts["hidden"])
-    activations = parse_activations(opts["activation"], len(hidden))
-    if opts["patience"] is not None and not opts["validation_fraction"] > 0:
-        raise click.BadParameter(
-            "early stopping watches the validation loss: give --validation-fraction F "
-            "(0 < F < 1) too",
-            param_hint="--patience",
-        )
-    _check_writable(opts["save"], "--save")
-    _check_writable(opts["metrics_out"], "--metrics-out")
-    checkpoint_dir = _checkpoint_dir(opts, resume)
-    quiet = opts["quiet"]
-    lead = cluster is None or cluster.rank == 0  # the one process that prints and writes
-    echo = (lambda *a, **k: None) if quiet or not lead else click.echo
-    on_gpu = opts["device"] == "cuda"
-    if on_gpu:  # fail before loading any data when no GPU is usable
-        from numbamlp.cuda.backend import require_device
-
-        require_device()
-
-    from concurrent.futures import ThreadPoolExecutor
-
-    from numbamlp.randomness import generators
-
-    init_rng, train_rng = generators(opts["seed"])
-    # Read the data in a second thread while Numba and the kernels load in this one:
-    # decompressing and hashing release the GIL, so the two overlap.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        loading = pool.submit(
-            _load_data,
-            opts["dataset"],
-            opts["data_dir"],
-            opts["train_file"],
-            opts["test_file"],
-            opts["label_column"],
-            train_rng,
-            download=not opts["no_download"],
-            n_classes=opts["n_classes"],
-        )
-        threads = _set_threads(opts["threads"])
-        from numbamlp.callbacks import Throttle
-        from numbamlp.model import MLP
-        from numbamlp.modelio import save_model
-        from numbamlp.training import TrainConfig, Trainer
-
-        preload_seconds = 0.0  # loading (or, on a first run, compiling) the training kernel
-        if opts["engine"] == "fused" and not on_gpu and opts["train_file"] is None:
-            # Load the training kernel (and Numba's compiler contexts) while the data is read.
-            from numbamlp.fused import preload
-
-            preload_started = time.perf_counter()
-            preload(opts["dtype"], "uint8")  # the built-in data sets are images of bytes
-            preload_seconds = time.perf_counter() - preload_started
-        data = loading.result()
-    config = TrainConfig(
-        epochs=opts["epochs"],
-        batch_size=opts["batch_size"],
-        optimizer=opts["optimizer"],
-        lr=opts["lr"],
-        schedule=opts["schedule"],
-        decay_rate=opts["decay_rate"],
-        decay_epochs=opts["decay_epochs"],
-        min_lr=opts["min_lr"],
-        sampling=opts["sampling"],
-        engine=opts["engine"],
-        weight_decay=opts["weight_decay"],
-        optimizer_options={
-            key: opts[key]
-            for key in ("mu", "beta1", "beta2", "rho", "eps")
-            if opts[key] is not None
-        },
-    )
-    scale = data.feature_scale
-    X_train, y_train = data.X_train_raw, data.y_train
-    X_val = y_val = None
-    if opts["validation_fraction"] > 0:  # 0: nothing held out, no generator drawn from
-        from numbamlp.randomness import validation_generator
-        from numbamlp.validation import split_validation
-
-        X_train, y_train, X_val, y_val = split_validation(
-            X_train, y_train, opts["validation_fraction"], validation_generator(opts["seed"])
-        )
-    if on_gpu:
-        from numbamlp.cuda.training import DeviceTrainer as Trainer
-    run_info = {
-        "seed": opts["seed"],
-        "options": {key: _jsonable(opts[key]) for key in RUN_OPTIONS},
-        "data": {key: _jsonable(opts[key]) for key in DATA_OPTIONS},
-        "fingerprint": None,  # of the training set, filled in when a checkpoint is first written
-        "config": {"epochs": config.epochs, "checkpoint_every": opts["checkpoint_every"]},
-    }
-    if resume is None:
-        model = MLP.create(
-            data.n_features,
-            hidden,
-            data.n_classes,
-            activations=activations,
-            head=opts["head"],
-            dtype=opts["dtype"],
-            rng=init_rng,
-        )
-        trainer = Trainer(model, X_train, y_train, config, train_rng, scale=scale)
-        history: list[dict[str, Any]] = []
-    else:
-        from numbamlp.checkpoint import fingerprint
-
-        run_info["fingerprint"] = fingerprint(data.X_train_raw, data.y_train)
-        if run_info["fingerprint"] != resume.run["fingerprint"]:
-            raise _user_error_type()(
-                f"the training data ({data.name}, {data.source}) is not the data the checkpoint "
-                f"{resume.path} was trained on; a resumed run must see the same data"
-            )
-        model = resume.model
-        if model.architecture.sizes[0] != data.n_features:
-            raise _user_error_type()("the checkpoint's model does not fit the data's features")
-        trainer = Trainer(model, X_train, y_train, config, train_rng, resume.optimizer, scale)
-        try:
-            trainer.restore(resume.trainer)
-        except _user_error_type() as exc:
-            raise _user_error_type()(f"cannot resume {resume.path}: {exc}") from None
-        history = list(resume.history)
-    early = _early_stopping(opts["patience"], model, resume)
-    if cluster is not None:
-        from numbamlp.distributed import distribute
-
-        distribute(trainer, cluster)
-    X_test = model.check_inputs(data.X_test_raw, "test features", raw=True)
-    y_test = model.check_labels(data.y_test, X_test.shape[0], "test labels")
-
-    def test_accuracy() -> float:
-        return trainer.accuracy(X_test, y_test, scale)
-
-    echo(f"{model}")
-    held = "" if X_val is None else f"{X_val.shape[0]} validation / "
-    echo(
-        f"data: {data.name}, {X_train.shape[0]} train / {held}{X_test.shape[0]} test samples "
-        f"({data.source})"
-    )
-    decay = f", weight decay {config.weight_decay:g}" if config.weight_decay else ""
-    echo(
-        f"optimizer: {config.optimizer} {trainer.optimizer.hyper}{decay}, "
-        f"schedule {config.schedule}, "
-        f"sampling {config.sampling}, batch {trainer.sampler.batch_size}, seed {opts['seed']}, "
-        f"{threads} thread(s)"
-    )
-    if cluster is not None:
-        echo(f"distributed: {cluster.size} MPI rank(s), {threads} thread(s) each")
-    if resume is not None:
-        echo(f"resuming {resume.path} from {resume.where} (step {trainer.step_count})")
-
-    from numbamlp.checkpoint import CheckpointWriter, position
-
-    checkpoints = CheckpointWriter(
-        trainer,
-        run_info,
-        history,
-        lambda: _model_metadata(data, opts, trainer, history),
-        (data.X_train_raw, data.y_train),
-        early,
-        enabled=lead,
-    )
-
-    throttled = None
-    if opts["eval_every"] is not None:
-        throttled = Throttle(
-            lambda: echo(f"  accuracy(Xtest, ytest) = {test_accuracy():.4f}"), opts["eval_every"]
-        )
-
-    metrics_out = opts["metrics_out"] if lead else None
-    metrics_file = open(metrics_out, "w", encoding="utf-8") if metrics_out else None  # noqa: SIM115
-    if metrics_file is not None:
-        for record in history:
-            metrics_file.write(json.dumps(record) + "\n")
-    show_bar = not quiet and lead and sys.stdout.isatty()
-    every = opts["checkpoint_every"]
-    started = time.perf_counter()
-    first_batch_done: list[float] = []
-
-    def after_batch(b: int) -> None:
-        if not first_batch_done:
-            first_batch_done.append(time.perf_counter())
-        if throttled is not None:
-            throttled()
-
-    from numbamlp.interrupt import StopRequest
-    from numbamlp.training import TrainingDiverged
-
-    steps = trainer.sampler.steps_per_epoch
-    should_stop = None
-    if cluster is not None:
-        _start_distributed(cluster, run_info, data)
     try:
-        with StopRequest() as stop:
-            should_stop = stop.requested
-            if cluster is not None:  # every rank stops at the same minibatch
-                cluster.interrupted = stop.requested
-                should_stop = lambda: cluster.any(stop.requested())  # noqa: E731
-            while trainer.epoch < config.epochs or not trainer.at_epoch_boundary:
-                epoch = trainer.epoch + (1 if trainer.at_epoch_boundary else 0)
-                label = f"epoch {epoch}/{config.epochs}"
-                with _progress(show_bar, steps, label) as bar:
-                    if bar is not None and trainer.batch:  # a resumed epoch
-                        bar.skip(trainer.batch, float(trainer.batch_losses[: trainer.batch].sum()))
-
-                    def on_batch(b: int, _bar=bar) -> None:
-                        if _bar is not None:
-                            _bar.update(float(trainer.batch_losses[b]))
-                        after_batch(b)
-
-                    while True:
-                        until = None
-                        if every is not None and checkpoint_dir is not None:
-                            until = trainer.batch + every - trainer.step_count % every
-                        metrics = trainer.run_batches(on_batch, until, should_stop)
-                        if metrics is not None or stop:
-                            break
-                        checkpoints.write(checkpoint_dir)  # the periodic one, mid-epoch
-                if metrics is None:  # stopped by a signal in the middle of the epoch
-                    break
-                if cluster is not None:  # the ranks' θ must still be one θ
-                    cluster.check_parameters(model.params.theta, trainer.state)
-                metrics.test_accuracy = test_accuracy()
-                stop_early = False
-                if X_val is not None:
-                    metrics.val_loss, metrics.val_accuracy = trainer.validation_metrics(
-                        X_val, y_val, scale
-                    )
-                    if early is not None:
-                        stop_early = early.update(
-                            metrics.epoch, metrics.val_loss, model.params.theta
-                        )
-                record = metrics.as_dict()
-                history.append(record)
-                echo(_epoch_line(metrics))
-                if metrics_file is not None:
-                    metrics_file.write(json.dumps(record) + "\n")
-                    metrics_file.flush()
-                if checkpoint_dir is not None:
-                    checkpoints.write(checkpoint_dir)
-                if stop or stop_early:
-                    break
-            if stop:
-                if not checkpoints.is_current():
-                    checkpoints.write(checkpoint_dir or _interrupt_dir())
-                (click.echo if lead else echo)(
-                    f"{stop.name}: stopped at {position(trainer.epoch, trainer.batch)} (step "
-                    f"{trainer.step_count}); checkpoint written to {checkpoints.last}\n"
-                    f"resume with: numbamlp train --resume {checkpoints.last.parent}",
-                    err=True,
-                )
-                ctx.exit(EXIT_INTERRUPTED if stop.signal == signal.SIGINT else EXIT_TERMINATED)
-    except TrainingDiverged as exc:
-        kept = (
-            f" The last good checkpoint, {checkpoints.last} ({checkpoints.last_where}), is "
-            "unchanged."
-            if checkpoints.last
-            else ""
-        )
-        saved = f" {opts['save']} was not written." if opts["save"] else ""
-        raise TrainingDiverged(f"{exc}{kept}{saved}") from None
-    except KeyboardInterrupt:
-        kept = (
-            f"the last checkpoint, {checkpoints.last} ({checkpoints.last_where}), is intact"
-            if checkpoints.last
-            else "nothing was saved"
-        )
-        click.echo(f"interrupted again: stopped at once; {kept}", err=True)
+        given = [name for name in opts if _given(ctx, name)]
+        result = fit(**opts, download=download, verbose=0 if quiet else 1, given_options=given)
+    except KeyboardInterrupt:  # the second Ctrl-C: fit said what was kept
         ctx.exit(EXIT_INTERRUPTED)
-    finally:
-        if metrics_file is not None:
-            metrics_file.close()
-    total = time.perf_counter() - started
-    final_accuracy = history[-1]["test_accuracy"] if history else test_accuracy()
-    epochs = f"{config.epochs} epoch{'' if config.epochs == 1 else 's'}"
-    if early is not None and early.best_epoch:
-        # sklearn's MLPClassifier(early_stopping=True): the model is the best epoch's
-        trainer.load_parameters(early.best_theta)
-        final_accuracy = test_accuracy()
-        ran = trainer.epoch
-        why = (
-            f"val_loss has not improved for {early.patience} epoch(s), stopped after epoch {ran}"
-            if early.stopped
-            else f"ran all {ran} epochs"
-        )
-        echo(
-            f"early stopping: {why}; restored the weights of the best epoch, "
-            f"{early.best_epoch} (val_loss {early.best_loss:.4f})"
-        )
-        epochs = f"{ran} epoch{'' if ran == 1 else 's'}, best epoch {early.best_epoch}"
-    ready = f"; ready in {first_batch_done[0] - COMMAND_STARTED:.2f} s" if first_batch_done else ""
-    (click.echo if lead else echo)(
-        f"test accuracy {final_accuracy:.4f} after {epochs} ({total:.1f} s{ready})"
-    )
-    compiled = _compiled_kernels()
-    if compiled and first_batch_done:
-        seconds = preload_seconds + first_batch_done[0] - started
-        echo(
-            f"compiled {compiled} kernel(s) in {seconds:.1f} s on this first run; they are "
-            "cached on disk for the next (numbamlp info shows where)"
-        )
-    trainer.host_state()  # θ and the optimizer state, for the model file (from a device)
-    if opts["save"] and lead:
-        metadata = _model_metadata(data, opts, trainer, history)
-        if early is not None and early.best_epoch:
-            metadata.update(
-                test_accuracy=final_accuracy,
-                best_epoch=early.best_epoch,
-                val_loss=early.best_loss,
-            )
-        save_model(opts["save"], model, trainer.optimizer, metadata=metadata)
-        echo(f"saved model to {opts['save']}")
+    if result.stopped is not None:
+        if result.checkpoint is not None:
+            click.echo(f"resume with: numbamlp train --resume {result.checkpoint.parent}", err=True)
+        ctx.exit(EXIT_INTERRUPTED if result.stopped == "SIGINT" else EXIT_TERMINATED)
+    if quiet and result.summary:
+        if _lead_process():
+            click.echo(result.summary)
 
 
-def _connect(ctx: click.Context, opts: dict[str, Any]) -> Any:
-    """train --distributed (or a run that mpiexec started on several processes): initialise
-    MPI and return the distributed.Cluster, else None (mpi4py is then never imported)."""
-    wanted = opts["distributed"]
-    if wanted is None:
-        from numbamlp.distributed import launched_size
+def _lead_process() -> bool:
+    """Whether this process prints a run's result: the only one, or MPI rank 0."""
+    from numbamlp.distributed import launched_rank
 
-        wanted = launched_size() > 1
-    if not wanted:
-        return None
-    if opts["device"] != "cpu" or opts["engine"] != "fused":
-        raise click.BadParameter(
-            "distributed training runs the fused engine on the CPU",
-            param_hint="--distributed",
-        )
-    from numbamlp.distributed import connect
-
-    cluster = connect(opts["mpi_timeout"])
-    ctx.meta[CLUSTER] = cluster
-    return cluster
+    return launched_rank() == 0
 
 
-def _start_distributed(cluster: Any, run_info: dict[str, Any], data: Any) -> None:
-    """Every rank reaches this before training: settle any rank's failure so far
-    (``distributed.fail``), then check that all ranks have the same options and data."""
-    from numbamlp.checkpoint import fingerprint
+def cli_message(message: str, command: click.Command | None) -> str:
+    """A library message in the command line's words: `name=value` becomes ``--flag value``
+    and `name` ``--flag``, for every parameter that is an option of ``command`` (or else of
+    ``train``, whose options name every run parameter)."""
+    flags: dict[str, str] = {}
+    for source in (train, command):
+        for param in source.params if source is not None else ():
+            if param.name and param.opts and not param.name.startswith(OLD_NAME):
+                flags[param.name] = max(param.opts, key=len)
 
-    cluster.start()
-    cluster.check_same(json.dumps(run_info["options"], sort_keys=True), "options")
-    cluster.check_same(fingerprint(data.X_train_raw, data.y_train), "training data")
+    def flag(match: re.Match[str]) -> str:
+        name, value = match.group(1), match.group(3)
+        if name not in flags:
+            return match.group(0)
+        return flags[name] if value is None else f"{flags[name]} {value}"
 
-
-#: Options that decide a run's results: a resumed run takes them from its checkpoint.
-RUN_OPTIONS = (
-    "hidden", "activation", "head", "optimizer", "lr", "mu", "beta1", "beta2", "rho", "eps",
-    "schedule", "decay_rate", "decay_epochs", "min_lr", "sampling", "batch_size", "seed",
-    "dtype", "engine", "device", "weight_decay", "validation_fraction", "patience",
-)  # fmt: skip
-#: Run options added after checkpoints were first written, with the value every run that
-#: predates them had: a checkpoint without one resumes with it.
-LATER_RUN_OPTIONS = {"weight_decay": 0.0, "validation_fraction": 0.0, "patience": None}
-#: Options that say which data the run trains on (checked by fingerprint when resuming).
-DATA_OPTIONS = ("dataset", "data_dir", "train_file", "test_file", "label_column", "n_classes")
-#: The usual exit status of a process stopped by SIGTERM (128 + 15).
-EXIT_TERMINATED = 143
-
-
-def _jsonable(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
-
-
-def _absolute(path: str | None) -> str | None:
-    return None if path is None else str(Path(path).resolve())
-
-
-def _given(ctx: click.Context, name: str) -> bool:
-    """Whether the user set option ``name`` (on the command line or through the environment)."""
-    source = ctx.get_parameter_source(name)
-    return source not in (None, click.core.ParameterSource.DEFAULT) or name in ctx.meta.get(
-        OLD_NAME, ()
-    )
-
-
-def _option_flag(ctx: click.Context, name: str) -> str:
-    for param in ctx.command.params:
-        if param.name == name and param.opts:
-            return max(param.opts, key=len)
-    return name
-
-
-def _adopt_checkpoint_options(ctx: click.Context, opts: dict[str, Any], resume: Any) -> None:
-    """Take the run's options from its checkpoint; refuse any given option that contradicts it."""
-    saved_options = resume.run.get("options")
-    saved_data = resume.run.get("data")
-    config = resume.run.get("config")
-    if isinstance(saved_options, dict):
-        saved_options = LATER_RUN_OPTIONS | saved_options
-    if not (
-        isinstance(saved_options, dict)
-        and isinstance(saved_data, dict)
-        and isinstance(config, dict)
-        and set(RUN_OPTIONS) - set(LATER_RUN_OPTIONS) <= set(saved_options)
-        and set(DATA_OPTIONS) <= set(saved_data)
-    ):
-        raise _user_error_type()(f"{resume.path} is not a usable checkpoint (options missing)")
-    saved_options = LATER_RUN_OPTIONS | saved_options
-    for name in RUN_OPTIONS + DATA_OPTIONS:
-        saved = saved_options[name] if name in saved_options else saved_data[name]
-        given = _jsonable(opts[name])
-        if name in ("train_file", "test_file", "data_dir"):
-            given = _absolute(given)
-        if name == "data_dir" and not _given(ctx, name):
-            opts[name] = saved  # the data may have moved: --data-dir says where it is now
-            continue
-        if name == "data_dir":
-            continue  # wherever it is, the fingerprint decides whether it is the same data
-        if _given(ctx, name) and given != saved:
-            shown = ",".join(map(str, saved)) if isinstance(saved, list) else saved
-            raise click.BadParameter(
-                f"the checkpoint's run used {shown}; a resumed run keeps the options it started "
-                "with (leave the option out, or start a new run without --resume)",
-                param_hint=_option_flag(ctx, name),
-            )
-        opts[name] = tuple(saved) if isinstance(saved, list) else saved
-    planned = config.get("epochs")
-    epoch = resume.trainer["epoch"]
-    if _given(ctx, "epochs"):
-        if opts["epochs"] < epoch:
-            raise click.BadParameter(
-                f"the checkpoint is already at epoch {epoch}", param_hint="--epochs"
-            )
-        if opts["schedule"] == "cosine" and opts["epochs"] != planned:
-            raise click.BadParameter(
-                f"the cosine schedule's length is fixed by the run's {planned} epochs",
-                param_hint="--epochs",
-            )
-    elif isinstance(planned, int) and planned >= 1:
-        opts["epochs"] = planned
-    if not _given(ctx, "checkpoint_every") and isinstance(config.get("checkpoint_every"), int):
-        opts["checkpoint_every"] = config["checkpoint_every"]
-    early = resume.early_stopping
-    if isinstance(early, dict) and early.get("stopped") is True:
-        raise _user_error_type()(
-            f"the run in {resume.path} stopped early at epoch {epoch} (val_loss had not improved "
-            f"for {early.get('patience')} epochs; best epoch {early.get('best_epoch')}); start a "
-            "new run to train further"
-        )
-    if resume.trainer["batch"] == 0 and epoch >= opts["epochs"]:
-        raise _user_error_type()(
-            f"the run in {resume.path} has finished its {epoch} epochs; pass --epochs N (N > "
-            f"{epoch}) to train it further"
-        )
-
-
-def _checkpoint_dir(opts: dict[str, Any], resume: Any) -> Path | None:
-    """Where this run writes checkpoints: --checkpoint-dir, else the resumed checkpoint's own
-    directory. A fresh run never overwrites another run's checkpoint."""
-    if opts["checkpoint_dir"] is None:
-        if opts["checkpoint_every"] is not None and resume is None:
-            raise click.BadParameter("needs --checkpoint-dir", param_hint="--checkpoint-every")
-        return None if resume is None else resume.path.parent
-    # Imported here, not above: it imports NumPy and Numba, which a plain run loads in parallel
-    # with the data (see `train`).
-    from numbamlp.checkpoint import CHECKPOINT_NAME
-
-    directory = Path(opts["checkpoint_dir"])
-    if directory.exists() and not directory.is_dir():
-        raise click.BadParameter(f"{directory} is not a directory", param_hint="--checkpoint-dir")
-    existing = directory / CHECKPOINT_NAME
-    if existing.exists() and (resume is None or existing.resolve() != resume.path.resolve()):
-        raise click.BadParameter(
-            f"{directory} already holds a checkpoint; resume it with --resume {directory}, or "
-            "choose another directory",
-            param_hint="--checkpoint-dir",
-        )
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise click.BadParameter(
-            f"cannot create {directory}: {exc.strerror or exc}", param_hint="--checkpoint-dir"
-        ) from None
-    if not os.access(directory, os.W_OK):
-        raise click.BadParameter(f"{directory} is not writable", param_hint="--checkpoint-dir")
-    return directory
-
-
-def _interrupt_dir() -> Path:
-    """A new directory for the checkpoint of an interrupted run that named none."""
-    base = Path("numbamlp-checkpoint")
-    candidate, n = base, 1
-    while candidate.exists():
-        n += 1
-        candidate = Path(f"{base}-{n}")
-    candidate.mkdir()
-    return candidate
-
-
-def _early_stopping(patience: int | None, model: Any, resume: Any) -> Any:
-    """The run's validation.EarlyStopping (None without --patience), with a resumed run's state."""
-    if patience is None:
-        return None
-    from numbamlp.validation import EarlyStopping
-
-    early = EarlyStopping(patience, model.params.theta)
-    if resume is not None and resume.early_stopping is not None:
-        try:
-            early.restore(resume.early_stopping, resume.best_theta)
-        except _user_error_type() as exc:
-            raise _user_error_type()(f"cannot resume {resume.path}: {exc}") from None
-    return early
-
-
-def _epoch_line(metrics: Any) -> str:
-    """The line printed after each epoch (the fields of --metrics-out, rounded)."""
-    accuracy = metrics.train_accuracy
-    line = f"epoch {metrics.epoch:3d}  train_loss {metrics.train_loss:.4f}  train_accuracy " + (
-        "n/a" if accuracy is None else f"{accuracy:.4f}"
-    )
-    if metrics.val_loss is not None:
-        line += f"  val_loss {metrics.val_loss:.4f}  val_accuracy {metrics.val_accuracy:.4f}"
-    return line + f"  test_accuracy {metrics.test_accuracy:.4f}  seconds {metrics.seconds:.2f}"
-
-
-def _model_metadata(data: Any, opts: dict[str, Any], trainer: Any, history: list) -> dict:
-    return {
-        "dataset": data.name if opts["train_file"] is None else None,
-        "class_names": list(data.class_names),
-        "epochs": trainer.epoch if trainer.at_epoch_boundary else trainer.epoch - 1,
-        "seed": opts["seed"],
-        "test_accuracy": history[-1]["test_accuracy"] if history else None,
-        "weight_decay": opts["weight_decay"],  # λ of R.1: the optimizer's steps followed ℓ_λ
-        "input": _input_record(data).as_metadata(),
-    }
-
-
-def _input_record(data: Any) -> Any:
-    """How the training features were scaled (predict/evaluate apply it: inputscale.py)."""
-    from numbamlp.inputscale import record_for
-
-    return record_for(data.X_train_raw, data.feature_scale)
-
-
-def _model_inputs(model: Any, record: Any, X: Any, what: str) -> tuple[Any, float]:
-    """(X, scale) for model.predict: checked, then scaled as the model's training data was."""
-    from numbamlp.inputscale import prepare_input
-
-    X, scale = prepare_input(model.check_inputs(X, what, raw=True), record, what)
-    return model.check_inputs(X, what, raw=True), scale
-
-
-def _progress(show: bool, length: int, label: str) -> Any:
-    """A progress bar over an epoch's minibatches (rate, ETA, running loss: progress.py); a
-    context giving None when off."""
-    import contextlib
-
-    if not show:
-        return contextlib.nullcontext(None)
-    from numbamlp.progress import EpochBar
-
-    return EpochBar(sys.stdout, length, label)
+    return re.sub(r"`([A-Za-z_][A-Za-z0-9_]*)(=([^`]*))?`", flag, message)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1142,7 +560,7 @@ def predict(
     threads: int | None,
 ) -> None:
     """Write the predicted class of every input row."""
-    _check_writable(output_path, "--output")
+    _check_writable(output_path, "output_path")
     _set_threads(threads)
     import io
 
@@ -1196,7 +614,7 @@ def predict(
 )
 def export_model(model_path: str, export_format: str, output_path: str) -> None:
     """Write a saved model's weights for other frameworks (needs numbamlp[export])."""
-    _check_writable(output_path, "--output")
+    _check_writable(output_path, "output_path")
     if Path(output_path).resolve() == Path(model_path).resolve():
         raise click.BadParameter(
             f"{output_path} is the model file itself; give another name", param_hint="--output"
@@ -1263,8 +681,10 @@ def gradcheck(ctx: click.Context, **opts: Any) -> None:
     inputs, hidden, activation = opts["inputs"], opts["hidden"], opts["activation"]
     classes, head, samples, seed = opts["n_classes"], opts["head"], opts["samples"], opts["seed"]
     eps, tolerance, weight_decay = opts["fd_step"], opts["tolerance"], opts["weight_decay"]
-    widths = parse_hidden(hidden)
-    activations = parse_activations(activation, len(widths))
+    from numbamlp.runconfig import parse_activations, parse_hidden
+
+    widths = list(parse_hidden(hidden))
+    activations = list(parse_activations(activation, len(widths), ACTIVATION_NAMES))
     import numpy as np
 
     from numbamlp.gradcheck import check_gradient
@@ -1351,16 +771,6 @@ def precompile(dtypes: tuple[str, ...]) -> None:
 
     seconds = compile_kernels(dtypes, report=click.echo)
     click.echo(f"kernels for {', '.join(dtypes)} are in the JIT cache ({seconds:.1f} s)")
-
-
-def _compiled_kernels() -> int:
-    """How many of the training kernels this process compiled rather than loaded from disk."""
-    from numbamlp import fused
-
-    dispatchers = [fused.run_steps, fused.forward_backward, fused.gradient_update]
-    return sum(
-        len(getattr(d, "stats", None).cache_misses) for d in dispatchers if hasattr(d, "stats")
-    )
 
 
 def _version(package: str) -> str:

@@ -286,7 +286,7 @@ def load_mnist(data_dir: str | os.PathLike[str] | None = None, verify: bool = Tr
         fix = (
             "The bundled copy is incomplete: reinstall numbamlp."
             if bundled
-            else "Point --data-dir at the folder that holds the MNIST files."
+            else "Point `data_dir` at the folder that holds the MNIST files."
         )
         raise NumbamlpError(_missing_message("MNIST", folder, missing, fix))
     expected = read_sha256sums(MNIST_DIR / "SHA256SUMS") if verify else None
@@ -325,7 +325,7 @@ def load_fashion_mnist(
         if missing:
             raise NumbamlpError(
                 _missing_message(
-                    name, folder, missing, "Point --data-dir at the folder that holds them."
+                    name, folder, missing, "Point `data_dir` at the folder that holds them."
                 )
             )
         fix = "replace it with an intact copy of the canonical Fashion-MNIST file."
@@ -336,7 +336,7 @@ def load_fashion_mnist(
     system = SYSTEM_FASHION_MNIST_DIR
     files, missing = _scan_idx_folder(system)
     if not missing:
-        fix = "reinstall it: apt-get install --reinstall dataset-fashion-mnist."
+        fix = "reinstall it: `apt-get install --reinstall dataset-fashion-mnist`."
         source = f"{name} from {system} (Debian package dataset-fashion-mnist)"
         return _load_idx_dataset(name, files, expected, FASHION_MNIST_CLASSES, source, fix)
 
@@ -351,7 +351,7 @@ def load_fashion_mnist(
         raise NumbamlpError(
             f"{name} not found in {system} or in the cache {cache}, and downloading is off. "
             f"Install Debian's package (apt-get install dataset-fashion-mnist), pass a folder "
-            f"holding the four *-ubyte(.gz) files as --data-dir, or allow the download."
+            f"holding the four *-ubyte(.gz) files as `data_dir`, or allow the download."
         )
     mirrors = fashion_mnist_mirrors()
     for stem in missing:
@@ -535,7 +535,7 @@ def _csv_arrays(
             f"data file {p} has no header row: its first line {_short(','.join(header))} is "
             f"all numbers. Add a header row naming the columns, one of them {label_column!r} "
             f"for the labels (e.g. x1,x2,...,{label_column}), or name the label column with "
-            "--label-column."
+            "`label_column`."
         )
     if not has_header:
         header = [str(j) for j in range(len(header))]
@@ -544,7 +544,7 @@ def _csv_arrays(
     elif label_column not in header:
         raise NumbamlpError(
             f"data file {p} has no label column {label_column!r}; its columns are: "
-            f"{_column_list(header)}. Name the label column with --label-column."
+            f"{_column_list(header)}. Name the label column with `label_column`."
         )
     if len(header) < 2 and label_column:
         raise NumbamlpError(
@@ -734,7 +734,7 @@ def load_user_dataset(
                 i = int(bad[0])
                 raise NumbamlpError(
                     f"data file {f}: label {int(y[i])} at row {i} is outside 0..{n_classes - 1} "
-                    f"(n_classes={n_classes}); raise --n-classes or fix the labels."
+                    f"(n_classes={n_classes}); raise `n_classes` or fix the labels."
                 )
 
     if test_file is not None:

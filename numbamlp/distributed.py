@@ -152,7 +152,7 @@ class Cluster:
                 if now > deadline:
                     raise DistributedError(
                         f"rank {self.rank}: the other ranks did not complete {what} within "
-                        f"{self.timeout:g} s (--mpi-timeout); a rank has died or hangs"
+                        f"{self.timeout:g} s (`mpi_timeout`); a rank has died or hangs"
                     )
                 if signalled is None and self.interrupted():
                     # Ctrl-C/SIGTERM reach every rank: the others finish their step and stop

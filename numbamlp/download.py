@@ -40,7 +40,7 @@ MIRRORS_ENV = "NUMBAMLP_FASHION_MNIST_MIRRORS"
 MANUAL_FASHION_HINT = (
     "Provide it manually instead: install Debian's package (`apt-get install "
     "dataset-fashion-mnist`, which puts the files in /usr/share/datasets/fashion-mnist), or "
-    "download the four *-ubyte.gz files yourself and pass their folder with --data-dir."
+    "download the four *-ubyte.gz files yourself and pass their folder as `data_dir`."
 )
 
 _CHUNK = 1 << 20

@@ -2,8 +2,8 @@
 
 Orchestration only, no math: ``fit`` validates the data with scikit-learn's own
 ``validate_data``, maps the labels to classes 0..M−1 (``classes_``, sorted as scikit-learn
-does), and trains an ``MLP.create`` network with ``TrainConfig`` and ``train`` from the seed's
-``generators``, exactly as the Python API does; ``predict`` maps the classes back.
+does), and trains with ``numbamlp.fit`` (the function behind ``numbamlp train``), so that the
+same options give the same network bit for bit; ``predict`` maps the classes back.
 
 It needs scikit-learn (``pip install "numbamlp[sklearn]"``): the estimator protocol it follows
 (``get_params``/``set_params``, ``clone``, pipelines, grid search, input validation) is
@@ -87,8 +87,8 @@ class MLPClassifier(*_BASES):  # type: ignore[misc]
     Attributes after ``fit``: ``classes_`` (the sorted distinct labels; class index k of the
     network is ``classes_[k]``), ``n_features_in_`` (and ``feature_names_in_`` for a
     DataFrame with string column names), ``model_`` (the trained ``numbamlp.MLP``),
-    ``loss_curve_`` (mean training loss per epoch), ``history_`` (the ``EpochMetrics`` of each
-    epoch) and ``n_iter_`` (epochs run).
+    ``loss_curve_`` (mean training loss per epoch), ``history_`` (each epoch's metrics record,
+    as ``fit`` returns them) and ``n_iter_`` (epochs run).
 
     Invalid parameters raise ValueError when ``fit`` is called; a run whose loss becomes NaN
     raises ``numbamlp.TrainingDiverged``.
@@ -141,42 +141,47 @@ class MLPClassifier(*_BASES):  # type: ignore[misc]
             )
         self.classes_ = classes
 
-        from numbamlp.model import MLP
-        from numbamlp.randomness import generators
-        from numbamlp.training import TrainConfig, TrainingDiverged, train
+        from numbamlp.fitting import fit
+        from numbamlp.training import TrainingDiverged
 
+        options = dict(self.optimizer_options or {})
+        if "mu" in options:  # the optimizers' name for the momentum
+            options["momentum"] = options.pop("mu")
+        unknown = sorted(set(options) - {"momentum", "beta1", "beta2", "rho", "eps"})
+        if unknown:
+            raise ValueError(
+                f"{type(self).__name__}: unknown optimizer option(s) {', '.join(unknown)}; "
+                "use mu, beta1, beta2, rho, eps"
+            )
+        hidden = [self.hidden] if isinstance(self.hidden, numbers.Integral) else self.hidden
         try:
-            config = TrainConfig(
-                epochs=_plain(self.epochs),
-                batch_size=_plain(self.batch_size),
+            result = fit(
+                X,
+                y_index.astype(np.int64),
+                n_classes=int(classes.shape[0]),
+                hidden=[_plain(d) for d in hidden],
+                activation=self.activation,
+                head=self.head,
                 optimizer=self.optimizer,
                 lr=self.lr,
-                optimizer_options=dict(self.optimizer_options or {}),
                 schedule=self.schedule,
+                batch_size=_plain(self.batch_size),
+                epochs=_plain(self.epochs),
                 sampling=self.sampling,
-                engine=self.engine,
-            )
-            config.validate()
-            hidden = [self.hidden] if isinstance(self.hidden, numbers.Integral) else self.hidden
-            init_rng, train_rng = generators(self.seed)
-            model = MLP.create(
-                X.shape[1],
-                [_plain(d) for d in hidden],
-                classes.shape[0],
-                activations=self.activation,
-                head=self.head,
+                seed=_plain(self.seed),
                 dtype=self.dtype,
-                rng=init_rng,
+                engine=self.engine,
+                verbose=0,
+                **options,
             )
-            # Building the trainer checks the optimizer's hyperparameters and the schedule.
-            history = train(model, X, y_index.astype(np.int64), config, train_rng)
         except TrainingDiverged:
             raise
         except NumbamlpError as exc:
             raise ValueError(f"{type(self).__name__}: {exc}") from None
+        model, history = result.model, result.history
         self.model_ = model
         self.history_ = history
-        self.loss_curve_ = [float(m.train_loss) for m in history]
+        self.loss_curve_ = [float(record["train_loss"]) for record in history]
         self.n_iter_ = len(history)
         return self
 

@@ -103,7 +103,7 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
     def bad(reason: str) -> NumbamlpError:
         return NumbamlpError(
             f"model file {path} is not a valid numbamlp model ({reason}); "
-            "train it again with `numbamlp train --save PATH`"
+            "train it again and save it (`save=PATH`)"
         )
 
     # NpzReader: nothing unpickled, no allocation beyond what the file holds, file closed.

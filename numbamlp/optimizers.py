@@ -184,7 +184,7 @@ def _check_hyper(name: str, hyper: dict[str, float]) -> None:
         if not math.isfinite(value):
             raise NumbamlpError(f"{name} {key} must be a finite number, got {value}")
     if hyper["lr"] <= 0:
-        raise NumbamlpError(f"learning rate must be positive, got {hyper['lr']}; try --lr 1e-3")
+        raise NumbamlpError(f"learning rate must be positive, got {hyper['lr']}; try `lr=1e-3`")
     for key in ("mu", "rho", "beta1", "beta2"):
         if key in hyper and not 0 <= hyper[key] < 1:
             raise NumbamlpError(f"{name} {key} must be in [0, 1), got {hyper[key]}")

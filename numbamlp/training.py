@@ -476,7 +476,7 @@ class Trainer:
 
     def _smaller_lr_hint(self) -> str:
         lr = self.optimizer.hyper["lr"]
-        return f"Try a smaller learning rate, e.g. --lr {lr / 10:g} (this run used {lr:g})."
+        return f"Try a smaller learning rate, e.g. `lr={lr / 10:g}` (this run used {lr:g})."
 
 
 def train(

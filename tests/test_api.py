@@ -29,10 +29,22 @@ def test_import_numbamlp_loads_no_numba_and_names_load_on_use():
 
 
 def test_every_exported_name_is_the_module_s_own():
-    from numbamlp import datasets, errors, estimator, export, model, modelio, training
+    from numbamlp import (
+        callbacks,
+        datasets,
+        errors,
+        estimator,
+        export,
+        fitting,
+        model,
+        modelio,
+        training,
+    )
 
     assert numbamlp.MLP is model.MLP
-    assert numbamlp.train is training.train and numbamlp.TrainConfig is training.TrainConfig
+    assert numbamlp.fit is fitting.fit and numbamlp.FitResult is fitting.FitResult
+    assert numbamlp.Callback is callbacks.Callback
+    assert numbamlp.train is fitting.train and numbamlp.TrainConfig is training.TrainConfig
     assert numbamlp.load_mnist is datasets.load_mnist
     assert numbamlp.save_model is modelio.save_model
     assert numbamlp.MLPClassifier is estimator.MLPClassifier

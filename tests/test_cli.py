@@ -177,9 +177,14 @@ def test_train_loads_numba_only_beside_the_data():
     import Numba: option checks, and the checkpoint directory check of a run without one."""
     code = (
         "import sys\n"
-        "from numbamlp.cli import _checkpoint_dir, parse_activations, parse_hidden\n"
-        "parse_activations(('sigmoid',), len(parse_hidden(('32',))))\n"
-        "assert _checkpoint_dir({'checkpoint_dir': None, 'checkpoint_every': None}, None) is None\n"
+        "import numbamlp.cli\n"
+        "from numbamlp.fitting import run_config\n"
+        "from numbamlp.runner import RunPlan, checkpoint_directory\n"
+        "from numbamlp.runconfig import RunConfig\n"
+        "given = {k: v for k, v in vars(RunConfig()).items()} | {'hidden': ('32',)}\n"
+        "plan = RunPlan.create(given, {}, 20, None, None)\n"
+        "assert plan.config == run_config(given) and plan.config.hidden == (32,)\n"
+        "assert checkpoint_directory(None, None, None) is None\n"
         "print('numba' in sys.modules)\n"
     )
     out = subprocess.run(
@@ -622,7 +627,7 @@ def test_test_file_with_other_feature_count(files, precious):
 
 def test_test_file_without_train_file(files, precious):
     result = run("train", "--test-file", files.test_npz, "--save", precious)
-    _assert_clean_failure(result, "--test-file needs --train-file")
+    _assert_clean_failure(result, "--test-file: needs --train-file")
     _unchanged(precious)
 
 

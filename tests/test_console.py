@@ -95,7 +95,7 @@ def test_errors_on_a_narrow_terminal(encoding, files, tmp_path):
     bad.write_bytes(bytes([0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 3]) + bytes(17))
     for args, fragment in [
         (("predict", "--model", files["model"], "--input", bad), fit("shape 2×3×3 of", encoding)),
-        (("train", "--hidden", "0"), "Error: Invalid value for --hidden"),
+        (("train", "--hidden", "0"), "error: --hidden: layer width must be positive"),
         (("gradcheck", "--tolerance", "1e-30"), "FAILED: largest relative error"),
     ]:
         out = _run(encoding, *args)

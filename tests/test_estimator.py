@@ -118,11 +118,11 @@ def test_bad_data_is_a_value_error_naming_it(X, y, message):
     [
         ({"activation": "swish"}, "unknown activation 'swish'"),
         ({"optimizer": "lbfgs"}, "unknown optimizer 'lbfgs'"),
-        ({"head": "sigmoid"}, "unknown output head"),
+        ({"head": "sigmoid"}, "unknown head 'sigmoid'"),
         ({"dtype": "float16"}, "dtype must be one of float32, float64"),
-        ({"epochs": 0}, "epochs must be a positive integer"),
-        ({"lr": -1.0}, "learning rate must be a positive number"),
-        ({"hidden": (0,)}, "must be a positive integer"),
+        ({"epochs": 0}, "`epochs`: must be a positive integer"),
+        ({"lr": -1.0}, "`lr`: must be a positive number"),
+        ({"hidden": (0,)}, "layer width must be positive"),
     ],
 )
 def test_bad_parameters_are_value_errors_at_fit(params, message):

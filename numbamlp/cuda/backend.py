@@ -79,6 +79,6 @@ def require_device() -> None:
         usable = False
     if not usable:
         raise NumbamlpError(
-            f"--device cuda needs a usable NVIDIA GPU and driver, and this machine has none "
-            f"({BACKEND} found no CUDA device); train on the CPU with --device cpu"
+            f"`device=cuda` needs a usable NVIDIA GPU and driver, and this machine has none "
+            f"({BACKEND} found no CUDA device); train on the CPU with `device=cpu`"
         )

@@ -1,0 +1,327 @@
+"""``numbamlp.fit``: one training run, from the data to the saved model.
+
+The command line's ``numbamlp train`` and the scikit-learn estimators call this function; every
+``numbamlp train`` option is a keyword here with the same name (dashes as underscores) and the
+same default, so the two give the same model files, bit for bit. The loop is short: call the
+engine (training.Trainer.run_batches) until the epoch ends, measure, let the callbacks observe
+(callbacks.py); everything else is preparation (data, model, resume) and reporting.
+
+Messages name parameters as the library spells them, in backquotes (`` `lr=1e-4` ``); the
+command line rewrites them as its flags (``--lr 1e-4``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from numbamlp.callbacks import (
+    Callback,
+)
+from numbamlp.errors import NumbamlpError
+from numbamlp.runconfig import DataConfig, RunConfig, parse_activations, parse_hidden
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from numbamlp.datasets import Dataset
+    from numbamlp.model import MLP
+    from numbamlp.training import Trainer
+
+#: The registries' names, which the command line's choices must equal (tests check both).
+ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "softplus", "identity")
+OPTIMIZERS = ("sgd", "momentum", "adagrad", "adadelta", "rmsprop", "adam")
+SCHEDULES = ("constant", "step", "inverse-time", "cosine")
+HEADS = ("softmax", "modified-softmax")
+DATASETS = ("mnist", "fashion-mnist")
+SAMPLINGS = ("shuffle", "iid")
+ENGINES = ("fused", "kernels")
+DEVICES = ("cpu", "cuda")
+DTYPES = ("float32", "float64")
+
+
+@dataclass
+class FitResult:
+    """What ``fit`` returns. ``history`` holds one record per epoch (the metrics file's
+    objects); ``stopped`` is None for a run that ended normally, else ``"SIGINT"``,
+    ``"SIGTERM"`` or ``"callback"`` (``checkpoint`` is then where it can be resumed from)."""
+
+    model: MLP
+    history: list[dict[str, Any]]
+    test_accuracy: float | None
+    epochs: int  # epochs completed
+    seconds: float
+    stopped: str | None = None
+    position: str = ""  # where a stopped run stands, e.g. "epoch 3, batch 120"
+    step: int = 0
+    checkpoint: Path | None = None
+    best_epoch: int | None = None  # the epoch whose weights early stopping kept
+    saved: Path | None = None
+    summary: str = ""  # the line that ends the log: "test accuracy … after … epochs (…)"
+
+
+@dataclass
+class Run:
+    """The run as callbacks see it."""
+
+    trainer: Trainer
+    model: MLP
+    epochs: int
+    history: list[dict[str, Any]]
+    log: Callable[..., None]
+    test_accuracy: Callable[[], float | None]
+    stop_requested: bool = False
+    stop_training: bool = False
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def request_stop(self) -> None:
+        """Stop cleanly after the current engine call, as Ctrl-C does (resumable)."""
+        self.stop_requested = True
+
+
+def fit(
+    data: Dataset | np.ndarray | None = None,
+    y: np.ndarray | None = None,
+    *,
+    X_test: np.ndarray | None = None,
+    y_test: np.ndarray | None = None,
+    model: MLP | None = None,
+    dataset: str = "mnist",
+    data_dir: str | None = None,
+    train_file: str | None = None,
+    test_file: str | None = None,
+    label_column: str = "label",
+    n_classes: int | None = None,
+    download: bool = True,
+    hidden: Sequence[int] | int | str = (32,),
+    activation: Sequence[str] | str = "sigmoid",
+    head: str = "softmax",
+    optimizer: str = "adam",
+    lr: float | None = None,
+    momentum: float | None = None,
+    beta1: float | None = None,
+    beta2: float | None = None,
+    rho: float | None = None,
+    eps: float | None = None,
+    weight_decay: float = 0.0,
+    schedule: str = "constant",
+    decay_rate: float = 0.5,
+    decay_epochs: float = 5.0,
+    min_lr: float = 0.0,
+    sampling: str = "shuffle",
+    batch_size: int = 128,
+    epochs: int = 20,
+    seed: int | None = 0,
+    threads: int | None = None,
+    dtype: str = "float32",
+    validation_fraction: float = 0.0,
+    patience: int | None = None,
+    save: str | os.PathLike[str] | None = None,
+    metrics_out: str | os.PathLike[str] | None = None,
+    eval_every: float | None = None,
+    engine: str = "fused",
+    device: str = "cpu",
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    checkpoint_every: int | None = None,
+    resume: str | os.PathLike[str] | None = None,
+    distributed: bool | None = None,
+    mpi_timeout: float = 300.0,
+    verbose: int = 1,
+    callbacks: Sequence[Callback] = (),
+    given_options: Collection[str] = (),
+) -> FitResult:
+    """Train an MLP; with no arguments, MMiDS §7.3 on the bundled MNIST.
+
+    Data: a ``Dataset`` (``load_mnist()``, ``load_dataset(...)``), or arrays ``fit(X, y,
+    X_test=..., y_test=...)`` with integer labels 0..M−1, or nothing (``dataset``,
+    ``train_file``/``test_file`` name what to load, as ``numbamlp train`` does). ``model``
+    continues training an existing MLP (with a fresh optimizer) instead of creating one.
+
+    Every other keyword is the ``numbamlp train`` option of the same name (``numbamlp train
+    --help``): the network (``hidden``, ``activation``, ``head``, ``dtype``), the optimizer
+    (``optimizer``, ``lr``, ``momentum``, ``beta1``, ``beta2``, ``rho``, ``eps``,
+    ``weight_decay``), the step sizes (``schedule``, ``decay_rate``, ``decay_epochs``,
+    ``min_lr``), the minibatches (``sampling``, ``batch_size``, ``epochs``, ``seed``), the
+    engine (``engine``, ``device``, ``threads``, ``distributed``, ``mpi_timeout``), validation
+    (``validation_fraction``, ``patience``), and the files (``save``, ``metrics_out``,
+    ``checkpoint_dir``, ``checkpoint_every``, ``resume``). ``verbose=0`` logs nothing;
+    ``callbacks`` observe the run (numbamlp.Callback).
+
+    ``resume`` continues the run whose checkpoint is in that directory (or file), bit for bit
+    as if it had not stopped. It keeps the options the run started with: a keyword left at its
+    default takes the checkpoint's value, any other must equal it (``epochs`` may grow).
+    ``given_options`` names keywords that count as given even at their default value (the
+    command line passes the options the user typed, so that ``--head softmax`` is checked).
+
+    A run stopped by SIGINT/SIGTERM or by a callback's ``run.request_stop()`` writes its
+    checkpoint and returns with ``stopped`` set; a second signal raises KeyboardInterrupt.
+    Problems with the input raise NumbamlpError; divergence raises TrainingDiverged.
+    """
+    given = {
+        "hidden": hidden, "activation": activation, "head": head, "optimizer": optimizer,
+        "lr": lr, "momentum": momentum, "beta1": beta1, "beta2": beta2, "rho": rho, "eps": eps,
+        "weight_decay": weight_decay, "schedule": schedule, "decay_rate": decay_rate,
+        "decay_epochs": decay_epochs, "min_lr": min_lr, "sampling": sampling,
+        "batch_size": batch_size, "seed": seed, "dtype": dtype, "engine": engine,
+        "device": device, "validation_fraction": validation_fraction, "patience": patience,
+    }  # fmt: skip
+    data_given = {
+        "dataset": dataset, "data_dir": data_dir, "train_file": train_file,
+        "test_file": test_file, "label_column": label_column, "n_classes": n_classes,
+    }  # fmt: skip
+    from numbamlp.runner import RunPlan, execute
+
+    plan = RunPlan.create(
+        given,
+        data_given,
+        epochs=epochs,
+        checkpoint_every=checkpoint_every,
+        resume=resume,
+        given_options=frozenset(given_options),
+    )
+    return execute(
+        plan,
+        data=data,
+        y=y,
+        X_test=X_test,
+        y_test=y_test,
+        model=model,
+        download=download,
+        threads=threads,
+        save=save,
+        metrics_out=metrics_out,
+        eval_every=eval_every,
+        checkpoint_dir=checkpoint_dir,
+        distributed=distributed,
+        mpi_timeout=mpi_timeout,
+        verbose=verbose,
+        callbacks=callbacks,
+    )
+
+
+def _normalised(name: str, value: Any, hidden: tuple[int, ...]) -> Any:
+    """A run parameter in the form RunConfig holds it."""
+    if name == "hidden":
+        return parse_hidden(value)
+    if name == "activation":
+        return parse_activations(value, len(hidden), ACTIVATIONS)
+    return value
+
+
+def run_config(given: dict[str, Any]) -> RunConfig:
+    """The RunConfig of a new run from ``fit``'s keywords (checked)."""
+    hidden = parse_hidden(given["hidden"])
+    values = {name: _normalised(name, value, hidden) for name, value in given.items()}
+    config = RunConfig(**values)
+    check_run_config(config)
+    return config
+
+
+def check_run_config(config: RunConfig) -> None:
+    """Raise NumbamlpError for a parameter outside its range (the estimators' and the command
+    line's checks are these)."""
+    for name, choices in (
+        ("head", HEADS), ("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
+        ("sampling", SAMPLINGS), ("engine", ENGINES), ("device", DEVICES), ("dtype", DTYPES),
+    ):  # fmt: skip
+        value = getattr(config, name)
+        if value not in choices:
+            raise NumbamlpError(f"`{name}`: unknown {name} {value!r}; choose one of: "
+                                f"{', '.join(choices)}")  # fmt: skip
+    _check_int("batch_size", config.batch_size)
+    if config.seed is not None and (not isinstance(config.seed, int) or config.seed < 0):
+        raise NumbamlpError(f"`seed`: must be an integer ≥ 0 (or None), got {config.seed!r}")
+    for name in ("lr", "eps", "decay_epochs"):
+        value = getattr(config, name)
+        if value is not None and not (_is_number(value) and math.isfinite(value) and value > 0):
+            raise NumbamlpError(f"`{name}`: must be a positive number, got {value}")
+    if not (_is_number(config.weight_decay) and math.isfinite(config.weight_decay)
+            and config.weight_decay >= 0):  # fmt: skip
+        raise NumbamlpError(f"`weight_decay`: must be a finite number ≥ 0, got "
+                            f"{config.weight_decay}")  # fmt: skip
+    fraction = config.validation_fraction
+    if not (_is_number(fraction) and math.isfinite(fraction) and 0.0 <= fraction < 1.0):
+        raise NumbamlpError(
+            f"`validation_fraction`: must be a fraction at least 0 and below 1, got {fraction}"
+        )
+    if config.patience is not None:
+        _check_int("patience", config.patience)
+        if not fraction > 0:
+            raise NumbamlpError(
+                "`patience`: early stopping watches the validation loss: give "
+                "`validation_fraction=F` (0 < F < 1) too"
+            )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise NumbamlpError(f"`{name}`: must be a positive integer, got {value!r}")
+
+
+def adopt_checkpoint(
+    saved: RunConfig, given: dict[str, Any], explicit: Collection[str] = ()
+) -> RunConfig:
+    """The resumed run's configuration: the checkpoint's, with every keyword left at its default
+    (and not named in ``explicit``) taken from it; a keyword given with another value raises
+    NumbamlpError."""
+    defaults = RunConfig()
+    values = {}
+    for name, value in given.items():
+        mine = _normalised(name, value, saved.hidden)
+        default = _normalised(name, getattr(defaults, name), saved.hidden)
+        theirs = getattr(saved, name)
+        if (mine != default or name in explicit) and mine != theirs:
+            shown = ",".join(map(str, theirs)) if isinstance(theirs, tuple) else theirs
+            raise NumbamlpError(
+                f"`{name}`: the checkpoint's run used {shown or 'none'}; a resumed run keeps the "
+                f"options it started with (leave `{name}` out, or start a new run without "
+                "`resume`)"
+            )
+        values[name] = theirs
+    return replace(saved, **values)
+
+
+def adopt_data(
+    saved: DataConfig, given: dict[str, Any], explicit: Collection[str] = ()
+) -> DataConfig:
+    """The resumed run's data record: the checkpoint's; ``data_dir`` says where the data is now
+    (the fingerprint decides whether it is the same data); other keywords must agree."""
+    defaults = DataConfig()
+    values = {}
+    for name, value in given.items():
+        theirs = getattr(saved, name)
+        if name in ("train_file", "test_file") and value is not None:
+            value = str(Path(value).resolve())
+        if name == "data_dir":
+            values[name] = value if value is not None else theirs
+            continue
+        if (value != getattr(defaults, name) or name in explicit) and value != theirs:
+            raise NumbamlpError(
+                f"`{name}`: the checkpoint's run used {theirs}; a resumed run keeps the data it "
+                f"started with (leave `{name}` out, or start a new run without `resume`)"
+            )
+        values[name] = theirs
+    return DataConfig(**values)
+
+
+def train(*args: Any, **kwargs: Any) -> Any:
+    """Deprecated since 0.2.0: use ``numbamlp.fit``. ``numbamlp.train(model, X, y, config,
+    rng, ...)`` still runs ``training.train`` with the same arguments and results."""
+    import warnings
+
+    from numbamlp.training import train as train_model
+
+    warnings.warn(
+        "numbamlp.train is deprecated; use numbamlp.fit (the same run as `numbamlp train`)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return train_model(*args, **kwargs)

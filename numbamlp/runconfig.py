@@ -1,0 +1,176 @@
+"""A run's identity: the typed configuration that decides its results, and the data it reads.
+
+A checkpoint stores these (as JSON) so that ``fit(resume=...)`` continues the same run: the
+model's shape, the optimizer and its hyperparameters, the schedule, the sampling, the seed, the
+precision and the engine. Checkpoints written before this module existed stored the command
+line's option values (``hidden`` as strings such as ``"64,32"``, the momentum as ``mu``); they
+are read here too, so they keep resuming.
+
+Only the standard library: the command line imports this without NumPy or Numba.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from numbamlp.errors import NumbamlpError
+
+#: Parameters added after checkpoints were first written, with the value every run that
+#: predates them had: a checkpoint without one resumes with it.
+LATER_PARAMETERS: dict[str, Any] = {
+    "weight_decay": 0.0,
+    "validation_fraction": 0.0,
+    "patience": None,
+}
+#: Old spellings of parameters in checkpoints, by the parameter's name now.
+OLD_KEYS = {"momentum": "mu"}
+
+
+def parse_hidden(entries: Sequence[int | str] | int | str) -> tuple[int, ...]:
+    """Hidden widths d_1..d_{L−1} from ints, or from strings as the command line gives them
+    (``"64,32"``, ``"64"``, ``"none"`` for no hidden layer)."""
+    if isinstance(entries, (int, str)):
+        entries = [entries]
+    widths: list[int] = []
+    for entry in entries:
+        parts = entry.split(",") if isinstance(entry, str) else [entry]
+        for part in parts:
+            if isinstance(part, str):
+                text = part.strip()
+                if text == "none" and len(entries) == 1 and len(parts) == 1:
+                    return ()
+                if not text:
+                    raise NumbamlpError(f"`hidden`: empty entry in {entry!r}")
+                try:
+                    width = int(text)
+                except ValueError:
+                    raise NumbamlpError(
+                        f"`hidden`: {text!r} is not a layer width (a positive integer, or 'none')"
+                    ) from None
+            elif isinstance(part, bool) or not isinstance(part, int):
+                raise NumbamlpError(f"`hidden`: {part!r} is not a layer width (a positive integer)")
+            else:
+                width = part
+            if width < 1:
+                raise NumbamlpError(f"`hidden`: layer width must be positive, got {width}")
+            widths.append(int(width))
+    return tuple(widths)
+
+
+def parse_activations(
+    entries: Sequence[str] | str, n_hidden: int, known: Sequence[str]
+) -> tuple[str, ...]:
+    """One activation name per hidden layer, from one name for all or one per layer (also as
+    comma lists, as the command line gives them)."""
+    if isinstance(entries, str):
+        entries = [entries]
+    names: list[str] = []
+    for entry in entries:
+        for part in str(entry).split(","):
+            name = part.strip()
+            if not name:
+                raise NumbamlpError(f"`activation`: empty entry in {entry!r}")
+            if name not in known:
+                raise NumbamlpError(
+                    f"`activation`: unknown activation {name!r}; choose from {', '.join(known)}"
+                )
+            names.append(name)
+    if len(names) == 1:
+        return tuple(names) * n_hidden
+    if len(names) != n_hidden:
+        raise NumbamlpError(
+            f"`activation`: {len(names)} activations for {n_hidden} hidden layer(s); give one, "
+            "or one per layer"
+        )
+    return tuple(names)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that decides a run's results besides the data and its length (epochs)."""
+
+    hidden: tuple[int, ...] = (32,)
+    activation: tuple[str, ...] = ("sigmoid",)  # one per hidden layer
+    head: str = "softmax"
+    optimizer: str = "adam"
+    lr: float | None = None
+    momentum: float | None = None
+    beta1: float | None = None
+    beta2: float | None = None
+    rho: float | None = None
+    eps: float | None = None
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    decay_rate: float = 0.5
+    decay_epochs: float = 5.0
+    min_lr: float = 0.0
+    sampling: str = "shuffle"
+    batch_size: int = 128
+    seed: int | None = 0
+    dtype: str = "float32"
+    engine: str = "fused"
+    device: str = "cpu"
+    validation_fraction: float = 0.0
+    patience: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        record = asdict(self)
+        record["hidden"], record["activation"] = list(self.hidden), list(self.activation)
+        return record
+
+    @classmethod
+    def from_json(cls, record: Mapping[str, Any], activations: Sequence[str]) -> RunConfig:
+        """Read ``to_json``'s record, or an older checkpoint's option values; anything missing
+        or malformed raises NumbamlpError."""
+        values: dict[str, Any] = {}
+        for field in fields(cls):
+            key = field.name
+            if key not in record and OLD_KEYS.get(key) in record:
+                key = OLD_KEYS[field.name]
+            if key in record:
+                values[field.name] = record[key]
+            elif field.name in LATER_PARAMETERS:
+                values[field.name] = LATER_PARAMETERS[field.name]
+            else:
+                raise NumbamlpError(f"the run's configuration lacks {field.name!r}")
+        hidden = parse_hidden(values["hidden"] or ["none"])
+        values["hidden"] = hidden
+        values["activation"] = parse_activations(
+            values["activation"] or ["sigmoid"], len(hidden), activations
+        )
+        return cls(**values)
+
+    def optimizer_options(self) -> dict[str, float]:
+        """The optimizer's hyperparameters given besides γ_0, by the optimizers' own names."""
+        given = {
+            "mu": self.momentum,
+            "beta1": self.beta1,
+            "beta2": self.beta2,
+            "rho": self.rho,
+            "eps": self.eps,
+        }
+        return {key: value for key, value in given.items() if value is not None}
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data a run reads (a resumed run checks it by its fingerprint)."""
+
+    dataset: str = "mnist"
+    data_dir: str | None = None
+    train_file: str | None = None
+    test_file: str | None = None
+    label_column: str = "label"
+    n_classes: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, record: Mapping[str, Any]) -> DataConfig:
+        try:
+            return cls(**{field.name: record[field.name] for field in fields(cls)})
+        except KeyError as exc:
+            raise NumbamlpError(f"the run's data record lacks {exc}") from None
