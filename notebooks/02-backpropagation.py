@@ -19,7 +19,8 @@
 # Each equation below comes as: the formula, the library's own kernel (`inspect.getsource` of
 # the function behind the njit dispatcher), the NumPy matrix form (`numbamlp.reference`),
 # and a cell printing the largest difference — against central finite differences where the
-# claim is a derivative. All in float64.
+# claim is a derivative. All in float64. Each equation's derivation, in index form, is in
+# [docs/derivation.md](../docs/derivation.md) (the tags in the headings below link to it).
 
 # %%
 import inspect
@@ -61,7 +62,7 @@ def softmax(z):
 rng = np.random.default_rng(0)
 
 # %% [markdown]
-# ## Q1 — the softmax Jacobian (J.1)
+# ## Q1 — the softmax Jacobian ([J.1](../docs/derivation.md#J.1))
 #
 # $$\partial_{z_i}(\varphi_L(z))_j = \begin{cases}\mathrm{softmax}(z)_i(1 - \mathrm{softmax}(z)_i)
 #   & i = j,\\ -\mathrm{softmax}(z)_i\,\mathrm{softmax}(z)_j & i \ne j,\end{cases}
@@ -201,7 +202,7 @@ print("B.2 m = L: max |kernel − finite differences|   =", max_diff(gb, numeric
 assert max_diff(gW, numeric_W[L]) < 1e-8 and max_diff(gb, numeric_b[L]) < 1e-8
 
 # %% [markdown]
-# ## Q3 — the δ recursion (B.4)
+# ## Q3 — the δ recursion ([B.4](../docs/derivation.md#B.4))
 #
 # $$\nabla_{h^m}\ell = (W^{m+1})^\top\nabla_{z^{m+1}}\ell,\qquad
 #   \nabla_{z^m}\ell = \nabla_{h^m}\ell\odot\varphi_m'(z^m),$$
@@ -252,7 +253,7 @@ for activation, head, worst in rows:
     print(f"{activation:10s} {head:17s} worst relative error {worst:.1e}")
 
 # %% [markdown]
-# ## An extension: L2 weight decay (R.1)
+# ## An extension: L2 weight decay ([R.1](../docs/derivation.md#R.1))
 #
 # Not in the notes: `numbamlp train --weight-decay λ` minimises FB §1 Q2's objective plus an
 # L2 penalty on the weights (not the biases),

@@ -20,7 +20,9 @@
 # and $\mathbf w_i$ stacks the rows of $\mathcal W_i$. The forward loop keeps
 # $(A_i\ B_i) = J_{g_i}(\mathbf w_i; \mathbf z_i)$; the backward loop multiplies vectors by their
 # transposes. Everything here is `numbamlp.jacobian` (tags M.1–M.9 and J.2); this notebook
-# only calls it and checks it.
+# only calls it and checks it. The derivation of each step, and how MMiDS's names map to FB's,
+# is in [docs/derivation.md](../docs/derivation.md#the-jacobian-view-of-mmids-72), one anchor per
+# tag (e.g. [M.8](../docs/derivation.md#M.8)).
 
 # %%
 import inspect

@@ -14,12 +14,15 @@
 # %% [markdown]
 # # 06 · Errata of the two documents
 #
-# Both documents in `shared/derivations/` are transcriptions and contain typos. Each one is
-# listed in `numbamlp/errata.py` with the document, section and line, the exact text as
-# written, the correction, and a function that demonstrates numerically — with numbamlp's
-# own kernels, finite differences or the architecture's shapes — that the correction is right
-# and, where the text can be evaluated at all, that the text as written is not.
-# (`tests/test_errata.py` runs the same demonstrations and checks each quote is on its line.)
+# The two course documents the project started from, FB and MMiDS (cited by section in
+# [docs/derivation.md](../docs/derivation.md), the project's own derivation, which follows the
+# corrected formulas), are transcriptions and contain typos. Each one is listed in
+# `numbamlp/errata.py` with the document, section and line, the formula as the notes print it,
+# the correction, and a function that demonstrates numerically — with numbamlp's own kernels,
+# finite differences or the architecture's shapes — that the correction is right and, where
+# the text can be evaluated at all, that the text as written is not.
+# (`tests/test_errata.py` runs the same demonstrations and pins each quoted formula with its
+# slip.)
 #
 # Columns of the demonstration: **corrected** is the error of the corrected formula against the
 # truth (≈ 0); **as written** is the error of the text as written (— when it cannot be
@@ -68,12 +71,14 @@ for number, e in enumerate(ERRATA, 1):
 # Three corrections are load-bearing in numbamlp:
 #
 # * **FB §2 Q3's recursion starts at $f_\theta(X) - \mathbb 1_Y$** (and Q2's
-#   $\nabla_{z^L}$, not $\nabla_{h^L}$): the B.1 kernel `backward.output_delta` computes
-#   $\delta^L = f - \mathbb 1_Y$; its check against finite differences is in 02-backpropagation.
+#   $\nabla_{z^L}$, not $\nabla_{h^L}$): the [B.1](../docs/derivation.md#B.1) kernel
+#   `backward.output_delta` computes $\delta^L = f - \mathbb 1_Y$; its check against finite
+#   differences is in 02-backpropagation.
 # * **$W^k \in \mathbb R^{d_k \times d_{k-1}}$ for every layer** (FB §1 Q1's copied
 #   superscripts): `network.Architecture.layer_views` gives exactly these shapes.
 # * **MMiDS's gradient in $\mathbf w$'s order** $(\mathbf p_1; \dots; \mathbf p_L)$ and the
-#   block-wise $q_{i+1,k}$ in $\mathbf p_i$: `numbamlp.jacobian` (M.8, M.9), checked in
+#   block-wise $q_{i+1,k}$ in $\mathbf p_i$: `numbamlp.jacobian`
+#   ([M.8](../docs/derivation.md#M.8), [M.9](../docs/derivation.md#M.9)), checked in
 #   03-jacobian-view.
 #
 # One demonstration in full, to show what "numerically" means here — the recursion start:

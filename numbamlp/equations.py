@@ -8,9 +8,17 @@ Notation is the notes' own: layers k = 1..L, h^0 = x, W^k of shape (d_k, d_{k−
 units of the layer being computed, j units of the layer below, and s the sample of a minibatch.
 The notes count from 1, the code from 0.
 
-Sources (in ``shared/derivations/``):
-  FB    feedforward-and-backprop.md — §1 warm-up, §2 backpropagation (Q1–Q3)
-  MMiDS mmids-neural-networks.md — §7.1 background, §7.2 gradient, §7.3 implementation
+The derivation of every equation, in index form and in the project's own words, is
+docs/derivation.md: each tag has its anchor there, ``doc_link("B.4")`` is
+``docs/derivation.md#B.4``, and tests/test_equations.py checks that the page and this registry
+list the same tags.
+
+``source`` cites the section of the course document the equation comes from (the documents are
+not part of the repository; docs/derivation.md says what each section contains):
+  FB    the exercise sheet "Feed forward neural networks" — §1 warm-up, §2 backpropagation
+        (Q1–Q3 each)
+  MMiDS S. Roch, Mathematical Methods in Data Science, ch. 7 "Neural networks" — §7.1
+        background, §7.2 computing the gradient, §7.3 implementation
 Equations marked "standard" are not in the notes (optimizers the notes only name, schedules,
 initialisation); their source is the paper or library whose definition is followed. R.1 (weight
 decay) is an extension of the notes' objective; its source says so.
@@ -20,6 +28,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: The page that derives every equation; each tag is an anchor on it.
+DERIVATION = "docs/derivation.md"
+
 
 @dataclass(frozen=True)
 class Equation:
@@ -27,6 +38,11 @@ class Equation:
     name: str
     formula: str
     source: str
+
+    @property
+    def doc(self) -> str:
+        """The equation's derivation: ``docs/derivation.md#<tag>`` (relative to the repository)."""
+        return f"{DERIVATION}#{self.tag}"
 
 
 _EQUATIONS = [
@@ -165,7 +181,7 @@ _EQUATIONS = [
         "I.2",
         "shuffled epochs",
         "I^p = the p-th block of B in a fresh permutation of 1..n",
-        "standard",
+        "standard, MMiDS §7.3 (DataLoader shuffle=true)",
     ),
     Equation("U.1", "SGD", "θ_p = θ_{p−1} − γ_p ∇ℓ(θ_{p−1})", "FB §1 Q2"),
     Equation(
@@ -215,6 +231,11 @@ _EQUATIONS = [
 ]
 
 EQUATIONS: dict[str, Equation] = {eq.tag: eq for eq in _EQUATIONS}
+
+
+def doc_link(tag: str) -> str:
+    """Where the equation is derived: ``docs/derivation.md#<tag>``; KeyError for unknown tags."""
+    return EQUATIONS[tag].doc
 
 
 def describe(tag: str) -> str:

@@ -1,10 +1,12 @@
-"""Errata of the two documents in ``shared/derivations/``, each with a numerical demonstration.
+"""Errata of the two course documents, each with a numerical demonstration.
 
-Each ``Erratum`` names the document (FB = feedforward-and-backprop.md, MMiDS =
-mmids-neural-networks.md), the section, the line of the transcription, the text as written
-(``quote`` is the exact source text, so a test can find it), the correction, and a function that
-shows numerically, with numbamlp's own kernels, that the correction is right: it returns the
-error of the corrected formula against an independent truth (finite differences, the kernel
+The documents (FB and MMiDS, see ``DOCUMENTS``) are not part of the repository; the project's
+own derivation is docs/derivation.md, which follows the corrected formulas. Each ``Erratum``
+names the document, the section, the line of the document's transcription (a citation only),
+the text as the notes print it (``quote``: a short formula in the notes' LaTeX source, which
+tests/test_errata.py pins), the same text and its correction in plain notation, and a function
+that shows numerically, with numbamlp's own kernels, that the correction is right: it returns
+the error of the corrected formula against an independent truth (finite differences, the kernel
 that implements the equation, or the shapes the architecture gives) and, where the written text
 can be evaluated at all, the error of the text as written.
 
@@ -16,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -29,9 +30,11 @@ from numbamlp.model import MLP
 from numbamlp.network import Architecture
 from numbamlp.sampling import Sampler
 
+#: The two course documents, cited by section (and by line of their transcriptions, the files
+#: named here): they are references, not inputs of numbamlp or its tests.
 DOCUMENTS = {
-    "FB": "feedforward-and-backprop.md",
-    "MMiDS": "mmids-neural-networks.md",
+    "FB": 'exercise sheet "Feed forward neural networks" (feedforward-and-backprop.md)',
+    "MMiDS": 'S. Roch, MMiDS ch. 7 "Neural networks" (mmids-neural-networks.md)',
 }
 
 
@@ -53,8 +56,8 @@ class Erratum:
     kind: str  # "typo" or "inconsistency"
     document: str  # "FB" or "MMiDS"
     section: str
-    line: int  # line of the transcription in shared/derivations/
-    quote: str  # the exact source text as written
+    line: int  # line of the document's transcription: a citation, nothing reads the file
+    quote: str  # the text as the notes print it (their LaTeX source), short
     as_written: str
     corrected: str
     why: str
@@ -693,20 +696,6 @@ ERRATA: list[Erratum] = [
 ]
 
 BY_KEY: dict[str, Erratum] = {e.key: e for e in ERRATA}
-
-
-def derivations_dir() -> Path | None:
-    """``shared/derivations/`` beside the repository (or ``$NUMBAMLP_DERIVATIONS``), if present."""
-    import os
-
-    env = os.environ.get("NUMBAMLP_DERIVATIONS")
-    candidates = [Path(env)] if env else []
-    root = Path(__file__).resolve().parents[1]
-    candidates += [root.parent / "shared" / "derivations", root / "shared" / "derivations"]
-    for path in candidates:
-        if (path / DOCUMENTS["FB"]).is_file():
-            return path
-    return None
 
 
 def table(errata: list[Erratum] | None = None) -> str:

@@ -1,9 +1,10 @@
-"""The equation registry (numbamlp.equations) and the code agree.
+"""The equation registry (numbamlp.equations), the code and docs/derivation.md agree.
 
 Every tag the code cites, such as ``(B.4)`` or a range ``A.1–A.6``, is registered; every
 registered tag is cited next to code (in a function's or class's docstring, its comments, or the
-comment block right above it) somewhere outside equations.py; and every kernel of the forward
-pass, the backward pass, the optimizers and the sampler names the equation it implements.
+comment block right above it) somewhere outside equations.py; every kernel of the forward
+pass, the backward pass, the optimizers and the sampler names the equation it implements; and
+docs/derivation.md derives exactly the registered equations, one anchor per tag.
 """
 
 from __future__ import annotations
@@ -17,10 +18,13 @@ import pytest
 from numba.core.dispatcher import Dispatcher
 
 import numbamlp
-from numbamlp.equations import EQUATIONS, describe
+from numbamlp.equations import DERIVATION, EQUATIONS, describe, doc_link
 
 PACKAGE = Path(numbamlp.__file__).parent
 SOURCES = sorted(p for p in PACKAGE.glob("*.py") if p.name != "equations.py")
+DOC = PACKAGE.parent / DERIVATION
+ANCHOR = re.compile(r'<a id="([^"]+)"></a>')
+SECTION = re.compile(r"(?:FB|MMiDS) §\d+(?:\.\d+)?")
 TAG = re.compile(r"\b[A-Z]\.\d+\b")
 
 KERNEL_MODULES = ["forward", "backward", "optimizers", "sampling", "jacobian"]
@@ -162,3 +166,58 @@ def test_kernel_tags_match_what_the_kernel_computes():
     for (module_name, name), tag in expected.items():
         block = dict(code_blocks(PACKAGE / f"{module_name}.py"))[name]
         assert tag in TAG.findall(block), (module_name, name, tag)
+
+
+# -- docs/derivation.md ----------------------------------------------------------------------
+
+
+def derivation_blocks() -> dict[str, str]:
+    """tag → the text of docs/derivation.md from the tag's anchor to the next anchor."""
+    text = DOC.read_text(encoding="utf-8")
+    starts = [(m.start(), m.group(1)) for m in ANCHOR.finditer(text)]
+    ends = [start for start, _ in starts[1:]] + [len(text)]
+    return {tag: text[start:end] for (start, tag), end in zip(starts, ends, strict=True)}
+
+
+def test_every_registered_tag_has_one_anchor_in_the_derivation():
+    """docs/derivation.md has an anchor ``<a id="B.4"></a>`` for each tag, and no tag twice."""
+    anchors = ANCHOR.findall(DOC.read_text(encoding="utf-8"))
+    tags = [a for a in anchors if TAG.fullmatch(a)]
+    duplicated = sorted({a for a in tags if tags.count(a) > 1})
+    assert not duplicated, f"anchors given twice in {DERIVATION}: {duplicated}"
+    missing = sorted(set(EQUATIONS) - set(tags))
+    assert not missing, f"registered but not derived in {DERIVATION}: {missing}"
+
+
+def test_the_derivation_cites_only_registered_tags():
+    """No anchor, heading or cross-reference in docs/derivation.md names an unknown tag, and
+    each in-page link to a tag (``](#B.1)``) has its anchor."""
+    text = DOC.read_text(encoding="utf-8")
+    unknown = set(TAG.findall(text)) - set(EQUATIONS)
+    assert not unknown, f"{DERIVATION} cites unregistered tags {sorted(unknown)}"
+    anchors = set(ANCHOR.findall(text))
+    links = set(re.findall(r"\]\(#([A-Z]\.\d+)\)", text))
+    assert links <= anchors, sorted(links - anchors)
+
+
+def test_doc_link_points_at_the_anchor():
+    blocks = derivation_blocks()
+    for tag, eq in EQUATIONS.items():
+        assert doc_link(tag) == eq.doc == f"docs/derivation.md#{tag}"
+        path, anchor = eq.doc.split("#")
+        assert PACKAGE.parent / path == DOC and anchor in blocks
+    with pytest.raises(KeyError):
+        doc_link("Z.9")
+
+
+def test_each_derivation_cites_the_registry_s_sources():
+    """Each tag's entry on the page names the sections its registry source cites (FB §2,
+    MMiDS §7.2, …), says "standard" where the registry does, and shows its index form."""
+    blocks = derivation_blocks()
+    for tag, eq in EQUATIONS.items():
+        block = blocks[tag]
+        cited = set(SECTION.findall(eq.source))
+        assert cited <= set(SECTION.findall(block)), (tag, sorted(cited))
+        if eq.source.startswith("standard"):
+            assert "standard" in block, tag
+        assert "```math" in block, f"{tag}: no displayed formula"
