@@ -332,7 +332,7 @@ for n, s in zip(ns, per_n, strict=True):
     print(f"n = {n:6d}: {s * 1e6:8.1f} µs per step (B = 128)")
 
 # %% [markdown]
-# The plot also shows the benchmark suite's recorded run (`benchmarks/results-*.json`, the same
+# The plot also shows the benchmark suite's recorded run (`benchmarks/results/*.json`, the same
 # measurement under pytest-benchmark on a quiet machine): the live points above move with the
 # load of the machine this notebook last ran on, the recorded ones do not.
 
