@@ -311,7 +311,7 @@ assert history[-1][0] < history[0][0]
 # (`benchmarks/test_scaling.py::seconds_per_step`, the reference model 784-32-10, Adam,
 # numbamlp's default engine, 2 threads): the median wall time per step for several B at
 # n = 60000, and for several n at B = 128. On a shared machine these timings are noisy;
-# `benchmarks/README.md` has the quiet-machine figures.
+# `docs/performance.md` has the quiet-machine figures.
 
 # %%
 sys.path.insert(0, str(REPO / "benchmarks"))
