@@ -1,6 +1,6 @@
-"""Turn a pytest-benchmark JSON file into the Markdown tables of benchmarks/README.md.
+"""Turn a pytest-benchmark JSON file into the Markdown tables of docs/performance.md.
 
-    python benchmarks/report.py benchmarks/results.json
+    python benchmarks/report.py benchmarks/results/results-YYYY-MM-DD.json
 
 For every group: each implementation's median, its ratio to numbamlp's (how many times slower
 the other is; > 1 means numbamlp is faster), and the extra_info figures that matter.
@@ -31,9 +31,16 @@ EXTRA = {
 }
 
 
-def newest_full_run(directory: Path) -> tuple[Path, dict]:
-    """The newest run of the whole suite among directory's results-*.json (by the time each
-    records), as (path, run); the partial runs there lack the scaling group."""
+#: Where the recorded runs live: benchmarks/results/results-*.json.
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def newest_full_run(directory: Path = RESULTS) -> tuple[Path, dict]:
+    """The newest run of the whole suite among the results-*.json in ``directory``, or in its
+    ``results/`` folder when given benchmarks/ itself (by the time each records), as (path, run);
+    the partial runs there lack the scaling group."""
+    if (directory / "results").is_dir():
+        directory = directory / "results"
     found = []
     for path in directory.glob("results-*.json"):
         run = json.loads(path.read_text())

@@ -5,7 +5,7 @@ Each case runs ``mpiexec -n 2`` on this file (``python test_distributed.py RANKS
 STEPS THREADS``): MNIST, Adam, warm-up steps, then ``STEPS`` timed steps; rank 0 prints one
 JSON object. One process (no MPI) with 2 threads and with 1 is timed by the same code for
 comparison. On this 2-core machine the 2 ranks share the cores with each other (1 thread each),
-so this measures the overhead of the exchange, not a speed-up; benchmarks/README.md turns the
+so this measures the overhead of the exchange, not a speed-up; docs/performance.md turns the
 figures into a model of N ranks on k machines. Skipped without the mpi extra.
 """
 

@@ -311,7 +311,7 @@ assert history[-1][0] < history[0][0]
 # (`benchmarks/test_scaling.py::seconds_per_step`, the reference model 784-32-10, Adam,
 # numbamlp's default engine, 2 threads): the median wall time per step for several B at
 # n = 60000, and for several n at B = 128. On a shared machine these timings are noisy;
-# `benchmarks/README.md` has the quiet-machine figures.
+# `docs/performance.md` has the quiet-machine figures.
 
 # %%
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -332,7 +332,7 @@ for n, s in zip(ns, per_n, strict=True):
     print(f"n = {n:6d}: {s * 1e6:8.1f} µs per step (B = 128)")
 
 # %% [markdown]
-# The plot also shows the benchmark suite's recorded run (`benchmarks/results-*.json`, the same
+# The plot also shows the benchmark suite's recorded run (`benchmarks/results/*.json`, the same
 # measurement under pytest-benchmark on a quiet machine): the live points above move with the
 # load of the machine this notebook last ran on, the recorded ones do not.
 

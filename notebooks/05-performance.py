@@ -18,7 +18,7 @@
 # `benchmarks/baselines/`, built by `benchmarks/conftest.py::make_trainer`), never from a
 # re-implementation. Two views:
 #
-# 1. the benchmark suite's recorded run (`benchmarks/results-*.json`, measured with
+# 1. the benchmark suite's recorded run (`benchmarks/results/*.json`, measured with
 #    pytest-benchmark on a quiet machine, every implementation in the same run);
 # 2. a live run of the same measurement (`benchmarks/test_epoch.py::seconds_per_epoch`) in this
 #    kernel — noisier, and small in quick mode.
