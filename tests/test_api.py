@@ -4,8 +4,10 @@ the estimator trains (a defect of the fused engine's work split that they found)
 from __future__ import annotations
 
 import pickle
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +15,8 @@ import pytest
 import numbamlp
 from numbamlp import fused
 from numbamlp.network import Architecture
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_import_numbamlp_loads_no_numba_and_names_load_on_use():
@@ -62,25 +66,45 @@ def test_an_unknown_name_is_an_attribute_error():
     assert not hasattr(numbamlp, "nonesuch")
 
 
-def test_readme_example_on_a_subset():
-    """README's "Using it from Python", on 2000 MNIST images and 2 epochs."""
-    from numbamlp import MLP, TrainConfig, generators, load_mnist, train
+def _python_blocks(path: Path) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", path.read_text(encoding="utf-8"), flags=re.S)
+
+
+def test_readme_python_example_runs_as_written(tmp_path, monkeypatch, capsys):
+    """README's "From Python" example, run as written (5 epochs of MNIST with early stopping)."""
+    code = _python_blocks(ROOT / "README.md")[0]
+    assert "numbamlp.fit(" in code
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {})
+    last = eval(capsys.readouterr().out.strip().splitlines()[-1])  # the printed record
+    assert last["epoch"] == 5 and last["test_accuracy"] > 0.9 and "val_loss" in last
+    assert numbamlp.load_model(tmp_path / "mnist.npz").model.architecture.sizes == (784, 32, 10)
+
+
+def test_the_pieces_underneath_fit_on_a_subset():
+    """docs/python.md's own loop over a Trainer, on 2000 MNIST images and 2 epochs."""
+    from numbamlp import MLP, TrainConfig, Trainer, generators, load_mnist
 
     data = load_mnist()
     init_rng, train_rng = generators(seed=0)
     model = MLP.create(784, [32], 10, activations="sigmoid", rng=init_rng)
-    history = train(
-        model,
-        data.X_train[:2000],
-        data.y_train[:2000],
-        TrainConfig(epochs=2),
-        train_rng,
-        data.X_test[:500],
-        data.y_test[:500],
-    )
-    assert len(history) == 2 and history[1].train_loss < history[0].train_loss
-    assert history[-1].test_accuracy > 0.3  # chance is 0.1
-    assert model.predict(data.X_test[:5]).shape == (5,)
+    trainer = Trainer(model, data.X_train[:2000], data.y_train[:2000], TrainConfig(epochs=2),
+                      train_rng)  # fmt: skip
+    history = [trainer.train_epoch() for _ in range(2)]
+    assert history[1].train_loss < history[0].train_loss
+    assert np.mean(model.predict(data.X_test[:500]) == data.y_test[:500]) > 0.3  # chance: 0.1
+
+
+def test_the_deprecated_train_still_trains():
+    from numbamlp import MLP, TrainConfig, generators, load_mnist
+
+    data = load_mnist()
+    init_rng, train_rng = generators(seed=0)
+    model = MLP.create(784, [8], 10, rng=init_rng)
+    with pytest.deprecated_call():
+        history = numbamlp.train(model, data.X_train[:500], data.y_train[:500],
+                                 TrainConfig(epochs=1), train_rng)  # fmt: skip
+    assert len(history) == 1
 
 
 def test_a_pickled_model_keeps_its_weights_as_views_of_theta():

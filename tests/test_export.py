@@ -228,9 +228,9 @@ def test_module_names_in_the_metadata_are_torch_s_reprs(tmp_path):
 
 
 def test_readme_s_pytorch_snippet(tmp_path, monkeypatch):
-    """README's "Exporting the weights" code, run as written on an exported γ̃ model."""
+    """docs/files.md's "Exporting the weights" code, run as written on an exported γ̃ model."""
     torch = pytest.importorskip("torch")
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    readme = (Path(__file__).resolve().parent.parent / "docs" / "files.md").read_text()
     start = readme.index("import json, torch\n")
     snippet = readme[start : readme.index("```", start)]
     model = _model([4, 3], ["leaky_relu", "softplus"], "modified-softmax")
