@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -57,6 +58,22 @@ def _run(args: list[str], cwd: Path, ranks: int | None, env: dict | None = None)
 
 def _ok(result) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+#: numbamlp's error line, ``error: MESSAGE``, in the stderr of mpiexec. The ranks' stderr reaches
+#: the test only through the launcher, which merges it with text of its own in an order that
+#: Open MPI leaves open: the MPI_ABORT banner (which the aborting rank sends it over PMIx, not
+#: through its stderr), the banner on a rank's exit or abort, a NUL byte when it exits. A rank's
+#: line arrives whole (numbamlp writes it, newline included, in one write far below PIPE_BUF,
+#: before MPI_Abort), but nothing makes the launcher's bytes before it end a line, so the line
+#: is looked for anywhere in a line of the merged stream, not only at its start; its message
+#: runs to the end of that line.
+ERROR_LINE = re.compile(r"error: (.*)")
+
+
+def _errors(stderr: str) -> list[str]:
+    """The messages of every numbamlp error line in the merged stderr of an mpiexec run."""
+    return ERROR_LINE.findall(stderr)
 
 
 @pytest.fixture(scope="module")
@@ -230,10 +247,9 @@ def test_a_rank_that_hangs_ends_the_job_after_the_timeout(work):
         FAULT | {"NUMBAMLP_TEST_FAULT": "hang"},
     )
     assert result.returncode == 2
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert errors == [
-        "error: rank 0: the other ranks did not complete a step's exchange of gradient shards "
-        "and losses within 3 s (--mpi-timeout); a rank has died or hangs"
+    assert _errors(result.stderr) == [
+        "rank 0: the other ranks did not complete a step's exchange of gradient shards and "
+        "losses within 3 s (--mpi-timeout); a rank has died or hangs"
     ], result.stderr
     from numbamlp.checkpoint import load_checkpoint
 
@@ -246,7 +262,7 @@ def test_an_input_error_is_reported_once(work):
     exits with status 2 (no abort, no waiting for a timeout)."""
     result = _run(["--train-file", "missing.npz", "-q"], work, 2)
     assert result.returncode == 2
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    errors = _errors(result.stderr)
     assert len(errors) == 1 and "missing.npz" in errors[0], result.stderr
     assert "MPI_ABORT" not in result.stderr
 
@@ -277,11 +293,30 @@ def test_one_rank_with_other_data_is_refused(work, tmp_path):
         timeout=TIMEOUT,
     )
     assert result.returncode == 2
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert errors == [
-        "error: rank 1 has different training data from rank 0; every rank must train on the "
-        "same data with the same options"
+    assert _errors(result.stderr) == [
+        "rank 1 has different training data from rank 0; every rank must train on the same "
+        "data with the same options"
     ], result.stderr
+
+
+def test_error_lines_are_found_in_the_launchers_merged_stderr():
+    """The line is found wherever the launcher's own text leaves it: after its banner, behind a
+    byte of its own, or at the start; its message is the whole rest of the line."""
+    banner = (
+        "-" * 74 + "\nMPI_ABORT was invoked on rank 0 in communicator MPI_COMM_WORLD\n" + "-" * 74
+    )
+    message = "rank 0: a message (--mpi-timeout); a rank has died or hangs"
+    line = f"error: {message}"
+    for stderr in (
+        f"{line}\n{banner}\n\0",
+        f"{banner}\n{line}\n",
+        f"{banner}\n\0{line}\n",
+        f"{banner}\n {line}\n",
+        f"{banner}{line}\n",
+    ):
+        assert _errors(stderr) == [message], repr(stderr)
+    assert _errors(f"{banner}\n") == []
+    assert _errors(f"{line}\nerror: rank 1: another\n") == [message, "rank 1: another"]
 
 
 def test_a_plain_run_never_imports_mpi4py(tmp_path):
