@@ -131,7 +131,7 @@ def test_fashion_data_dir_is_the_only_place_looked(fashion_env, fake_fashion):
     empty.mkdir()
     with pytest.raises(NumbamlpError, match="Fashion-MNIST not found.*empty lacks") as e:
         load_fashion_mnist(empty)
-    assert "--data-dir" in str(e.value)  # ...but an explicit data_dir is never second-guessed
+    assert "`data_dir`" in str(e.value)  # ...but an explicit data_dir is never second-guessed
 
 
 def test_fashion_search_order(fashion_env, fake_fashion):

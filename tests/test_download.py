@@ -110,7 +110,7 @@ def test_wrong_content_is_rejected_and_not_kept(serve, tmp_path):
         download_verified([base + "f.gz"], dest, PAYLOAD_SHA, timeout=TIMEOUT)
     msg = str(e.value)
     assert "sha256" in msg and PAYLOAD_SHA in msg and base in msg
-    assert "--data-dir" in msg and "apt-get install dataset-fashion-mnist" in msg
+    assert "`data_dir`" in msg and "apt-get install dataset-fashion-mnist" in msg
     assert not dest.exists()
     assert leftovers(tmp_path) == []
 
@@ -212,5 +212,5 @@ def test_fashion_mnist_no_download(fashion_env, monkeypatch, tmp_path):
     with pytest.raises(NumbamlpError, match="downloading is off") as e:
         datasets.load_fashion_mnist(download=False)
     assert "apt-get install dataset-fashion-mnist" in str(e.value)
-    assert "--data-dir" in str(e.value)
+    assert "`data_dir`" in str(e.value)
     assert not fashion_env.exists()
