@@ -226,3 +226,28 @@ def test_every_train_option_is_a_keyword_of_fit_with_the_same_default():
         if name == "hidden":
             default = parse_hidden(default)
         assert _cli_default(param) == default, param.name
+
+
+def test_a_checkpoint_written_by_0_1_0_still_resumes(files, tmp_path):
+    """0.1.0 stored the command line's option values: hidden as strings ("8"), the activation
+    as given, the momentum as "mu", and no weight_decay/validation_fraction/patience before
+    they existed. Such a checkpoint resumes, to the same bits as a run that never stopped."""
+    from numbamlp.checkpoint import load_checkpoint, save_checkpoint
+
+    train_file, test_file = files
+    options = dict(train_file=str(train_file), test_file=str(test_file), hidden=[8],
+                   optimizer="momentum", momentum=0.8, lr=0.05, batch_size=32, verbose=0)  # fmt: skip
+    fit(**options, epochs=2, save=tmp_path / "straight.npz")
+    fit(**options, epochs=1, checkpoint_dir=tmp_path / "ck")
+    path = tmp_path / "ck" / CHECKPOINT_NAME
+    new = load_checkpoint(path)
+    old_options = dict(new.run["options"], hidden=["8"], activation=["sigmoid"], mu=0.8)
+    for later in ("momentum", "weight_decay", "validation_fraction", "patience"):
+        del old_options[later]
+    metadata = {k: v for k, v in load_model(path).metadata.items() if k != "checkpoint"}
+    old_run = dict(new.run, options=old_options)
+    save_checkpoint(path, new.model, new.optimizer, old_run, new.trainer, new.history, metadata)
+    out = CliRunner().invoke(main, ["train", "--resume", str(tmp_path / "ck"), "--epochs", "2",
+                                    "-q", "--save", str(tmp_path / "resumed.npz")])  # fmt: skip
+    assert out.exit_code == 0, out.output
+    assert_same_files(tmp_path / "straight.npz", tmp_path / "resumed.npz")
