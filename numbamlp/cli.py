@@ -15,15 +15,15 @@ from typing import Any
 
 import click
 
-# The choices are the registries' names (numbamlp.fitting holds them without importing NumPy;
+# The choices are the registries' names (numbamlp.runconfig holds them without importing NumPy;
 # tests/test_conventions.py checks them against the registries themselves).
-from numbamlp.fitting import ACTIVATIONS as ACTIVATION_NAMES  # noqa: E402
-from numbamlp.fitting import DATASETS as DATASET_NAMES  # noqa: E402
-from numbamlp.fitting import ENGINES as ENGINE_NAMES  # noqa: E402
-from numbamlp.fitting import HEADS as HEAD_NAMES  # noqa: E402
-from numbamlp.fitting import OPTIMIZERS as OPTIMIZER_NAMES  # noqa: E402
-from numbamlp.fitting import SAMPLINGS as SAMPLING_NAMES  # noqa: E402
-from numbamlp.fitting import SCHEDULES as SCHEDULE_NAMES  # noqa: E402
+from numbamlp.runconfig import ACTIVATIONS as ACTIVATION_NAMES  # noqa: E402
+from numbamlp.runconfig import DATASETS as DATASET_NAMES  # noqa: E402
+from numbamlp.runconfig import ENGINES as ENGINE_NAMES  # noqa: E402
+from numbamlp.runconfig import HEADS as HEAD_NAMES  # noqa: E402
+from numbamlp.runconfig import OPTIMIZERS as OPTIMIZER_NAMES  # noqa: E402
+from numbamlp.runconfig import SAMPLINGS as SAMPLING_NAMES  # noqa: E402
+from numbamlp.runconfig import SCHEDULES as SCHEDULE_NAMES  # noqa: E402
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -146,13 +146,13 @@ def _take_old_names(ctx: click.Context, opts: dict[str, Any]) -> None:
 
 
 def _set_threads(threads: int | None) -> int:
-    from numbamlp.runner import set_threads
+    from numbamlp.runplan import set_threads
 
     return set_threads(threads)
 
 
 def _check_writable(path: str | None, name: str) -> None:
-    from numbamlp.runner import check_writable
+    from numbamlp.runplan import check_writable
 
     check_writable(path, name)
 

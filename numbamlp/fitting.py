@@ -12,18 +12,15 @@ command line rewrites them as its flags (``--lr 1e-4``).
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from numbamlp.callbacks import (
     Callback,
 )
-from numbamlp.errors import NumbamlpError
-from numbamlp.runconfig import DataConfig, RunConfig, parse_activations, parse_hidden
 
 if TYPE_CHECKING:
     import numpy as np
@@ -31,17 +28,6 @@ if TYPE_CHECKING:
     from numbamlp.datasets import Dataset
     from numbamlp.model import MLP
     from numbamlp.training import Trainer
-
-#: The registries' names, which the command line's choices must equal (tests check both).
-ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "softplus", "identity")
-OPTIMIZERS = ("sgd", "momentum", "adagrad", "adadelta", "rmsprop", "adam")
-SCHEDULES = ("constant", "step", "inverse-time", "cosine")
-HEADS = ("softmax", "modified-softmax")
-DATASETS = ("mnist", "fashion-mnist")
-SAMPLINGS = ("shuffle", "iid")
-ENGINES = ("fused", "kernels")
-DEVICES = ("cpu", "cuda")
-DTYPES = ("float32", "float64")
 
 
 @dataclass
@@ -162,18 +148,40 @@ def fit(
     Problems with the input raise NumbamlpError; divergence raises TrainingDiverged.
     """
     given = {
-        "hidden": hidden, "activation": activation, "head": head, "optimizer": optimizer,
-        "lr": lr, "momentum": momentum, "beta1": beta1, "beta2": beta2, "rho": rho, "eps": eps,
-        "weight_decay": weight_decay, "schedule": schedule, "decay_rate": decay_rate,
-        "decay_epochs": decay_epochs, "min_lr": min_lr, "sampling": sampling,
-        "batch_size": batch_size, "seed": seed, "dtype": dtype, "engine": engine,
-        "device": device, "validation_fraction": validation_fraction, "patience": patience,
-    }  # fmt: skip
+        "hidden": hidden,
+        "activation": activation,
+        "head": head,
+        "optimizer": optimizer,
+        "lr": lr,
+        "momentum": momentum,
+        "beta1": beta1,
+        "beta2": beta2,
+        "rho": rho,
+        "eps": eps,
+        "weight_decay": weight_decay,
+        "schedule": schedule,
+        "decay_rate": decay_rate,
+        "decay_epochs": decay_epochs,
+        "min_lr": min_lr,
+        "sampling": sampling,
+        "batch_size": batch_size,
+        "seed": seed,
+        "dtype": dtype,
+        "engine": engine,
+        "device": device,
+        "validation_fraction": validation_fraction,
+        "patience": patience,
+    }
     data_given = {
-        "dataset": dataset, "data_dir": data_dir, "train_file": train_file,
-        "test_file": test_file, "label_column": label_column, "n_classes": n_classes,
-    }  # fmt: skip
-    from numbamlp.runner import RunPlan, execute
+        "dataset": dataset,
+        "data_dir": data_dir,
+        "train_file": train_file,
+        "test_file": test_file,
+        "label_column": label_column,
+        "n_classes": n_classes,
+    }
+    from numbamlp.runner import execute
+    from numbamlp.runplan import RunPlan
 
     plan = RunPlan.create(
         given,
@@ -201,115 +209,6 @@ def fit(
         verbose=verbose,
         callbacks=callbacks,
     )
-
-
-def _normalised(name: str, value: Any, hidden: tuple[int, ...]) -> Any:
-    """A run parameter in the form RunConfig holds it."""
-    if name == "hidden":
-        return parse_hidden(value)
-    if name == "activation":
-        return parse_activations(value, len(hidden), ACTIVATIONS)
-    return value
-
-
-def run_config(given: dict[str, Any]) -> RunConfig:
-    """The RunConfig of a new run from ``fit``'s keywords (checked)."""
-    hidden = parse_hidden(given["hidden"])
-    values = {name: _normalised(name, value, hidden) for name, value in given.items()}
-    config = RunConfig(**values)
-    check_run_config(config)
-    return config
-
-
-def check_run_config(config: RunConfig) -> None:
-    """Raise NumbamlpError for a parameter outside its range (the estimators' and the command
-    line's checks are these)."""
-    for name, choices in (
-        ("head", HEADS), ("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
-        ("sampling", SAMPLINGS), ("engine", ENGINES), ("device", DEVICES), ("dtype", DTYPES),
-    ):  # fmt: skip
-        value = getattr(config, name)
-        if value not in choices:
-            raise NumbamlpError(f"`{name}`: unknown {name} {value!r}; choose one of: "
-                                f"{', '.join(choices)}")  # fmt: skip
-    _check_int("batch_size", config.batch_size)
-    if config.seed is not None and (not isinstance(config.seed, int) or config.seed < 0):
-        raise NumbamlpError(f"`seed`: must be an integer ≥ 0 (or None), got {config.seed!r}")
-    for name in ("lr", "eps", "decay_epochs"):
-        value = getattr(config, name)
-        if value is not None and not (_is_number(value) and math.isfinite(value) and value > 0):
-            raise NumbamlpError(f"`{name}`: must be a positive number, got {value}")
-    if not (_is_number(config.weight_decay) and math.isfinite(config.weight_decay)
-            and config.weight_decay >= 0):  # fmt: skip
-        raise NumbamlpError(f"`weight_decay`: must be a finite number ≥ 0, got "
-                            f"{config.weight_decay}")  # fmt: skip
-    fraction = config.validation_fraction
-    if not (_is_number(fraction) and math.isfinite(fraction) and 0.0 <= fraction < 1.0):
-        raise NumbamlpError(
-            f"`validation_fraction`: must be a fraction at least 0 and below 1, got {fraction}"
-        )
-    if config.patience is not None:
-        _check_int("patience", config.patience)
-        if not fraction > 0:
-            raise NumbamlpError(
-                "`patience`: early stopping watches the validation loss: give "
-                "`validation_fraction=F` (0 < F < 1) too"
-            )
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _check_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise NumbamlpError(f"`{name}`: must be a positive integer, got {value!r}")
-
-
-def adopt_checkpoint(
-    saved: RunConfig, given: dict[str, Any], explicit: Collection[str] = ()
-) -> RunConfig:
-    """The resumed run's configuration: the checkpoint's, with every keyword left at its default
-    (and not named in ``explicit``) taken from it; a keyword given with another value raises
-    NumbamlpError."""
-    defaults = RunConfig()
-    values = {}
-    for name, value in given.items():
-        mine = _normalised(name, value, saved.hidden)
-        default = _normalised(name, getattr(defaults, name), saved.hidden)
-        theirs = getattr(saved, name)
-        if (mine != default or name in explicit) and mine != theirs:
-            shown = ",".join(map(str, theirs)) if isinstance(theirs, tuple) else theirs
-            raise NumbamlpError(
-                f"`{name}`: the checkpoint's run used {shown or 'none'}; a resumed run keeps the "
-                f"options it started with (leave `{name}` out, or start a new run without "
-                "`resume`)"
-            )
-        values[name] = theirs
-    return replace(saved, **values)
-
-
-def adopt_data(
-    saved: DataConfig, given: dict[str, Any], explicit: Collection[str] = ()
-) -> DataConfig:
-    """The resumed run's data record: the checkpoint's; ``data_dir`` says where the data is now
-    (the fingerprint decides whether it is the same data); other keywords must agree."""
-    defaults = DataConfig()
-    values = {}
-    for name, value in given.items():
-        theirs = getattr(saved, name)
-        if name in ("train_file", "test_file") and value is not None:
-            value = str(Path(value).resolve())
-        if name == "data_dir":
-            values[name] = value if value is not None else theirs
-            continue
-        if (value != getattr(defaults, name) or name in explicit) and value != theirs:
-            raise NumbamlpError(
-                f"`{name}`: the checkpoint's run used {theirs}; a resumed run keeps the data it "
-                f"started with (leave `{name}` out, or start a new run without `resume`)"
-            )
-        values[name] = theirs
-    return DataConfig(**values)
 
 
 def train(*args: Any, **kwargs: Any) -> Any:

@@ -1,17 +1,18 @@
-"""The run behind ``numbamlp.fit``: preparation (data, model, resume), the loop, the report.
+"""The run behind ``numbamlp.fit``: ``prepare`` builds a Session (data, model, engine, the
+services that observe it), ``Session.train`` runs the loop and reports.
 
-Orchestration only: the equations are in the kernels, the engine in training.Trainer, and what
-observes the run in callbacks.py.
+Orchestration only: the equations are in the kernels, the steps in the engine behind
+training.Trainer, and what observes the run in callbacks.py.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,266 +26,28 @@ from numbamlp.callbacks import (
     ThrottledEvaluation,
 )
 from numbamlp.errors import NumbamlpError
-from numbamlp.fitting import (
-    ACTIVATIONS,
-    FitResult,
-    Run,
-    adopt_checkpoint,
-    adopt_data,
-    check_run_config,
-    run_config,
+from numbamlp.fitting import FitResult, Run
+from numbamlp.runplan import (
+    RunPlan,
+    arrays_dataset,
+    check_writable,
+    checkpoint_directory,
+    connect,
+    interrupt_directory,
+    load_data,
+    set_threads,
 )
-from numbamlp.runconfig import DataConfig, RunConfig
 
 
 @dataclass
-class RunPlan:
-    """A run's configuration, its data record, its length and, when resumed, its checkpoint."""
+class Outputs:
+    """Where the run writes, and what it logs."""
 
-    config: RunConfig
-    data: DataConfig
-    epochs: int
-    checkpoint_every: int | None
-    resume: Any = None  # checkpoint.Checkpoint
-
-    @classmethod
-    def create(
-        cls,
-        given: dict[str, Any],
-        data_given: dict[str, Any],
-        epochs: int,
-        checkpoint_every: int | None,
-        resume: str | os.PathLike[str] | None,
-        given_options: frozenset[str] = frozenset(),
-    ) -> RunPlan:
-        _check_count("epochs", epochs)
-        if checkpoint_every is not None:
-            _check_count("checkpoint_every", checkpoint_every)
-        if resume is None:
-            data = DataConfig(
-                **{
-                    name: str(Path(value).resolve())
-                    if name in ("train_file", "test_file") and value is not None
-                    else value
-                    for name, value in data_given.items()
-                }
-            )
-            return cls(run_config(given), data, epochs, checkpoint_every)
-        from numbamlp.checkpoint import load_checkpoint
-
-        checkpoint = load_checkpoint(resume)
-        run = checkpoint.run
-        try:
-            saved = RunConfig.from_json(run["options"], ACTIVATIONS)
-            saved_data = DataConfig.from_json(run["data"])
-        except (KeyError, TypeError, NumbamlpError) as exc:
-            raise NumbamlpError(
-                f"{checkpoint.path} is not a usable checkpoint (its options: {exc})"
-            ) from None
-        config = adopt_checkpoint(saved, given, given_options)
-        check_run_config(config)
-        data = adopt_data(saved_data, data_given, given_options)
-        planned = run.get("config", {}).get("epochs")
-        epoch = checkpoint.trainer["epoch"]
-        if epochs != 20 or "epochs" in given_options:  # given: it may lengthen the run
-            if epochs < epoch:
-                raise NumbamlpError(f"`epochs`: the checkpoint is already at epoch {epoch}")
-            if config.schedule == "cosine" and epochs != planned:
-                raise NumbamlpError(
-                    f"`epochs`: the cosine schedule's length is fixed by the run's {planned} epochs"
-                )
-        elif isinstance(planned, int) and planned >= 1:
-            epochs = planned
-        saved_every = run.get("config", {}).get("checkpoint_every")
-        if checkpoint_every is None and isinstance(saved_every, int):
-            checkpoint_every = saved_every
-        early = checkpoint.early_stopping
-        if isinstance(early, dict) and early.get("stopped") is True:
-            raise NumbamlpError(
-                f"the run in {checkpoint.path} stopped early at epoch {epoch} (val_loss had not "
-                f"improved for {early.get('patience')} epochs; best epoch "
-                f"{early.get('best_epoch')}); start a new run to train further"
-            )
-        if checkpoint.trainer["batch"] == 0 and epoch >= epochs:
-            raise NumbamlpError(
-                f"the run in {checkpoint.path} has finished its {epoch} epochs; pass "
-                f"`epochs=N` (N > {epoch}) to train it further"
-            )
-        return cls(config, data, epochs, checkpoint_every, checkpoint)
-
-    def run_record(self) -> dict[str, Any]:
-        """What a checkpoint stores of the run (``run`` in checkpoint.py)."""
-        return {
-            "seed": self.config.seed,
-            "options": self.config.to_json(),
-            "data": self.data.to_json(),
-            "fingerprint": None,  # of the training set, filled in at the first write
-            "config": {"epochs": self.epochs, "checkpoint_every": self.checkpoint_every},
-        }
-
-
-def _check_count(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise NumbamlpError(f"`{name}`: must be a positive integer, got {value!r}")
-
-
-def check_writable(path: str | os.PathLike[str] | None, name: str) -> None:
-    """Fail before training, not after it, when an output file cannot be written."""
-    if path is None:
-        return
-    p = Path(path)
-    if p.is_dir():
-        raise NumbamlpError(f"`{name}`: {path} is a directory; give a file name")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise NumbamlpError(f"`{name}`: directory {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise NumbamlpError(f"`{name}`: directory {parent} is not writable")
-
-
-def checkpoint_directory(
-    directory: str | os.PathLike[str] | None, every: int | None, resume: Any
-) -> Path | None:
-    """Where the run writes checkpoints: ``checkpoint_dir``, else the resumed checkpoint's own
-    directory. A fresh run never overwrites another run's checkpoint."""
-    if directory is None:
-        if every is not None and resume is None:
-            raise NumbamlpError("`checkpoint_every`: needs `checkpoint_dir`")
-        return None if resume is None else resume.path.parent
-    from numbamlp.checkpoint import CHECKPOINT_NAME
-
-    directory = Path(directory)
-    if directory.exists() and not directory.is_dir():
-        raise NumbamlpError(f"`checkpoint_dir`: {directory} is not a directory")
-    existing = directory / CHECKPOINT_NAME
-    if existing.exists() and (resume is None or existing.resolve() != resume.path.resolve()):
-        raise NumbamlpError(
-            f"`checkpoint_dir`: {directory} already holds a checkpoint; resume it with "
-            f"`resume={directory}`, or choose another directory"
-        )
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise NumbamlpError(
-            f"`checkpoint_dir`: cannot create {directory}: {exc.strerror or exc}"
-        ) from None
-    if not os.access(directory, os.W_OK):
-        raise NumbamlpError(f"`checkpoint_dir`: {directory} is not writable")
-    return directory
-
-
-def interrupt_directory() -> Path:
-    """A new directory for the checkpoint of an interrupted run that named none."""
-    base = Path("numbamlp-checkpoint")
-    candidate, n = base, 1
-    while candidate.exists():
-        n += 1
-        candidate = Path(f"{base}-{n}")
-    candidate.mkdir()
-    return candidate
-
-
-def set_threads(threads: int | None) -> int:
-    """Use ``threads`` worker threads (None: leave Numba's setting); returns the number used."""
-    import numba
-
-    available = numba.config.NUMBA_NUM_THREADS
-    if threads is not None:
-        _check_count("threads", threads)
-        if threads > available:
-            raise NumbamlpError(
-                f"`threads`: {threads} threads requested but at most {available} are available "
-                "(set NUMBA_NUM_THREADS to raise the limit)"
-            )
-        numba.set_num_threads(threads)
-    return numba.get_num_threads()
-
-
-def connect(distributed: bool | None, config: RunConfig, timeout: float) -> Any:
-    """The distributed.Cluster of a data-parallel run (``distributed``, or None and mpiexec
-    started several processes), else None (mpi4py is then never imported)."""
-    wanted = distributed
-    if wanted is None:
-        from numbamlp.distributed import launched_size
-
-        wanted = launched_size() > 1
-    if not wanted:
-        return None
-    if config.device != "cpu" or config.engine != "fused":
-        raise NumbamlpError("`distributed`: distributed training runs the fused engine on the CPU")
-    if not timeout > 0:
-        raise NumbamlpError(f"`mpi_timeout`: must be a positive number, got {timeout}")
-    from numbamlp.distributed import connect as connect_mpi
-
-    return connect_mpi(timeout)
-
-
-def load_data(plan: RunPlan, rng: Any, download: bool, preload: bool) -> tuple[Any, float]:
-    """Read the run's data set (while, with ``preload``, the training kernel loads in this
-    thread: decompressing and hashing release the GIL, so the two overlap). Returns the
-    Dataset and the seconds the kernel took to load (or, on a first run, to compile)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from numbamlp import datasets
-
-    data = plan.data
-
-    def read() -> Any:
-        if data.train_file is not None:
-            return datasets.load_user_dataset(
-                data.train_file,
-                data.test_file,
-                label_column=data.label_column,
-                n_classes=data.n_classes,
-                rng=rng,
-            )
-        if data.test_file is not None:
-            raise NumbamlpError("`test_file`: needs `train_file`")
-        return datasets.load_dataset(data.dataset, data_dir=data.data_dir, download=download)
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        loading = pool.submit(read)
-        seconds = 0.0
-        if preload and data.train_file is None:
-            from numbamlp.fused import preload as preload_kernel
-
-            started = time.perf_counter()
-            preload_kernel(plan.config.dtype, "uint8")  # the built-in sets are images of bytes
-            seconds = time.perf_counter() - started
-        return loading.result(), seconds
-
-
-def arrays_dataset(X: Any, y: Any, X_test: Any, y_test: Any, n_classes: int | None) -> Any:
-    """A Dataset of arrays given to ``fit`` (no test set: none is measured)."""
-    import numpy as np
-
-    from numbamlp.datasets import Dataset
-
-    X, y = np.asarray(X), np.asarray(y)
-    if (X_test is None) != (y_test is None):
-        raise NumbamlpError("`X_test` and `y_test`: give both or neither")
-    if X.ndim != 2:
-        raise NumbamlpError(f"the training features must be a 2-d array (n, d), got {X.shape}")
-    if X_test is None:
-        X_test, y_test = np.empty((0, X.shape[1]), X.dtype), np.empty(0, np.int64)
-    y_all = np.concatenate([np.ravel(y), np.ravel(y_test)])
-    if y_all.size and y_all.dtype.kind not in "iu":
-        raise NumbamlpError(
-            "labels given to fit must be integers 0..M−1 (numbamlp.MLPClassifier takes any "
-            f"labels), got dtype {y_all.dtype}"
-        )
-    if n_classes is None:
-        n_classes = max(int(y_all.max()) + 1, 2) if y_all.size else 2
-    return Dataset(
-        name="arrays",
-        X_train_raw=X,
-        y_train=y,
-        X_test_raw=np.asarray(X_test),
-        y_test=np.asarray(y_test),
-        n_classes=n_classes,
-        class_names=tuple(str(k) for k in range(n_classes)),
-        source="arrays given to fit",
-    )
+    save: str | os.PathLike[str] | None
+    metrics_out: str | os.PathLike[str] | None
+    checkpoint_dir: Path | None
+    eval_every: float | None
+    verbose: int
 
 
 def execute(
@@ -306,30 +69,264 @@ def execute(
     verbose: int,
     callbacks: Sequence[Callback],
 ) -> FitResult:
-    """Run ``plan`` (see ``fit``)."""
+    """Run ``plan`` (see ``fit``). A NumbamlpError raised once MPI is connected carries the
+    cluster (``exc.cluster``), so that the command line can end every rank."""
     called = time.perf_counter()
-    config, resume = plan.config, plan.resume
     if eval_every is not None and not (isinstance(eval_every, (int, float)) and eval_every > 0):
         raise NumbamlpError(f"`eval_every`: must be a positive number, got {eval_every}")
     check_writable(save, "save")
     check_writable(metrics_out, "metrics_out")
-    cluster = connect(distributed, config, mpi_timeout)
+    cluster = connect(distributed, plan.config, mpi_timeout)
     try:
-        return _execute(
-            plan, cluster, called, data, y, X_test, y_test, model, download, threads, save,
-            metrics_out, eval_every, checkpoint_dir, verbose, callbacks,
-        )  # fmt: skip
+        directory = checkpoint_directory(checkpoint_dir, plan.checkpoint_every, plan.resume)
+        outputs = Outputs(save, metrics_out, directory, eval_every, verbose)
+        session = prepare(
+            plan, cluster, outputs, data, y, X_test, y_test, model, download, threads, callbacks
+        )
+        session.called = called
+        return session.train()
     except NumbamlpError as exc:
-        exc.cluster = cluster  # type: ignore[attr-defined]  # the command line ends every rank
+        exc.cluster = cluster  # type: ignore[attr-defined]
         raise
-    finally:
-        del resume
 
 
-def _execute(
+@dataclass
+class Session:
+    """One prepared run: everything its loop touches, made before the first step."""
+
+    plan: RunPlan
+    outputs: Outputs
+    cluster: Any
+    data: Any  # datasets.Dataset
+    model: Any  # model.MLP
+    trainer: Any  # training.Trainer
+    X_val: Any
+    y_val: Any
+    X_test: Any
+    y_test: Any
+    early: Any  # validation.EarlyStopping or None
+    writer: Any  # checkpoint.CheckpointWriter
+    checkpointing: Checkpointing
+    observers: list[Callback]
+    run: Run
+    preload_seconds: float = 0.0
+    called: float = 0.0
+    first_batch_done: float | None = None
+    started: float = 0.0
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def lead(self) -> bool:
+        """Whether this process logs and writes: the only one, or MPI rank 0."""
+        return self.cluster is None or self.cluster.rank == 0
+
+    def log(self, message: str, err: bool = False, always: bool = False) -> None:
+        if self.lead and (self.outputs.verbose or always):
+            print(message, file=sys.stderr if err else sys.stdout, flush=True)
+
+    def test_accuracy(self) -> float | None:
+        """P.1 on the test set with the current θ (None without a test set)."""
+        if self.X_test.shape[0] == 0:
+            return None
+        return self.trainer.accuracy(self.X_test, self.y_test, self.data.feature_scale)
+
+    def metadata(self) -> dict[str, Any]:
+        """The model file's metadata at this point of the run."""
+        from numbamlp.inputscale import record_for
+
+        data, trainer, history = self.data, self.trainer, self.run.history
+        builtin = self.plan.data.train_file is None and data.name != "arrays"
+        return {
+            "dataset": data.name if builtin else None,
+            "class_names": list(data.class_names),
+            "epochs": trainer.epoch if trainer.at_epoch_boundary else trainer.epoch - 1,
+            "seed": self.plan.config.seed,
+            "test_accuracy": history[-1]["test_accuracy"] if history else None,
+            "weight_decay": self.plan.config.weight_decay,  # λ of R.1: the steps followed ℓ_λ
+            "input": record_for(data.X_train_raw, data.feature_scale).as_metadata(),
+        }
+
+    # --- the loop ------------------------------------------------------------------------------
+
+    def _on_batch(self, batch: int) -> None:
+        if self.first_batch_done is None:
+            self.first_batch_done = time.perf_counter()
+        for callback in self.observers:
+            callback.on_batch_end(self.run, batch)
+
+    def _measure(self, metrics: Any) -> None:
+        """An epoch's test metrics and, with a validation set, its validation metrics."""
+        if self.cluster is not None:  # the ranks' θ must still be one θ
+            self.cluster.check_parameters(self.model.params.theta, self.trainer.state)
+        metrics.test_accuracy = self.test_accuracy()
+        if self.X_val is not None:
+            metrics.val_loss, metrics.val_accuracy = self.trainer.validation_metrics(
+                self.X_val, self.y_val, self.data.feature_scale
+            )
+
+    def train(self) -> FitResult:
+        """Run the epochs: engine calls until each epoch ends (stopping where a periodic
+        checkpoint falls), then measure and let the callbacks observe."""
+        from numbamlp.interrupt import StopRequest
+        from numbamlp.training import TrainingDiverged
+
+        trainer, run, cluster = self.trainer, self.run, self.cluster
+        self.started = time.perf_counter()
+        try:
+            with StopRequest() as signals:
+                stop_now = False
+
+                def should_stop() -> bool:
+                    nonlocal stop_now
+                    wanted = bool(signals) or run.stop_requested
+                    stop_now = wanted if cluster is None else cluster.any(wanted)  # all ranks
+                    return stop_now
+
+                if cluster is not None:
+                    cluster.interrupted = signals.requested
+                for callback in self.observers:
+                    callback.on_train_begin(run)
+                while trainer.epoch < run.epochs or not trainer.at_epoch_boundary:
+                    metrics = None
+                    while metrics is None and not stop_now:
+                        until = self.checkpointing.until(run)
+                        metrics = trainer.run_batches(self._on_batch, until, should_stop)
+                        if metrics is None and not stop_now:
+                            self.checkpointing.write()  # the periodic one, mid-epoch
+                    if metrics is None:  # stopped in the middle of the epoch
+                        break
+                    self._measure(metrics)
+                    run.history.append(metrics.as_dict())
+                    for callback in self.observers:
+                        callback.on_epoch_end(run, metrics)
+                    if stop_now or run.stop_training:
+                        break
+                if stop_now:
+                    return self._stopped(signals.name or "callback", bool(signals))
+        except TrainingDiverged as exc:
+            last = self.writer.last
+            kept = (
+                f" The last good checkpoint, {last} ({self.writer.last_where}), is unchanged."
+                if last
+                else ""
+            )
+            unsaved = f" {self.outputs.save} was not written." if self.outputs.save else ""
+            raise TrainingDiverged(f"{exc}{kept}{unsaved}") from None
+        except KeyboardInterrupt:
+            last = self.writer.last
+            kept = (
+                f"the last checkpoint, {last} ({self.writer.last_where}), is intact"
+                if last
+                else "nothing was saved"
+            )
+            self.log(f"interrupted again: stopped at once; {kept}", err=True, always=True)
+            raise
+        finally:
+            for callback in self.observers:
+                callback.on_train_end(run)
+        return self._finished()
+
+    # --- the two ends --------------------------------------------------------------------------
+
+    def _stopped(self, reason: str, by_signal: bool) -> FitResult:
+        """A stop asked for (a signal, or a callback): write the checkpoint to resume from (into
+        a new directory for a signalled run that named none) and say where it stands."""
+        from numbamlp.checkpoint import position
+
+        trainer, writer = self.trainer, self.writer
+        if not writer.is_current():
+            if self.outputs.checkpoint_dir is not None:
+                self.checkpointing.write()
+            elif by_signal:
+                writer.write(interrupt_directory())
+        checkpoint = writer.last if writer.is_current() else None
+        where = position(trainer.epoch, trainer.batch)
+        written = f"; checkpoint written to {checkpoint}" if checkpoint else ""
+        self.log(
+            f"{reason}: stopped at {where} (step {trainer.step_count}){written}",
+            err=True,
+            always=True,
+        )
+        return FitResult(
+            self.model,
+            self.run.history,
+            None,
+            trainer.epoch - (0 if trainer.at_epoch_boundary else 1),
+            time.perf_counter() - self.started,
+            reason,
+            where,
+            trainer.step_count,
+            checkpoint,
+        )
+
+    def _finished(self) -> FitResult:
+        """The end of a run that was not stopped: early stopping's best weights, the summary
+        line, the model file."""
+        trainer, early, history = self.trainer, self.early, self.run.history
+        total = time.perf_counter() - self.started
+        final_accuracy = history[-1]["test_accuracy"] if history else self.test_accuracy()
+        ran = trainer.epoch
+        epochs = f"{self.run.epochs} epoch{'' if self.run.epochs == 1 else 's'}"
+        best_epoch = None
+        if early is not None and early.best_epoch:
+            # scikit-learn's MLPClassifier(early_stopping=True): the model is the best epoch's
+            trainer.load_parameters(early.best_theta)
+            final_accuracy = self.test_accuracy()
+            best_epoch = early.best_epoch
+            why = (
+                f"val_loss has not improved for {early.patience} epoch(s), stopped after epoch "
+                f"{ran}"
+                if early.stopped
+                else f"ran all {ran} epochs"
+            )
+            self.log(
+                f"early stopping: {why}; restored the weights of the best epoch, "
+                f"{early.best_epoch} (val_loss {early.best_loss:.4f})"
+            )
+            epochs = f"{ran} epoch{'' if ran == 1 else 's'}, best epoch {early.best_epoch}"
+        first = self.first_batch_done
+        ready = f"; ready in {first - self.called:.2f} s" if first is not None else ""
+        shown = "n/a" if final_accuracy is None else f"{final_accuracy:.4f}"
+        summary = f"test accuracy {shown} after {epochs} ({total:.1f} s{ready})"
+        self.log(summary)
+        compiled = compiled_kernels()
+        if compiled and first is not None:
+            seconds = self.preload_seconds + first - self.started
+            self.log(
+                f"compiled {compiled} kernel(s) in {seconds:.1f} s on this first run; they are "
+                "cached on disk for the next (numbamlp info shows where)"
+            )
+        trainer.host_state()  # θ and the optimizer state, for the model file (from a device)
+        saved = None
+        save = self.outputs.save
+        if save and self.lead:
+            from numbamlp.modelio import save_model
+
+            meta = self.metadata()
+            if best_epoch:
+                meta.update(
+                    test_accuracy=final_accuracy, best_epoch=best_epoch, val_loss=early.best_loss
+                )
+            save_model(save, self.model, trainer.optimizer, metadata=meta)
+            saved = Path(save)
+            self.log(f"saved model to {save}")
+        return FitResult(
+            self.model,
+            history,
+            final_accuracy,
+            ran,
+            total,
+            best_epoch=best_epoch,
+            saved=saved,
+            summary=summary,
+            step=trainer.step_count,
+        )
+
+
+def prepare(
     plan: RunPlan,
     cluster: Any,
-    called: float,
+    outputs: Outputs,
     data: Any,
     y: Any,
     X_test: Any,
@@ -337,21 +334,12 @@ def _execute(
     model: Any,
     download: bool,
     threads: int | None,
-    save: Any,
-    metrics_out: Any,
-    eval_every: float | None,
-    checkpoint_dir: Any,
-    verbose: int,
     callbacks: Sequence[Callback],
-) -> FitResult:
+) -> Session:
+    """Everything the run needs, in the order that keeps its random streams where a run of
+    the same seed has them: the weights' stream draws the initial θ, the minibatches' stream
+    first any held-out split of a user's file, then the minibatches."""
     config, resume = plan.config, plan.resume
-    checkpoint_dir = checkpoint_directory(checkpoint_dir, plan.checkpoint_every, resume)
-    lead = cluster is None or cluster.rank == 0  # the one process that logs and writes
-
-    def log(message: str, err: bool = False, always: bool = False) -> None:
-        if lead and (verbose or always):
-            print(message, file=sys.stderr if err else sys.stdout, flush=True)
-
     on_gpu = config.device == "cuda"
     if on_gpu:  # fail before loading any data when no GPU is usable
         from numbamlp.cuda.backend import require_device
@@ -362,17 +350,119 @@ def _execute(
     init_rng, train_rng = generators(config.seed)
     preload_seconds = 0.0
     if data is None:
-        data, preload_seconds = load_data(
-            plan, train_rng, download, config.engine == "fused" and not on_gpu
-        )
+        preload = config.engine == "fused" and not on_gpu
+        data, preload_seconds = load_data(plan, train_rng, download, preload)
     elif not hasattr(data, "X_train_raw"):
         if y is None:
             raise NumbamlpError("`y`: fit(X, y) needs the labels too")
         data = arrays_dataset(data, y, X_test, y_test, plan.data.n_classes)
     n_threads = set_threads(threads)
-    from numbamlp.model import MLP
-    from numbamlp.training import TrainConfig, TrainingDiverged
+    X_train, y_train, X_val, y_val = _split(plan, data)
+    model, trainer, history = _model_and_trainer(
+        plan, data, X_train, y_train, model, init_rng, train_rng
+    )
+    early = _early_stopping(config.patience, model, resume)
+    if cluster is not None:
+        from numbamlp.distributed import distribute
 
+        distribute(trainer, cluster)
+    X_test_raw = model.check_inputs(data.X_test_raw, "test features", raw=True)
+    y_test_checked = model.check_labels(data.y_test, X_test_raw.shape[0], "test labels")
+
+    from numbamlp.checkpoint import CheckpointWriter
+
+    record = plan.run_record()
+    if resume is not None:
+        record["fingerprint"] = resume.run["fingerprint"]  # checked equal in _model_and_trainer
+    lead = cluster is None or cluster.rank == 0
+    session: Session
+    writer = CheckpointWriter(
+        trainer,
+        record,
+        history,
+        lambda: session.metadata(),
+        (data.X_train_raw, data.y_train),
+        early,
+        enabled=lead,
+    )
+    checkpointing = Checkpointing(writer, outputs.checkpoint_dir, plan.checkpoint_every)
+    services: list[Callback] = []
+    if outputs.verbose and lead and sys.stdout.isatty():
+        services.append(ProgressBar())
+    if early is not None:
+        services.append(EarlyStoppingCallback(early))
+    if outputs.verbose:
+        services.append(EpochLogger())
+    if outputs.eval_every is not None:
+        services.append(ThrottledEvaluation(outputs.eval_every))
+    if outputs.metrics_out is not None and lead:
+        services.append(MetricsFile(outputs.metrics_out))
+    services.append(checkpointing)
+    run = Run(trainer, model, plan.epochs, history, lambda *a, **k: None, lambda: None)
+    session = Session(
+        plan,
+        outputs,
+        cluster,
+        data,
+        model,
+        trainer,
+        X_val,
+        y_val,
+        X_test_raw,
+        y_test_checked,
+        early,
+        writer,
+        checkpointing,
+        services + list(callbacks),
+        run,
+        preload_seconds,
+    )
+    run.log, run.test_accuracy = session.log, session.test_accuracy
+    _announce(session, n_threads)
+    if cluster is not None:
+        from numbamlp.checkpoint import fingerprint
+
+        cluster.start()  # every rank reaches this before training: settles earlier failures
+        cluster.check_same(json.dumps(record["options"], sort_keys=True), "options")
+        cluster.check_same(fingerprint(data.X_train_raw, data.y_train), "training data")
+    return session
+
+
+def _split(plan: RunPlan, data: Any) -> tuple[Any, Any, Any, Any]:
+    """(X_train, y_train, X_val, y_val): the validation rows held out by the seed's third
+    stream (none, and nothing drawn, with validation_fraction 0)."""
+    if plan.config.validation_fraction == 0:
+        return data.X_train_raw, data.y_train, None, None
+    from numbamlp.randomness import validation_generator
+    from numbamlp.validation import split_validation
+
+    return split_validation(
+        data.X_train_raw,
+        data.y_train,
+        plan.config.validation_fraction,
+        validation_generator(plan.config.seed),
+    )
+
+
+def _model_and_trainer(
+    plan: RunPlan,
+    data: Any,
+    X_train: Any,
+    y_train: Any,
+    model: Any,
+    init_rng: Any,
+    train_rng: Any,
+) -> tuple[Any, Any, list[dict[str, Any]]]:
+    """The network (new, given, or the checkpoint's), its trainer (put where the checkpoint
+    stood), and the history so far."""
+    from numbamlp.model import MLP
+    from numbamlp.training import TrainConfig
+
+    config, resume = plan.config, plan.resume
+    if config.device == "cuda":
+        from numbamlp.cuda.training import DeviceTrainer as Trainer
+    else:
+        from numbamlp.training import Trainer
     train_config = TrainConfig(
         epochs=plan.epochs,
         batch_size=config.batch_size,
@@ -388,20 +478,6 @@ def _execute(
         optimizer_options=config.optimizer_options(),
     )
     scale = data.feature_scale
-    X_train, y_train = data.X_train_raw, data.y_train
-    X_val = y_val = None
-    if config.validation_fraction > 0:  # 0: nothing held out, no generator drawn from
-        from numbamlp.randomness import validation_generator
-        from numbamlp.validation import split_validation
-
-        X_train, y_train, X_val, y_val = split_validation(
-            X_train, y_train, config.validation_fraction, validation_generator(config.seed)
-        )
-    if on_gpu:
-        from numbamlp.cuda.training import DeviceTrainer as Trainer
-    else:
-        from numbamlp.training import Trainer
-    record = plan.run_record()
     if resume is None:
         if model is None:
             model = MLP.create(
@@ -415,257 +491,45 @@ def _execute(
             )
         elif model.architecture.sizes[0] != data.n_features:
             raise NumbamlpError("`model`: the model's inputs do not fit the data's features")
-        trainer = Trainer(model, X_train, y_train, train_config, train_rng, scale=scale)
-        history: list[dict[str, Any]] = []
-    else:
-        from numbamlp.checkpoint import fingerprint
+        return model, Trainer(model, X_train, y_train, train_config, train_rng, scale=scale), []
+    from numbamlp.checkpoint import fingerprint
 
-        record["fingerprint"] = fingerprint(data.X_train_raw, data.y_train)
-        if record["fingerprint"] != resume.run["fingerprint"]:
-            raise NumbamlpError(
-                f"the training data ({data.name}, {data.source}) is not the data the checkpoint "
-                f"{resume.path} was trained on; a resumed run must see the same data"
-            )
-        model = resume.model
-        if model.architecture.sizes[0] != data.n_features:
-            raise NumbamlpError("the checkpoint's model does not fit the data's features")
-        trainer = Trainer(model, X_train, y_train, train_config, train_rng, resume.optimizer, scale)
-        try:
-            trainer.restore(resume.trainer)
-        except NumbamlpError as exc:
-            raise NumbamlpError(f"cannot resume {resume.path}: {exc}") from None
-        history = list(resume.history)
-    early = _early_stopping(config.patience, model, resume)
-    if cluster is not None:
-        from numbamlp.distributed import distribute
+    if fingerprint(data.X_train_raw, data.y_train) != resume.run["fingerprint"]:
+        raise NumbamlpError(
+            f"the training data ({data.name}, {data.source}) is not the data the checkpoint "
+            f"{resume.path} was trained on; a resumed run must see the same data"
+        )
+    model = resume.model
+    if model.architecture.sizes[0] != data.n_features:
+        raise NumbamlpError("the checkpoint's model does not fit the data's features")
+    trainer = Trainer(model, X_train, y_train, train_config, train_rng, resume.optimizer, scale)
+    try:
+        trainer.restore(resume.trainer)
+    except NumbamlpError as exc:
+        raise NumbamlpError(f"cannot resume {resume.path}: {exc}") from None
+    return model, trainer, list(resume.history)
 
-        distribute(trainer, cluster)
-    X_test_raw = model.check_inputs(data.X_test_raw, "test features", raw=True)
-    y_test_checked = model.check_labels(data.y_test, X_test_raw.shape[0], "test labels")
 
-    def test_accuracy() -> float | None:
-        if X_test_raw.shape[0] == 0:
-            return None
-        return trainer.accuracy(X_test_raw, y_test_checked, scale)
-
-    log(f"{model}")
-    held = "" if X_val is None else f"{X_val.shape[0]} validation / "
-    log(
-        f"data: {data.name}, {X_train.shape[0]} train / {held}{X_test_raw.shape[0]} test samples "
-        f"({data.source})"
+def _announce(session: Session, n_threads: int) -> None:
+    """The lines that open the log: the network, the data, the optimizer, the engine."""
+    config, trainer, data = session.plan.config, session.trainer, session.data
+    session.log(f"{session.model}")
+    held = "" if session.X_val is None else f"{session.X_val.shape[0]} validation / "
+    session.log(
+        f"data: {data.name}, {trainer.X.shape[0]} train / {held}{session.X_test.shape[0]} test "
+        f"samples ({data.source})"
     )
     decay = f", weight decay {config.weight_decay:g}" if config.weight_decay else ""
-    log(
+    session.log(
         f"optimizer: {config.optimizer} {trainer.optimizer.hyper}{decay}, "
         f"schedule {config.schedule}, sampling {config.sampling}, batch "
         f"{trainer.sampler.batch_size}, seed {config.seed}, {n_threads} thread(s)"
     )
-    if cluster is not None:
-        log(f"distributed: {cluster.size} MPI rank(s), {n_threads} thread(s) each")
+    if session.cluster is not None:
+        session.log(f"distributed: {session.cluster.size} MPI rank(s), {n_threads} thread(s) each")
+    resume = session.plan.resume
     if resume is not None:
-        log(f"resuming {resume.path} from {resume.where} (step {trainer.step_count})")
-
-    from numbamlp.checkpoint import CheckpointWriter, position
-    from numbamlp.inputscale import record_for
-
-    def metadata() -> dict[str, Any]:
-        return {
-            "dataset": data.name if plan.data.train_file is None and data.name != "arrays"
-            else None,
-            "class_names": list(data.class_names),
-            "epochs": trainer.epoch if trainer.at_epoch_boundary else trainer.epoch - 1,
-            "seed": config.seed,
-            "test_accuracy": history[-1]["test_accuracy"] if history else None,
-            "weight_decay": config.weight_decay,  # λ of R.1: the steps followed ℓ_λ
-            "input": record_for(data.X_train_raw, data.feature_scale).as_metadata(),
-        }  # fmt: skip
-
-    writer = CheckpointWriter(
-        trainer, record, history, metadata, (data.X_train_raw, data.y_train), early,
-        enabled=lead,
-    )  # fmt: skip
-    checkpointing = Checkpointing(writer, checkpoint_dir, plan.checkpoint_every)
-    services: list[Callback] = []
-    if verbose and lead and sys.stdout.isatty():
-        services.append(ProgressBar())
-    if early is not None:
-        services.append(EarlyStoppingCallback(early))
-    if verbose:
-        services.append(EpochLogger())
-    if eval_every is not None:
-        services.append(ThrottledEvaluation(eval_every))
-    if metrics_out is not None and lead:
-        services.append(MetricsFile(metrics_out))
-    services.append(checkpointing)
-    observers = services + list(callbacks)
-    run = Run(trainer, model, plan.epochs, history, log, test_accuracy)
-
-    first_batch_done: list[float] = []
-
-    def on_batch(b: int) -> None:
-        if not first_batch_done:
-            first_batch_done.append(time.perf_counter())
-        for callback in observers:
-            callback.on_batch_end(run, b)
-
-    if cluster is not None:
-        from numbamlp.checkpoint import fingerprint
-
-        cluster.start()  # every rank reaches this before training: settles earlier failures
-        cluster.check_same(str(sorted(record["options"].items())), "options")
-        cluster.check_same(fingerprint(data.X_train_raw, data.y_train), "training data")
-    from numbamlp.interrupt import StopRequest
-
-    started = time.perf_counter()
-    stopped: str | None = None
-    checkpoint_path: Path | None = None
-    try:
-        with StopRequest() as signals:
-
-            def local_stop() -> bool:
-                return bool(signals) or run.stop_requested
-
-            should_stop: Callable[[], bool] = local_stop
-            if cluster is not None:  # every rank stops at the same minibatch
-                cluster.interrupted = signals.requested
-                should_stop = lambda: cluster.any(local_stop())  # noqa: E731
-            stop_now = [False]
-
-            def poll() -> bool:
-                stop_now[0] = should_stop()
-                return stop_now[0]
-
-            for callback in observers:
-                callback.on_train_begin(run)
-            while trainer.epoch < plan.epochs or not trainer.at_epoch_boundary:
-                while True:
-                    until = checkpointing.until(run)
-                    metrics = trainer.run_batches(on_batch, until, poll)
-                    if metrics is not None or stop_now[0]:
-                        break
-                    checkpointing.write()  # the periodic one, mid-epoch
-                if metrics is None:  # stopped in the middle of the epoch
-                    break
-                if cluster is not None:  # the ranks' θ must still be one θ
-                    cluster.check_parameters(model.params.theta, trainer.state)
-                metrics.test_accuracy = test_accuracy()
-                if X_val is not None:
-                    metrics.val_loss, metrics.val_accuracy = trainer.validation_metrics(
-                        X_val, y_val, scale
-                    )
-                history.append(metrics.as_dict())
-                for callback in observers:
-                    callback.on_epoch_end(run, metrics)
-                if stop_now[0] or run.stop_training:
-                    break
-            if stop_now[0]:
-                stopped = signals.name or ("callback" if run.stop_requested else "SIGINT")
-                if not writer.is_current():
-                    if checkpoint_dir is not None:
-                        checkpointing.write()
-                    elif signals:
-                        writer.write(interrupt_directory())
-                checkpoint_path = writer.last if writer.is_current() else None
-                where = position(trainer.epoch, trainer.batch)
-                saved_to = f"; checkpoint written to {checkpoint_path}" if checkpoint_path else ""
-                log(f"{stopped}: stopped at {where} (step {trainer.step_count}){saved_to}",
-                    err=True, always=True)  # fmt: skip
-                return FitResult(
-                    model, history, None, trainer.epoch - (0 if trainer.at_epoch_boundary else 1),
-                    time.perf_counter() - started, stopped, where, trainer.step_count,
-                    checkpoint_path,
-                )  # fmt: skip
-    except TrainingDiverged as exc:
-        kept = (
-            f" The last good checkpoint, {writer.last} ({writer.last_where}), is unchanged."
-            if writer.last
-            else ""
-        )
-        unsaved = f" {save} was not written." if save else ""
-        raise TrainingDiverged(f"{exc}{kept}{unsaved}") from None
-    except KeyboardInterrupt:
-        kept = (
-            f"the last checkpoint, {writer.last} ({writer.last_where}), is intact"
-            if writer.last
-            else "nothing was saved"
-        )
-        log(f"interrupted again: stopped at once; {kept}", err=True, always=True)
-        raise
-    finally:
-        for callback in observers:
-            callback.on_train_end(run)
-    return _finish(
-        run, trainer, model, early, history, started, called, first_batch_done, preload_seconds,
-        test_accuracy, save, lead, log, metadata, plan,
-    )  # fmt: skip
-
-
-def _finish(
-    run: Run,
-    trainer: Any,
-    model: Any,
-    early: Any,
-    history: list[dict[str, Any]],
-    started: float,
-    called: float,
-    first_batch_done: list[float],
-    preload_seconds: float,
-    test_accuracy: Callable[[], float | None],
-    save: Any,
-    lead: bool,
-    log: Callable[..., None],
-    metadata: Callable[[], dict[str, Any]],
-    plan: RunPlan,
-) -> FitResult:
-    """The end of a run that was not stopped: early stopping's best weights, the summary line,
-    the model file."""
-    total = time.perf_counter() - started
-    final_accuracy = history[-1]["test_accuracy"] if history else test_accuracy()
-    ran = trainer.epoch
-    epochs = f"{plan.epochs} epoch{'' if plan.epochs == 1 else 's'}"
-    best_epoch = None
-    if early is not None and early.best_epoch:
-        # scikit-learn's MLPClassifier(early_stopping=True): the model is the best epoch's
-        trainer.load_parameters(early.best_theta)
-        final_accuracy = test_accuracy()
-        best_epoch = early.best_epoch
-        why = (
-            f"val_loss has not improved for {early.patience} epoch(s), stopped after epoch {ran}"
-            if early.stopped
-            else f"ran all {ran} epochs"
-        )
-        log(
-            f"early stopping: {why}; restored the weights of the best epoch, "
-            f"{early.best_epoch} (val_loss {early.best_loss:.4f})"
-        )
-        epochs = f"{ran} epoch{'' if ran == 1 else 's'}, best epoch {early.best_epoch}"
-    ready = f"; ready in {first_batch_done[0] - called:.2f} s" if first_batch_done else ""
-    shown = "n/a" if final_accuracy is None else f"{final_accuracy:.4f}"
-    summary = f"test accuracy {shown} after {epochs} ({total:.1f} s{ready})"
-    log(summary)
-    compiled = compiled_kernels()
-    if compiled and first_batch_done:
-        seconds = preload_seconds + first_batch_done[0] - started
-        log(
-            f"compiled {compiled} kernel(s) in {seconds:.1f} s on this first run; they are "
-            "cached on disk for the next (numbamlp info shows where)"
-        )
-    trainer.host_state()  # θ and the optimizer state, for the model file (from a device)
-    saved = None
-    if save and lead:
-        from numbamlp.modelio import save_model
-
-        meta = metadata()
-        if best_epoch:
-            meta.update(test_accuracy=final_accuracy, best_epoch=best_epoch,
-                        val_loss=early.best_loss)  # fmt: skip
-        save_model(save, model, trainer.optimizer, metadata=meta)
-        saved = Path(save)
-        log(f"saved model to {save}")
-    return FitResult(
-        model, history, final_accuracy, ran, total, best_epoch=best_epoch, saved=saved,
-        summary=summary, step=trainer.step_count,
-    )  # fmt: skip
+        session.log(f"resuming {resume.path} from {resume.where} (step {trainer.step_count})")
 
 
 def _early_stopping(patience: int | None, model: Any, resume: Any) -> Any:
@@ -692,8 +556,3 @@ def compiled_kernels() -> int:
     return sum(
         len(getattr(d, "stats", None).cache_misses) for d in dispatchers if hasattr(d, "stats")
     )
-
-
-def exit_signal(stopped: str | None) -> int | None:
-    """The signal number of a run stopped by one."""
-    return {"SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM}.get(stopped or "")

@@ -178,8 +178,8 @@ def test_train_loads_numba_only_beside_the_data():
     code = (
         "import sys\n"
         "import numbamlp.cli\n"
-        "from numbamlp.fitting import run_config\n"
-        "from numbamlp.runner import RunPlan, checkpoint_directory\n"
+        "from numbamlp.runconfig import run_config\n"
+        "from numbamlp.runplan import RunPlan, checkpoint_directory\n"
         "from numbamlp.runconfig import RunConfig\n"
         "given = {k: v for k, v in vars(RunConfig()).items()} | {'hidden': ('32',)}\n"
         "plan = RunPlan.create(given, {}, 20, None, None)\n"

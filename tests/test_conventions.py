@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import numbamlp.cli as cli
-from numbamlp import activations, datasets, fitting, network, optimizers, sampling, schedules
+from numbamlp import activations, datasets, network, optimizers, runconfig, sampling, schedules
 
 PACKAGE = Path(cli.__file__).parent
 #: Modules allowed to write --flags: the command line itself, cuda/ptx.py (a script with its own
@@ -81,11 +81,11 @@ def _choices(name: str) -> tuple[str, ...]:
 
 
 def test_the_command_line_s_choices_are_the_registries():
-    assert tuple(activations.CODES) == fitting.ACTIVATIONS == cli.ACTIVATION_NAMES
-    assert tuple(optimizers.OPTIMIZERS) == fitting.OPTIMIZERS == _choices("optimizer")
-    assert schedules.SCHEDULES == fitting.SCHEDULES == _choices("schedule")
-    assert network.HEADS == fitting.HEADS == _choices("head")
-    assert network.DTYPES == fitting.DTYPES == _choices("dtype")
-    assert sampling.SAMPLING_MODES == fitting.SAMPLINGS == _choices("sampling")
-    assert datasets.DATASET_NAMES == fitting.DATASETS == _choices("dataset")
-    assert fitting.ENGINES == _choices("engine") and fitting.DEVICES == _choices("device")
+    assert tuple(activations.CODES) == runconfig.ACTIVATIONS == cli.ACTIVATION_NAMES
+    assert tuple(optimizers.OPTIMIZERS) == runconfig.OPTIMIZERS == _choices("optimizer")
+    assert schedules.SCHEDULES == runconfig.SCHEDULES == _choices("schedule")
+    assert network.HEADS == runconfig.HEADS == _choices("head")
+    assert network.DTYPES == runconfig.DTYPES == _choices("dtype")
+    assert sampling.SAMPLING_MODES == runconfig.SAMPLINGS == _choices("sampling")
+    assert datasets.DATASET_NAMES == runconfig.DATASETS == _choices("dataset")
+    assert runconfig.ENGINES == _choices("engine") and runconfig.DEVICES == _choices("device")

@@ -38,9 +38,16 @@ def files(tmp_path: Path) -> tuple[Path, Path]:
 
 
 OPTIONS = dict(
-    hidden=[64], activation="relu", lr=0.05, batch_size=16, epochs=12, seed=2,
-    validation_fraction=0.2, patience=3, threads=1,
-)  # fmt: skip
+    hidden=[64],
+    activation="relu",
+    lr=0.05,
+    batch_size=16,
+    epochs=12,
+    seed=2,
+    validation_fraction=0.2,
+    patience=3,
+    threads=1,
+)
 
 
 def cli_args(options: dict) -> list[str]:
@@ -75,15 +82,30 @@ def test_fit_and_the_command_line_write_the_same_bits(files, tmp_path):
     train_file, test_file = files
     data = dict(train_file=str(train_file), test_file=str(test_file))
     result = fit(
-        **data, **OPTIONS, save=tmp_path / "py.npz", metrics_out=tmp_path / "py.jsonl",
-        checkpoint_dir=tmp_path / "py-ck", checkpoint_every=5, verbose=0,
-    )  # fmt: skip
+        **data,
+        **OPTIONS,
+        save=tmp_path / "py.npz",
+        metrics_out=tmp_path / "py.jsonl",
+        checkpoint_dir=tmp_path / "py-ck",
+        checkpoint_every=5,
+        verbose=0,
+    )
     out = CliRunner().invoke(
         main,
-        ["train", "-q", *cli_args(data | OPTIONS), "--save", str(tmp_path / "cli.npz"),
-         "--metrics-out", str(tmp_path / "cli.jsonl"), "--checkpoint-dir",
-         str(tmp_path / "cli-ck"), "--checkpoint-every", "5"],
-    )  # fmt: skip
+        [
+            "train",
+            "-q",
+            *cli_args(data | OPTIONS),
+            "--save",
+            str(tmp_path / "cli.npz"),
+            "--metrics-out",
+            str(tmp_path / "cli.jsonl"),
+            "--checkpoint-dir",
+            str(tmp_path / "cli-ck"),
+            "--checkpoint-every",
+            "5",
+        ],
+    )
     assert out.exit_code == 0, out.output
     # early stopping fired (the premise of the comparison), and both ran the same epochs
     assert result.best_epoch is not None and result.epochs < OPTIONS["epochs"]
@@ -122,8 +144,16 @@ class StopAt(numbamlp.Callback):
 
 def test_a_callback_stops_the_run_and_resume_finishes_it_bitwise(files, tmp_path):
     train_file, test_file = files
-    options = dict(train_file=str(train_file), test_file=str(test_file), hidden=[16], lr=0.05,
-                   batch_size=32, epochs=4, seed=1, verbose=0)  # fmt: skip
+    options = dict(
+        train_file=str(train_file),
+        test_file=str(test_file),
+        hidden=[16],
+        lr=0.05,
+        batch_size=32,
+        epochs=4,
+        seed=1,
+        verbose=0,
+    )
     fit(**options, save=tmp_path / "straight.npz", metrics_out=tmp_path / "straight.jsonl")
     # The engine's first call of an epoch makes one minibatch (training.Trainer._call_size), so
     # a stop asked for after minibatch 0 takes effect at once: mid-epoch.
@@ -135,9 +165,11 @@ def test_a_callback_stops_the_run_and_resume_finishes_it_bitwise(files, tmp_path
     assert stopper.calls == ["begin", "epoch 1", "end"]
     assert not (tmp_path / "resumed.npz").exists()
     resumed = fit(
-        resume=tmp_path / "ck", save=tmp_path / "resumed.npz",
-        metrics_out=tmp_path / "resumed.jsonl", verbose=0,
-    )  # fmt: skip
+        resume=tmp_path / "ck",
+        save=tmp_path / "resumed.npz",
+        metrics_out=tmp_path / "resumed.jsonl",
+        verbose=0,
+    )
     assert resumed.stopped is None and resumed.epochs == 4
     assert_same_files(tmp_path / "straight.npz", tmp_path / "resumed.npz")
     assert records(tmp_path / "straight.jsonl") == records(tmp_path / "resumed.jsonl")
@@ -145,8 +177,9 @@ def test_a_callback_stops_the_run_and_resume_finishes_it_bitwise(files, tmp_path
 
 def test_resume_keeps_the_run_s_options(files, tmp_path):
     train_file, test_file = files
-    options = dict(train_file=str(train_file), test_file=str(test_file), hidden=[8],
-                   epochs=1, verbose=0)  # fmt: skip
+    options = dict(
+        train_file=str(train_file), test_file=str(test_file), hidden=[8], epochs=1, verbose=0
+    )
     fit(**options, checkpoint_dir=tmp_path / "ck")
     with pytest.raises(NumbamlpError, match="`hidden`: the checkpoint's run used 8"):
         fit(resume=tmp_path / "ck", hidden=[16], epochs=2, verbose=0)
@@ -235,8 +268,16 @@ def test_a_checkpoint_written_by_0_1_0_still_resumes(files, tmp_path):
     from numbamlp.checkpoint import load_checkpoint, save_checkpoint
 
     train_file, test_file = files
-    options = dict(train_file=str(train_file), test_file=str(test_file), hidden=[8],
-                   optimizer="momentum", momentum=0.8, lr=0.05, batch_size=32, verbose=0)  # fmt: skip
+    options = dict(
+        train_file=str(train_file),
+        test_file=str(test_file),
+        hidden=[8],
+        optimizer="momentum",
+        momentum=0.8,
+        lr=0.05,
+        batch_size=32,
+        verbose=0,
+    )
     fit(**options, epochs=2, save=tmp_path / "straight.npz")
     fit(**options, epochs=1, checkpoint_dir=tmp_path / "ck")
     path = tmp_path / "ck" / CHECKPOINT_NAME
@@ -247,7 +288,18 @@ def test_a_checkpoint_written_by_0_1_0_still_resumes(files, tmp_path):
     metadata = {k: v for k, v in load_model(path).metadata.items() if k != "checkpoint"}
     old_run = dict(new.run, options=old_options)
     save_checkpoint(path, new.model, new.optimizer, old_run, new.trainer, new.history, metadata)
-    out = CliRunner().invoke(main, ["train", "--resume", str(tmp_path / "ck"), "--epochs", "2",
-                                    "-q", "--save", str(tmp_path / "resumed.npz")])  # fmt: skip
+    out = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--resume",
+            str(tmp_path / "ck"),
+            "--epochs",
+            "2",
+            "-q",
+            "--save",
+            str(tmp_path / "resumed.npz"),
+        ],
+    )
     assert out.exit_code == 0, out.output
     assert_same_files(tmp_path / "straight.npz", tmp_path / "resumed.npz")
