@@ -81,6 +81,14 @@ def test_readme_python_example_runs_as_written(tmp_path, monkeypatch, capsys):
     assert numbamlp.load_model(tmp_path / "mnist.npz").model.architecture.sizes == (784, 32, 10)
 
 
+def test_readme_scikit_learn_example_runs_as_written(capsys):
+    pytest.importorskip("sklearn")
+    code = _python_blocks(ROOT / "README.md")[1]
+    assert "numbamlp.MLPClassifier(" in code
+    exec(compile(code, "README.md", "exec"), {})
+    assert float(capsys.readouterr().out) > 0.9
+
+
 def test_the_pieces_underneath_fit_on_a_subset():
     """docs/python.md's own loop over a Trainer, on 2000 MNIST images and 2 epochs."""
     from numbamlp import MLP, TrainConfig, Trainer, generators, load_mnist
