@@ -224,7 +224,8 @@ def test_fit_prints_what_the_command_prints(files, capsys):
     printed = capsys.readouterr().out.splitlines()
     assert printed[0].startswith("MLP(Dense(4 => 8, sigmoid)")
     assert [line.split()[1] for line in printed if line.startswith("epoch")] == ["1", "2"]
-    assert printed[-1].startswith("test accuracy ")
+    # the summary; on a cold JIT cache a line saying what was compiled follows it
+    assert [line for line in printed if line.startswith("test accuracy ")] != []
 
 
 def _cli_default(param) -> object:
