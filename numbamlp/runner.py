@@ -61,14 +61,13 @@ class RunPlan:
         if checkpoint_every is not None:
             _check_count("checkpoint_every", checkpoint_every)
         if resume is None:
-            data = DataConfig(
-                **{
-                    name: str(Path(value).resolve())
-                    if name in ("train_file", "test_file") and value is not None
-                    else value
-                    for name, value in data_given.items()
-                }
-            )
+            fields: dict[str, Any] = {
+                name: str(Path(value).resolve())
+                if name in ("train_file", "test_file") and value is not None
+                else value
+                for name, value in data_given.items()
+            }
+            data = DataConfig(**fields)
             return cls(run_config(given), data, epochs, checkpoint_every)
         from numbamlp.checkpoint import load_checkpoint
 
@@ -188,7 +187,7 @@ def set_threads(threads: int | None) -> int:
     """Use ``threads`` worker threads (None: leave Numba's setting); returns the number used."""
     import numba
 
-    available = numba.config.NUMBA_NUM_THREADS
+    available = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]  # set at run time
     if threads is not None:
         _check_count("threads", threads)
         if threads > available:
@@ -371,7 +370,7 @@ def _execute(
         data = arrays_dataset(data, y, X_test, y_test, plan.data.n_classes)
     n_threads = set_threads(threads)
     from numbamlp.model import MLP
-    from numbamlp.training import TrainConfig, TrainingDiverged
+    from numbamlp.training import TrainConfig, Trainer, TrainingDiverged
 
     train_config = TrainConfig(
         epochs=plan.epochs,
@@ -397,10 +396,11 @@ def _execute(
         X_train, y_train, X_val, y_val = split_validation(
             X_train, y_train, config.validation_fraction, validation_generator(config.seed)
         )
+    trainer_class: type[Trainer] = Trainer
     if on_gpu:
-        from numbamlp.cuda.training import DeviceTrainer as Trainer
-    else:
-        from numbamlp.training import Trainer
+        from numbamlp.cuda.training import DeviceTrainer
+
+        trainer_class = DeviceTrainer
     record = plan.run_record()
     if resume is None:
         if model is None:
@@ -415,7 +415,7 @@ def _execute(
             )
         elif model.architecture.sizes[0] != data.n_features:
             raise NumbamlpError("`model`: the model's inputs do not fit the data's features")
-        trainer = Trainer(model, X_train, y_train, train_config, train_rng, scale=scale)
+        trainer = trainer_class(model, X_train, y_train, train_config, train_rng, scale=scale)
         history: list[dict[str, Any]] = []
     else:
         from numbamlp.checkpoint import fingerprint
@@ -429,7 +429,9 @@ def _execute(
         model = resume.model
         if model.architecture.sizes[0] != data.n_features:
             raise NumbamlpError("the checkpoint's model does not fit the data's features")
-        trainer = Trainer(model, X_train, y_train, train_config, train_rng, resume.optimizer, scale)
+        trainer = trainer_class(
+            model, X_train, y_train, train_config, train_rng, resume.optimizer, scale
+        )
         try:
             trainer.restore(resume.trainer)
         except NumbamlpError as exc:
@@ -549,7 +551,7 @@ def _execute(
                 if cluster is not None:  # the ranks' θ must still be one θ
                     cluster.check_parameters(model.params.theta, trainer.state)
                 metrics.test_accuracy = test_accuracy()
-                if X_val is not None:
+                if X_val is not None and y_val is not None:  # split together
                     metrics.val_loss, metrics.val_accuracy = trainer.validation_metrics(
                         X_val, y_val, scale
                     )
@@ -689,9 +691,7 @@ def compiled_kernels() -> int:
     from numbamlp import fused
 
     dispatchers = [fused.run_steps, fused.forward_backward, fused.gradient_update]
-    return sum(
-        len(getattr(d, "stats", None).cache_misses) for d in dispatchers if hasattr(d, "stats")
-    )
+    return sum(len(d.stats.cache_misses) for d in dispatchers if hasattr(d, "stats"))
 
 
 def exit_signal(stopped: str | None) -> int | None:
