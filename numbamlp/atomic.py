@@ -14,8 +14,9 @@ from typing import BinaryIO
 from numbamlp.errors import NumbamlpError
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> None:
-    """Call ``write(fileobj)`` on a temporary file, then atomically move it to ``path``."""
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> None:
+    """Call ``write(fileobj)`` on a temporary file, then atomically move it to ``path``.
+    ``write``'s return value (e.g. ``f.write``'s byte count) is ignored."""
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():

@@ -21,6 +21,7 @@ and early stopping. Importing this module is cheap (no NumPy, no Numba).
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -150,7 +151,7 @@ class MetricsFile(Callback):
     """Writes one JSON object per epoch (JSON Lines) to ``path``: the whole run's history (a
     resumed run's earlier epochs first), flushed after every epoch."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._file: TextIO | None = None
 

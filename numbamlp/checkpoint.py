@@ -81,7 +81,7 @@ def fingerprint(X: np.ndarray, y: np.ndarray) -> str:
     for array in (X, y):
         array = np.ascontiguousarray(array)
         digest.update(f"{array.dtype.str}{array.shape}".encode())
-        digest.update(memoryview(array).cast("B"))
+        digest.update(array.data.cast("B"))  # .data: the array's memoryview
     return digest.hexdigest()
 
 

@@ -731,6 +731,7 @@ def info() -> None:
 
     predict_classes(np.zeros(4, np.int64), np.zeros((4, 2)))  # run a parallel kernel once
     batch_mean(np.zeros(1))
+    layer: str
     try:
         layer = numba.threading_layer()
     except ValueError:
@@ -742,8 +743,9 @@ def info() -> None:
         f"numba {numba.__version__}, llvmlite {llvmlite.__version__}, "
         f"numpy {np.__version__}, click {_version('click')}"
     )
+    available = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]  # set at run time
     click.echo(
-        f"threads: {numba.get_num_threads()} of {numba.config.NUMBA_NUM_THREADS} "
+        f"threads: {numba.get_num_threads()} of {available} "
         f"(cores: {os.cpu_count()}), threading layer: {layer}"
     )
     click.echo(f"JIT cache: {cache or 'unknown'}")

@@ -280,7 +280,7 @@ def load_mnist(data_dir: str | os.PathLike[str] | None = None, verify: bool = Tr
     (hashing the bytes already read, so it costs one pass over memory, not a second read).
     """
     bundled = data_dir is None
-    folder = MNIST_DIR if bundled else Path(data_dir)
+    folder = MNIST_DIR if data_dir is None else Path(data_dir)
     files, missing = _scan_idx_folder(folder)
     if missing:
         fix = (
@@ -680,8 +680,9 @@ def load_arrays_file(
         )
         return _validate_xy(X, y, f"data file {p}", None, lambda i: f"row {i}")
     if suffix == ".csv":
-        X, y, columns, _ = _csv_arrays(p, label_column)
-        return _validate_xy(X, y, f"data file {p}", columns, _csv_line_describer(p))
+        X, labels, columns, _ = _csv_arrays(p, label_column)
+        assert labels is not None, "require_label: _csv_arrays found the label column"
+        return _validate_xy(X, labels, f"data file {p}", columns, _csv_line_describer(p))
     raise NumbamlpError(
         f"data file {p} has an unsupported type {p.suffix or '(no extension)'}; use a .npz file "
         f"(arrays X and y) or a .csv file with a header row and a {label_column!r} column."

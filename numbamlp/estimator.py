@@ -153,7 +153,8 @@ class MLPClassifier(*_BASES):  # type: ignore[misc]
                 f"{type(self).__name__}: unknown optimizer option(s) {', '.join(unknown)}; "
                 "use mu, beta1, beta2, rho, eps"
             )
-        hidden = [self.hidden] if isinstance(self.hidden, numbers.Integral) else self.hidden
+        # int for the type checker; numbers.Integral takes numpy's integers too
+        hidden = [self.hidden] if isinstance(self.hidden, (int, numbers.Integral)) else self.hidden
         try:
             result = fit(
                 X,
@@ -172,7 +173,11 @@ class MLPClassifier(*_BASES):  # type: ignore[misc]
                 dtype=self.dtype,
                 engine=self.engine,
                 verbose=0,
-                **options,
+                momentum=options.get("momentum"),
+                beta1=options.get("beta1"),
+                beta2=options.get("beta2"),
+                rho=options.get("rho"),
+                eps=options.get("eps"),
             )
         except TrainingDiverged:
             raise

@@ -40,7 +40,7 @@ def numerical_gradient(
 
 
 def central_jacobian(
-    fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, eps: float = 1e-6
+    fn: Callable[[np.ndarray], np.ndarray | float], x: np.ndarray, eps: float = 1e-6
 ) -> np.ndarray:
     """J[k, c] = ∂fn(x)_k / ∂x_c by central differences (rows are outputs, columns inputs).
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 
-def onehot(y: np.ndarray, n_classes: int, dtype: str | np.dtype = np.float32) -> np.ndarray:
+def onehot(y: np.ndarray, n_classes: int, dtype: npt.DTypeLike = np.float32) -> np.ndarray:
     """Rows 1_{Y_s}: shape (n, M), a single 1 in column Y_s."""
     y = np.asarray(y, dtype=np.int64)
     out = np.zeros((y.shape[0], n_classes), dtype=dtype)

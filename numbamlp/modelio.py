@@ -67,17 +67,19 @@ def save_model(
         "metadata": metadata or {},
     }
     extra = dict(arrays or {})
-    arrays = {
+    # The .npz members. Any, not np.ndarray: numpy's stub types savez's **kwds against its
+    # allow_pickle keyword too.
+    members: dict[str, Any] = {
         "header": np.array(json.dumps(header)),
         "theta": model.params.theta,
     }
     if optimizer is not None:
         for name, value in optimizer.state.items():
-            arrays[_STATE_PREFIX + name] = value
-    if set(extra) & set(arrays) or any(name.startswith(_STATE_PREFIX) for name in extra):
+            members[_STATE_PREFIX + name] = value
+    if set(extra) & set(members) or any(name.startswith(_STATE_PREFIX) for name in extra):
         raise ValueError(f"save_model: extra array names {sorted(extra)} collide with the model's")
-    arrays.update(extra)
-    atomic_write(path, lambda f: np.savez(f, **arrays))
+    members.update(extra)
+    atomic_write(path, lambda f: np.savez(f, **members))
 
 
 def check_version(

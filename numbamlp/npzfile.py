@@ -19,7 +19,7 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 import numpy as np
 
@@ -175,7 +175,7 @@ class NpzReader:
 
 
 def _read_header(
-    member: BinaryIO, error: Callable[[str], NumbamlpError], array: str, container: str
+    member: IO[bytes], error: Callable[[str], NumbamlpError], array: str, container: str
 ) -> tuple[tuple[int, ...], bool, np.dtype, int]:
     """Parse the .npy header: (shape, fortran_order, dtype, header size in bytes). ``array`` and
     ``container`` name the array and what holds it in messages ("array 'X'", "member 'X'")."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def generators(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
+def generators(seed: int | None) -> tuple[np.random.Generator, np.random.Generator]:
     """The run's two random streams, both spawned from ``numpy.random.default_rng(seed)``:
     one draws the initial weights (N.1), the other the minibatches (I.1/I.2) and any held-out
     split. Independent streams keep the minibatch order of a seed the same whatever the
@@ -16,7 +16,7 @@ def generators(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
     return init_rng, sampling_rng
 
 
-def validation_generator(seed: int) -> np.random.Generator:
+def validation_generator(seed: int | None) -> np.random.Generator:
     """The run's third stream, for the held-out validation rows (validation.split_validation):
     the third child of the same ``default_rng(seed)``. Spawning is by position, so the first two
     are those of ``generators(seed)``: a validation split leaves the initial weights and the

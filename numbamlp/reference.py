@@ -5,6 +5,8 @@ samples at once reads Z^k = H^{k−1} (W^k)ᵀ + b^k. Nothing here is used for t
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from numbamlp.activations import LEAKY_RELU_SLOPE
@@ -16,7 +18,7 @@ def _sigmoid(t):
 
 
 # (A.1)–(A.6) φ and φ′ elementwise.
-PHI = {
+PHI: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "sigmoid": _sigmoid,
     "tanh": np.tanh,
     "relu": lambda t: np.maximum(t, 0.0),
@@ -24,7 +26,7 @@ PHI = {
     "softplus": lambda t: np.logaddexp(0.0, t),
     "identity": lambda t: t,
 }
-PHI_PRIME = {
+PHI_PRIME: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "sigmoid": lambda t: _sigmoid(t) * (1 - _sigmoid(t)),
     "tanh": lambda t: 1 - np.tanh(t) ** 2,
     "relu": lambda t: (t > 0).astype(np.result_type(t, np.float32)),
@@ -104,11 +106,12 @@ def weight_decay_gradient(gW, W, weight_decay):
 def forward(arch: Architecture, W, b, X):
     """All Z^k, H^k and the output F for a batch X."""
     H = [X]
-    Z = [None]
+    Z: list[np.ndarray | None] = [None]  # Z[0] unused: indexed by layer
     for k in range(1, arch.L + 1):
-        Z.append(affine(W[k], b[k], H[k - 1]))
+        z = affine(W[k], b[k], H[k - 1])
+        Z.append(z)
         if k < arch.L:
-            H.append(PHI[arch.activations[k - 1]](Z[k]))
+            H.append(PHI[arch.activations[k - 1]](z))
     F = softmax(Z[-1]) if arch.head == "softmax" else modified_softmax(Z[-1])
     return Z, H, F
 

@@ -459,10 +459,13 @@ def _model_and_trainer(
     from numbamlp.training import TrainConfig
 
     config, resume = plan.config, plan.resume
+    from numbamlp.training import Trainer
+
+    trainer_class: type[Trainer] = Trainer
     if config.device == "cuda":
-        from numbamlp.cuda.training import DeviceTrainer as Trainer
-    else:
-        from numbamlp.training import Trainer
+        from numbamlp.cuda.training import DeviceTrainer
+
+        trainer_class = DeviceTrainer
     train_config = TrainConfig(
         epochs=plan.epochs,
         batch_size=config.batch_size,
@@ -491,7 +494,8 @@ def _model_and_trainer(
             )
         elif model.architecture.sizes[0] != data.n_features:
             raise NumbamlpError("`model`: the model's inputs do not fit the data's features")
-        return model, Trainer(model, X_train, y_train, train_config, train_rng, scale=scale), []
+        trainer = trainer_class(model, X_train, y_train, train_config, train_rng, scale=scale)
+        return model, trainer, []
     from numbamlp.checkpoint import fingerprint
 
     if fingerprint(data.X_train_raw, data.y_train) != resume.run["fingerprint"]:
@@ -502,7 +506,9 @@ def _model_and_trainer(
     model = resume.model
     if model.architecture.sizes[0] != data.n_features:
         raise NumbamlpError("the checkpoint's model does not fit the data's features")
-    trainer = Trainer(model, X_train, y_train, train_config, train_rng, resume.optimizer, scale)
+    trainer = trainer_class(
+        model, X_train, y_train, train_config, train_rng, resume.optimizer, scale
+    )
     try:
         trainer.restore(resume.trainer)
     except NumbamlpError as exc:
@@ -553,6 +559,4 @@ def compiled_kernels() -> int:
     from numbamlp import fused
 
     dispatchers = [fused.run_steps, fused.forward_backward, fused.gradient_update]
-    return sum(
-        len(getattr(d, "stats", None).cache_misses) for d in dispatchers if hasattr(d, "stats")
-    )
+    return sum(len(d.stats.cache_misses) for d in dispatchers if hasattr(d, "stats"))

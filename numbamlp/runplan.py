@@ -49,14 +49,12 @@ class RunPlan:
         if checkpoint_every is not None:
             _check_count("checkpoint_every", checkpoint_every)
         if resume is None:
-            data = DataConfig(
-                **{
-                    name: str(Path(value).resolve())
-                    if name in ("train_file", "test_file") and value is not None
-                    else value
-                    for name, value in data_given.items()
-                }
-            )
+            files = {
+                name: str(Path(data_given[name]).resolve())
+                for name in ("train_file", "test_file")
+                if data_given.get(name) is not None
+            }
+            data = DataConfig(**(data_given | files))
             return cls(run_config(given), data, epochs, checkpoint_every)
         from numbamlp.checkpoint import load_checkpoint
 
@@ -176,7 +174,7 @@ def set_threads(threads: int | None) -> int:
     """Use ``threads`` worker threads (None: leave Numba's setting); returns the number used."""
     import numba
 
-    available = numba.config.NUMBA_NUM_THREADS
+    available = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]  # set at run time
     if threads is not None:
         _check_count("threads", threads)
         if threads > available:

@@ -19,6 +19,7 @@ import contextlib
 import sys
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from numbamlp.cuda import backward, checks, forward, optimizers
 from numbamlp.cuda.backend import BACKEND, MLIR, cuda
@@ -29,7 +30,7 @@ DEFAULT_CCS = ((8, 0), (9, 0))
 
 def _signatures(dtype_name: str) -> dict[str, list[tuple]]:
     """Argument types of each kernel, as the trainer calls it (some kernels have several)."""
-    types = getattr(cuda, "types", None)  # each backend has its own type objects
+    types: Any = getattr(cuda, "types", None)  # each backend has its own type objects
     if types is None or not hasattr(types, "Array"):
         from numba import types
 
@@ -72,9 +73,9 @@ def _signatures(dtype_name: str) -> dict[str, list[tuple]]:
     }
 
 
-def kernels() -> dict[str, object]:
+def kernels() -> dict[str, Any]:
     """name → kernel (the dispatcher) of every CUDA kernel defined in MODULES."""
-    found = {}
+    found: dict[str, Any] = {}  # the backend's dispatchers: untyped
     for module in MODULES:
         for name, obj in vars(module).items():
             py_func = getattr(obj, "py_func", None)
