@@ -68,6 +68,8 @@ from __future__ import annotations
 
 import math
 import platform
+from dataclasses import dataclass
+from typing import Protocol
 
 import numba
 import numpy as np
@@ -78,6 +80,7 @@ from numba.extending import intrinsic
 
 from numbamlp._jit import helper, kernel, prefer_wide_vectors, serial
 from numbamlp.activations import SIGMOID, phi, phi_prime_from_value
+from numbamlp.engines.base import adopt_state
 from numbamlp.errors import NumbamlpError
 from numbamlp.memory import CACHE_LINE, aligned_zeros, round_up
 from numbamlp.network import Architecture
@@ -870,6 +873,37 @@ def step_coefficients(coef, lr, B, optimizer, hyper, p):
 
 
 @serial
+def finish_step(
+    theta, state, losses, correct, row, B, p, lrs, batch_losses, batch_correct, optimizer,
+    hyper, G, shards, h, delta, spans, coef, layout, cuts, sample_block, flush,
+):  # fmt: skip
+    """The rest of step p on minibatch ``row`` of B samples, once region 1 has written every
+    row of the batch buffers and every gradient shard: the minibatch loss ℓ (S.1) into
+    ``batch_losses`` and the number of its samples classified right (P.1) into
+    ``batch_correct``; then, if ℓ is finite, γ_p and the step's coefficients and region 2.
+    Returns whether the update was made (if ℓ is not finite θ and the optimizer state stay
+    those of the last good step)."""
+    total = 0.0
+    for s in range(B):
+        total += losses[s]
+    # (S.1) ℓ = (1/B) Σ_s ℓ_s, summed in sample order
+    loss = total / B
+    batch_losses[row] = loss
+    right = 0
+    for s in range(B):
+        right += correct[s]
+    batch_correct[row] = right
+    if not np.isfinite(loss):
+        return False
+    step_coefficients(coef, lrs[row], B, optimizer, hyper, p)
+    gradient_update(
+        theta, state, G, shards, h, delta, spans, layout, cuts, B, sample_block, optimizer, coef,
+        flush,
+    )  # fmt: skip
+    return True
+
+
+@serial
 def run_steps(
     theta,
     state,
@@ -908,11 +942,11 @@ def run_steps(
     """Steps p = step_count+1, …, step_count+count on the minibatches in rows first, …,
     first+count−1 of ``batches``; returns how many steps were completed.
 
-    Per step: region 1, the minibatch loss ℓ (S.1) into ``batch_losses`` and the number of its
-    samples classified right (P.1) into ``batch_correct``, then region 2. If ℓ is
-    not finite, the step stops before its update and the function returns: θ and the optimizer
-    state stay those of the last good step. Serial itself; the two regions it calls run in
-    parallel (a parallel function called from a serial one opens its own region).
+    Per step: region 1 on the whole batch, then ``finish_step`` (ℓ, the correct count, and
+    region 2 unless ℓ is not finite: then the function returns). ``FusedPlan.run`` with an
+    exchange makes the same two calls per step from Python, with the exchange between them.
+    Serial itself; the two regions it calls run in parallel (a parallel function called from
+    a serial one opens its own region).
     """
     for t in range(count):
         row = first + t
@@ -924,23 +958,12 @@ def run_steps(
             h, z, delta, f, losses, log_totals, shards, spans, theta, X, X_spans, scale, y,
             batch, next_batch, layout, codes, head, sample_block, flush, correct,
         )  # fmt: skip
-        total = 0.0
-        for s in range(B):
-            total += losses[s]
-        # (S.1) ℓ = (1/B) Σ_s ℓ_s, summed in sample order
-        loss = total / B
-        batch_losses[row] = loss
-        right = 0
-        for s in range(B):
-            right += correct[s]
-        batch_correct[row] = right
-        if not np.isfinite(loss):
+        if not finish_step(
+            theta, state, losses, correct, row, B, step_count + t + 1, lrs, batch_losses,
+            batch_correct, optimizer, hyper, G, shards, h, delta, spans, coef, layout, cuts,
+            sample_block, flush,
+        ):  # fmt: skip
             return t
-        step_coefficients(coef, lrs[row], B, optimizer, hyper, step_count + t + 1)
-        gradient_update(
-            theta, state, G, shards, h, delta, spans, layout, cuts, B, sample_block, optimizer,
-            coef, flush,
-        )  # fmt: skip
     return count
 
 
@@ -982,6 +1005,38 @@ def balanced_cuts(architecture: Architecture, n_items: int) -> np.ndarray:
     return np.asarray(cuts, dtype=np.int64)
 
 
+@dataclass
+class Share:
+    """One process's share of region 1 for a batch of B samples: the samples
+    s_lo ≤ s < s_hi (whole blocks), the layout table whose starts are shifted to its first
+    sample and block (so that it writes exactly where one process would), and the views of the
+    per-sample buffers from s_lo on."""
+
+    s_lo: int
+    s_hi: int
+    layout: np.ndarray
+    f: np.ndarray
+    losses: np.ndarray
+    log_totals: np.ndarray
+    spans: np.ndarray
+    correct: np.ndarray
+
+
+class RegionExchange(Protocol):
+    """The hook between region 1 and region 2 of every step, for a region 1 shared among
+    processes (distributed training: engines/distributed.py)."""
+
+    def share(self, plan: FusedPlan, B: int) -> Share:
+        """This process's share of region 1 for a batch of B samples."""
+        ...
+
+    def complete(self, share: Share) -> None:
+        """After region 1 ran on ``share``: give this process what one process running region
+        1 on the whole batch would hold (every row of the batch buffers that region 2 reads,
+        every gradient shard, every ℓ_s and correct count), in the same places."""
+        ...
+
+
 class FusedPlan:
     """The batch buffers, layout table and work items of the fused training loop, for one
     architecture, maximum batch size, dtype and optimizer (its name and hyperparameters are
@@ -1000,6 +1055,9 @@ class FusedPlan:
         (float32) or 2.2e-308 (float64).
     weight_decay: λ of the L2 weight decay (R.1): region 2 adds λ W^m_{ij} to each weight's
         gradient before the update; 0 (the default) adds nothing.
+    exchange: what runs between region 1 and region 2 of every step when region 1 is shared
+        among processes (``RegionExchange``; distributed training's is engines/distributed.py);
+        None (the default): this process runs region 1 on the whole batch.
     """
 
     def __init__(
@@ -1013,6 +1071,7 @@ class FusedPlan:
         flush_subnormals: bool = True,
         shard_bytes: int | None = None,
         weight_decay: float = 0.0,
+        exchange: RegionExchange | None = None,
     ) -> None:
         if max_batch < 1:
             raise NumbamlpError(f"batch size must be at least 1, got {max_batch}")
@@ -1066,6 +1125,7 @@ class FusedPlan:
         # The span of each sample's h^0 (``input_spans``), copied from X_spans by gather_rows.
         self.spans = np.zeros((B, 2), np.int64)
         self._x_spans: tuple[tuple[int, int, tuple[int, ...]], np.ndarray] | None = None
+        self.exchange = exchange
 
     def _layout(self) -> np.ndarray:
         sizes, L, B = self.architecture.sizes, self.architecture.L, self.max_batch
@@ -1117,12 +1177,7 @@ class FusedPlan:
     def adopt_state(self, optimizer: Optimizer) -> np.ndarray:
         """The optimizer's state as one (n_state, P) array. The optimizer's arrays become views
         of its rows (their values kept), so Optimizer.step and ``run`` share one state."""
-        names = OPTIMIZERS[optimizer.name][0]
-        state = aligned_zeros((len(names), self.architecture.n_parameters), self.dtype)
-        for r, name in enumerate(names):
-            state[r] = optimizer.state[name]
-            optimizer.state[name] = state[r]
-        return state
+        return adopt_state(optimizer, self.architecture.n_parameters, self.dtype)
 
     def run(
         self,
@@ -1160,12 +1215,18 @@ class FusedPlan:
         """
         self._check(theta, state, X, y, index_matrix, batch_sizes, lrs, first, count, batch_losses)
         batch_correct = self._correct_counts(batch_correct, batch_losses.shape[0])
+        X_spans, scale = self._spans_of(X), self.dtype.type(scale)
+        if self.exchange is not None:
+            return self._run_exchanging(
+                theta, state, X, X_spans, scale, y, index_matrix, batch_sizes, lrs,
+                int(first_step_count), int(first), int(count), batch_losses, batch_correct,
+            )  # fmt: skip
         done = run_steps(
             theta,
             state,
             X,
-            self._spans_of(X),
-            self.dtype.type(scale),
+            X_spans,
+            scale,
             y,
             index_matrix,
             batch_sizes,
@@ -1196,6 +1257,40 @@ class FusedPlan:
             self.correct,
         )
         return int(done)
+
+    def _run_exchanging(
+        self, theta, state, X, X_spans, scale, y, index_matrix, batch_sizes, lrs,
+        first_step_count, first, count, batch_losses, batch_correct,
+    ) -> int:  # fmt: skip
+        """``run_steps``' two calls per step, made from Python with the exchange between them:
+        region 1 on this process's share of the batch, the exchange, then ``finish_step``."""
+        exchange = self.exchange
+        assert exchange is not None
+        for t in range(count):
+            row = first + t
+            B = int(batch_sizes[row])
+            share = exchange.share(self, B)
+            next_row = row + 1 if t + 1 < count else row
+            next_B = int(batch_sizes[next_row])
+            s_lo, s_hi = share.s_lo, share.s_hi
+            if s_hi > s_lo:
+                forward_backward(
+                    self.h, self.z, self.delta, share.f, share.losses, share.log_totals,
+                    self.shards, share.spans, theta, X, X_spans, scale, y,
+                    index_matrix[row, s_lo:s_hi],
+                    index_matrix[next_row, min(s_lo, next_B) : min(s_hi, next_B)],
+                    share.layout, self.codes, self.head, self.sample_block,
+                    self.flush_subnormals, share.correct,
+                )  # fmt: skip
+            exchange.complete(share)
+            if not finish_step(
+                theta, state, self.losses, self.correct, row, B, first_step_count + t + 1, lrs,
+                batch_losses, batch_correct, self.optimizer_code, self.hyper, self.G,
+                self.shards, self.h, self.delta, self.spans, self.coef, self.layout, self.cuts,
+                self.sample_block, self.flush_subnormals,
+            ):  # fmt: skip
+                return t
+        return count
 
     def _correct_counts(self, batch_correct: np.ndarray | None, steps: int) -> np.ndarray:
         """``run``'s batch_correct, checked; for None a scratch array of the plan's, made once

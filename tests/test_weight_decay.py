@@ -169,7 +169,7 @@ def test_lambda_zero_is_bitwise_the_run_without_decay(engine):
     trainer = Trainer(b, X, y, TrainConfig(epochs=2, batch_size=16, engine=engine), sampling_rng)
     if engine == "fused":
         plan = FusedPlan(b.architecture, 16, b.dtype, trainer.optimizer)  # no weight_decay
-        assert plan.coef.tobytes() == trainer.plan.coef.tobytes()
+        assert plan.coef.tobytes() == trainer.engine.plan.coef.tobytes()
     trainer.train_epoch()
     trainer.train_epoch()
     assert a.params.theta.tobytes() == b.params.theta.tobytes()
