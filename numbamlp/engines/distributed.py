@@ -1,8 +1,8 @@
 """Distributed training: the fused engine with region 1 shared among the ranks of an MPI job.
 
-This is the fused engine's ``RegionExchange`` hook (fused.py), nothing more: the steps are the
-fused engine's own — region 1, then ``finish_step`` (the minibatch loss, region 2) — and between
-them ``MPIExchange.complete`` makes every rank hold what one process would.
+This is the fused engine's ``RegionExchange`` hook (engines/fused/plan.py), nothing more: the
+steps are the fused engine's own — region 1, then ``finish_step`` (the minibatch loss, region 2)
+— and between them ``MPIExchange.complete`` makes every rank hold what one process would.
 
 Every rank holds the whole run: θ, the optimizer state, the sampler and its generator, the
 step sizes — identical on every rank, because every rank starts from the same seed and makes
@@ -14,7 +14,7 @@ shards at exactly the places where one process would write them — its region-1
 the plan's with the starts shifted by its first sample and first block — so that one in-place
 Allgatherv per buffer then gives every rank what one process would hold after region 1:
 
-* for a layer with gradient shards (narrow layers, fused.SHARD_BYTES): the shards of every
+* for a layer with gradient shards (narrow layers, layout.SHARD_BYTES): the shards of every
   block, which region 2 adds in block order;
 * for a layer without (wide layers): δ^m and h^{m−1} of every sample, which region 2 sums in
   sample order (and, for m = 1, the inputs' spans);
@@ -40,7 +40,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from numbamlp.fused import H_AT, ROW_TILE, SHARD_AT, SHARD_WIDTH, SIZE, Z_AT, FusedPlan, Share
+from numbamlp.engines.fused.layout import H_AT, ROW_TILE, SHARD_AT, SHARD_WIDTH, SIZE, Z_AT
+from numbamlp.engines.fused.plan import FusedPlan, Share
 
 if TYPE_CHECKING:
     from numbamlp.distributed import Cluster

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from numbamlp.engines.base import FUSED_CHUNK, EngineSetup, HostEngine
-from numbamlp.fused import FusedPlan, RegionExchange
+from numbamlp.engines.fused.plan import FusedPlan, RegionExchange
 
 
 class FusedEngine(HostEngine):
