@@ -65,16 +65,10 @@ from numbamlp.engines.fused.plan import (  # noqa: F401
     preload,
 )
 from numbamlp.engines.fused.regions import (  # noqa: F401
-    adadelta_element,
-    adagrad_element,
-    adam_element,
     finish_step,
     forward_backward,
     gradient_update,
-    momentum_element,
-    rmsprop_element,
     run_steps,
-    sgd_element,
     step_coefficients,
     sum_shards,
     update_run,
@@ -108,4 +102,12 @@ from numbamlp.intrinsics import (  # noqa: F401
     prefetch_to_l2,
     read_fp_mode,
     write_fp_mode,
+)
+from numbamlp.updates import (  # noqa: F401
+    adadelta_element,
+    adagrad_element,
+    adam_element,
+    momentum_element,
+    rmsprop_element,
+    sgd_element,
 )

@@ -52,6 +52,14 @@ from numbamlp.engines.fused.rows import (
 )
 from numbamlp.engines.fused.tiles import affine_rows, hidden_delta_rows, weight_gradient_rows
 from numbamlp.intrinsics import enter_flush_mode, leave_flush_mode
+from numbamlp.updates import (
+    adadelta_element,
+    adagrad_element,
+    adam_element,
+    momentum_element,
+    rmsprop_element,
+    sgd_element,
+)
 
 
 @kernel(fastmath=False)
@@ -116,56 +124,7 @@ def forward_backward(
 
 
 # ---------------------------------------------------------------------------------------------
-# Optimizer updates of one component r: the statements of optimizers.py's kernels, with g for
-# grad[r] and the same fast-math flags. They update the arrays in place, rather than return new
-# values, so that each intermediate is rounded to the arrays' precision where the kernels round
-# it (m_r is stored, then read back, before it divides).
-
-
-@helper(fastmath=True)
-def sgd_element(theta, r, g, lr):
-    # (U.1) θ_r ← θ_r − γ_p g_r
-    theta[r] -= lr * g
-
-
-@helper(fastmath=True)
-def momentum_element(theta, velocity, r, g, lr, mu):
-    # (U.2) v_r ← μ v_r + g_r;  θ_r ← θ_r − γ_p v_r
-    velocity[r] = mu * velocity[r] + g
-    theta[r] -= lr * velocity[r]
-
-
-@helper(fastmath=True)
-def adagrad_element(theta, sum_sq_grad, r, g, lr, eps):
-    # (U.3) G_r ← G_r + g_r²;  θ_r ← θ_r − γ_p g_r / (√G_r + ε)
-    sum_sq_grad[r] += g * g
-    theta[r] -= lr * g / (np.sqrt(sum_sq_grad[r]) + eps)
-
-
-@helper(fastmath=True)
-def adadelta_element(theta, avg_sq_grad, avg_sq_step, r, g, lr, rho, eps):
-    # (U.4) E_r ← ρE_r + (1−ρ)g_r²;  Δ_r = −√(D_r+ε)/√(E_r+ε) g_r;
-    #       D_r ← ρD_r + (1−ρ)Δ_r²;  θ_r ← θ_r + γ_p Δ_r
-    avg_sq_grad[r] = rho * avg_sq_grad[r] + (1 - rho) * g * g
-    step = -np.sqrt(avg_sq_step[r] + eps) / np.sqrt(avg_sq_grad[r] + eps) * g
-    avg_sq_step[r] = rho * avg_sq_step[r] + (1 - rho) * step * step
-    theta[r] += lr * step
-
-
-@helper(fastmath=True)
-def rmsprop_element(theta, avg_sq_grad, r, g, lr, rho, eps):
-    # (U.5) E_r ← ρE_r + (1−ρ)g_r²;  θ_r ← θ_r − γ_p g_r / (√E_r + ε)
-    avg_sq_grad[r] = rho * avg_sq_grad[r] + (1 - rho) * g * g
-    theta[r] -= lr * g / (np.sqrt(avg_sq_grad[r]) + eps)
-
-
-@helper(fastmath=True)
-def adam_element(theta, m, v, r, g, lr, beta1, beta2, eps, bias1, bias2):
-    # (U.6) m_r ← β₁m_r + (1−β₁)g_r;  v_r ← β₂v_r + (1−β₂)g_r²;
-    #       θ_r ← θ_r − γ_p (m_r/(1−β₁^p)) / (√(v_r/(1−β₂^p)) + ε)
-    m[r] = beta1 * m[r] + (1 - beta1) * g
-    v[r] = beta2 * v[r] + (1 - beta2) * g * g
-    theta[r] -= lr * (m[r] / bias1) / (np.sqrt(v[r] / bias2) + eps)
+# The update of a run of components: updates.py's U.1–U.6, the kernels' own, for each of them.
 
 
 @helper
@@ -184,27 +143,33 @@ def update_run(theta, state, start, sums, n, optimizer, coef):
     th = theta[start:stop]
     if optimizer == SGD:
         for j in range(n):
+            # (U.1) θ_r ← θ_r − γ_p g_r
             sgd_element(th, j, sums[j] * inv_batch, lr)
     elif optimizer == MOMENTUM:
         velocity = state[0, start:stop]
         for j in range(n):
+            # (U.2) v_r ← μ v_r + g_r;  θ_r ← θ_r − γ_p v_r
             momentum_element(th, velocity, j, sums[j] * inv_batch, lr, c0)
     elif optimizer == ADAGRAD:
         sum_sq_grad = state[0, start:stop]
         for j in range(n):
+            # (U.3) G_r ← G_r + g_r²;  θ_r ← θ_r − γ_p g_r / (√G_r + ε)
             adagrad_element(th, sum_sq_grad, j, sums[j] * inv_batch, lr, c0)
     elif optimizer == ADADELTA:
         avg_sq_grad, avg_sq_step = state[0, start:stop], state[1, start:stop]
         for j in range(n):
+            # (U.4) E_r ← ρE_r + (1−ρ)g_r²;  Δ_r = −√(D_r+ε)/√(E_r+ε) g_r; D_r, θ_r
             adadelta_element(th, avg_sq_grad, avg_sq_step, j, sums[j] * inv_batch, lr, c0, c1)
     elif optimizer == RMSPROP:
         avg_sq_grad = state[0, start:stop]
         for j in range(n):
+            # (U.5) E_r ← ρE_r + (1−ρ)g_r²;  θ_r ← θ_r − γ_p g_r / (√E_r + ε)
             rmsprop_element(th, avg_sq_grad, j, sums[j] * inv_batch, lr, c0, c1)
     else:
         m, v = state[0, start:stop], state[1, start:stop]
         bias1, bias2 = coef[BIAS1], coef[BIAS2]
         for j in range(n):
+            # (U.6) m_r, v_r;  θ_r ← θ_r − γ_p (m_r/(1−β₁^p)) / (√(v_r/(1−β₂^p)) + ε)
             adam_element(th, m, v, j, sums[j] * inv_batch, lr, c0, c1, c2, bias1, bias2)
 
 
