@@ -20,6 +20,7 @@ import math
 
 from numbamlp.cuda.activations import phi
 from numbamlp.cuda.backend import cuda
+from numbamlp.cuda.rows import minibatch_mean, predicted_class
 
 
 @cuda.jit
@@ -114,10 +115,7 @@ def cross_entropy(losses, z, y, n_classes):
 def batch_mean(mean, values):
     """(S.1) ℓ = (1/B) Σ_s ℓ_s, summed in sample order by one thread (deterministic)."""
     if cuda.grid(1) == 0:
-        total = 0.0
-        for s in range(values.shape[0]):
-            total += values[s]
-        mean[0] = total / values.shape[0]
+        mean[0] = minibatch_mean(values, values.shape[0])
 
 
 @cuda.jit
@@ -139,11 +137,7 @@ def predict_classes(classes, f):
     s = cuda.grid(1)
     if s < f.shape[0]:
         # (P.1) ŷ_s = argmax_k f_{s,k}
-        best = 0
-        for k in range(1, f.shape[1]):
-            if f[s, k] > f[s, best]:
-                best = k
-        classes[s] = best
+        classes[s] = predicted_class(f, s, f.shape[1])
 
 
 @cuda.jit
@@ -151,17 +145,10 @@ def count_correct(count, z, y, n_classes):
     """(P.1) The number of samples whose ŷ_s = argmax_k f_{s,k} (taken on z^L, the reference
     class of γ̃ at logit 0) equals Y_s, counted in sample order by one thread into count[0]."""
     if cuda.grid(1) == 0:
-        d_L = z.shape[1]
         correct = 0
         for s in range(z.shape[0]):
             # (P.1) ŷ_s = argmax_k f_{s,k} = argmax_k z_{s,k}
-            best = 0
-            for k in range(1, d_L):
-                if z[s, k] > z[s, best]:
-                    best = k
-            if n_classes > d_L and z[s, best] < 0.0:
-                best = d_L  # the reference class K, logit 0
-            if best == y[s]:
+            if predicted_class(z, s, n_classes) == y[s]:
                 correct += 1
         count[0] = correct
 

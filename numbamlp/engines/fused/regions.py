@@ -52,6 +52,7 @@ from numbamlp.engines.fused.rows import (
 )
 from numbamlp.engines.fused.tiles import affine_rows, hidden_delta_rows, weight_gradient_rows
 from numbamlp.intrinsics import enter_flush_mode, leave_flush_mode
+from numbamlp.rows import minibatch_mean_cpu
 from numbamlp.updates import (
     adadelta_element,
     adagrad_element,
@@ -284,11 +285,8 @@ def finish_step(
     ``batch_correct``; then, if ℓ is finite, γ_p and the step's coefficients and region 2.
     Returns whether the update was made (if ℓ is not finite θ and the optimizer state stay
     those of the last good step)."""
-    total = 0.0
-    for s in range(B):
-        total += losses[s]
     # (S.1) ℓ = (1/B) Σ_s ℓ_s, summed in sample order
-    loss = total / B
+    loss = minibatch_mean_cpu(losses, B)
     batch_losses[row] = loss
     right = 0
     for s in range(B):

@@ -13,6 +13,7 @@ from numbamlp.activations import SIGMOID, phi
 from numbamlp.engines.fused.expf import exp_nonpositive_float32
 from numbamlp.intrinsics import prefer_wide_vectors, prefetch_to_l2
 from numbamlp.memory import CACHE_LINE
+from numbamlp.rows import output_delta_entry_cpu, predicted_class_cpu
 
 
 @helper
@@ -136,18 +137,11 @@ def cross_entropy_rows(losses, log_totals, z, y, batch, s0, s1):
 @helper
 def correct_rows(correct, z, y, batch, n_classes, s0, s1):
     """(P.1) correct[s] = 1 if ŷ_s = argmax_k f_{s,k} equals Y_s, else 0, taken on z^L as
-    forward.count_correct takes it (the same comparisons, so both engines count the same):
+    forward.count_correct takes it (rows.predicted_class, so both engines count the same):
     the running training accuracy, at the cost of B · d_L comparisons per step."""
-    d_L = z.shape[1]
     for s in range(s0, s1):
         # (P.1) ŷ_s = argmax_k f_{s,k} = argmax_k z_{s,k}
-        best = 0
-        for k in range(1, d_L):
-            if z[s, k] > z[s, best]:
-                best = k
-        if n_classes > d_L and z[s, best] < 0.0:
-            best = d_L  # the reference class K of γ̃, logit 0
-        correct[s] = 1 if best == y[batch[s]] else 0
+        correct[s] = 1 if predicted_class_cpu(z, s, n_classes) == y[batch[s]] else 0
 
 
 @helper
@@ -157,4 +151,4 @@ def output_delta_rows(delta_L, f, y, batch, s0, s1):
         label = y[batch[s]]
         for i in range(delta_L.shape[1]):
             # (B.1) δ^L_{s,i} = f_{s,i} − 1_{Y_s=i}
-            delta_L[s, i] = f[s, i] - (1.0 if label == i else 0.0)
+            delta_L[s, i] = output_delta_entry_cpu(f[s, i], i, label)
