@@ -16,7 +16,7 @@ from numba import prange
 
 from numbamlp._jit import kernel, serial
 from numbamlp.activations import phi
-from numbamlp.rows import minibatch_mean_cpu, predicted_class_cpu
+from numbamlp.rows import minibatch_mean_cpu, modified_softmax_row_cpu, predicted_class_cpu
 
 
 @kernel
@@ -73,19 +73,9 @@ def softmax_forward(f, z):
 @kernel(fastmath=False)
 def modified_softmax_forward(f, z):
     """(F.4) f = γ̃(z^L): K−1 logits in, K probabilities out; class K has logit 0."""
-    K = f.shape[1]
     for s in prange(z.shape[0]):
-        z_max = 0.0  # the reference class's logit
-        for j in range(K - 1):
-            z_max = max(z_max, z[s, j])
-        total = math.exp(-z_max)
-        for j in range(K - 1):
-            total += math.exp(z[s, j] - z_max)
-        for i in range(K - 1):
-            # (F.4) f_{s,i} = e^{z_{s,i}} / (1 + Σ_{j<K} e^{z_{s,j}})
-            f[s, i] = math.exp(z[s, i] - z_max) / total
-        # (F.4) f_{s,K} = 1 / (1 + Σ_{j<K} e^{z_{s,j}})
-        f[s, K - 1] = math.exp(-z_max) / total
+        # (F.4) f_{s,:} = γ̃(z^L_{s,:}), rows.modified_softmax_row
+        modified_softmax_row_cpu(f, z, s)
 
 
 @kernel(fastmath=False)

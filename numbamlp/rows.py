@@ -1,5 +1,5 @@
-"""Equations of one sample's row, each written once: the minibatch mean (S.1), the predicted
-class (P.1) and the output error δ^L (B.1).
+"""Equations of one sample's row, each written once: the modified softmax head (F.4), the
+minibatch mean (S.1), the predicted class (P.1) and the output error δ^L (B.1).
 
 Plain Python functions using only arithmetic and comparisons, so that one source compiles for
 every target, as activations.py's φ/φ′ and updates.py's U.1–U.6 do: forward.py and backward.py's
@@ -10,7 +10,27 @@ functions as device functions.
 
 from __future__ import annotations
 
+import math
+
 from numbamlp._jit import scalar
+
+
+# (F.4) f = γ̃(z^L) on row s: K−1 logits in, K probabilities out; class K has logit 0. Returns
+# log(1 + Σ_{j<K} e^{z_{s,j}}), the log-sum-exp that L.1 needs (the fused engine keeps it).
+def modified_softmax_row(f, z, s):
+    K = f.shape[1]
+    z_max = 0.0  # the reference class's logit
+    for j in range(K - 1):
+        z_max = max(z_max, z[s, j])
+    total = math.exp(-z_max)
+    for j in range(K - 1):
+        total += math.exp(z[s, j] - z_max)
+    for i in range(K - 1):
+        # (F.4) f_{s,i} = e^{z_{s,i}} / (1 + Σ_{j<K} e^{z_{s,j}})
+        f[s, i] = math.exp(z[s, i] - z_max) / total
+    # (F.4) f_{s,K} = 1 / (1 + Σ_{j<K} e^{z_{s,j}})
+    f[s, K - 1] = math.exp(-z_max) / total
+    return z_max + math.log(total)
 
 
 # (S.1) ℓ = (1/B) Σ_s ℓ_s over the first B entries, summed in sample order (deterministic)
@@ -41,6 +61,7 @@ def output_delta_entry(f_si, i, label):
 
 
 # CPU builds.
+modified_softmax_row_cpu = scalar(modified_softmax_row)
 minibatch_mean_cpu = scalar(minibatch_mean)
 predicted_class_cpu = scalar(predicted_class)
 output_delta_entry_cpu = scalar(output_delta_entry)

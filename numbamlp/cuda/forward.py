@@ -20,7 +20,7 @@ import math
 
 from numbamlp.cuda.activations import phi
 from numbamlp.cuda.backend import cuda
-from numbamlp.cuda.rows import minibatch_mean, predicted_class
+from numbamlp.cuda.rows import minibatch_mean, modified_softmax_row, predicted_class
 
 
 @cuda.jit
@@ -74,20 +74,10 @@ def softmax_forward(f, z):
 @cuda.jit
 def modified_softmax_forward(f, z):
     """(F.4) f = γ̃(z^L): K−1 logits in, K probabilities out; class K has logit 0; thread s."""
-    K = f.shape[1]
     s = cuda.grid(1)
     if s < z.shape[0]:
-        z_max = 0.0  # the reference class's logit
-        for j in range(K - 1):
-            z_max = max(z_max, z[s, j])
-        total = math.exp(-z_max)
-        for j in range(K - 1):
-            total += math.exp(z[s, j] - z_max)
-        for i in range(K - 1):
-            # (F.4) f_{s,i} = e^{z_{s,i}} / (1 + Σ_{j<K} e^{z_{s,j}})
-            f[s, i] = math.exp(z[s, i] - z_max) / total
-        # (F.4) f_{s,K} = 1 / (1 + Σ_{j<K} e^{z_{s,j}})
-        f[s, K - 1] = math.exp(-z_max) / total
+        # (F.4) f_{s,:} = γ̃(z^L_{s,:}), rows.modified_softmax_row
+        modified_softmax_row(f, z, s)
 
 
 @cuda.jit

@@ -13,7 +13,7 @@ from numbamlp.activations import SIGMOID, phi
 from numbamlp.engines.fused.expf import exp_nonpositive_float32
 from numbamlp.intrinsics import prefer_wide_vectors, prefetch_to_l2
 from numbamlp.memory import CACHE_LINE
-from numbamlp.rows import output_delta_entry_cpu, predicted_class_cpu
+from numbamlp.rows import modified_softmax_row_cpu, output_delta_entry_cpu, predicted_class_cpu
 
 
 @helper
@@ -105,20 +105,9 @@ def softmax_rows(f, log_totals, z, s0, s1):
 def modified_softmax_rows(f, log_totals, z, s0, s1):
     """(F.4) f = γ̃(z^L): K−1 logits in, K probabilities out; class K has logit 0. Like
     ``softmax_rows`` it leaves log(1 + Σ_{j<K} e^{z_{s,j}}) in log_totals[s] for L.1."""
-    K = f.shape[1]
     for s in range(s0, s1):
-        z_max = 0.0  # the reference class's logit
-        for j in range(K - 1):
-            z_max = max(z_max, z[s, j])
-        total = math.exp(-z_max)
-        for j in range(K - 1):
-            total += math.exp(z[s, j] - z_max)
-        log_totals[s] = z_max + math.log(total)
-        for i in range(K - 1):
-            # (F.4) f_{s,i} = e^{z_{s,i}} / (1 + Σ_{j<K} e^{z_{s,j}})
-            f[s, i] = math.exp(z[s, i] - z_max) / total
-        # (F.4) f_{s,K} = 1 / (1 + Σ_{j<K} e^{z_{s,j}})
-        f[s, K - 1] = math.exp(-z_max) / total
+        # (F.4) f_{s,:} = γ̃(z^L_{s,:}), rows.modified_softmax_row
+        log_totals[s] = modified_softmax_row_cpu(f, z, s)
 
 
 @helper
