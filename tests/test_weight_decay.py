@@ -16,8 +16,8 @@ from click.testing import CliRunner
 from numbamlp import passes, reference
 from numbamlp.checkpoint import load_checkpoint
 from numbamlp.cli import main
+from numbamlp.engines.fused import FusedPlan
 from numbamlp.errors import NumbamlpError
-from numbamlp.fused import FusedPlan
 from numbamlp.gradcheck import check_gradient
 from numbamlp.model import MLP
 from numbamlp.modelio import load_model, save_model
