@@ -44,24 +44,27 @@ def probe(ranks: int, hidden: int, batch: int, steps: int, threads: int) -> dict
     init_rng, train_rng = generators(0)
     model = MLP.create(784, [hidden], 10, rng=init_rng)
     config = TrainConfig(batch_size=batch)
-    trainer = Trainer(model, data.X_train_raw, data.y_train, config, train_rng, scale=1 / 255)
-    cluster = plan = None
+    cluster = exchange = None
     if ranks:
-        from numbamlp.distributed import connect, distribute
+        from numbamlp.distributed import connect
 
         cluster = connect(60)
-        plan = distribute(trainer, cluster)
+    trainer = Trainer(
+        model, data.X_train_raw, data.y_train, config, train_rng, scale=1 / 255, cluster=cluster
+    )
+    if cluster is not None:
+        exchange = trainer.engine.plan.exchange
     trainer.train_steps(steps)  # compile, warm up
-    waiting, received = (cluster.seconds_waiting, plan.bytes_received) if plan else (0.0, 0)
+    waiting, received = (cluster.seconds_waiting, exchange.bytes_received) if exchange else (0.0, 0)
     started = time.perf_counter()
     trainer.train_steps(steps)
     seconds = (time.perf_counter() - started) / steps
     if cluster is not None and cluster.rank != 0:
         return None
     result = {"seconds_per_step": seconds, "ranks": ranks or 1, "threads": threads}
-    if plan is not None:
+    if exchange is not None:
         result["exchange_seconds_per_step"] = (cluster.seconds_waiting - waiting) / steps
-        result["bytes_received_per_step"] = (plan.bytes_received - received) / steps
+        result["bytes_received_per_step"] = (exchange.bytes_received - received) / steps
     return result
 
 

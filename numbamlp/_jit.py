@@ -8,9 +8,10 @@
 ``NUMBA_CACHE_DIR``), so a second run starts without compiling. Kernels never take functions
 as arguments and are never built in closures: either would miss that cache on every run.
 
-``prefer_wide_vectors()``, called first in a function, lets LLVM vectorise that function's loops
-with 512-bit vectors where the CPU has them (AVX-512). LLVM's x86 cost model otherwise stays at
-256 bits on every Intel CPU, and Numba can change that only for the whole process.
+``intrinsics.prefer_wide_vectors()``, called first in a function, lets LLVM vectorise that
+function's loops with 512-bit vectors where the CPU has them (AVX-512). LLVM's x86 cost model
+otherwise stays at 256 bits on every Intel CPU, and Numba can change that only for the whole
+process.
 
 Fast-math is an explicit flag set, never ``fastmath=True``: that would also switch on
 ``nnan``/``ninf``, under which ``isnan`` is always false and exp/log overflow is undefined.
@@ -23,8 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from numba import njit, types
-from numba.extending import intrinsic
+from numba import njit
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -64,22 +64,3 @@ def helper(fn: F | None = None, *, fastmath: bool = False) -> Any:
 def scalar(fn: F) -> Any:
     """Compile a scalar helper called from kernels."""
     return njit(cache=True, nogil=True)(fn)
-
-
-@intrinsic
-def prefer_wide_vectors(typingctx: Any) -> Any:
-    """Mark the function this is called in with LLVM's ``"prefer-vector-width"="512"``.
-
-    The loops of that function (and of the helpers LLVM inlines into it) may then use 512-bit
-    vectors: 1.4× the multiply-adds of 256-bit ones per cycle on this project's CPUs (two 512-bit
-    FMA units), when their rows start on cache lines (``memory.aligned_zeros``). A hint, changing
-    no result beyond what ``reassoc`` already allows; on CPUs without AVX-512 it has no effect.
-    """
-
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        # A string attribute: llvmlite's AttributeSet.add accepts only LLVM's keyword
-        # attributes, but writes whatever the set holds into the IR as it is.
-        set.add(builder.function.attributes, '"prefer-vector-width"="512"')
-        return context.get_dummy_value()
-
-    return types.none(), codegen

@@ -13,6 +13,7 @@ from numba import prange
 
 from numbamlp._jit import kernel
 from numbamlp.activations import phi_prime
+from numbamlp.rows import output_delta_entry_cpu
 
 
 @kernel
@@ -25,7 +26,7 @@ def output_delta(delta_L, f, y):
     for s in prange(delta_L.shape[0]):
         for i in range(d_L):
             # (B.1) δ^L_{s,i} = f_{s,i} − 1_{Y_s=i}
-            delta_L[s, i] = f[s, i] - (1.0 if y[s] == i else 0.0)
+            delta_L[s, i] = output_delta_entry_cpu(f[s, i], i, y[s])
 
 
 @kernel

@@ -1,35 +1,13 @@
 """Data-parallel training over MPI (mpi4py): N ranks, the same θ as one process, bit for bit.
 
-Every rank holds the whole run: θ, the optimizer state, the sampler and its generator, the
-step sizes — identical on every rank, because every rank starts from the same seed and makes
-the same updates. What is split is the work of region 1 (fused.py): a minibatch's blocks of
-samples (``FusedPlan.sample_block``; they follow from the batch size only) are cut into N
-contiguous ranges, one per rank, and each rank runs ``forward_backward`` on its range only.
-It writes its samples' rows of the batch buffers (h^k, z^k, δ^k, ℓ_s, the spans) and its
-blocks' gradient shards at exactly the places where one process would write them — its
-region-1 layout table is the plan's with the starts shifted by its first sample and first
-block — so that one in-place Allgatherv per buffer then gives every rank what one process
-would hold after region 1:
+Here: the job (``Cluster``: MPI_COMM_WORLD and the collectives a run needs, each non-blocking
+and waited for at most ``timeout`` seconds), how the ranks start, agree and fail together
+(``connect``, ``fail``), and the launcher's environment. The training steps are the fused
+engine's, with region 1 shared among the ranks: engines/distributed.py (``MPIExchange``), which
+``training.Trainer(..., cluster=cluster)`` builds.
 
-* for a layer with gradient shards (narrow layers, fused.SHARD_BYTES): the shards of every
-  block, which region 2 adds in block order;
-* for a layer without (wide layers): δ^m and h^{m−1} of every sample, which region 2 sums in
-  sample order (and, for m = 1, the inputs' spans);
-* the per-sample losses ℓ_s, which every rank adds in sample order into the minibatch loss.
-
-Every rank then runs region 2 (``gradient_update``: the ordered sums and the optimizer's
-update) on the whole batch, as one process does. Each number is therefore computed by the same
-operations on the same operands as in one process with the same plan — the rows even sit at
-the same offsets from the same cache-line alignment — so θ, the optimizer state and every
-reported loss are bitwise those of ``numbamlp train`` without MPI, for any number of ranks and
-threads per rank. (No reduction tree is involved: MPI only moves bytes; the additions stay in
-fused.py's fixed order.)
-
-Communication per step: each rank receives the other ranks' shards or rows, about
-(N − 1)/N of one process's shard buffer plus the rows of the wide layers (the benchmark in
-benchmarks/test_distributed.py measures it). Collectives are non-blocking and polled against a
-deadline (``timeout``): a rank that stops answering ends the run with a DistributedError
-instead of a hang, and the CLI then aborts every rank (``Cluster.abort``).
+A rank that stops answering ends the run with a DistributedError instead of a hang, and the
+CLI then aborts every rank (``Cluster.abort``).
 
 Importing this module does not import mpi4py: ``connect`` does, and only ``numbamlp train
 --distributed`` (or a run started by mpiexec) calls it.
@@ -41,26 +19,14 @@ import hashlib
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from numbamlp._jit import serial
+from numbamlp.engines.distributed import block_ranges  # noqa: F401  (part of this module's API)
 from numbamlp.errors import NumbamlpError
-from numbamlp.fused import (
-    H_AT,
-    ROW_TILE,
-    SHARD_AT,
-    SHARD_WIDTH,
-    SIZE,
-    Z_AT,
-    FusedPlan,
-    forward_backward,
-    gradient_update,
-    step_coefficients,
-)
 
 #: Environment variables by which MPI launchers announce the world size (Open MPI's mpiexec;
 #: MPICH's and Intel MPI's hydra, and Slurm's srun with --mpi=pmi2). A value above 1 makes
@@ -76,14 +42,6 @@ RANK_VARIABLES = ("OMPI_COMM_WORLD_RANK", "PMI_RANK")
 DEFAULT_TIMEOUT = 300.0
 #: Seconds a rank still waits for the others once a signal has asked the run to stop.
 SIGNAL_GRACE = 5.0
-#: Test hook: the rank whose number is NUMBAMLP_TEST_FAULT_RANK fails just before the step
-#: NUMBAMLP_TEST_FAULT_STEP: it leaves the process as if it crashed (os._exit(1)), or with
-#: NUMBAMLP_TEST_FAULT=hang stops answering (sleeps) (tests/test_distributed.py).
-TEST_FAULT_RANK = "NUMBAMLP_TEST_FAULT_RANK"
-TEST_FAULT_STEP = "NUMBAMLP_TEST_FAULT_STEP"
-TEST_FAULT = "NUMBAMLP_TEST_FAULT"
-
-
 #: Bytes of an error message the ranks exchange when one fails before training starts.
 AGREE_BYTES = 4096
 
@@ -282,191 +240,16 @@ def connect(timeout: float = DEFAULT_TIMEOUT) -> Cluster:
     return Cluster(MPI.COMM_WORLD, MPI, timeout)
 
 
-@serial
-def minibatch_loss(losses, B):
-    """(S.1) ℓ = (1/B) Σ_s ℓ_s, summed in sample order: run_steps' own loop, so that the loss
-    (and with it the divergence check) is bitwise one process's."""
-    total = 0.0
-    for s in range(B):
-        total += losses[s]
-    return total / B
+def distribute(trainer: Any, cluster: Cluster) -> Any:
+    """Deprecated: build the trainer with ``Trainer(..., cluster=cluster)`` instead.
 
-
-@serial
-def minibatch_correct(correct, B):
-    """(P.1) how many of the minibatch's B samples are classified right: run_steps' own count."""
-    right = 0
-    for s in range(B):
-        right += correct[s]
-    return right
-
-
-@dataclass
-class _Part:
-    """This rank's share of a minibatch of B samples, and the exchange that completes it."""
-
-    s_lo: int  # its samples s_lo ≤ s < s_hi (whole blocks)
-    s_hi: int
-    layout: np.ndarray  # the plan's layout, starts shifted to its first sample and block
-    losses: np.ndarray  # views of the plan's per-sample buffers from s_lo on
-    correct: np.ndarray
-    f: np.ndarray
-    log_totals: np.ndarray
-    spans: np.ndarray
-    exchange: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
-    bytes_received: int
-
-
-def block_ranges(n_blocks: int, size: int) -> np.ndarray:
-    """The first block of each rank's contiguous range, and n_blocks at the end: rank r gets
-    blocks ⌊r·n/N⌋ ≤ b < ⌊(r+1)·n/N⌋ (with more ranks than blocks some ranks get none)."""
-    return np.array([r * n_blocks // size for r in range(size + 1)], dtype=np.int64)
-
-
-class DistributedPlan:
-    """A FusedPlan whose region 1 is shared among the ranks of ``cluster``; ``run`` has the
-    plan's signature and results (``FusedPlan.run``), so the Trainer uses it unchanged.
-    One Python-level iteration per step: region 1 on this rank's blocks, the exchange, the
-    loss, region 2."""
-
-    def __init__(self, plan: FusedPlan, cluster: Cluster) -> None:
-        self.plan, self.cluster = plan, cluster
-        self._parts: dict[int, _Part] = {}
-        self.bytes_received = 0  # over the run, the benchmark reads it
-        self._fault_step = -1
-        if os.environ.get(TEST_FAULT_RANK, "") == str(cluster.rank):
-            self._fault_step = int(os.environ.get(TEST_FAULT_STEP, "1"))
-
-    def __getattr__(self, name: str) -> Any:  # the plan's other attributes (layout, dtype, …)
-        return getattr(self.plan, name)
-
-    def _part(self, B: int) -> _Part:
-        """This rank's share of a batch of B samples, built once per batch size (a run has at
-        most two: the full batch and a shorter last one)."""
-        if B in self._parts:
-            return self._parts[B]
-        plan, rank, size = self.plan, self.cluster.rank, self.cluster.size
-        sb, layout, L = plan.sample_block, plan.layout, plan.architecture.L
-        sizes = [int(d) for d in layout[SIZE]]
-        n_blocks = -(-B // sb)
-        first_block = block_ranges(n_blocks, size)
-        first_sample = np.minimum(first_block * sb, B)
-        samples = np.diff(first_sample)
-        s_lo, s_hi = int(first_sample[rank]), int(first_sample[rank + 1])
-        shifted = layout.copy()
-        for k in range(L):
-            shifted[H_AT, k] += s_lo * sizes[k]
-        for k in range(1, L + 1):
-            shifted[Z_AT, k] += s_lo * sizes[k]
-            if layout[SHARD_AT, k] >= 0:
-                shifted[SHARD_AT, k] += int(first_block[rank]) * self._shard_size(k)
-
-        def rows(buffer: np.ndarray, start: int, width: int) -> tuple:
-            # every sample's `width` entries from `start` on; rank r's are its samples' rows
-            part = buffer[start : start + B * width]
-            return part, (samples * width).astype(np.int32), (first_sample[:-1] * width)
-
-        exchange = [rows(plan.losses, 0, 1), rows(plan.correct, 0, 1)]
-        for m in range(1, L + 1):
-            if layout[SHARD_AT, m] >= 0:
-                n = self._shard_size(m)
-                start = int(layout[SHARD_AT, m])
-                blocks = np.diff(first_block)
-                part = plan.shards[start : start + n_blocks * n]
-                exchange.append((part, (blocks * n).astype(np.int32), first_block[:-1] * n))
-            else:
-                exchange.append(rows(plan.delta, int(layout[Z_AT, m]), sizes[m]))
-                exchange.append(rows(plan.h, int(layout[H_AT, m - 1]), sizes[m - 1]))
-                if m == 1:
-                    exchange.append(rows(plan.spans.reshape(-1), 0, 2))
-        exchange = [(buf, counts, displs.astype(np.int32)) for buf, counts, displs in exchange]
-        received = sum(
-            (int(counts.sum()) - int(counts[rank])) * buf.itemsize for buf, counts, _ in exchange
-        )
-        part = _Part(
-            s_lo,
-            s_hi,
-            shifted,
-            plan.losses[s_lo:],
-            plan.correct[s_lo:],
-            plan.f[s_lo:],
-            plan.log_totals[s_lo:],
-            plan.spans[s_lo:],
-            exchange,
-            received,
-        )
-        self._parts[B] = part
-        return part
-
-    def _shard_size(self, m: int) -> int:
-        layout = self.plan.layout
-        rows = -(-int(layout[SIZE, m]) // ROW_TILE) * ROW_TILE
-        return rows * int(layout[SHARD_WIDTH, m])
-
-    def run(
-        self,
-        theta: np.ndarray,
-        state: np.ndarray,
-        X: np.ndarray,
-        scale: float,
-        y: np.ndarray,
-        index_matrix: np.ndarray,
-        batch_sizes: np.ndarray,
-        lrs: np.ndarray,
-        first_step_count: int,
-        first: int,
-        count: int,
-        batch_losses: np.ndarray,
-        batch_correct: np.ndarray | None = None,
-    ) -> int:
-        """``FusedPlan.run``, with region 1 shared among the ranks: the same arguments (every
-        rank passes the same ones) and the same results on every rank."""
-        plan, cluster = self.plan, self.cluster
-        plan._check(theta, state, X, y, index_matrix, batch_sizes, lrs, first, count, batch_losses)
-        batch_correct = plan._correct_counts(batch_correct, batch_losses.shape[0])
-        X_spans = plan._spans_of(X)
-        scale = plan.dtype.type(scale)
-        for t in range(count):
-            step = first_step_count + t + 1
-            if step == self._fault_step:  # the test hook
-                if os.environ.get(TEST_FAULT) == "hang":
-                    time.sleep(3600)
-                os._exit(1)
-            row = first + t
-            B = int(batch_sizes[row])
-            part = self._part(B)
-            next_row = row + 1 if t + 1 < count else row
-            next_B = int(batch_sizes[next_row])
-            if part.s_hi > part.s_lo:
-                forward_backward(
-                    plan.h, plan.z, plan.delta, part.f, part.losses, part.log_totals,
-                    plan.shards, part.spans, theta, X, X_spans, scale, y,
-                    index_matrix[row, part.s_lo : part.s_hi],
-                    index_matrix[next_row, min(part.s_lo, next_B) : min(part.s_hi, next_B)],
-                    part.layout, plan.codes, plan.head, plan.sample_block,
-                    plan.flush_subnormals, part.correct,
-                )  # fmt: skip
-            cluster.allgather_in_place(part.exchange)
-            self.bytes_received += part.bytes_received
-            loss = minibatch_loss(plan.losses, B)
-            batch_losses[row] = loss
-            batch_correct[row] = minibatch_correct(plan.correct, B)
-            if not np.isfinite(loss):
-                return t
-            step_coefficients(plan.coef, lrs[row], B, plan.optimizer_code, plan.hyper, step)
-            gradient_update(
-                theta, state, plan.G, plan.shards, plan.h, plan.delta, plan.spans, plan.layout,
-                plan.cuts, B, plan.sample_block, plan.optimizer_code, plan.coef,
-                plan.flush_subnormals,
-            )  # fmt: skip
-        return count
-
-
-def distribute(trainer: Any, cluster: Cluster) -> DistributedPlan:
-    """Make ``trainer`` (a CPU Trainer with the fused engine) share its steps among the ranks
-    of ``cluster``; returns the DistributedPlan that replaces its plan."""
-    if getattr(trainer, "plan", None) is None or not isinstance(trainer.plan, FusedPlan):
-        raise NumbamlpError("distributed training needs the fused engine on the CPU")
-    plan = DistributedPlan(trainer.plan, cluster)
-    trainer.plan = plan
-    return plan
+    Makes ``trainer`` (a CPU Trainer with the fused engine) share its steps among the ranks of
+    ``cluster`` by building its engine again with the cluster (θ, the optimizer state and the
+    position are the trainer's, untouched); returns the engine's exchange."""
+    warnings.warn(
+        "distribute(trainer, cluster) is deprecated: build Trainer(..., cluster=cluster)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    trainer._build_engine(trainer.device, cluster)
+    return trainer.engine.plan.exchange

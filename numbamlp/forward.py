@@ -16,6 +16,7 @@ from numba import prange
 
 from numbamlp._jit import kernel, serial
 from numbamlp.activations import phi
+from numbamlp.rows import minibatch_mean_cpu, modified_softmax_row_cpu, predicted_class_cpu
 
 
 @kernel
@@ -72,19 +73,9 @@ def softmax_forward(f, z):
 @kernel(fastmath=False)
 def modified_softmax_forward(f, z):
     """(F.4) f = γ̃(z^L): K−1 logits in, K probabilities out; class K has logit 0."""
-    K = f.shape[1]
     for s in prange(z.shape[0]):
-        z_max = 0.0  # the reference class's logit
-        for j in range(K - 1):
-            z_max = max(z_max, z[s, j])
-        total = math.exp(-z_max)
-        for j in range(K - 1):
-            total += math.exp(z[s, j] - z_max)
-        for i in range(K - 1):
-            # (F.4) f_{s,i} = e^{z_{s,i}} / (1 + Σ_{j<K} e^{z_{s,j}})
-            f[s, i] = math.exp(z[s, i] - z_max) / total
-        # (F.4) f_{s,K} = 1 / (1 + Σ_{j<K} e^{z_{s,j}})
-        f[s, K - 1] = math.exp(-z_max) / total
+        # (F.4) f_{s,:} = γ̃(z^L_{s,:}), rows.modified_softmax_row
+        modified_softmax_row_cpu(f, z, s)
 
 
 @kernel(fastmath=False)
@@ -111,11 +102,8 @@ def cross_entropy(losses, z, y, n_classes):
 
 @serial
 def batch_mean(values):
-    """(S.1) ℓ = (1/B) Σ_s ℓ_s, summed in sample order (deterministic)."""
-    total = 0.0
-    for s in range(values.shape[0]):
-        total += values[s]
-    return total / values.shape[0]
+    """(S.1) ℓ = (1/B) Σ_s ℓ_s, summed in sample order (deterministic): rows.minibatch_mean."""
+    return minibatch_mean_cpu(values, values.shape[0])
 
 
 @serial
@@ -136,11 +124,7 @@ def predict_classes(classes, f):
     """(P.1) onecold: the class of largest probability for each sample (first one on ties)."""
     for s in prange(f.shape[0]):
         # (P.1) ŷ_s = argmax_k f_{s,k}
-        best = 0
-        for k in range(1, f.shape[1]):
-            if f[s, k] > f[s, best]:
-                best = k
-        classes[s] = best
+        classes[s] = predicted_class_cpu(f, s, f.shape[1])
 
 
 @serial
@@ -150,17 +134,10 @@ def count_correct(z, y, n_classes):
     the reference class K has the fixed logit 0). The first class wins ties, as in onecold.
     The running training accuracy counts this on each minibatch as it is trained (serial: B
     comparisons, summed in sample order)."""
-    d_L = z.shape[1]
     correct = 0
     for s in range(z.shape[0]):
         # (P.1) ŷ_s = argmax_k f_{s,k} = argmax_k z_{s,k}
-        best = 0
-        for k in range(1, d_L):
-            if z[s, k] > z[s, best]:
-                best = k
-        if n_classes > d_L and z[s, best] < 0.0:
-            best = d_L  # the reference class K, logit 0
-        if best == y[s]:
+        if predicted_class_cpu(z, s, n_classes) == y[s]:
             correct += 1
     return correct
 

@@ -2,8 +2,10 @@
 
 Each update is one explicit loop over the components r of the flat parameter vector θ
 (which holds b^1, W^1, …, b^L, W^L back to back), parallel over r: each thread owns the
-components it updates. The optimizer's state (velocities, running averages) is flat arrays of
-the same length and dtype as θ, allocated once. Step sizes γ_p come from schedules.py.
+components it updates. What it does to component r is written once, in updates.py, and called
+here, by the fused engine's region 2 and (built for the device) by cuda/optimizers.py. The
+optimizer's state (velocities, running averages) is flat arrays of the same length and dtype
+as θ, allocated once. Step sizes γ_p come from schedules.py.
 """
 
 from __future__ import annotations
@@ -16,36 +18,48 @@ from numba import prange
 
 from numbamlp._jit import kernel
 from numbamlp.errors import NumbamlpError
+from numbamlp.updates import (
+    adagrad_element,
+    adam_element,
+    momentum_element,
+    rmsprop_element,
+    sgd_element,
+)
 
 # ---------------------------------------------------------------------------------------------
-# Kernels (one per equation). Outputs first (θ, then the state it updates), then inputs.
+# Kernels (one per equation). Outputs first (θ, then the state it updates), then inputs. Each
+# applies its update, written once in updates.py, to every component r of θ.
 
 
 @kernel
 def sgd_update(theta, grad, lr):
     for r in prange(theta.shape[0]):
         # (U.1) θ_r ← θ_r − γ_p g_r
-        theta[r] -= lr * grad[r]
+        sgd_element(theta, r, grad[r], lr)
 
 
 @kernel
 def momentum_update(theta, velocity, grad, lr, mu):
     for r in prange(theta.shape[0]):
         # (U.2) v_r ← μ v_r + g_r;  θ_r ← θ_r − γ_p v_r
-        velocity[r] = mu * velocity[r] + grad[r]
-        theta[r] -= lr * velocity[r]
+        momentum_element(theta, velocity, r, grad[r], lr, mu)
 
 
 @kernel
 def adagrad_update(theta, sum_sq_grad, grad, lr, eps):
     for r in prange(theta.shape[0]):
         # (U.3) G_r ← G_r + g_r²;  θ_r ← θ_r − γ_p g_r / (√G_r + ε)
-        sum_sq_grad[r] += grad[r] * grad[r]
-        theta[r] -= lr * grad[r] / (np.sqrt(sum_sq_grad[r]) + eps)
+        adagrad_element(theta, sum_sq_grad, r, grad[r], lr, eps)
 
 
 @kernel
 def adadelta_update(theta, avg_sq_grad, avg_sq_step, grad, lr, rho, eps):
+    """updates.adadelta's statements, with g_r read from ``grad`` where they use it. Not a call of
+    updates.adadelta_element, as the other kernels make: ``reassoc`` lets LLVM order the product
+    (1−ρ)·g·g by the form of its operand g, a load here, a product (1/B)·Σ in the fused engine's
+    region 2; called with a loaded g_r, E_r came out up to 3 ulp from the fused engine's in
+    float64 (Intel, AVX-512), against 0 with these statements (tests/test_fused.py bounds it by
+    1 ulp)."""
     for r in prange(theta.shape[0]):
         # (U.4) E_r ← ρE_r + (1−ρ)g_r²;  Δ_r = −√(D_r+ε)/√(E_r+ε) g_r;
         #       D_r ← ρD_r + (1−ρ)Δ_r²;  θ_r ← θ_r + γ_p Δ_r
@@ -59,8 +73,7 @@ def adadelta_update(theta, avg_sq_grad, avg_sq_step, grad, lr, rho, eps):
 def rmsprop_update(theta, avg_sq_grad, grad, lr, rho, eps):
     for r in prange(theta.shape[0]):
         # (U.5) E_r ← ρE_r + (1−ρ)g_r²;  θ_r ← θ_r − γ_p g_r / (√E_r + ε)
-        avg_sq_grad[r] = rho * avg_sq_grad[r] + (1 - rho) * grad[r] * grad[r]
-        theta[r] -= lr * grad[r] / (np.sqrt(avg_sq_grad[r]) + eps)
+        rmsprop_element(theta, avg_sq_grad, r, grad[r], lr, rho, eps)
 
 
 @kernel
@@ -69,9 +82,7 @@ def adam_update(theta, m, v, grad, lr, beta1, beta2, eps, bias1, bias2):
     for r in prange(theta.shape[0]):
         # (U.6) m_r ← β₁m_r + (1−β₁)g_r;  v_r ← β₂v_r + (1−β₂)g_r²;
         #       θ_r ← θ_r − γ_p (m_r/(1−β₁^p)) / (√(v_r/(1−β₂^p)) + ε)
-        m[r] = beta1 * m[r] + (1 - beta1) * grad[r]
-        v[r] = beta2 * v[r] + (1 - beta2) * grad[r] * grad[r]
-        theta[r] -= lr * (m[r] / bias1) / (np.sqrt(v[r] / bias2) + eps)
+        adam_element(theta, m, v, r, grad[r], lr, beta1, beta2, eps, bias1, bias2)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,48 +1,60 @@
 """Minibatch training: θ_p = θ_{p−1} − γ_p ∇ℓ_B(θ_{p−1}) (FB §1 Q2), step by step.
 
-Orchestration only. Per step: gather the minibatch (I.1/I.2), forward (F.*), loss (L.1, S.1),
-backward (B.*), step size (G.*), update (U.*). Every buffer is allocated when the Trainer is
-built; the loop itself allocates nothing.
+Orchestration only: the Trainer draws each epoch's minibatches (I.1/I.2) and step sizes
+(G.*), keeps the position (epoch, minibatch, p), checks for divergence and restores a run;
+an engine (numbamlp/engines/) makes the steps — gather, forward (F.*), loss (L.1, S.1),
+backward (B.*), update (U.*). Every buffer is allocated when the Trainer is built; the loop
+itself allocates nothing.
 
-Two engines run the same equations:
+The engines run the same equations, chosen by ``config.engine``, ``device`` and ``cluster``:
 
-* ``fused`` (default): fused.py runs many steps per call, two parallel regions per step, with
-  register-blocked loops (the fast path).
+* ``fused`` (default): many steps per call, two parallel regions per step, with
+  register-blocked loops (the fast path); with a ``cluster``, its region 1 shared among the
+  ranks of an MPI job (bitwise the model of one process).
 * ``kernels``: one call per equation kernel from Python (passes.py, optimizers.py): the plain
   loops, easiest to read against the notes, and the reference the fused engine is tested
   against. Both are deterministic for any thread count; they differ in rounding only.
+* ``device="cuda"``: the kernels engine's launches on a CUDA device.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from numbamlp import passes
+from numbamlp.engines import ENGINES, FUSED_CHUNK, Engine, EngineSetup, make_engine
 from numbamlp.errors import NumbamlpError
-from numbamlp.forward import gather_batch, gather_labels
-from numbamlp.fused import FusedPlan
 from numbamlp.model import MLP
-from numbamlp.network import Parameters
 from numbamlp.optimizers import OPTIMIZERS, Optimizer
 from numbamlp.randomness import generators  # noqa: F401  (part of this module's API)
 from numbamlp.sampling import Sampler
 from numbamlp.schedules import Schedule
-from numbamlp.workspace import Workspace
+
+if TYPE_CHECKING:
+    from numbamlp.distributed import Cluster
+
+__all__ = [
+    "ENGINES",
+    "FUSED_CHUNK",
+    "GROWTH_LIMIT",
+    "EpochMetrics",
+    "TrainConfig",
+    "Trainer",
+    "TrainingDiverged",
+    "generators",
+    "train",
+]
 
 
 class TrainingDiverged(NumbamlpError):
     """The loss or the parameters became NaN or infinite, or the loss exploded (GROWTH_LIMIT)."""
 
 
-ENGINES = ("fused", "kernels")
-#: Steps per call into the fused engine: Python gets control back (progress bar, throttled
-#: evaluation, Ctrl-C) every few milliseconds without costing measurable speed.
-FUSED_CHUNK = 32
 #: A finite loss that explodes is divergence too: the run stops at the first minibatch whose
 #: loss exceeds GROWTH_LIMIT × max(ℓ_ref, log M), where ℓ_ref is the loss of the run's first
 #: minibatch and log M that of a uniform guess over the M classes (what a fresh network starts
@@ -120,7 +132,7 @@ class EpochMetrics:
 
 
 class Trainer:
-    """Owns the buffers, optimizer, schedule and sampler of one run."""
+    """Owns the optimizer, schedule, sampler and engine of one run."""
 
     def __init__(
         self,
@@ -131,8 +143,19 @@ class Trainer:
         rng: np.random.Generator,
         optimizer: Optimizer | None = None,
         scale: float = 1.0,
+        *,
+        device: str = "cpu",
+        cluster: Cluster | None = None,
+        engine_options: Mapping[str, Any] | None = None,
     ) -> None:
-        """Training inputs are X_train · scale (scale = 1/255 for raw uint8 pixels)."""
+        """Training inputs are X_train · scale (scale = 1/255 for raw uint8 pixels).
+
+        device: "cpu", or "cuda" (the steps on a CUDA device; ``config.engine`` is then
+            ignored: the device makes one launch per equation kernel).
+        cluster: a distributed.Cluster: the fused engine shares its steps among the ranks of
+            that MPI job (same results as one process, bit for bit).
+        engine_options: the engine's tuning options (``engines.make_engine``).
+        """
         config.validate()
         self.model = model
         self.config = config
@@ -168,58 +191,59 @@ class Trainer:
         self._correct_known = True  # False: the epoch was resumed without its counts
         self.reference_loss: float | None = None  # ℓ_ref of GROWTH_LIMIT, once known
         self._loss_limit = math.inf
-        self._build_engine()
+        self.device = device
+        self._engine_options = dict(engine_options or {})
+        self._build_engine(device, cluster)
 
-    # --- what an engine provides (the CPU's here; cuda/training.py has the device's) ---------
+    # --- the engine: it makes the steps (numbamlp/engines/) ----------------------------------
 
-    def _build_engine(self) -> None:
-        """Every buffer the steps use, made once: the workspace (with a view for every batch
-        size), the gradient, and for the fused engine its plan."""
-        arch, dtype = self.model.architecture, self.model.dtype
-        self.workspace = Workspace(arch, self.sampler.batch_size, dtype)
-        for batch in self.sampler.batches:
-            self.workspace.rows(batch.shape[0])
-        self.grads = Parameters.zeros(arch, dtype)
-        self.plan: FusedPlan | None = None
-        if self.config.engine == "fused":
-            self.plan = FusedPlan(
-                arch,
-                self.sampler.batch_size,
-                dtype,
-                self.optimizer,
-                weight_decay=self.config.weight_decay,
-            )
-            self.state = self.plan.adopt_state(self.optimizer)
+    def _build_engine(self, device: str, cluster: Cluster | None) -> None:
+        setup = EngineSetup(
+            self.model,
+            self.X,
+            self.scale,
+            self.y,
+            self.optimizer,
+            self.sampler,
+            self.lrs,
+            self.batch_losses,
+            self.batch_correct,
+            self.config.weight_decay,
+        )
+        self.engine: Engine = make_engine(
+            self.config.engine, device, cluster, setup, **self._engine_options
+        )
+
+    @property
+    def state(self) -> np.ndarray:
+        """The optimizer's state as one (n_state, P) array (its arrays are views of the rows);
+        on a device current after ``host_state()``."""
+        return self.engine.state
 
     def _call_size(self, first: int, end: int) -> int:
         """How many minibatches the next call into the engine makes (first .. end−1 remain).
-        The fused engine's first call of an epoch makes one, so on_batch(0) comes at once."""
-        if self.plan is None:
-            return 1
-        return min(FUSED_CHUNK if first else 1, end - first)
+        The first call of an epoch makes one, so on_batch(0) comes at once."""
+        return min(self.engine.chunk if first else 1, end - first)
 
     def _advance(self, count: int) -> None:
         """Make minibatches batch .. batch+count−1 of the epoch; raise TrainingDiverged at a
         non-finite loss."""
-        if self.plan is not None:
-            self._fused_steps(count)
-        else:
-            for _ in range(count):
-                self._kernel_step()
-
-    def _epoch_drawn(self) -> None:
-        """Called when the epoch's minibatches and step sizes are drawn (a device uploads them)."""
-
-    def _losses_restored(self) -> None:
-        """Called when a restore has put the epoch's first losses into ``batch_losses``."""
+        q = self.batch
+        done = self.engine.run(q, count)
+        self.batch += done
+        if done < count:
+            bad = q + done
+            raise TrainingDiverged(self._divergence_message("loss", self.batch_losses[bad], bad))
 
     def host_state(self) -> None:
         """Make θ (``model``) and the optimizer's state current on the host: the CPU's already
         are; a device copies them back (before a checkpoint or a model file is written)."""
+        self.engine.to_host()
 
     def accuracy(self, X: np.ndarray, y: np.ndarray, scale: float = 1.0) -> float:
-        """Fraction of (X · scale, y) that the current θ classifies right (P.1)."""
-        return float(np.mean(self.model.predict(X, scale) == y))
+        """Fraction of (X · scale, y) that the current θ classifies right (P.1), computed where
+        θ is (on a device: there)."""
+        return self.engine.accuracy(X, y, scale)
 
     def validation_metrics(
         self, X: np.ndarray, y: np.ndarray, scale: float = 1.0
@@ -230,12 +254,15 @@ class Trainer:
         return self.model.loss_and_accuracy(X, y, scale)
 
     def load_parameters(self, theta: np.ndarray) -> None:
-        """Make ``theta`` the network's θ (early stopping's best weights); a device uploads it."""
+        """Make ``theta`` the network's θ (early stopping's best weights); a device uploads it
+        (with the optimizer's state, first brought to the host unchanged)."""
+        self.engine.to_host()
         np.copyto(self.model.params.theta, theta)
+        self.engine.from_host()
 
     def check_parameters(self) -> None:
         """Raise TrainingDiverged if θ holds a NaN or an infinity."""
-        if not np.isfinite(self.model.params.theta).all():
+        if not self.engine.all_finite():
             self._parameters_diverged()
 
     def _parameters_diverged(self) -> None:
@@ -305,7 +332,7 @@ class Trainer:
         for q in range(self.sampler.steps_per_epoch):
             # (G.*) γ_p for the steps p = p0+1 .. p0+steps of this epoch
             self.lrs[q] = self.schedule(p0 + q + 1)
-        self._epoch_drawn()
+        self.engine.start_epoch()
 
     def _set_reference_loss(self, loss: float) -> None:
         self.reference_loss = loss
@@ -329,36 +356,6 @@ class Trainer:
                     f"guess's {math.log(self.model.architecture.n_classes):.4g}). "
                     + self._smaller_lr_hint()
                 )
-
-    def _kernel_step(self) -> None:
-        params, grads, q = self.model.params, self.grads, self.batch
-        indices = self.sampler.batches[q]
-        ws = self.workspace.rows(indices.shape[0])
-        gather_batch(ws.h[0], self.X, indices, self.scale)
-        gather_labels(ws.labels, self.y, indices)
-        passes.forward(ws, params)
-        batch_loss = passes.loss(ws, params, ws.labels)
-        self.batch_losses[q] = batch_loss
-        self.batch_correct[q] = passes.correct(ws, params, ws.labels)
-        if not math.isfinite(batch_loss):
-            raise TrainingDiverged(self._divergence_message("loss", batch_loss, q))
-        passes.backward(ws, params, grads, ws.labels, self.config.weight_decay)
-        self.optimizer.step(params.theta, grads.theta, self.lrs[q])
-        self.batch += 1
-
-    def _fused_steps(self, count: int) -> None:
-        assert self.plan is not None
-        q = self.batch
-        done = self.plan.run(
-            self.model.params.theta, self.state, self.X, self.scale, self.y,
-            self.sampler.index_matrix, self.sampler.batch_sizes, self.lrs,
-            self.optimizer.step_count, q, count, self.batch_losses, self.batch_correct,
-        )  # fmt: skip
-        self.optimizer.step_count += done
-        self.batch += done
-        if done < count:
-            bad = q + done
-            raise TrainingDiverged(self._divergence_message("loss", self.batch_losses[bad], bad))
 
     def _finish_epoch(self) -> EpochMetrics:
         steps = self.sampler.steps_per_epoch
@@ -454,7 +451,6 @@ class Trainer:
                 self.batch_losses[:batch] = losses
                 self.batch_correct[:batch] = correct or 0
                 self._correct_known = correct is not None
-                self._losses_restored()
                 self.epoch_seconds = seconds
             else:
                 self.epoch = epoch

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import numbamlp
-from numbamlp import fused
+from numbamlp.engines.fused import layout
 from numbamlp.network import Architecture
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -142,7 +142,7 @@ def test_work_items_of_networks_with_few_rows(sizes, n_items):
     past the layer table (IndexError) whenever there were more threads than rows."""
     head = "modified-softmax" if sizes[-1] == 1 else "softmax"
     arch = Architecture(sizes, ("sigmoid",) * (len(sizes) - 2), head)
-    cuts = fused.balanced_cuts(arch, n_items)
+    cuts = layout.balanced_cuts(arch, n_items)
     assert cuts[0] == 0 and cuts[-1] == sum(sizes[1:]) and len(cuts) == n_items + 1
     assert (np.diff(cuts) >= 0).all()
 

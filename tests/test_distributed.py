@@ -28,6 +28,7 @@ MPIEXEC = shutil.which(
     "mpiexec", path=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
 )
 NUMBAMLP = str(Path(sys.executable).parent / "numbamlp")
+FAULTY = Path(__file__).parent / "mpi_fault.py"
 TIMEOUT = 240  # seconds for one whole mpiexec run, compile included
 
 needs_mpi = pytest.mark.skipif(MPIEXEC is None, reason="the mpi extra is not installed")
@@ -43,7 +44,9 @@ def _environment() -> dict[str, str]:
 
 
 def _run(args: list[str], cwd: Path, ranks: int | None, env: dict | None = None):
-    command = [NUMBAMLP, "train", *args]
+    # with a fault to inject: numbamlp with a failing rank (tests/mpi_fault.py)
+    program = [sys.executable, str(FAULTY)] if env and "FAULT_RANK" in env else [NUMBAMLP]
+    command = [*program, "train", *args]
     if ranks is not None:
         command = [MPIEXEC, "-n", str(ranks), "--oversubscribe", *command]
     return subprocess.run(
@@ -205,14 +208,14 @@ def test_resume_with_another_number_of_ranks(work, reference):
     _assert_identical(_outcome(work, "resumed"), reference["sharded"])
 
 
-FAULT = {"NUMBAMLP_TEST_FAULT_RANK": "1", "NUMBAMLP_TEST_FAULT_STEP": "20"}
+FAULT = {"FAULT_RANK": "1", "FAULT_STEP": "20"}  # tests/mpi_fault.py
 
 
 @needs_mpi
 def test_a_rank_that_dies_ends_the_job_and_the_checkpoint_resumes(work, reference):
-    """Rank 1 exits (as if it crashed) before step 20 of 48. Every rank ends, exit ≠ 0, at
-    once; the checkpoint of step 16 (the end of epoch 1) is intact and one process resumes it
-    to the same model as the run that never failed."""
+    """Rank 1 exits (as if it crashed) in the exchange of step 20 of 48. Every rank ends,
+    exit ≠ 0, at once; the checkpoint of step 16 (the end of epoch 1) is intact and one process
+    resumes it to the same model as the run that never failed."""
     ck = work / "ck-died"
     options = CONFIGS["sharded"]
     result = _run(
@@ -236,15 +239,16 @@ def test_a_rank_that_dies_ends_the_job_and_the_checkpoint_resumes(work, referenc
 
 @needs_mpi
 def test_a_rank_that_hangs_ends_the_job_after_the_timeout(work):
-    """Rank 1 stops answering before step 20: rank 0 gives up after --mpi-timeout with one
-    error line and aborts the job (rank 1 included), exit status 2; the checkpoint stays."""
+    """Rank 1 stops answering in the exchange of step 20: rank 0 gives up after --mpi-timeout
+    with one error line and aborts the job (rank 1 included), exit status 2; the checkpoint
+    stays."""
     ck = work / "ck-hung"
     options = CONFIGS["sharded"]
     result = _run(
         [*DATA, *options, "--checkpoint-dir", str(ck), "--mpi-timeout", "3"],
         work,
         2,
-        FAULT | {"NUMBAMLP_TEST_FAULT": "hang"},
+        FAULT | {"FAULT": "hang"},
     )
     assert result.returncode == 2
     assert _errors(result.stderr) == [

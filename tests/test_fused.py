@@ -28,6 +28,7 @@ from numba.core.runtime import _nrt_python
 
 from numbamlp import fused, passes
 from numbamlp.activations import CODES
+from numbamlp.engines.fused import layout
 from numbamlp.errors import NumbamlpError
 from numbamlp.forward import gather_batch, gather_labels
 from numbamlp.network import Architecture, Parameters
@@ -396,7 +397,7 @@ def test_chunks_and_bands_of_region_2_change_no_bit(limits, monkeypatch, restore
     threads = numba.config.NUMBA_NUM_THREADS
     whole = train_bits(threads, np.float32, "uint8", shard_bytes=0)
     for name, value in limits.items():
-        monkeypatch.setattr(fused, name, value)
+        monkeypatch.setattr(layout, name, value)  # what layout_table reads
     arch = architecture(3, "softmax", ["sigmoid", "relu"])
     plan, _ = fused_plan(arch, np.float32, "adam", shard_bytes=0)
     assert plan.layout[fused.CHUNK, 1] == 4 < max(BATCH_SIZES)  # chunks are in use
@@ -599,18 +600,19 @@ def test_run_rejects_what_the_kernels_cannot_check():
 
 
 def test_fused_cites_every_equation_it_computes():
-    """Each equation of a training step is cited next to the code of fused.py that computes it
-    (test_equations.py checks that every cited tag is registered)."""
-    path = Path(fused.__file__)
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    lines = path.read_text(encoding="utf-8").splitlines()
+    """Each equation of a training step is cited next to the code of the fused engine that
+    computes it (test_equations.py checks that every cited tag is registered)."""
     cited = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.FunctionDef):
-            first = min([node.lineno, *(d.lineno for d in node.decorator_list)]) - 1
-            while first > 0 and lines[first - 1].lstrip().startswith("#"):
-                first -= 1
-            cited |= set(re.findall(r"\b[A-Z]\.\d+\b", "\n".join(lines[first : node.end_lineno])))
+    for path in sorted(Path(layout.__file__).parent.glob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        lines = text.splitlines()
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef):
+                first = min([node.lineno, *(d.lineno for d in node.decorator_list)]) - 1
+                while first > 0 and lines[first - 1].lstrip().startswith("#"):
+                    first -= 1
+                source = "\n".join(lines[first : node.end_lineno])
+                cited |= set(re.findall(r"\b[A-Z]\.\d+\b", source))
     needed = {"F.1", "F.2", "F.3", "F.4", "L.1", "S.1", "B.1", "B.2", "B.3", "B.4"}
     needed |= {f"U.{k}" for k in range(1, 7)} | {"R.1"}
     assert needed <= cited, sorted(needed - cited)

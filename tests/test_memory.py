@@ -69,7 +69,8 @@ def test_prefer_wide_vectors_gives_512_bit_loops():
     the same loop without it stays at 256 bits, LLVM's default on Intel CPUs."""
     from numba import njit
 
-    from numbamlp._jit import FASTMATH_FLAGS, prefer_wide_vectors
+    from numbamlp._jit import FASTMATH_FLAGS
+    from numbamlp.intrinsics import prefer_wide_vectors
 
     def axpy(y, a, x):
         for j in range(x.shape[0]):

@@ -129,7 +129,8 @@ def test_the_wheel_carries_the_compiled_kernels(tmp_path):
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
         archive.extractall(tmp_path / "site")
-    assert any(n.startswith("numbamlp/__pycache__/fused.run_steps-") for n in names), names
+    cache = "numbamlp/engines/fused/__pycache__/regions.run_steps-"
+    assert any(n.startswith(cache) for n in names), names
     env["PYTHONPATH"] = str(tmp_path / "site")
     train = ["train", "--epochs", "1", "--quiet", "--hidden", "8"]
     imported_from, compiled = _run(train, env, tmp_path)

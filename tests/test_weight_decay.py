@@ -16,8 +16,8 @@ from click.testing import CliRunner
 from numbamlp import passes, reference
 from numbamlp.checkpoint import load_checkpoint
 from numbamlp.cli import main
+from numbamlp.engines.fused import FusedPlan
 from numbamlp.errors import NumbamlpError
-from numbamlp.fused import FusedPlan
 from numbamlp.gradcheck import check_gradient
 from numbamlp.model import MLP
 from numbamlp.modelio import load_model, save_model
@@ -169,7 +169,7 @@ def test_lambda_zero_is_bitwise_the_run_without_decay(engine):
     trainer = Trainer(b, X, y, TrainConfig(epochs=2, batch_size=16, engine=engine), sampling_rng)
     if engine == "fused":
         plan = FusedPlan(b.architecture, 16, b.dtype, trainer.optimizer)  # no weight_decay
-        assert plan.coef.tobytes() == trainer.plan.coef.tobytes()
+        assert plan.coef.tobytes() == trainer.engine.plan.coef.tobytes()
     trainer.train_epoch()
     trainer.train_epoch()
     assert a.params.theta.tobytes() == b.params.theta.tobytes()

@@ -6,17 +6,16 @@ import numpy as np
 
 from numbamlp.model import MLP
 from numbamlp.training import TrainConfig
+from numbamlp.training import Trainer as _Trainer
 
 
 class Trainer:
     def __init__(self, X, y, hidden, batch_size, lr=1e-3, seed=0):
-        from numbamlp.cuda.training import DeviceTrainer
-
         self.name = "numbamlp-cuda"
         rng = np.random.default_rng(seed)
         self.model = MLP.create(X.shape[1], [hidden], int(np.max(y)) + 1, rng=rng)
         config = TrainConfig(epochs=1, batch_size=batch_size, lr=lr)
-        self.trainer = DeviceTrainer(self.model, X, y, config, rng)
+        self.trainer = _Trainer(self.model, X, y, config, rng, device="cuda")
 
     def epoch(self):
         self.trainer.train_epoch()  # ends by reading the losses back: the device is done

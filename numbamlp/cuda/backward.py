@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from numbamlp.cuda.activations import phi_prime
 from numbamlp.cuda.backend import cuda
+from numbamlp.cuda.rows import output_delta_entry
 
 
 @cuda.jit
@@ -22,7 +23,7 @@ def output_delta(delta_L, f, y):
     s, i = cuda.grid(2)
     if s < delta_L.shape[0] and i < delta_L.shape[1]:
         # (B.1) δ^L_{s,i} = f_{s,i} − 1_{Y_s=i}
-        delta_L[s, i] = f[s, i] - (1.0 if y[s] == i else 0.0)
+        delta_L[s, i] = output_delta_entry(f[s, i], i, y[s])
 
 
 @cuda.jit

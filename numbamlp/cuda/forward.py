@@ -20,6 +20,7 @@ import math
 
 from numbamlp.cuda.activations import phi
 from numbamlp.cuda.backend import cuda
+from numbamlp.cuda.rows import minibatch_mean, modified_softmax_row, predicted_class
 
 
 @cuda.jit
@@ -73,20 +74,10 @@ def softmax_forward(f, z):
 @cuda.jit
 def modified_softmax_forward(f, z):
     """(F.4) f = γ̃(z^L): K−1 logits in, K probabilities out; class K has logit 0; thread s."""
-    K = f.shape[1]
     s = cuda.grid(1)
     if s < z.shape[0]:
-        z_max = 0.0  # the reference class's logit
-        for j in range(K - 1):
-            z_max = max(z_max, z[s, j])
-        total = math.exp(-z_max)
-        for j in range(K - 1):
-            total += math.exp(z[s, j] - z_max)
-        for i in range(K - 1):
-            # (F.4) f_{s,i} = e^{z_{s,i}} / (1 + Σ_{j<K} e^{z_{s,j}})
-            f[s, i] = math.exp(z[s, i] - z_max) / total
-        # (F.4) f_{s,K} = 1 / (1 + Σ_{j<K} e^{z_{s,j}})
-        f[s, K - 1] = math.exp(-z_max) / total
+        # (F.4) f_{s,:} = γ̃(z^L_{s,:}), rows.modified_softmax_row
+        modified_softmax_row(f, z, s)
 
 
 @cuda.jit
@@ -114,10 +105,7 @@ def cross_entropy(losses, z, y, n_classes):
 def batch_mean(mean, values):
     """(S.1) ℓ = (1/B) Σ_s ℓ_s, summed in sample order by one thread (deterministic)."""
     if cuda.grid(1) == 0:
-        total = 0.0
-        for s in range(values.shape[0]):
-            total += values[s]
-        mean[0] = total / values.shape[0]
+        mean[0] = minibatch_mean(values, values.shape[0])
 
 
 @cuda.jit
@@ -139,11 +127,7 @@ def predict_classes(classes, f):
     s = cuda.grid(1)
     if s < f.shape[0]:
         # (P.1) ŷ_s = argmax_k f_{s,k}
-        best = 0
-        for k in range(1, f.shape[1]):
-            if f[s, k] > f[s, best]:
-                best = k
-        classes[s] = best
+        classes[s] = predicted_class(f, s, f.shape[1])
 
 
 @cuda.jit
@@ -151,17 +135,10 @@ def count_correct(count, z, y, n_classes):
     """(P.1) The number of samples whose ŷ_s = argmax_k f_{s,k} (taken on z^L, the reference
     class of γ̃ at logit 0) equals Y_s, counted in sample order by one thread into count[0]."""
     if cuda.grid(1) == 0:
-        d_L = z.shape[1]
         correct = 0
         for s in range(z.shape[0]):
             # (P.1) ŷ_s = argmax_k f_{s,k} = argmax_k z_{s,k}
-            best = 0
-            for k in range(1, d_L):
-                if z[s, k] > z[s, best]:
-                    best = k
-            if n_classes > d_L and z[s, best] < 0.0:
-                best = d_L  # the reference class K, logit 0
-            if best == y[s]:
+            if predicted_class(z, s, n_classes) == y[s]:
                 correct += 1
         count[0] = correct
 

@@ -1,20 +1,29 @@
 """CUDA twins of the update kernels in numbamlp/optimizers.py (U.1–U.6), and the device-side
 optimizer state.
 
-Thread r owns component r of θ and of the state arrays, as each CPU ``prange`` iteration does.
-``math.sqrt`` stands where the CPU writes ``np.sqrt`` (NumPy functions do not compile for the
-device); the two are the same correctly rounded square root.
+Thread r owns component r of θ and of the state arrays, as each CPU ``prange`` iteration does,
+and applies the same update: the function of updates.py, built here as a device function, as
+cuda/activations.py builds φ/φ′ (the CPU kernels call its CPU build).
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
+from numbamlp import updates
 from numbamlp.cuda.backend import cuda
 from numbamlp.cuda.launch import grid_1d
 from numbamlp.optimizers import Optimizer
+
+device_function = cuda.jit(device=True)
+
+# Device builds of updates.py's functions, under the names the CPU kernels call their CPU builds.
+sgd_element = device_function(updates.sgd)
+momentum_element = device_function(updates.momentum)
+adagrad_element = device_function(updates.adagrad)
+adadelta_element = device_function(updates.adadelta)
+rmsprop_element = device_function(updates.rmsprop)
+adam_element = device_function(updates.adam)
 
 # ---------------------------------------------------------------------------------------------
 # Kernels (one per equation). Outputs first (θ, then the state it updates), then inputs.
@@ -25,7 +34,7 @@ def sgd_update(theta, grad, lr):
     r = cuda.grid(1)
     if r < theta.shape[0]:
         # (U.1) θ_r ← θ_r − γ_p g_r
-        theta[r] -= lr * grad[r]
+        sgd_element(theta, r, grad[r], lr)
 
 
 @cuda.jit
@@ -33,8 +42,7 @@ def momentum_update(theta, velocity, grad, lr, mu):
     r = cuda.grid(1)
     if r < theta.shape[0]:
         # (U.2) v_r ← μ v_r + g_r;  θ_r ← θ_r − γ_p v_r
-        velocity[r] = mu * velocity[r] + grad[r]
-        theta[r] -= lr * velocity[r]
+        momentum_element(theta, velocity, r, grad[r], lr, mu)
 
 
 @cuda.jit
@@ -42,8 +50,7 @@ def adagrad_update(theta, sum_sq_grad, grad, lr, eps):
     r = cuda.grid(1)
     if r < theta.shape[0]:
         # (U.3) G_r ← G_r + g_r²;  θ_r ← θ_r − γ_p g_r / (√G_r + ε)
-        sum_sq_grad[r] += grad[r] * grad[r]
-        theta[r] -= lr * grad[r] / (math.sqrt(sum_sq_grad[r]) + eps)
+        adagrad_element(theta, sum_sq_grad, r, grad[r], lr, eps)
 
 
 @cuda.jit
@@ -52,10 +59,7 @@ def adadelta_update(theta, avg_sq_grad, avg_sq_step, grad, lr, rho, eps):
     if r < theta.shape[0]:
         # (U.4) E_r ← ρE_r + (1−ρ)g_r²;  Δ_r = −√(D_r+ε)/√(E_r+ε) g_r;
         #       D_r ← ρD_r + (1−ρ)Δ_r²;  θ_r ← θ_r + γ_p Δ_r
-        avg_sq_grad[r] = rho * avg_sq_grad[r] + (1 - rho) * grad[r] * grad[r]
-        step = -math.sqrt(avg_sq_step[r] + eps) / math.sqrt(avg_sq_grad[r] + eps) * grad[r]
-        avg_sq_step[r] = rho * avg_sq_step[r] + (1 - rho) * step * step
-        theta[r] += lr * step
+        adadelta_element(theta, avg_sq_grad, avg_sq_step, r, grad[r], lr, rho, eps)
 
 
 @cuda.jit
@@ -63,8 +67,7 @@ def rmsprop_update(theta, avg_sq_grad, grad, lr, rho, eps):
     r = cuda.grid(1)
     if r < theta.shape[0]:
         # (U.5) E_r ← ρE_r + (1−ρ)g_r²;  θ_r ← θ_r − γ_p g_r / (√E_r + ε)
-        avg_sq_grad[r] = rho * avg_sq_grad[r] + (1 - rho) * grad[r] * grad[r]
-        theta[r] -= lr * grad[r] / (math.sqrt(avg_sq_grad[r]) + eps)
+        rmsprop_element(theta, avg_sq_grad, r, grad[r], lr, rho, eps)
 
 
 @cuda.jit
@@ -74,9 +77,7 @@ def adam_update(theta, m, v, grad, lr, beta1, beta2, eps, bias1, bias2):
     if r < theta.shape[0]:
         # (U.6) m_r ← β₁m_r + (1−β₁)g_r;  v_r ← β₂v_r + (1−β₂)g_r²;
         #       θ_r ← θ_r − γ_p (m_r/(1−β₁^p)) / (√(v_r/(1−β₂^p)) + ε)
-        m[r] = beta1 * m[r] + (1 - beta1) * grad[r]
-        v[r] = beta2 * v[r] + (1 - beta2) * grad[r] * grad[r]
-        theta[r] -= lr * (m[r] / bias1) / (math.sqrt(v[r] / bias2) + eps)
+        adam_element(theta, m, v, r, grad[r], lr, beta1, beta2, eps, bias1, bias2)
 
 
 # ---------------------------------------------------------------------------------------------

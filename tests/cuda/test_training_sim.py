@@ -11,12 +11,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from numbamlp.cuda.training import DeviceTrainer
 from numbamlp.model import MLP
 from numbamlp.optimizers import OPTIMIZERS
 from numbamlp.training import TrainConfig, Trainer, TrainingDiverged, generators
 
 N, D0, CLASSES = 13, 6, 3
+#: Tiny blocks, so that every kernel runs several.
+TINY = {"threads_1d": 2, "threads_2d": 2}
 TOL = {"float32": (1e-6, 1e-5), "float64": (1e-13, 1e-11)}
 
 
@@ -47,7 +48,7 @@ def pair(
             trainers.append(Trainer(model, X, y, config, rng, scale=1 / 255))
         else:
             trainers.append(
-                DeviceTrainer(model, X, y, config, rng, scale=1 / 255, threads_1d=2, threads_2d=2)
+                Trainer(model, X, y, config, rng, scale=1 / 255, device="cuda", engine_options=TINY)
             )
     return trainers
 
@@ -57,8 +58,8 @@ def assert_close(gpu, cpu, dtype):
     np.testing.assert_array_less(np.abs(gpu - cpu), atol + np.abs(cpu) * eps + 1e-300)
 
 
-def assert_same_state(cpu: Trainer, gpu: DeviceTrainer, dtype: str) -> None:
-    gpu.to_host()
+def assert_same_state(cpu: Trainer, gpu: Trainer, dtype: str) -> None:
+    gpu.host_state()
     assert gpu.step_count == cpu.step_count
     assert_close(gpu.model.params.theta, cpu.model.params.theta, dtype)
     assert set(gpu.optimizer.state) == set(cpu.optimizer.state)
@@ -122,11 +123,11 @@ def test_state_round_trips_through_the_host():
     for key, value in cpu.optimizer.state.items():
         gpu.optimizer.state[key][:] = value
     gpu.optimizer.step_count = cpu.optimizer.step_count
-    gpu.from_host()
+    gpu.engine.from_host()
     gpu.model.params.theta[:] = 0.0  # to_host must overwrite these
     for value in gpu.optimizer.state.values():
         value[:] = 0.0
-    gpu.to_host()
+    gpu.engine.to_host()
     np.testing.assert_array_equal(gpu.model.params.theta, cpu.model.params.theta)
     for key, value in cpu.optimizer.state.items():
         np.testing.assert_array_equal(gpu.optimizer.state[key], value)
@@ -147,7 +148,7 @@ def test_divergence_is_reported():
 def test_device_run_resumed_from_a_checkpoint_is_bitwise_the_straight_run(tmp_path, stop_after):
     """Checkpoints work on the device as on the CPU: stop after some minibatches, write the
     checkpoint (θ and optimizer state come back from the device), resume in a new
-    DeviceTrainer, finish: the same bits as the device run that never stopped."""
+    device trainer, finish: the same bits as the device run that never stopped."""
     from numbamlp.checkpoint import fingerprint, load_checkpoint, save_checkpoint
 
     X, y = data()
@@ -156,8 +157,8 @@ def test_device_run_resumed_from_a_checkpoint_is_bitwise_the_straight_run(tmp_pa
         init_rng, rng = generators(5)
         model = model or MLP.create(D0, [5], CLASSES, dtype="float32", rng=init_rng)
         config = TrainConfig(epochs=3, batch_size=4, lr=0.05)
-        return DeviceTrainer(
-            model, X, y, config, rng, optimizer, scale=1 / 255, threads_1d=2, threads_2d=2
+        return Trainer(
+            model, X, y, config, rng, optimizer, 1 / 255, device="cuda", engine_options=TINY
         )
 
     straight = device_trainer()
@@ -181,3 +182,25 @@ def test_device_run_resumed_from_a_checkpoint_is_bitwise_the_straight_run(tmp_pa
     assert second.model.params.theta.tobytes() == straight.model.params.theta.tobytes()
     for name, value in straight.optimizer.state.items():
         assert second.optimizer.state[name].tobytes() == value.tobytes()
+
+
+def test_the_deprecated_device_trainer_is_the_cuda_engine():
+    """DeviceTrainer (until the CLI builds Trainer(..., device="cuda")) warns, and trains as
+    Trainer with device="cuda" does, bit for bit."""
+    from numbamlp.cuda.training import DeviceTrainer
+
+    X, y = data()
+    thetas = []
+    for deprecated in (True, False):
+        init_rng, rng = generators(5)
+        model = MLP.create(D0, [5], CLASSES, dtype="float32", rng=init_rng)
+        config = TrainConfig(epochs=1, batch_size=4)
+        if deprecated:
+            with pytest.warns(DeprecationWarning, match="device="):
+                trainer = DeviceTrainer(model, X, y, config, rng, None, 1 / 255, 2, 2)
+        else:
+            trainer = Trainer(model, X, y, config, rng, None, 1 / 255, device="cuda")
+        trainer.train_epoch()
+        trainer.host_state()
+        thetas.append(model.params.theta.tobytes())
+    assert thetas[0] == thetas[1]

@@ -1,0 +1,121 @@
+"""What every engine provides (``Engine``), what it is built from (``EngineSetup``), and the
+part the CPU engines share (``HostEngine``). No equation here.
+
+An engine makes the training steps of one run: the minibatches of the current epoch, their
+losses, the updates of θ and of the optimizer's state. Everything else — drawing the
+minibatches and the step sizes, the epoch and minibatch position, checkpoints, divergence —
+is ``training.Trainer``'s, the same for every engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from numbamlp.memory import aligned_zeros
+from numbamlp.model import MLP
+from numbamlp.optimizers import OPTIMIZERS, Optimizer
+from numbamlp.sampling import Sampler
+
+#: Steps per call into an engine that makes many per call (fused, CUDA): Python gets control
+#: back (progress bar, throttled evaluation, Ctrl-C) every few milliseconds without costing
+#: measurable speed.
+FUSED_CHUNK = 32
+
+
+@dataclass(frozen=True)
+class EngineSetup:
+    """The arrays and objects of one run that an engine reads and writes, all owned by the
+    Trainer. The engine keeps references: the sampler refills its index matrix in place every
+    epoch, and the Trainer fills ``lrs`` then."""
+
+    model: MLP  # θ is model.params.theta, updated in place (on a device: by to_host)
+    X: np.ndarray  # the training inputs, (n, d_0): θ's dtype, or uint8 pixels
+    scale: np.generic  # h^0 = scale · X_{I_s}, in θ's dtype
+    y: np.ndarray  # int64 labels, (n,)
+    optimizer: Optimizer  # hyperparameters, state arrays, the step counter p
+    sampler: Sampler  # index_matrix[q, :batch_sizes[q]] is minibatch q of the epoch
+    lrs: np.ndarray  # float64 (steps,): γ of the step made on minibatch q
+    batch_losses: np.ndarray  # float64 (steps,): receives ℓ of minibatch q (S.1)
+    batch_correct: np.ndarray  # int64 (steps,): receives its samples classified right (P.1)
+    weight_decay: float = 0.0  # λ of R.1
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """The training steps of one run, on one kind of hardware.
+
+    ``run`` is the one method that trains; the others move θ and the optimizer's state
+    between the engine and the host, and answer what the Trainer asks of the current θ.
+    """
+
+    #: The most minibatches the Trainer asks ``run`` for at once (1: one call per step).
+    chunk: int
+    #: The optimizer's state as one (n_state, P) array on the host, whose rows the optimizer's
+    #: state arrays are views of (current after ``to_host``).
+    state: np.ndarray
+
+    def start_epoch(self) -> None:
+        """The epoch's minibatches and step sizes are drawn (in the setup's sampler and lrs);
+        an engine on a device uploads them here."""
+
+    def run(self, first: int, count: int) -> int:
+        """Make the steps on minibatches first, …, first+count−1 of the epoch: write each one's
+        loss and correct count into the setup's batch_losses and batch_correct, update θ and the
+        optimizer's state, and advance the optimizer's step counter p by one per step made.
+        Returns the number of steps made: count, or fewer when the loss of minibatch
+        first + made was not finite (its loss is written; its update is not made)."""
+        ...
+
+    def to_host(self) -> None:
+        """Make θ (model.params.theta) and the optimizer's state current on the host."""
+
+    def from_host(self) -> None:
+        """Make the host's θ and optimizer state the engine's (after they were loaded there)."""
+
+    def all_finite(self) -> bool:
+        """Whether every component of θ is finite."""
+        ...
+
+    def accuracy(self, X: np.ndarray, y: np.ndarray, scale: float = 1.0) -> float:
+        """Fraction of (X · scale, y) that the current θ classifies right (P.1)."""
+        ...
+
+
+def adopt_state(optimizer: Optimizer, n_parameters: int, dtype: np.dtype) -> np.ndarray:
+    """The optimizer's state as one (n_state, P) array, starting on a cache line. The
+    optimizer's arrays become views of its rows (their values kept), so that the optimizer and
+    the engine share one state."""
+    names = OPTIMIZERS[optimizer.name][0]
+    state = aligned_zeros((len(names), n_parameters), dtype)
+    for r, name in enumerate(names):
+        state[r] = optimizer.state[name]
+        optimizer.state[name] = state[r]
+    return state
+
+
+class HostEngine:
+    """What the CPU engines share: θ and the optimizer's state live on the host already."""
+
+    chunk = 1
+    state: np.ndarray
+
+    def __init__(self, setup: EngineSetup) -> None:
+        self.setup = setup
+
+    def start_epoch(self) -> None:
+        """Nothing to do: the steps read the sampler's matrix and the step sizes in place."""
+
+    def to_host(self) -> None:
+        """Nothing to do: the host's arrays are the engine's."""
+
+    def from_host(self) -> None:
+        """Nothing to do: the host's arrays are the engine's."""
+
+    def all_finite(self) -> bool:
+        return bool(np.isfinite(self.setup.model.params.theta).all())
+
+    def accuracy(self, X: np.ndarray, y: np.ndarray, scale: float = 1.0) -> float:
+        return float(np.mean(self.setup.model.predict(X, scale) == y))

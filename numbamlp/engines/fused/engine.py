@@ -1,0 +1,49 @@
+"""The ``fused`` engine: the run's arrays bound to a FusedPlan (plan.py), many steps per call.
+
+With a cluster it is distributed training: the same plan with an ``MPIExchange`` between its
+two regions (engines/distributed.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from numbamlp.engines.base import FUSED_CHUNK, EngineSetup, HostEngine
+from numbamlp.engines.fused.plan import FusedPlan, RegionExchange
+
+
+class FusedEngine(HostEngine):
+    """Two parallel regions per step, up to FUSED_CHUNK steps per call of ``run``.
+
+    ``exchange``: the hook between the regions when region 1 is shared among processes
+    (``RegionExchange``); ``options``: FusedPlan's tuning options (n_items, sample_block,
+    flush_subnormals, shard_bytes), none of which changes a result beyond what its
+    documentation says."""
+
+    chunk = FUSED_CHUNK
+
+    def __init__(
+        self, setup: EngineSetup, exchange: RegionExchange | None = None, **options: Any
+    ) -> None:
+        super().__init__(setup)
+        model = setup.model
+        self.plan = FusedPlan(
+            model.architecture,
+            setup.sampler.batch_size,
+            model.dtype,
+            setup.optimizer,
+            weight_decay=setup.weight_decay,
+            exchange=exchange,
+            **options,
+        )
+        self.state = self.plan.adopt_state(setup.optimizer)
+
+    def run(self, first: int, count: int) -> int:
+        s = self.setup
+        done = self.plan.run(
+            s.model.params.theta, self.state, s.X, s.scale, s.y, s.sampler.index_matrix,
+            s.sampler.batch_sizes, s.lrs, s.optimizer.step_count, first, count, s.batch_losses,
+            s.batch_correct,
+        )  # fmt: skip
+        s.optimizer.step_count += done
+        return done

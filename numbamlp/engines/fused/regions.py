@@ -1,0 +1,366 @@
+"""The fused engine's two parallel regions and their driver.
+
+Region 1, ``forward_backward``, parallel over blocks of samples; region 2, ``gradient_update``,
+parallel over ranges of rows of the weights; ``run_steps``, serial, makes many steps per call:
+region 1, then ``finish_step`` (the minibatch loss, and region 2). engines/fused/__init__.py
+describes the whole.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from numbamlp._jit import helper, kernel, serial
+from numbamlp.engines.fused.layout import (
+    ADADELTA,
+    ADAGRAD,
+    ADAM,
+    B_AT,
+    BAND,
+    BIAS1,
+    BIAS2,
+    CHUNK,
+    DECAY,
+    GROUP,
+    HYPER,
+    INV_BATCH,
+    LR,
+    MOMENTUM,
+    RMSPROP,
+    ROW_AT,
+    SGD,
+    SHARD_AT,
+    SIZE,
+    SOFTMAX,
+    W_AT,
+    activations,
+    biases,
+    gradient_shard,
+    layer_rows,
+    weights,
+)
+from numbamlp.engines.fused.rows import (
+    activation_rows,
+    correct_rows,
+    cross_entropy_rows,
+    gather_rows,
+    modified_softmax_rows,
+    output_delta_rows,
+    prefetch_rows,
+    softmax_rows,
+)
+from numbamlp.engines.fused.tiles import affine_rows, hidden_delta_rows, weight_gradient_rows
+from numbamlp.intrinsics import enter_flush_mode, leave_flush_mode
+from numbamlp.rows import minibatch_mean_cpu
+from numbamlp.updates import (
+    adadelta_element,
+    adagrad_element,
+    adam_element,
+    momentum_element,
+    rmsprop_element,
+    sgd_element,
+)
+
+
+@kernel(fastmath=False)
+def forward_backward(
+    h, z, delta, f, losses, log_totals, shards, spans, theta, X, X_spans, scale, y, batch,
+    next_batch, layout, codes, head, sample_block, flush, correct,
+):  # fmt: skip
+    """Region 1: for each block of samples, h^0, F.1–F.4, L.1, B.1 and B.4, then B.3 and B.2
+    summed over the block's samples into its gradient shard, for the layers that have shards.
+    ``correct[s]``: whether sample s is classified right (P.1), for the training accuracy.
+
+    ``batch`` holds the step's B row indices I_s into X and y; ``codes[k]`` is φ_k's code.
+    ``next_batch``: the next step's row indices, whose rows each block prefetches for the block
+    of the same number (the same thread, as prange hands out the blocks in the same way).
+    """
+    B = batch.shape[0]
+    L = layout.shape[1] - 1
+    for block in prange((B + sample_block - 1) // sample_block):
+        saved = enter_flush_mode(flush)
+        s0 = block * sample_block
+        s1 = min(s0 + sample_block, B)
+        gather_rows(activations(h, layout, np.int64(0), B), spans, X, X_spans, scale, batch, s0, s1)
+        prefetch_rows(X, next_batch, s0, min(s1, next_batch.shape[0]))
+        for k in range(1, L + 1):
+            z_k = layer_rows(z, layout, k, B)
+            h_prev = activations(h, layout, k - 1, B)
+            W_k, b_k = weights(theta, layout, k), biases(theta, layout, k)
+            affine_rows(z_k, W_k, b_k, h_prev, s0, s1, spans, k > 1)
+            if k < L:
+                activation_rows(activations(h, layout, k, B), z_k, codes[k], s0, s1)
+        z_L = layer_rows(z, layout, L, B)
+        if head == SOFTMAX:
+            softmax_rows(f, log_totals, z_L, s0, s1)
+        else:
+            modified_softmax_rows(f, log_totals, z_L, s0, s1)
+        cross_entropy_rows(losses, log_totals, z_L, y, batch, s0, s1)
+        correct_rows(correct, z_L, y, batch, f.shape[1], s0, s1)
+        output_delta_rows(layer_rows(delta, layout, L, B), f, y, batch, s0, s1)
+        for m in range(L - 1, 0, -1):
+            delta_m = layer_rows(delta, layout, m, B)
+            delta_next = layer_rows(delta, layout, m + 1, B)
+            W_next = weights(theta, layout, m + 1)
+            z_m = layer_rows(z, layout, m, B)
+            h_m = activations(h, layout, m, B)
+            hidden_delta_rows(delta_m, W_next, delta_next, z_m, h_m, codes[m], s0, s1)
+        for m in range(1, L + 1):
+            if layout[SHARD_AT, m] >= 0:
+                weight_gradient_rows(
+                    gradient_shard(shards, layout, m, np.int64(block)),
+                    layer_rows(delta, layout, m, B),
+                    activations(h, layout, m - 1, B),
+                    np.int64(0),
+                    layout[SIZE, m],
+                    s0,
+                    s1,
+                    layout[GROUP, m],
+                    s1 - s0,
+                    spans,
+                    m > 1,
+                )
+        leave_flush_mode(saved)
+
+
+# ---------------------------------------------------------------------------------------------
+# The update of a run of components: updates.py's U.1–U.6, the kernels' own, for each of them.
+
+
+@helper
+def update_run(theta, state, start, sums, n, optimizer, coef):
+    """(S.1) g_r = (1/B) · sums[j], then one update U.1–U.6, for the n components
+    r = start + j of θ.
+
+    The branch on the optimizer is taken once, outside the loop; the loop indexes slices from 0
+    (an index start + j of unknown sign would keep Numba's negative-index wraparound inside the
+    loop). Compiled without fast-math, so that g_r is rounded once, as optimizers.py's gradient
+    array rounds it: with ``reassoc`` LLVM may turn γ_p · ((1/B) · sums[j]) into
+    (γ_p/B) · sums[j]."""
+    inv_batch, lr = coef[INV_BATCH], coef[LR]
+    c0, c1, c2 = coef[HYPER], coef[HYPER + 1], coef[HYPER + 2]
+    stop = start + n
+    th = theta[start:stop]
+    if optimizer == SGD:
+        for j in range(n):
+            # (U.1) θ_r ← θ_r − γ_p g_r
+            sgd_element(th, j, sums[j] * inv_batch, lr)
+    elif optimizer == MOMENTUM:
+        velocity = state[0, start:stop]
+        for j in range(n):
+            # (U.2) v_r ← μ v_r + g_r;  θ_r ← θ_r − γ_p v_r
+            momentum_element(th, velocity, j, sums[j] * inv_batch, lr, c0)
+    elif optimizer == ADAGRAD:
+        sum_sq_grad = state[0, start:stop]
+        for j in range(n):
+            # (U.3) G_r ← G_r + g_r²;  θ_r ← θ_r − γ_p g_r / (√G_r + ε)
+            adagrad_element(th, sum_sq_grad, j, sums[j] * inv_batch, lr, c0)
+    elif optimizer == ADADELTA:
+        avg_sq_grad, avg_sq_step = state[0, start:stop], state[1, start:stop]
+        for j in range(n):
+            # (U.4) E_r ← ρE_r + (1−ρ)g_r²;  Δ_r = −√(D_r+ε)/√(E_r+ε) g_r; D_r, θ_r
+            adadelta_element(th, avg_sq_grad, avg_sq_step, j, sums[j] * inv_batch, lr, c0, c1)
+    elif optimizer == RMSPROP:
+        avg_sq_grad = state[0, start:stop]
+        for j in range(n):
+            # (U.5) E_r ← ρE_r + (1−ρ)g_r²;  θ_r ← θ_r − γ_p g_r / (√E_r + ε)
+            rmsprop_element(th, avg_sq_grad, j, sums[j] * inv_batch, lr, c0, c1)
+    else:
+        m, v = state[0, start:stop], state[1, start:stop]
+        bias1, bias2 = coef[BIAS1], coef[BIAS2]
+        for j in range(n):
+            # (U.6) m_r, v_r;  θ_r ← θ_r − γ_p (m_r/(1−β₁^p)) / (√(v_r/(1−β₂^p)) + ε)
+            adam_element(th, m, v, j, sums[j] * inv_batch, lr, c0, c1, c2, bias1, bias2)
+
+
+# ---------------------------------------------------------------------------------------------
+# Region 2 helpers.
+
+
+@helper
+def sum_shards(G, shards, layout, m, n_blocks, i_first, i_end):
+    """The whole batch's sums of B.3 and B.2 for the rows i_first ≤ i < i_end of W^m, from the
+    blocks' shards: G[i − i_first, :] = Σ_b shard_b[i, :], added in block order b = 0, 1, …
+    (a fixed order, whichever thread wrote each shard). The columns are those of
+    ``weight_gradient_rows``: d_{m−1} weights, then the bias."""
+    n = layout[SIZE, m - 1] + 1
+    first = gradient_shard(shards, layout, m, np.int64(0))
+    for r in range(i_end - i_first):
+        g = G[r]
+        row = first[i_first + r]
+        # (B.3) and (S.1) the sum starts with block 0's partial sums
+        for j in range(n):
+            g[j] = row[j]
+    for b in range(1, n_blocks):
+        shard = gradient_shard(shards, layout, m, b)
+        for r in range(i_end - i_first):
+            g = G[r]
+            row = shard[i_first + r]
+            # (B.3) and (S.1) Σ_s δ^m_{s,i} h^{m−1}_{s,j} = Σ_b Σ_{s in block b} δ^m_{s,i}
+            #       h^{m−1}_{s,j}   — the blocks' partial sums in block order, j vectorised
+            for j in range(n):
+                g[j] = g[j] + row[j]
+
+
+@helper
+def weight_decay_run(sums, theta, start, n, decay_sum):
+    """(R.1) for the n weights r = start + j of one row i of W^m, in the scale of the sums
+    (B times the mean): sums[j] ← Σ_s δ^m_{s,i} h^{m−1}_{s,j} + Bλ W^m_{ij}, so that
+    update_run's (1/B) · sums[j] is ∂ℓ_λ/∂W^m_{ij}. decay_sum is Bλ."""
+    w = theta[start : start + n]
+    for j in range(n):
+        # (R.1) ∂ℓ_λ/∂W^m_{ij} = (1/B) Σ_s δ^m_{s,i} h^{m−1}_{s,j} + λ W^m_{ij}
+        sums[j] += decay_sum * w[j]
+
+
+@kernel(fastmath=False)
+def gradient_update(
+    theta, state, G, shards, h, delta, spans, layout, cuts, B, sample_block, optimizer, coef,
+    flush,
+):  # fmt: skip
+    """Region 2: item t owns the rows cuts[t] ≤ r < cuts[t+1] of W^1..W^L (counted as one
+    sequence). For each of its rows i of W^m: B.3 and B.2 over the whole batch — the sum of the
+    block's shards where layer m has them, else summed here — plus λ W^m_{i,:} when the plan has
+    a weight decay (R.1), then U.* on W^m_{i,:} and b^m_i.
+    ``G[t]`` holds item t's sums, one band of rows at a time.
+    """
+    L = layout.shape[1] - 1
+    n_blocks = (B + sample_block - 1) // sample_block
+    decay_sum = coef[DECAY] * B  # Bλ, the weight decay (R.1) in the scale of the sums
+    for t in prange(cuts.shape[0] - 1):
+        saved = enter_flush_mode(flush)
+        for m in range(1, L + 1):
+            first_row = layout[ROW_AT, m]
+            d_prev = layout[SIZE, m - 1]
+            lo = max(cuts[t], first_row) - first_row
+            hi = min(cuts[t + 1], first_row + layout[SIZE, m]) - first_row
+            delta_m = layer_rows(delta, layout, m, B)
+            h_prev = activations(h, layout, m - 1, B)
+            group, band, chunk = layout[GROUP, m], layout[BAND, m], layout[CHUNK, m]
+            for i in range(lo, hi, band):
+                i_end = min(i + band, hi)
+                if layout[SHARD_AT, m] >= 0:
+                    sum_shards(G[t], shards, layout, m, n_blocks, i, i_end)
+                else:
+                    weight_gradient_rows(
+                        G[t], delta_m, h_prev, i, i_end, np.int64(0), B, group, chunk, spans, m > 1
+                    )  # fmt: skip
+                for r in range(i_end - i):
+                    sums = G[t, r]  # Σ_s of row i + r: d_{m−1} weights, then the bias
+                    w_at = layout[W_AT, m] + (i + r) * d_prev
+                    b_at = layout[B_AT, m] + i + r
+                    if decay_sum != 0:  # (R.1) the weights only; b^m_i is not decayed
+                        weight_decay_run(sums, theta, w_at, d_prev, decay_sum)
+                    update_run(theta, state, w_at, sums, d_prev, optimizer, coef)
+                    update_run(theta, state, b_at, sums[d_prev:], np.int64(1), optimizer, coef)
+        leave_flush_mode(saved)
+
+
+# ---------------------------------------------------------------------------------------------
+# The driver: one call, many steps.
+
+
+@serial
+def step_coefficients(coef, lr, B, optimizer, hyper, p):
+    """γ_p, 1/B, the hyperparameters and Adam's 1 − β₁^p, 1 − β₂^p, computed in float64 and
+    rounded to θ's precision by storing them in ``coef``, as Optimizer.step does."""
+    coef[LR] = lr
+    coef[INV_BATCH] = 1.0 / B
+    for c in range(hyper.shape[0]):
+        coef[HYPER + c] = hyper[c]
+    if optimizer == ADAM:
+        coef[BIAS1] = 1.0 - hyper[0] ** np.float64(p)
+        coef[BIAS2] = 1.0 - hyper[1] ** np.float64(p)
+
+
+@serial
+def finish_step(
+    theta, state, losses, correct, row, B, p, lrs, batch_losses, batch_correct, optimizer,
+    hyper, G, shards, h, delta, spans, coef, layout, cuts, sample_block, flush,
+):  # fmt: skip
+    """The rest of step p on minibatch ``row`` of B samples, once region 1 has written every
+    row of the batch buffers and every gradient shard: the minibatch loss ℓ (S.1) into
+    ``batch_losses`` and the number of its samples classified right (P.1) into
+    ``batch_correct``; then, if ℓ is finite, γ_p and the step's coefficients and region 2.
+    Returns whether the update was made (if ℓ is not finite θ and the optimizer state stay
+    those of the last good step)."""
+    # (S.1) ℓ = (1/B) Σ_s ℓ_s, summed in sample order
+    loss = minibatch_mean_cpu(losses, B)
+    batch_losses[row] = loss
+    right = 0
+    for s in range(B):
+        right += correct[s]
+    batch_correct[row] = right
+    if not np.isfinite(loss):
+        return False
+    step_coefficients(coef, lrs[row], B, optimizer, hyper, p)
+    gradient_update(
+        theta, state, G, shards, h, delta, spans, layout, cuts, B, sample_block, optimizer, coef,
+        flush,
+    )  # fmt: skip
+    return True
+
+
+@serial
+def run_steps(
+    theta,
+    state,
+    X,
+    X_spans,
+    scale,
+    y,
+    batches,
+    batch_sizes,
+    lrs,
+    step_count,
+    first,
+    count,
+    batch_losses,
+    optimizer,
+    hyper,
+    h,
+    z,
+    delta,
+    f,
+    losses,
+    log_totals,
+    G,
+    shards,
+    spans,
+    coef,
+    layout,
+    codes,
+    head,
+    cuts,
+    sample_block,
+    flush,
+    batch_correct,
+    correct,
+):
+    """Steps p = step_count+1, …, step_count+count on the minibatches in rows first, …,
+    first+count−1 of ``batches``; returns how many steps were completed.
+
+    Per step: region 1 on the whole batch, then ``finish_step`` (ℓ, the correct count, and
+    region 2 unless ℓ is not finite: then the function returns). ``FusedPlan.run`` with an
+    exchange makes the same two calls per step from Python, with the exchange between them.
+    Serial itself; the two regions it calls run in parallel (a parallel function called from
+    a serial one opens its own region).
+    """
+    for t in range(count):
+        row = first + t
+        B = batch_sizes[row]
+        batch = batches[row, :B]
+        next_row = row + 1 if t + 1 < count else row
+        next_batch = batches[next_row, : batch_sizes[next_row]]
+        forward_backward(
+            h, z, delta, f, losses, log_totals, shards, spans, theta, X, X_spans, scale, y,
+            batch, next_batch, layout, codes, head, sample_block, flush, correct,
+        )  # fmt: skip
+        if not finish_step(
+            theta, state, losses, correct, row, B, step_count + t + 1, lrs, batch_losses,
+            batch_correct, optimizer, hyper, G, shards, h, delta, spans, coef, layout, cuts,
+            sample_block, flush,
+        ):  # fmt: skip
+            return t
+    return count

@@ -1,0 +1,262 @@
+"""The tiled loops of the fused engine: F.1 (``affine_tile``), B.3 with B.2
+(``weight_gradient_rows``) and B.4 (``hidden_delta_rows``) — the only equations with a fast body
+beside the plain kernel, which each names: it computes the same sums, in the same order of the
+samples, blocked for registers and caches. Also the spans of the inputs' zeros that F.1 and B.3
+of layer 1 skip (``input_spans``, ``tile_columns``).
+"""
+
+from __future__ import annotations
+
+from numba import prange
+
+from numbamlp._jit import helper, kernel
+from numbamlp.activations import SIGMOID, phi_prime_from_value
+from numbamlp.engines.fused.layout import ROW_TILE
+from numbamlp.intrinsics import prefer_wide_vectors
+from numbamlp.memory import CACHE_LINE
+
+
+@helper
+def tile_columns(spans, s_first, s_end, d, line, whole):
+    """The columns j_lo ≤ j < j_hi of h^{k−1} that a tile of the samples s_first ≤ s < s_end
+    must read: outside them every h^{k−1}_{s,j} of the tile is 0, so every term
+    W^k_{ij} h^{k−1}_{s,j} of F.1 and δ^k_{s,i} h^{k−1}_{s,j} of B.3 is 0 and is skipped. The
+    union of the samples' spans, widened to whole cache lines (``line`` entries), so that the
+    vector loads stay aligned; with ``whole`` (k > 1: h^{k−1} = φ(z^{k−1}) has no zeros to
+    count on) all d columns."""
+    if whole:
+        return 0, d
+    lo, hi = d, 0
+    for s in range(s_first, s_end):
+        lo = min(lo, spans[s, 0])
+        hi = max(hi, spans[s, 1])
+    return lo // line * line, min(d, (hi + line - 1) // line * line)
+
+
+@kernel(fastmath=False)
+def input_spans(spans, X):
+    """The span of each row n of X: X[n, j] = 0 for j < spans[n, 0] and for j ≥ spans[n, 1]
+    (a row of zeros: spans[n] = (d_0, 0)). No equation: it lets F.1 and B.3 of layer 1 skip
+    terms that are exactly 0 (``tile_columns``) — on MNIST the blank rows above and below a
+    digit, a fifth of the columns of a tile of 4 samples. A NaN is not 0: it is kept."""
+    d = X.shape[1]
+    for n in prange(X.shape[0]):
+        lo = 0
+        while lo < d and X[n, lo] == 0:
+            lo += 1
+        hi = d
+        while hi > lo and X[n, hi - 1] == 0:
+            hi -= 1
+        spans[n, 0], spans[n, 1] = (lo, hi) if lo < hi else (d, 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# (F.1)
+
+
+@helper(fastmath=True)
+def affine_tile(z, W, b, h_prev, s, i, s_last, i_last, j_lo, j_hi):
+    """(F.1) for the samples s..s+3 and the units i..i+3, the sum over j_lo ≤ j < j_hi (the
+    other terms are 0: ``tile_columns``). Indices past s_last or i_last repeat the last one:
+    the tile computes that value again, the same way, and stores it again."""
+    prefer_wide_vectors()
+    s0, s1, s2, s3 = s, min(s + 1, s_last), min(s + 2, s_last), min(s + 3, s_last)
+    i0, i1, i2, i3 = i, min(i + 1, i_last), min(i + 2, i_last), min(i + 3, i_last)
+    a00, a01, a02, a03 = b[i0], b[i1], b[i2], b[i3]
+    a10, a11, a12, a13 = b[i0], b[i1], b[i2], b[i3]
+    a20, a21, a22, a23 = b[i0], b[i1], b[i2], b[i3]
+    a30, a31, a32, a33 = b[i0], b[i1], b[i2], b[i3]
+    # The rows from column j_lo on, indexed from 0: an index of unknown sign would keep
+    # Numba's negative-index wraparound inside the loop, and the loop from vectorising.
+    W0, W1, W2, W3 = W[i0, j_lo:j_hi], W[i1, j_lo:j_hi], W[i2, j_lo:j_hi], W[i3, j_lo:j_hi]
+    X0, X1 = h_prev[s0, j_lo:j_hi], h_prev[s1, j_lo:j_hi]
+    X2, X3 = h_prev[s2, j_lo:j_hi], h_prev[s3, j_lo:j_hi]
+    # (F.1) z^k_{s,i} = b^k_i + Σ_j W^k_{ij} h^{k−1}_{s,j}   — tile: 4 samples × 4 units,
+    #       the 16 sums in registers, j = j_lo + c vectorised
+    for c in range(j_hi - j_lo):
+        w0, w1, w2, w3 = W0[c], W1[c], W2[c], W3[c]
+        x0, x1, x2, x3 = X0[c], X1[c], X2[c], X3[c]
+        a00 += w0 * x0
+        a01 += w1 * x0
+        a02 += w2 * x0
+        a03 += w3 * x0
+        a10 += w0 * x1
+        a11 += w1 * x1
+        a12 += w2 * x1
+        a13 += w3 * x1
+        a20 += w0 * x2
+        a21 += w1 * x2
+        a22 += w2 * x2
+        a23 += w3 * x2
+        a30 += w0 * x3
+        a31 += w1 * x3
+        a32 += w2 * x3
+        a33 += w3 * x3
+    z[s0, i0], z[s0, i1], z[s0, i2], z[s0, i3] = a00, a01, a02, a03
+    z[s1, i0], z[s1, i1], z[s1, i2], z[s1, i3] = a10, a11, a12, a13
+    z[s2, i0], z[s2, i1], z[s2, i2], z[s2, i3] = a20, a21, a22, a23
+    z[s3, i0], z[s3, i1], z[s3, i2], z[s3, i3] = a30, a31, a32, a33
+
+
+@helper
+def affine_rows(z, W, b, h_prev, s0, s1, spans, whole):
+    """(F.1) z^k = b^k + W^k h^{k−1} for the block's samples, tile by tile: units outer, so that
+    4 rows of W^k serve all the block's samples while they are in L1. ``spans``, ``whole``: the
+    columns each tile reads (``tile_columns``).
+
+    The fast body of ``forward.affine_forward``, the plain kernel it must equal: the same sum
+    b^k_i + Σ_j W^k_{ij} h^{k−1}_{s,j} for each (s, i), its terms in a vectorised order
+    (``reassoc``), so equal to rounding (tests/test_fused.py)."""
+    d_out, d_in = W.shape
+    line = CACHE_LINE // h_prev.itemsize
+    for i in range(0, d_out, 4):
+        for s in range(s0, s1, 4):
+            j_lo, j_hi = tile_columns(spans, s, min(s + 4, s1), d_in, line, whole)
+            affine_tile(z, W, b, h_prev, s, i, s1 - 1, d_out - 1, j_lo, j_hi)
+
+
+# ---------------------------------------------------------------------------------------------
+# (B.4)
+
+
+@helper(fastmath=True)
+def hidden_delta_rows(delta, W_next, delta_next, z, h, code, s0, s1):
+    """(B.4) δ^m = ((W^{m+1})ᵀ δ^{m+1}) ⊙ φ′_m(z^m) for the block's samples. The sum over i is
+    added term by term in order of i, into δ^m_{s,:} itself, as in backward.py. φ′_m(z^m) comes
+    from h^m = φ_m(z^m) where the notes allow (``phi_prime_from_value``): for σ and tanh the
+    exponentials of the forward pass are not taken again.
+
+    The fast body of ``backward.hidden_delta``, the plain kernel it must equal: the same sum,
+    4 terms i per pass, and φ′ through the stored φ; equal to rounding (tests/test_fused.py)."""
+    d_next, d_m = W_next.shape
+    i_quads = d_next - d_next % 4
+    for s in range(s0, s1):
+        out = delta[s]
+        for j in range(d_m):
+            out[j] = 0.0
+        for i in range(0, i_quads, 4):
+            e0, e1 = delta_next[s, i], delta_next[s, i + 1]
+            e2, e3 = delta_next[s, i + 2], delta_next[s, i + 3]
+            w0, w1, w2, w3 = W_next[i], W_next[i + 1], W_next[i + 2], W_next[i + 3]
+            # (B.4) ∇_{h^m} ℓ_s = Σ_i W^{m+1}_{ij} δ^{m+1}_{s,i}   — 4 terms i per pass,
+            #       j vectorised
+            for j in range(d_m):
+                out[j] = out[j] + w0[j] * e0 + w1[j] * e1 + w2[j] * e2 + w3[j] * e3
+        for i in range(i_quads, d_next):
+            e = delta_next[s, i]
+            w = W_next[i]
+            # (B.4) the remaining terms i, one at a time
+            for j in range(d_m):
+                out[j] = out[j] + w[j] * e
+        if code == SIGMOID:  # the constant code lets LLVM drop the branches and vectorise
+            for j in range(d_m):
+                # (B.4) δ^m_{s,j} = (Σ_i W^{m+1}_{ij} δ^{m+1}_{s,i}) · φ′_m(z^m_{s,j}),
+                #       φ′_m(z^m_{s,j}) written through h^m_{s,j} = φ_m(z^m_{s,j})
+                out[j] *= phi_prime_from_value(SIGMOID, h[s, j], z[s, j])
+        else:
+            for j in range(d_m):
+                # (B.4) the same, for any other φ_m
+                out[j] *= phi_prime_from_value(code, h[s, j], z[s, j])
+
+
+# ---------------------------------------------------------------------------------------------
+# (B.3) and (B.2)
+
+
+@helper(fastmath=True)
+def weight_gradient_quad(G, r, delta, h_prev, s, i, i_last, j_lo, j_hi):
+    """(B.3) for the rows i..i+3 of W^m and the samples s..s+3: adds the 4 samples' terms, in
+    sample order, to the columns j_lo ≤ j < j_hi of the rows r..r+3 of G (the other terms are
+    0: ``tile_columns``; rows past i_last repeat the last row of W^m, each into a row of G of
+    its own, which the caller ignores)."""
+    prefer_wide_vectors()
+    i0, i1, i2, i3 = i, min(i + 1, i_last), min(i + 2, i_last), min(i + 3, i_last)
+    # Rows from column j_lo on, indexed from 0 (as in affine_tile).
+    g0, g1 = G[r, j_lo:j_hi], G[r + 1, j_lo:j_hi]
+    g2, g3 = G[r + 2, j_lo:j_hi], G[r + 3, j_lo:j_hi]
+    a0, a1, a2, a3 = delta[s, i0], delta[s + 1, i0], delta[s + 2, i0], delta[s + 3, i0]
+    b0, b1, b2, b3 = delta[s, i1], delta[s + 1, i1], delta[s + 2, i1], delta[s + 3, i1]
+    c0, c1, c2, c3 = delta[s, i2], delta[s + 1, i2], delta[s + 2, i2], delta[s + 3, i2]
+    e0, e1, e2, e3 = delta[s, i3], delta[s + 1, i3], delta[s + 2, i3], delta[s + 3, i3]
+    x0, x1 = h_prev[s, j_lo:j_hi], h_prev[s + 1, j_lo:j_hi]
+    x2, x3 = h_prev[s + 2, j_lo:j_hi], h_prev[s + 3, j_lo:j_hi]
+    # (B.3) ∂ℓ_s/∂W^m_{ij} = δ^m_{s,i} h^{m−1}_{s,j}   — tile: 4 rows i × 4 samples s,
+    #       j = j_lo + c vectorised; each h^{m−1}_{s,j} is loaded once for the 4 rows
+    for j in range(j_hi - j_lo):
+        h0j, h1j, h2j, h3j = x0[j], x1[j], x2[j], x3[j]
+        g0[j] = g0[j] + a0 * h0j + a1 * h1j + a2 * h2j + a3 * h3j
+        g1[j] = g1[j] + b0 * h0j + b1 * h1j + b2 * h2j + b3 * h3j
+        g2[j] = g2[j] + c0 * h0j + c1 * h1j + c2 * h2j + c3 * h3j
+        g3[j] = g3[j] + e0 * h0j + e1 * h1j + e2 * h2j + e3 * h3j
+
+
+@helper(fastmath=True)
+def weight_gradient_single(G, r, delta, h_prev, s, i, i_last, j_lo, j_hi):
+    """(B.3) for the rows i..i+3 of W^m and the one sample s (the last B mod 4 samples), the
+    columns j_lo ≤ j < j_hi."""
+    prefer_wide_vectors()
+    i0, i1, i2, i3 = i, min(i + 1, i_last), min(i + 2, i_last), min(i + 3, i_last)
+    g0, g1 = G[r, j_lo:j_hi], G[r + 1, j_lo:j_hi]
+    g2, g3 = G[r + 2, j_lo:j_hi], G[r + 3, j_lo:j_hi]
+    a, b, c, e = delta[s, i0], delta[s, i1], delta[s, i2], delta[s, i3]
+    x = h_prev[s, j_lo:j_hi]
+    # (B.3) ∂ℓ_s/∂W^m_{ij} = δ^m_{s,i} h^{m−1}_{s,j}   — 4 rows i, one sample s,
+    #       j = j_lo + c vectorised
+    for j in range(j_hi - j_lo):
+        h_sj = x[j]
+        g0[j] = g0[j] + a * h_sj
+        g1[j] = g1[j] + b * h_sj
+        g2[j] = g2[j] + c * h_sj
+        g3[j] = g3[j] + e * h_sj
+
+
+@helper
+def weight_gradient_rows(
+    G, delta, h_prev, i_first, i_end, s_first, s_end, group, chunk, spans, whole
+):  # fmt: skip
+    """(B.3) and (B.2) summed over the samples s_first ≤ s < s_end (the whole batch in region
+    2, or one block into its gradient shard in region 1) for the rows i_first ≤ i < i_end of
+    W^m: G[i − i_first, j] = Σ_s δ^m_{s,i} h^{m−1}_{s,j} and, in the extra column j = d_{m−1},
+    G[i − i_first, d_{m−1}] = Σ_s δ^m_{s,i}. Each sum runs over s in order, one term at a time,
+    as backward.py adds it; (S.1)'s factor 1/B comes with the update.
+
+    Chunks of ``chunk`` samples (a multiple of 4) outer, so that a chunk's rows of h^{m−1} stay
+    in L2 while each group of ``group`` rows passes over it; within a group samples outer, rows
+    inner, so that 4 rows of h^{m−1} serve every row of the group while in L1. ``spans``,
+    ``whole``: the columns each tile reads (``tile_columns``).
+
+    The fast body of ``backward.weight_gradient`` and ``backward.bias_gradient``, the plain
+    kernels it must equal: the same sums over s in sample order, blocked 4 rows × 4 samples,
+    without their factor 1/B (the update applies it); equal to rounding (tests/test_fused.py)."""
+    d_prev = h_prev.shape[1]
+    line = CACHE_LINE // h_prev.itemsize
+    n = i_end - i_first
+    if s_end <= s_first:  # no samples: every sum is 0
+        for r in range(n):
+            for j in range(d_prev + 1):
+                G[r, j] = 0.0
+    for c_first in range(s_first, s_end, chunk):
+        c_end = min(c_first + chunk, s_end)
+        s_quads = c_end - (c_end - c_first) % 4
+        for g in range(0, n, group):
+            g_end = min(g + group, n)
+            if c_first == s_first:  # the group's sums start at 0 (zeroed here: then in L1)
+                for r in range(g, g_end):
+                    for j in range(d_prev + 1):
+                        G[r, j] = 0.0
+            for s in range(c_first, s_quads, 4):
+                j_lo, j_hi = tile_columns(spans, s, s + 4, d_prev, line, whole)
+                for r in range(g, g_end, ROW_TILE):
+                    weight_gradient_quad(
+                        G, r, delta, h_prev, s, i_first + r, i_end - 1, j_lo, j_hi
+                    )  # fmt: skip
+            for s in range(s_quads, c_end):
+                j_lo, j_hi = tile_columns(spans, s, s + 1, d_prev, line, whole)
+                for r in range(g, g_end, ROW_TILE):
+                    weight_gradient_single(
+                        G, r, delta, h_prev, s, i_first + r, i_end - 1, j_lo, j_hi
+                    )  # fmt: skip
+    for r in range(n):
+        for s in range(s_first, s_end):
+            # (B.2) ∂ℓ_s/∂b^m_i = δ^m_{s,i}
+            G[r, d_prev] += delta[s, i_first + r]

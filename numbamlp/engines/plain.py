@@ -1,0 +1,56 @@
+"""The ``kernels`` engine: one call per equation kernel from Python (passes.py, optimizers.py).
+
+The plain loops, easiest to read against the notes, and the reference the fused engine is
+tested against. Per step: gather the minibatch (I.1/I.2), forward (F.*), loss (L.1, S.1),
+backward (B.*), update (U.*). Every buffer is allocated when the engine is built; the steps
+allocate nothing.
+"""
+
+from __future__ import annotations
+
+import math
+
+from numbamlp import passes
+from numbamlp.engines.base import EngineSetup, HostEngine, adopt_state
+from numbamlp.forward import gather_batch, gather_labels
+from numbamlp.network import Parameters
+from numbamlp.workspace import Workspace
+
+
+class KernelsEngine(HostEngine):
+    """The plain kernels on the CPU, one step per call of ``run`` by the Trainer."""
+
+    chunk = 1
+
+    def __init__(self, setup: EngineSetup) -> None:
+        super().__init__(setup)
+        arch, dtype = setup.model.architecture, setup.model.dtype
+        self.workspace = Workspace(arch, setup.sampler.batch_size, dtype)
+        for batch in setup.sampler.batches:  # a view for every batch size, made now
+            self.workspace.rows(batch.shape[0])
+        self.grads = Parameters.zeros(arch, dtype)
+        self.state = adopt_state(setup.optimizer, arch.n_parameters, dtype)
+
+    def run(self, first: int, count: int) -> int:
+        for t in range(count):
+            if not self.step(first + t):
+                return t
+        return count
+
+    def step(self, q: int) -> bool:
+        """Minibatch q of the epoch; False (no update made) if its loss is not finite."""
+        setup = self.setup
+        params, grads = setup.model.params, self.grads
+        indices = setup.sampler.batches[q]
+        ws = self.workspace.rows(indices.shape[0])
+        gather_batch(ws.h[0], setup.X, indices, setup.scale)
+        gather_labels(ws.labels, setup.y, indices)
+        passes.forward(ws, params)
+        batch_loss = passes.loss(ws, params, ws.labels)
+        setup.batch_losses[q] = batch_loss
+        setup.batch_correct[q] = passes.correct(ws, params, ws.labels)
+        if not math.isfinite(batch_loss):
+            return False
+        passes.backward(ws, params, grads, ws.labels, setup.weight_decay)
+        setup.optimizer.step(params.theta, grads.theta, setup.lrs[q])
+        return True
