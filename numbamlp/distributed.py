@@ -19,8 +19,7 @@ import hashlib
 import os
 import sys
 import time
-import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -58,23 +57,23 @@ class StartFailed(NumbamlpError):
         self.rank = rank
 
 
-def launched_size(environ: dict[str, str] | None = None) -> int:
+def launched_size(environ: Mapping[str, str] | None = None) -> int:
     """The world size an MPI launcher announced in the environment, or 1."""
-    environ = os.environ if environ is None else environ
+    values = os.environ if environ is None else environ
     for name in SIZE_VARIABLES:
         try:
-            return max(1, int(environ[name]))
+            return max(1, int(values[name]))
         except (KeyError, ValueError):
             continue
     return 1
 
 
-def launched_rank(environ: dict[str, str] | None = None) -> int:
+def launched_rank(environ: Mapping[str, str] | None = None) -> int:
     """This process's rank as the launcher announced it, or 0."""
-    environ = os.environ if environ is None else environ
+    values = os.environ if environ is None else environ
     for name in RANK_VARIABLES:
         try:
-            return int(environ[name])
+            return int(values[name])
         except (KeyError, ValueError):
             continue
     return 0
@@ -177,8 +176,8 @@ class Cluster:
     def check_parameters(self, theta: np.ndarray, state: np.ndarray) -> None:
         """Raise NumbamlpError unless θ and the optimizer state are bitwise equal on all ranks
         (they are, unless ranks run on CPUs whose vector code rounds differently)."""
-        digest = hashlib.sha256(memoryview(theta).cast("B"))
-        digest.update(memoryview(state.reshape(-1)).cast("B"))
+        digest = hashlib.sha256(theta.data.cast("B"))
+        digest.update(state.reshape(-1).data.cast("B"))
         self.check_same(
             digest.hexdigest(),
             "parameters",
@@ -238,18 +237,3 @@ def connect(timeout: float = DEFAULT_TIMEOUT) -> Cluster:
     except RuntimeError as exc:  # mpi4py found, the MPI library not
         raise NumbamlpError(f"MPI could not be initialised: {exc}") from None
     return Cluster(MPI.COMM_WORLD, MPI, timeout)
-
-
-def distribute(trainer: Any, cluster: Cluster) -> Any:
-    """Deprecated: build the trainer with ``Trainer(..., cluster=cluster)`` instead.
-
-    Makes ``trainer`` (a CPU Trainer with the fused engine) share its steps among the ranks of
-    ``cluster`` by building its engine again with the cluster (θ, the optimizer state and the
-    position are the trainer's, untouched); returns the engine's exchange."""
-    warnings.warn(
-        "distribute(trainer, cluster) is deprecated: build Trainer(..., cluster=cluster)",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    trainer._build_engine(trainer.device, cluster)
-    return trainer.engine.plan.exchange

@@ -359,13 +359,9 @@ def prepare(
     n_threads = set_threads(threads)
     X_train, y_train, X_val, y_val = _split(plan, data)
     model, trainer, history = _model_and_trainer(
-        plan, data, X_train, y_train, model, init_rng, train_rng
+        cluster, plan, data, X_train, y_train, model, init_rng, train_rng
     )
     early = _early_stopping(config.patience, model, resume)
-    if cluster is not None:
-        from numbamlp.distributed import distribute
-
-        distribute(trainer, cluster)
     X_test_raw = model.check_inputs(data.X_test_raw, "test features", raw=True)
     y_test_checked = model.check_labels(data.y_test, X_test_raw.shape[0], "test labels")
 
@@ -445,6 +441,7 @@ def _split(plan: RunPlan, data: Any) -> tuple[Any, Any, Any, Any]:
 
 
 def _model_and_trainer(
+    cluster: Any,
     plan: RunPlan,
     data: Any,
     X_train: Any,
@@ -461,11 +458,7 @@ def _model_and_trainer(
     config, resume = plan.config, plan.resume
     from numbamlp.training import Trainer
 
-    trainer_class: type[Trainer] = Trainer
-    if config.device == "cuda":
-        from numbamlp.cuda.training import DeviceTrainer
-
-        trainer_class = DeviceTrainer
+    engine = {"device": config.device, "cluster": cluster}  # the factory builds the engine
     train_config = TrainConfig(
         epochs=plan.epochs,
         batch_size=config.batch_size,
@@ -494,7 +487,7 @@ def _model_and_trainer(
             )
         elif model.architecture.sizes[0] != data.n_features:
             raise NumbamlpError("`model`: the model's inputs do not fit the data's features")
-        trainer = trainer_class(model, X_train, y_train, train_config, train_rng, scale=scale)
+        trainer = Trainer(model, X_train, y_train, train_config, train_rng, scale=scale, **engine)
         return model, trainer, []
     from numbamlp.checkpoint import fingerprint
 
@@ -506,8 +499,8 @@ def _model_and_trainer(
     model = resume.model
     if model.architecture.sizes[0] != data.n_features:
         raise NumbamlpError("the checkpoint's model does not fit the data's features")
-    trainer = trainer_class(
-        model, X_train, y_train, train_config, train_rng, resume.optimizer, scale
+    trainer = Trainer(
+        model, X_train, y_train, train_config, train_rng, resume.optimizer, scale, **engine
     )
     try:
         trainer.restore(resume.trainer)
@@ -556,7 +549,7 @@ def _early_stopping(patience: int | None, model: Any, resume: Any) -> Any:
 
 def compiled_kernels() -> int:
     """How many of the training kernels this process compiled rather than loaded from disk."""
-    from numbamlp import fused
+    from numbamlp.engines.fused import regions
 
-    dispatchers = [fused.run_steps, fused.forward_backward, fused.gradient_update]
+    dispatchers = [regions.run_steps, regions.forward_backward, regions.gradient_update]
     return sum(len(d.stats.cache_misses) for d in dispatchers if hasattr(d, "stats"))

@@ -232,7 +232,7 @@ def load_data(plan: RunPlan, rng: Any, download: bool, preload: bool) -> tuple[A
         loading = pool.submit(read)
         seconds = 0.0
         if preload and data.train_file is None:
-            from numbamlp.fused import preload as preload_kernel
+            from numbamlp.engines.fused import preload as preload_kernel
 
             started = time.perf_counter()
             preload_kernel(plan.config.dtype, "uint8")  # the built-in sets are images of bytes

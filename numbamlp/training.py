@@ -183,7 +183,8 @@ class Trainer:
         self.epoch = 0  # epochs started; the current one is complete when batch == 0
         self.batch = 0  # minibatches done in the current epoch (q)
         self.epoch_seconds = 0.0
-        self._epoch_rng_state: dict | None = None  # the generator's state when the epoch began
+        # the generator's state when the epoch began
+        self._epoch_rng_state: Mapping[str, Any] | None = None
         # γ_p and ℓ of each minibatch of the current epoch, filled as it goes.
         self.lrs = np.zeros(steps, dtype=np.float64)
         self.batch_losses = np.zeros(steps, dtype=np.float64)
@@ -495,6 +496,8 @@ def train(
     """
     trainer = Trainer(model, X_train, y_train, config, rng, scale=scale)
     if X_test is not None:
+        if y_test is None:
+            raise NumbamlpError("test features without test labels")
         X_test = model.check_inputs(X_test, "test features", raw=True)
         y_test = model.check_labels(y_test, X_test.shape[0], "test labels")
     history = []

@@ -26,9 +26,9 @@ import numpy as np
 import pytest
 from numba.core.runtime import _nrt_python
 
-from numbamlp import fused, passes
+from numbamlp import intrinsics, passes
 from numbamlp.activations import CODES
-from numbamlp.engines.fused import layout
+from numbamlp.engines.fused import FusedPlan, expf, layout, preload, regions, rows, tiles
 from numbamlp.errors import NumbamlpError
 from numbamlp.forward import gather_batch, gather_labels
 from numbamlp.network import Architecture, Parameters
@@ -140,7 +140,7 @@ def per_kernel_steps(arch, theta, name, X, scale, y, matrix, sizes, lrs):
 
 def fused_plan(arch, dtype, name, **options):
     optimizer = Optimizer.create(name, arch.n_parameters, np.dtype(dtype), **HYPER[name])
-    plan = fused.FusedPlan(arch, max(BATCH_SIZES), dtype, optimizer, **options)
+    plan = FusedPlan(arch, max(BATCH_SIZES), dtype, optimizer, **options)
     return plan, plan.adopt_state(optimizer)
 
 
@@ -234,7 +234,7 @@ def test_inputs_with_blank_borders_match_the_per_kernel_path(depth, shard_bytes,
     arch = architecture(depth, "softmax", ["sigmoid", "tanh"])
     X, scale, y = inputs("bordered", dtype, arch.n_classes)
     spans = np.empty((N_ROWS, 2), np.int64)
-    fused.input_spans(spans, X)
+    tiles.input_spans(spans, X)
     assert (spans[:, 1] - spans[:, 0]).mean() < 0.6 * X.shape[1]  # the skipping is exercised
     matrix, sizes = minibatches(BATCH_SIZES)
     lrs = step_sizes("adam", len(sizes))
@@ -257,7 +257,7 @@ def test_input_spans(dtype):
     if dtype != np.uint8:
         X[4, 0] = np.nan
     spans = np.empty((5, 2), np.int64)
-    fused.input_spans(spans, X)
+    tiles.input_spans(spans, X)
     expected = [(3, 7), (0, 10), (10, 0), (9, 10), (0, 1) if dtype != np.uint8 else (10, 0)]
     assert [tuple(row) for row in spans] == expected
 
@@ -266,11 +266,11 @@ def test_tile_columns_cover_the_tile_in_whole_cache_lines():
     """The union of the tile's spans, rounded out to lines of 16 columns and cut at d; all of
     them for a hidden layer (whole); nothing for a tile of empty rows."""
     spans = np.array([[20, 40], [33, 70], [100, 0], [5, 6]], np.int64)  # row 2: all zeros
-    assert fused.tile_columns(spans, 0, 2, 100, 16, False) == (16, 80)
-    assert fused.tile_columns(spans, 0, 4, 100, 16, False) == (0, 80)
-    assert fused.tile_columns(spans, 1, 2, 66, 16, False) == (32, 66)
-    assert fused.tile_columns(spans, 2, 3, 100, 16, False) == (96, 0)  # an empty range
-    assert fused.tile_columns(spans, 0, 4, 100, 16, True) == (0, 100)
+    assert tiles.tile_columns(spans, 0, 2, 100, 16, False) == (16, 80)
+    assert tiles.tile_columns(spans, 0, 4, 100, 16, False) == (0, 80)
+    assert tiles.tile_columns(spans, 1, 2, 66, 16, False) == (32, 66)
+    assert tiles.tile_columns(spans, 2, 3, 100, 16, False) == (96, 0)  # an empty range
+    assert tiles.tile_columns(spans, 0, 4, 100, 16, True) == (0, 100)
 
 
 def test_float32_exponential_is_within_one_ulp():
@@ -278,16 +278,16 @@ def test_float32_exponential_is_within_one_ulp():
     1 ulp of e^x over [−87.3, 0], e^0 = 1, NaN stays NaN, and −∞ and arguments below
     ln 2^{−126} ≈ −87.34 give 2^{−126} (≈ 1.2e-38, where expf is subnormal)."""
     x = -np.linspace(0.0, 87.3, 1_000_001).astype(np.float32)
-    got = np.array([fused.exp_nonpositive_float32(v) for v in x[::97]], np.float64)
+    got = np.array([expf.exp_nonpositive_float32(v) for v in x[::97]], np.float64)
     exact = np.exp(x[::97].astype(np.float64))
     ulps = np.abs(got - exact) / np.spacing(exact.astype(np.float32)).astype(np.float64)
     assert ulps.max() <= 1.0
-    assert fused.exp_nonpositive_float32(np.float32(0.0)) == 1.0
-    assert np.isnan(fused.exp_nonpositive_float32(np.float32(np.nan)))
-    floor = fused.exp_nonpositive_float32(np.float32(-87.4))
+    assert expf.exp_nonpositive_float32(np.float32(0.0)) == 1.0
+    assert np.isnan(expf.exp_nonpositive_float32(np.float32(np.nan)))
+    floor = expf.exp_nonpositive_float32(np.float32(-87.4))
     assert floor == pytest.approx(np.finfo(np.float32).tiny, rel=1e-6)
     for below in (-88.0, -1e4, -np.inf):
-        assert fused.exp_nonpositive_float32(np.float32(below)) == floor
+        assert expf.exp_nonpositive_float32(np.float32(below)) == floor
 
 
 def test_float32_sigmoid_rows_match_the_scalar_sigmoid():
@@ -299,7 +299,7 @@ def test_float32_sigmoid_rows_match_the_scalar_sigmoid():
     z = np.linspace(-100.0, 40.0, 70_001).astype(np.float32).reshape(-1, 1)
     z[0, 0] = np.nan
     h = np.zeros_like(z)
-    fused.activation_rows(h, z, CODES["sigmoid"], 0, z.shape[0])
+    rows.activation_rows(h, z, CODES["sigmoid"], 0, z.shape[0])
     expected = np.array([_sigmoid(t) for t in z[:, 0]], np.float32)
     assert np.isnan(h[0, 0])
     h, expected = h[1:, 0], expected[1:]
@@ -320,17 +320,17 @@ def test_element_updates_are_the_optimizer_kernels():
     for dtype in (np.float64, np.float32):
         for name in OPTIMIZER_NAMES:
             reference = Optimizer.create(name, P, np.dtype(dtype), **HYPER[name])
-            hyper = np.array([reference.hyper[key] for key in fused.HYPER_ORDER[name]])
+            hyper = np.array([reference.hyper[key] for key in layout.HYPER_ORDER[name]])
             theta_ref = rng.normal(size=P).astype(dtype)
             theta = theta_ref.copy()
             state = np.zeros((len(OPTIMIZERS[name][0]), P), dtype)
-            coef = np.zeros(fused.N_COEF, dtype)
+            coef = np.zeros(layout.N_COEF, dtype)
             for p, lr in enumerate([0.1, 0.05, 0.025], start=1):
                 sums = (rng.normal(size=P) * 10.0 ** rng.integers(-6, 2, size=P)).astype(dtype)
                 reference.step(theta_ref, sums * dtype(1.0 / B), lr)  # g = (1/B) Σ_s
-                code = fused.OPTIMIZER_CODES[name]
-                fused.step_coefficients(coef, lr, B, code, hyper, p)
-                fused.update_run(theta, state, 0, sums, P, code, coef)
+                code = layout.OPTIMIZER_CODES[name]
+                regions.step_coefficients(coef, lr, B, code, hyper, p)
+                regions.update_run(theta, state, 0, sums, P, code, coef)
             np.testing.assert_array_max_ulp(theta, theta_ref, maxulp=1, dtype=dtype)
             for row, key in enumerate(OPTIMIZERS[name][0]):
                 ulps = 8 if key == "avg_sq_step" else 1
@@ -400,9 +400,9 @@ def test_chunks_and_bands_of_region_2_change_no_bit(limits, monkeypatch, restore
         monkeypatch.setattr(layout, name, value)  # what layout_table reads
     arch = architecture(3, "softmax", ["sigmoid", "relu"])
     plan, _ = fused_plan(arch, np.float32, "adam", shard_bytes=0)
-    assert plan.layout[fused.CHUNK, 1] == 4 < max(BATCH_SIZES)  # chunks are in use
+    assert plan.layout[layout.CHUNK, 1] == 4 < max(BATCH_SIZES)  # chunks are in use
     if "GROUP_BYTES" in limits:
-        assert plan.layout[fused.BAND, 1] == 2 * plan.layout[fused.GROUP, 1]
+        assert plan.layout[layout.BAND, 1] == 2 * plan.layout[layout.GROUP, 1]
     assert train_bits(threads, np.float32, "uint8", shard_bytes=0) == whole
 
 
@@ -411,7 +411,7 @@ def test_gradient_shards_only_reorder_the_sums(restore_threads):
     for the test's layers (otherwise the comparison would prove nothing)."""
     arch = architecture(3, "softmax", ["sigmoid", "tanh"])
     plan, _ = fused_plan(arch, np.float64, "adam", sample_block=8)  # 2 blocks, 8 and 5 samples
-    assert (plan.layout[fused.SHARD_AT, 1:] >= 0).all()
+    assert (plan.layout[layout.SHARD_AT, 1:] >= 0).all()
     X, scale, y = inputs("float", np.float64)
     matrix, sizes = minibatches(BATCH_SIZES)
     lrs = step_sizes("adam", len(sizes))
@@ -429,7 +429,7 @@ def test_gradient_shards_only_reorder_the_sums(restore_threads):
 def fp_control():
     """The thread's floating-point control bits (MXCSR without its six sticky status flags,
     which NumPy clears and sets as it computes)."""
-    return fused.read_fp_mode() & ~0x3F
+    return intrinsics.read_fp_mode() & ~0x3F
 
 
 @pytest.mark.parametrize("flush", [True, False])
@@ -515,7 +515,7 @@ def test_run_steps_allocates_nothing():
         try:
             before, _ = tracemalloc.get_traced_memory()
             tracemalloc.reset_peak()
-            done = fused.run_steps(*args, 0, 0, count, losses, *tail)
+            done = regions.run_steps(*args, 0, 0, count, losses, *tail)
             after, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
@@ -543,13 +543,13 @@ def test_run_steps_allocates_nothing():
 
 
 def test_preload_readies_the_run_steps_that_training_calls():
-    """fused.preload (called by ``numbamlp train`` while the data loads) makes run_steps ready
+    """plan.preload (called by ``numbamlp train`` while the data loads) makes run_steps ready
     for the signature a real plan then calls with: no new compilation at the first step."""
-    fused.preload("float32", np.uint8)
-    before = set(fused.run_steps.signatures)
+    preload("float32", np.uint8)
+    before = set(regions.run_steps.signatures)
     arch = Architecture.for_classes(9, [5], 3)
     optimizer = Optimizer.create("adam", arch.n_parameters, np.dtype(np.float32))
-    plan = fused.FusedPlan(arch, 4, np.float32, optimizer)
+    plan = FusedPlan(arch, 4, np.float32, optimizer)
     state = plan.adopt_state(optimizer)
     theta = np.random.default_rng(0).normal(size=arch.n_parameters).astype(np.float32)
     X = np.arange(6 * 9, dtype=np.uint8).reshape(6, 9)
@@ -557,7 +557,7 @@ def test_preload_readies_the_run_steps_that_training_calls():
     steps = np.array([[0, 1, 2, 3], [4, 5, 0, 1]], np.int64)
     sizes, lrs, losses = np.array([4, 3], np.int64), np.full(2, 0.1), np.zeros(2)
     assert plan.run(theta, state, X, 1 / 255, y, steps, sizes, lrs, 0, 0, 2, losses) == 2
-    assert set(fused.run_steps.signatures) == before
+    assert set(regions.run_steps.signatures) == before
 
 
 def test_work_items_cover_every_row_once():
@@ -567,13 +567,13 @@ def test_work_items_cover_every_row_once():
     arch = Architecture.for_classes(784, [32], 10)
     costs = np.concatenate([np.full(32, 785), np.full(10, 33)])
     for n_items in (1, 2, 3, 4, 8):
-        cuts = fused.balanced_cuts(arch, n_items)
+        cuts = layout.balanced_cuts(arch, n_items)
         assert cuts[0] == 0 and cuts[-1] == 42 and len(cuts) == n_items + 1
         assert (np.diff(cuts) >= 0).all()
         assert all(c % 4 == 0 or c >= 32 for c in cuts[1:-1])
         item_costs = [costs[a:b].sum() for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
         assert max(item_costs) - min(item_costs) <= 4 * 785 + 10 * 33
-    assert list(fused.balanced_cuts(arch, 2)) == [0, 16, 42]
+    assert list(layout.balanced_cuts(arch, 2)) == [0, 16, 42]
 
 
 def test_run_rejects_what_the_kernels_cannot_check():

@@ -33,7 +33,7 @@ class EngineSetup:
 
     model: MLP  # θ is model.params.theta, updated in place (on a device: by to_host)
     X: np.ndarray  # the training inputs, (n, d_0): θ's dtype, or uint8 pixels
-    scale: np.generic  # h^0 = scale · X_{I_s}, in θ's dtype
+    scale: np.floating  # h^0 = scale · X_{I_s}, in θ's dtype
     y: np.ndarray  # int64 labels, (n,)
     optimizer: Optimizer  # hyperparameters, state arrays, the step counter p
     sampler: Sampler  # index_matrix[q, :batch_sizes[q]] is minibatch q of the epoch

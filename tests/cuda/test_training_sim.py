@@ -182,25 +182,3 @@ def test_device_run_resumed_from_a_checkpoint_is_bitwise_the_straight_run(tmp_pa
     assert second.model.params.theta.tobytes() == straight.model.params.theta.tobytes()
     for name, value in straight.optimizer.state.items():
         assert second.optimizer.state[name].tobytes() == value.tobytes()
-
-
-def test_the_deprecated_device_trainer_is_the_cuda_engine():
-    """DeviceTrainer (until the CLI builds Trainer(..., device="cuda")) warns, and trains as
-    Trainer with device="cuda" does, bit for bit."""
-    from numbamlp.cuda.training import DeviceTrainer
-
-    X, y = data()
-    thetas = []
-    for deprecated in (True, False):
-        init_rng, rng = generators(5)
-        model = MLP.create(D0, [5], CLASSES, dtype="float32", rng=init_rng)
-        config = TrainConfig(epochs=1, batch_size=4)
-        if deprecated:
-            with pytest.warns(DeprecationWarning, match="device="):
-                trainer = DeviceTrainer(model, X, y, config, rng, None, 1 / 255, 2, 2)
-        else:
-            trainer = Trainer(model, X, y, config, rng, None, 1 / 255, device="cuda")
-        trainer.train_epoch()
-        trainer.host_state()
-        thetas.append(model.params.theta.tobytes())
-    assert thetas[0] == thetas[1]

@@ -117,7 +117,7 @@ class FusedPlan:
         self.sample_block = int(sample_block or default_sample_block(self.max_batch))
         self.shard_bytes = SHARD_BYTES if shard_bytes is None else int(shard_bytes)
         self.flush_subnormals = bool(flush_subnormals)
-        n_items = int(n_items or numba.config.NUMBA_NUM_THREADS)
+        n_items = int(n_items or numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
         if self.sample_block < 1 or n_items < 1:
             raise NumbamlpError("sample_block and n_items must be at least 1")
         self.cuts = balanced_cuts(architecture, n_items)
@@ -167,7 +167,7 @@ class FusedPlan:
         theta: np.ndarray,
         state: np.ndarray,
         X: np.ndarray,
-        scale: float,
+        scale: float | np.floating,
         y: np.ndarray,
         index_matrix: np.ndarray,
         batch_sizes: np.ndarray,
