@@ -36,8 +36,8 @@ _EXPORTS = {
     "Trainer": "numbamlp.training",
     "train": "numbamlp.fitting",
     "fit": "numbamlp.fitting",
-    "FitResult": "numbamlp.fitting",
-    "Run": "numbamlp.fitting",
+    "FitResult": "numbamlp.runner",
+    "Run": "numbamlp.callbacks",
     "Callback": "numbamlp.callbacks",
     "EpochMetrics": "numbamlp.training",
     "TrainingDiverged": "numbamlp.training",
@@ -77,15 +77,16 @@ __all__ = [  # the same names, spelt out for linters (tests/test_api.py checks t
 ]
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ imports these
-    from numbamlp.callbacks import Callback
+    from numbamlp.callbacks import Callback, Run
     from numbamlp.datasets import Dataset, load_dataset, load_fashion_mnist, load_mnist
     from numbamlp.errors import NumbamlpError
     from numbamlp.estimator import MLPClassifier
     from numbamlp.export import export_safetensors
-    from numbamlp.fitting import FitResult, Run, fit, train
+    from numbamlp.fitting import fit, train
     from numbamlp.model import MLP
     from numbamlp.modelio import load_model, save_model
     from numbamlp.randomness import generators
+    from numbamlp.runner import FitResult
     from numbamlp.training import EpochMetrics, TrainConfig, Trainer, TrainingDiverged
 
 

@@ -25,12 +25,32 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
-    from numbamlp.fitting import Run
-    from numbamlp.training import EpochMetrics
+    from numbamlp.model import MLP
+    from numbamlp.training import EpochMetrics, Trainer
+
+
+@dataclass
+class Run:
+    """The run as callbacks see it."""
+
+    trainer: Trainer
+    model: MLP
+    epochs: int
+    history: list[dict[str, Any]]
+    log: Callable[..., None]
+    test_accuracy: Callable[[], float | None]
+    stop_requested: bool = False
+    stop_training: bool = False
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def request_stop(self) -> None:
+        """Stop cleanly after the current engine call, as Ctrl-C does (resumable)."""
+        self.stop_requested = True
 
 
 class Callback:

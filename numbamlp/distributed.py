@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 
-from numbamlp.engines.distributed import block_ranges  # noqa: F401  (part of this module's API)
 from numbamlp.errors import NumbamlpError
 
 #: Environment variables by which MPI launchers announce the world size (Open MPI's mpiexec;

@@ -13,60 +13,17 @@ command line rewrites them as its flags (``--lr 1e-4``).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
-from numbamlp.callbacks import (
-    Callback,
-)
+from numbamlp.callbacks import Callback
 
 if TYPE_CHECKING:
     import numpy as np
 
     from numbamlp.datasets import Dataset
     from numbamlp.model import MLP
-    from numbamlp.training import Trainer
-
-
-@dataclass
-class FitResult:
-    """What ``fit`` returns. ``history`` holds one record per epoch (the metrics file's
-    objects); ``stopped`` is None for a run that ended normally, else ``"SIGINT"``,
-    ``"SIGTERM"`` or ``"callback"`` (``checkpoint`` is then where it can be resumed from)."""
-
-    model: MLP
-    history: list[dict[str, Any]]
-    test_accuracy: float | None
-    epochs: int  # epochs completed
-    seconds: float
-    stopped: str | None = None
-    position: str = ""  # where a stopped run stands, e.g. "epoch 3, batch 120"
-    step: int = 0
-    checkpoint: Path | None = None
-    best_epoch: int | None = None  # the epoch whose weights early stopping kept
-    saved: Path | None = None
-    summary: str = ""  # the line that ends the log: "test accuracy … after … epochs (…)"
-
-
-@dataclass
-class Run:
-    """The run as callbacks see it."""
-
-    trainer: Trainer
-    model: MLP
-    epochs: int
-    history: list[dict[str, Any]]
-    log: Callable[..., None]
-    test_accuracy: Callable[[], float | None]
-    stop_requested: bool = False
-    stop_training: bool = False
-    extras: dict[str, Any] = field(default_factory=dict)
-
-    def request_stop(self) -> None:
-        """Stop cleanly after the current engine call, as Ctrl-C does (resumable)."""
-        self.stop_requested = True
+    from numbamlp.runner import FitResult
 
 
 def fit(

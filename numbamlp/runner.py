@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from numbamlp.callbacks import (
     Callback,
@@ -23,10 +23,10 @@ from numbamlp.callbacks import (
     EpochLogger,
     MetricsFile,
     ProgressBar,
+    Run,
     ThrottledEvaluation,
 )
 from numbamlp.errors import NumbamlpError
-from numbamlp.fitting import FitResult, Run
 from numbamlp.runplan import (
     RunPlan,
     arrays_dataset,
@@ -37,6 +37,29 @@ from numbamlp.runplan import (
     load_data,
     set_threads,
 )
+
+if TYPE_CHECKING:
+    from numbamlp.model import MLP
+
+
+@dataclass
+class FitResult:
+    """What ``fit`` returns. ``history`` holds one record per epoch (the metrics file's
+    objects); ``stopped`` is None for a run that ended normally, else ``"SIGINT"``,
+    ``"SIGTERM"`` or ``"callback"`` (``checkpoint`` is then where it can be resumed from)."""
+
+    model: MLP
+    history: list[dict[str, Any]]
+    test_accuracy: float | None
+    epochs: int  # epochs completed
+    seconds: float
+    stopped: str | None = None
+    position: str = ""  # where a stopped run stands, e.g. "epoch 3, batch 120"
+    step: int = 0
+    checkpoint: Path | None = None
+    best_epoch: int | None = None  # the epoch whose weights early stopping kept
+    saved: Path | None = None
+    summary: str = ""  # the line that ends the log: "test accuracy … after … epochs (…)"
 
 
 @dataclass

