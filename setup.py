@@ -1,7 +1,7 @@
-"""Builds the wheel with the kernels compiled for this machine (numbamlp/precompile.py says why).
+"""Builds the wheel with the kernels compiled for this machine (numbamlp/cli/precompile.py: why).
 
 Everything else about the package is in pyproject.toml. ``build_py`` copies the package into
-the build directory as usual, then runs ``python -m numbamlp.precompile`` there, which leaves
+the build directory as usual, then runs ``python -m numbamlp.cli.precompile`` there, which leaves
 Numba's cache files in ``numbamlp/__pycache__`` of the build directory, so they go into the
 wheel and the first ``numbamlp train`` loads its kernels instead of compiling them (~17 s).
 Best effort: if it fails, the build goes on and the kernels compile on first use as before.
@@ -32,7 +32,10 @@ class BuildPyWithKernels(build_py):
         env.pop("NUMBA_DISABLE_JIT", None)
         print("numbamlp: compiling the kernels for this machine (NUMBAMLP_PRECOMPILE=0 skips)")
         done = subprocess.run(
-            [sys.executable, "-m", "numbamlp.precompile"], cwd=self.build_lib, env=env, check=False
+            [sys.executable, "-m", "numbamlp.cli.precompile"],
+            cwd=self.build_lib,
+            env=env,
+            check=False,
         )
         if done.returncode != 0:
             print("numbamlp: precompiling failed; the kernels will compile on first use")

@@ -38,7 +38,7 @@ def have(module: str) -> bool:
 
 @pytest.fixture(scope="session")
 def mnist():
-    from numbamlp.datasets import load_mnist
+    from numbamlp.datasets.loaders import load_mnist
 
     return load_mnist()
 

@@ -13,7 +13,7 @@ from conftest import have, make_trainer, quick, rng_subset
 def _gpu_usable() -> bool:
     if not (have("numba_cuda_mlir") or have("numba_cuda") or have("numba.cuda")):
         return False
-    from numbamlp.cuda.backend import cuda, simulator_enabled
+    from numbamlp.engines.cuda.backend import cuda, simulator_enabled
 
     if simulator_enabled():
         return False

@@ -1,4 +1,4 @@
-"""Distributed training (numbamlp/distributed.py): per step, the bytes each rank receives in the
+"""Distributed training (numbamlp/engines/cluster.py): per step, the bytes each rank receives in the
 exchange after region 1 and the time spent in it, against the time of the rest of the step.
 
 Each case runs ``mpiexec -n 2`` on this file (``python test_distributed.py RANKS HIDDEN BATCH
@@ -34,10 +34,10 @@ def probe(ranks: int, hidden: int, batch: int, steps: int, threads: int) -> dict
     ``ranks`` MPI ranks (``ranks`` = 0: no MPI). Returns rank 0's figures, None elsewhere."""
     import numba
 
-    from numbamlp.datasets import load_mnist
-    from numbamlp.model import MLP
-    from numbamlp.randomness import generators
-    from numbamlp.training import TrainConfig, Trainer
+    from numbamlp.datasets.loaders import load_mnist
+    from numbamlp.model.mlp import MLP
+    from numbamlp.training.randomness import generators
+    from numbamlp.training.trainer import TrainConfig, Trainer
 
     numba.set_num_threads(threads)
     data = load_mnist()
@@ -46,7 +46,7 @@ def probe(ranks: int, hidden: int, batch: int, steps: int, threads: int) -> dict
     config = TrainConfig(batch_size=batch)
     cluster = exchange = None
     if ranks:
-        from numbamlp.distributed import connect
+        from numbamlp.engines.cluster import connect
 
         cluster = connect(60)
     trainer = Trainer(

@@ -4,7 +4,7 @@ One group, so its table reads as ratios. Every entry is a whole process (interpr
 imports, MNIST read and checked, training, a test-set evaluation per epoch):
 
 * ``numbamlp-installed``: the first run after ``pip install .``, whose build compiled the kernels
-  into the JIT cache (setup.py, numbamlp/precompile.py). Here the cache is filled by the same
+  into the JIT cache (setup.py, numbamlp/cli/precompile.py). Here the cache is filled by the same
   ``precompile`` into an empty NUMBA_CACHE_DIR before the timed run, outside the timing.
 * ``numbamlp-cold``: an empty JIT cache, so the command compiles every kernel it runs (what a
   wheel built with NUMBAMLP_PRECOMPILE=0, or a run of another dtype, sees).
@@ -66,7 +66,7 @@ def test_cold(benchmark, shared_cache, tmp_path):
 
 def test_installed(benchmark, tmp_path):
     if quick(benchmark):
-        pytest.skip("the quick run does not precompile (tests/test_precompile.py covers it)")
+        pytest.skip("the quick run does not precompile (tests/cli/test_precompile.py covers it)")
     benchmark.group = GROUP
     benchmark.name = "numbamlp-installed"
     command = [NUMBAMLP, "train", "--quiet", "--epochs", _epochs(benchmark)]

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from conftest import PEAK_GFLOPS
 
-from numbamlp.activations import SIGMOID
-from numbamlp.backward import hidden_delta, weight_gradient
-from numbamlp.forward import affine_forward
-from numbamlp.optimizers import adam_update
+from numbamlp.kernels.activations import SIGMOID
+from numbamlp.kernels.backward import hidden_delta, weight_gradient
+from numbamlp.kernels.forward import affine_forward
+from numbamlp.kernels.optimizers import adam_update
 
 SHAPES = [(128, 32, 784), (128, 10, 32), (128, 512, 784), (1024, 2048, 784)]
 

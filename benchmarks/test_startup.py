@@ -79,11 +79,14 @@ def test_peak_memory(benchmark):
         "print([int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')][0])"
     )
     train = (
-        "from numbamlp.cli import main\n"
+        "from numbamlp.cli.commands import main\n"
         "try:\n    main(['train', '--epochs', '1', '--quiet'])\n"
         "except SystemExit:\n    pass\n" + hwm + "\n"
     )
-    imports = "import numba, numpy, numbamlp.training, numbamlp.cli, numbamlp.datasets\n" + hwm
+    imports = (
+        "import numba, numpy, numbamlp.training.trainer, numbamlp.cli.commands\n"
+        "import numbamlp.datasets.loaders\n" + hwm
+    )
 
     def peak(src):
         out = subprocess.run(
@@ -98,7 +101,7 @@ def test_peak_memory(benchmark):
         result["imports"] = peak(imports)
 
     benchmark.pedantic(once, rounds=1)
-    from numbamlp.datasets import load_mnist
+    from numbamlp.datasets.loaders import load_mnist
 
     data = load_mnist()
     arrays = (data.X_train_raw, data.y_train, data.X_test_raw, data.y_test)

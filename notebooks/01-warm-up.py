@@ -16,7 +16,7 @@
 #
 # *feedforward-and-backprop.md* §1, questions 1–3, next to the numbamlp code that implements
 # each line. Every formula is followed by the library's own kernel (shown with
-# `inspect.getsource`), the NumPy matrix form from `numbamlp.reference`, and the largest
+# `inspect.getsource`), the NumPy matrix form from `numbamlp.model.reference`, and the largest
 # difference between the two. Equation tags (F.1, B.4, …) are those of `numbamlp/equations.py`.
 #
 # Set `NUMBAMLP_NOTEBOOK_QUICK=1` for a short run (a subset of MNIST, fewer timings).
@@ -30,11 +30,10 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from numbamlp import reference
-from numbamlp.activations import CODES, phi, phi_prime
-from numbamlp.datasets import load_mnist
+from numbamlp.datasets.loaders import load_mnist
 from numbamlp.equations import describe
-from numbamlp.forward import (
+from numbamlp.kernels.activations import CODES, phi, phi_prime
+from numbamlp.kernels.forward import (
     activation_forward,
     affine_forward,
     batch_mean,
@@ -42,12 +41,13 @@ from numbamlp.forward import (
     predict_classes,
     softmax_forward,
 )
-from numbamlp.gradcheck import central_jacobian
-from numbamlp.model import MLP
-from numbamlp.optimizers import Optimizer
-from numbamlp.sampling import Sampler, uniform_indices
-from numbamlp.schedules import Schedule
-from numbamlp.training import TrainConfig, Trainer, generators
+from numbamlp.kernels.optimizers import Optimizer
+from numbamlp.kernels.sampling import Sampler, uniform_indices
+from numbamlp.model import reference
+from numbamlp.model.gradcheck import central_jacobian
+from numbamlp.model.mlp import MLP
+from numbamlp.training.schedules import Schedule
+from numbamlp.training.trainer import TrainConfig, Trainer, generators
 
 QUICK = os.environ.get("NUMBAMLP_NOTEBOOK_QUICK") == "1"
 plt.rcParams.update({"figure.dpi": 72, "figure.figsize": (7, 3)})

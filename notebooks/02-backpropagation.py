@@ -17,7 +17,7 @@
 # For an L-layer MLP, $z^k = b^k + W^k h^{k-1}$, $h^k = \varphi_k(z^k)$, $f_\theta = h^L =
 # \mathrm{softmax}(z^L)$, and $\ell_\theta(X, Y) = -\sum_k \mathbb 1_{Y=k}\log f_\theta(X)_k$.
 # Each equation below comes as: the formula, the library's own kernel (`inspect.getsource` of
-# the function behind the njit dispatcher), the NumPy matrix form (`numbamlp.reference`),
+# the function behind the njit dispatcher), the NumPy matrix form (`numbamlp.model.reference`),
 # and a cell printing the largest difference — against central finite differences where the
 # claim is a derivative. All in float64. Each equation's derivation, in index form, is in
 # [docs/derivation.md](../docs/derivation.md) (the tags in the headings below link to it).
@@ -28,18 +28,18 @@ import inspect
 import matplotlib.pyplot as plt
 import numpy as np
 
-from numbamlp import reference
-from numbamlp.backward import (
+from numbamlp.equations import describe
+from numbamlp.kernels.backward import (
     bias_gradient,
     hidden_delta,
     output_delta,
     softmax_jacobian,
     weight_gradient,
 )
-from numbamlp.equations import describe
-from numbamlp.forward import cross_entropy, modified_softmax_forward, softmax_forward
-from numbamlp.gradcheck import central_jacobian, check_gradient
-from numbamlp.model import MLP
+from numbamlp.kernels.forward import cross_entropy, modified_softmax_forward, softmax_forward
+from numbamlp.model import reference
+from numbamlp.model.gradcheck import central_jacobian, check_gradient
+from numbamlp.model.mlp import MLP
 
 plt.rcParams.update({"figure.dpi": 72, "figure.figsize": (7, 3)})
 
@@ -181,7 +181,7 @@ X, Y = rng.normal(size=(4, 6)), rng.integers(0, 3, size=4)
 Z, H, F = reference.forward(arch, W, b, X)
 L = arch.L
 _, grads = model.loss_and_gradient(X, Y)  # the kernels' δ recursion (passes.backward)
-from numbamlp.gradcheck import numerical_gradient  # noqa: E402
+from numbamlp.model.gradcheck import numerical_gradient  # noqa: E402
 
 numeric_W, numeric_b = arch.layer_views(numerical_gradient(model, X, Y))
 
@@ -236,7 +236,7 @@ print("model.loss_and_gradient (passes.backward) − the cells above:",
 # %% [markdown]
 # ## The whole gradient, for every activation and both heads
 #
-# `numbamlp.gradcheck.check_gradient` compares backprop with central differences over every
+# `numbamlp.model.gradcheck.check_gradient` compares backprop with central differences over every
 # parameter; relative errors around 1e-9 or below mean the formulas above are right.
 
 # %%
@@ -266,7 +266,7 @@ for activation, head, worst in rows:
 # penalty included, check the kernels' gradient:
 
 # %%
-from numbamlp.backward import weight_decay_gradient  # noqa: E402
+from numbamlp.kernels.backward import weight_decay_gradient  # noqa: E402
 
 print(describe("R.1"))
 show(weight_decay_gradient)

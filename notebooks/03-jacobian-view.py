@@ -19,23 +19,25 @@
 # $\mathbf z_i^{;1} = (\mathbf z_i; 1)$, so the **bias is the last column** of $\mathcal W_i$,
 # and $\mathbf w_i$ stacks the rows of $\mathcal W_i$. The forward loop keeps
 # $(A_i\ B_i) = J_{g_i}(\mathbf w_i; \mathbf z_i)$; the backward loop multiplies vectors by their
-# transposes. Everything here is `numbamlp.jacobian` (tags M.1–M.9 and J.2); this notebook
+# transposes. Everything here is `course.jacobian` (tags M.1–M.9 and J.2); this notebook
 # only calls it and checks it. The derivation of each step, and how MMiDS's names map to FB's,
 # is in [docs/derivation.md](../docs/derivation.md#the-jacobian-view-of-mmids-72), one anchor per
 # tag (e.g. [M.8](../docs/derivation.md#M.8)).
 
 # %%
 import inspect
+import sys
 
 import matplotlib.pyplot as plt
 import numpy as np
 
-from numbamlp import jacobian as jac
-from numbamlp.activations import SIGMOID
-from numbamlp.backward import weight_gradient
+sys.path.insert(0, "..")  # course/, beside the package in the repository (it is not installed)
+from course import jacobian as jac  # noqa: E402
 from numbamlp.equations import describe
-from numbamlp.gradcheck import central_jacobian
-from numbamlp.model import MLP
+from numbamlp.kernels.activations import SIGMOID
+from numbamlp.kernels.backward import weight_gradient
+from numbamlp.model.gradcheck import central_jacobian
+from numbamlp.model.mlp import MLP
 
 plt.rcParams.update({"figure.dpi": 72, "figure.figsize": (7, 3)})
 

@@ -28,7 +28,7 @@
 # | `m = Chain(Dense(28^2, 32, σ), Dense(32, 10), softmax)` ¹ | `MLP.create(784, [32], 10, activations="sigmoid", rng=…)` |
 # | `loader = DataLoader(Xtrain, ytrain; batchsize=128, shuffle=true)` | `TrainConfig(batch_size=128, sampling="shuffle")` |
 # | `loss(x, y) = crossentropy(m(x), y)`, `opt = ADAM()` | `TrainConfig(optimizer="adam")` (L.1, S.1, U.6; γ = 1e-3) |
-# | `evalcb = () -> @show(accuracy(Xtest,ytest))`, `throttle(evalcb, 2)` | `Throttle(evalcb, 2)` from `numbamlp.callbacks`, called after each batch |
+# | `evalcb = () -> @show(accuracy(Xtest,ytest))`, `throttle(evalcb, 2)` | `Throttle(evalcb, 2)` from `numbamlp.training.callbacks`, called after each batch |
 # | `train!(loss, ps, ncycle(loader, Int(2e1)), opt, cb = …)` | `Trainer(…).train_epoch(on_batch=…)` × 20 |
 # | `onecold(m(Xtest[:,1]), 0:9)` | `model.predict(X)` (P.1) |
 #
@@ -56,12 +56,12 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 
-from numbamlp.callbacks import Throttle
-from numbamlp.datasets import load_mnist
-from numbamlp.forward import predict_classes
-from numbamlp.metrics import accuracy, confusion_matrix
-from numbamlp.model import MLP
-from numbamlp.training import TrainConfig, Trainer, generators
+from numbamlp.datasets.loaders import load_mnist
+from numbamlp.kernels.forward import predict_classes
+from numbamlp.kernels.metrics import accuracy, confusion_matrix
+from numbamlp.model.mlp import MLP
+from numbamlp.training.callbacks import Throttle
+from numbamlp.training.trainer import TrainConfig, Trainer, generators
 
 QUICK = os.environ.get("NUMBAMLP_NOTEBOOK_QUICK") == "1"
 plt.rcParams.update({"figure.dpi": 72, "figure.figsize": (7, 3)})

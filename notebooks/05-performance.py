@@ -33,7 +33,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from numbamlp.datasets import load_mnist
+from numbamlp.datasets.loaders import load_mnist
 
 QUICK = os.environ.get("NUMBAMLP_NOTEBOOK_QUICK") == "1"
 plt.rcParams.update({"figure.dpi": 72, "figure.figsize": (7, 3)})

@@ -17,11 +17,11 @@
 # The two course documents the project started from, FB and MMiDS (cited by section in
 # [docs/derivation.md](../docs/derivation.md), the project's own derivation, which follows the
 # corrected formulas), are transcriptions and contain typos. Each one is listed in
-# `numbamlp/errata.py` with the document, section and line, the formula as the notes print it,
+# `course/errata.py` with the document, section and line, the formula as the notes print it,
 # the correction, and a function that demonstrates numerically — with numbamlp's own kernels,
 # finite differences or the architecture's shapes — that the correction is right and, where
 # the text can be evaluated at all, that the text as written is not.
-# (`tests/test_errata.py` runs the same demonstrations and pins each quoted formula with its
+# (`tests/course/test_errata.py` runs the same demonstrations and pins each quoted formula with its
 # slip.)
 #
 # Columns of the demonstration: **corrected** is the error of the corrected formula against the
@@ -30,10 +30,12 @@
 
 # %%
 import inspect
+import sys
 
 from IPython.display import Markdown, display
 
-from numbamlp.errata import ERRATA, table
+sys.path.insert(0, "..")  # course/, beside the package in the repository (it is not installed)
+from course.errata import ERRATA, table  # noqa: E402
 
 display(Markdown(table()))
 
@@ -77,14 +79,14 @@ for number, e in enumerate(ERRATA, 1):
 # * **$W^k \in \mathbb R^{d_k \times d_{k-1}}$ for every layer** (FB §1 Q1's copied
 #   superscripts): `network.Architecture.layer_views` gives exactly these shapes.
 # * **MMiDS's gradient in $\mathbf w$'s order** $(\mathbf p_1; \dots; \mathbf p_L)$ and the
-#   block-wise $q_{i+1,k}$ in $\mathbf p_i$: `numbamlp.jacobian`
+#   block-wise $q_{i+1,k}$ in $\mathbf p_i$: `course.jacobian`
 #   ([M.8](../docs/derivation.md#M.8), [M.9](../docs/derivation.md#M.9)), checked in
 #   03-jacobian-view.
 #
 # One demonstration in full, to show what "numerically" means here — the recursion start:
 
 # %%
-from numbamlp.errata import BY_KEY  # noqa: E402
+from course.errata import BY_KEY  # noqa: E402
 
 print(inspect.getsource(BY_KEY["FB2-Q3-recursion-start"].demonstrate))
 print(BY_KEY["FB2-Q3-recursion-start"].demonstrate())

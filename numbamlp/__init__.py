@@ -3,7 +3,7 @@ written as explicit loops and compiled with Numba.
 
 Importing the package is cheap; the Numba kernels load when a submodule needs them. The names
 below are re-exported lazily (module ``__getattr__``): ``from numbamlp import MLP`` imports
-numbamlp.model (and Numba) at that moment, ``import numbamlp`` alone imports neither, so
+numbamlp.model.mlp (and Numba) at that moment, ``import numbamlp`` alone imports neither, so
 ``numbamlp --help`` stays fast.
 
 >>> import numbamlp  # doctest: +SKIP
@@ -31,25 +31,25 @@ os.environ.setdefault("GOMP_SPINCOUNT", OMP_SPIN_COUNT)
 
 #: The public names and the module each comes from, imported on first use.
 _EXPORTS = {
-    "MLP": "numbamlp.model",
-    "TrainConfig": "numbamlp.training",
-    "Trainer": "numbamlp.training",
-    "train": "numbamlp.fitting",
-    "fit": "numbamlp.fitting",
-    "FitResult": "numbamlp.runner",
-    "Run": "numbamlp.callbacks",
-    "Callback": "numbamlp.callbacks",
-    "EpochMetrics": "numbamlp.training",
-    "TrainingDiverged": "numbamlp.training",
-    "generators": "numbamlp.randomness",
-    "Dataset": "numbamlp.datasets",
-    "load_mnist": "numbamlp.datasets",
-    "load_fashion_mnist": "numbamlp.datasets",
-    "load_dataset": "numbamlp.datasets",
-    "save_model": "numbamlp.modelio",
-    "load_model": "numbamlp.modelio",
+    "MLP": "numbamlp.model.mlp",
+    "TrainConfig": "numbamlp.training.trainer",
+    "Trainer": "numbamlp.training.trainer",
+    "train": "numbamlp.training.fit",
+    "fit": "numbamlp.training.fit",
+    "FitResult": "numbamlp.training.runner",
+    "Run": "numbamlp.training.callbacks",
+    "Callback": "numbamlp.training.callbacks",
+    "EpochMetrics": "numbamlp.training.trainer",
+    "TrainingDiverged": "numbamlp.training.trainer",
+    "generators": "numbamlp.training.randomness",
+    "Dataset": "numbamlp.datasets.loaders",
+    "load_mnist": "numbamlp.datasets.loaders",
+    "load_fashion_mnist": "numbamlp.datasets.loaders",
+    "load_dataset": "numbamlp.datasets.loaders",
+    "save_model": "numbamlp.model.modelio",
+    "load_model": "numbamlp.model.modelio",
     "MLPClassifier": "numbamlp.estimator",
-    "export_safetensors": "numbamlp.export",
+    "export_safetensors": "numbamlp.model.export",
     "NumbamlpError": "numbamlp.errors",
 }
 __all__ = [  # the same names, spelt out for linters (tests/test_api.py checks they agree)
@@ -77,17 +77,17 @@ __all__ = [  # the same names, spelt out for linters (tests/test_api.py checks t
 ]
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ imports these
-    from numbamlp.callbacks import Callback, Run
-    from numbamlp.datasets import Dataset, load_dataset, load_fashion_mnist, load_mnist
+    from numbamlp.datasets.loaders import Dataset, load_dataset, load_fashion_mnist, load_mnist
     from numbamlp.errors import NumbamlpError
     from numbamlp.estimator import MLPClassifier
-    from numbamlp.export import export_safetensors
-    from numbamlp.fitting import fit, train
-    from numbamlp.model import MLP
-    from numbamlp.modelio import load_model, save_model
-    from numbamlp.randomness import generators
-    from numbamlp.runner import FitResult
-    from numbamlp.training import EpochMetrics, TrainConfig, Trainer, TrainingDiverged
+    from numbamlp.model.export import export_safetensors
+    from numbamlp.model.mlp import MLP
+    from numbamlp.model.modelio import load_model, save_model
+    from numbamlp.training.callbacks import Callback, Run
+    from numbamlp.training.fit import fit, train
+    from numbamlp.training.randomness import generators
+    from numbamlp.training.runner import FitResult
+    from numbamlp.training.trainer import EpochMetrics, TrainConfig, Trainer, TrainingDiverged
 
 
 def __getattr__(name: str) -> Any:

@@ -1,5 +1,5 @@
 """``python -m numbamlp`` is the ``numbamlp`` command."""
 
-from numbamlp.cli import main
+from numbamlp.cli.commands import main
 
 main(prog_name="numbamlp")

@@ -10,7 +10,7 @@ The notes count from 1, the code from 0.
 
 The derivation of every equation, in index form and in the project's own words, is
 docs/derivation.md: each tag has its anchor there, ``doc_link("B.4")`` is
-``docs/derivation.md#B.4``, and tests/test_equations.py checks that the page and this registry
+``docs/derivation.md#B.4``, and tests/kernels/test_equations.py checks that the page and this registry
 list the same tags.
 
 ``source`` cites the section of the course document the equation comes from (the documents are
@@ -113,7 +113,7 @@ _EQUATIONS = [
         "δ^m_{s,j} = (Σ_i W^{m+1}_{ij} δ^{m+1}_{s,i}) · φ′_m(z^m_{s,j})",
         "FB §2 Q3",
     ),
-    # The Jacobian (vector–Jacobian product) view of MMiDS §7.2, one sample (numbamlp.jacobian)
+    # The Jacobian (vector–Jacobian product) view of MMiDS §7.2, one sample (course.jacobian)
     Equation(
         "M.1",
         "MMiDS parameter layout (bias as the last column, rows stacked)",

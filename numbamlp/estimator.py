@@ -128,7 +128,7 @@ class MLPClassifier(*_BASES):  # type: ignore[misc]
 
     def fit(self, X: Any, y: Any) -> MLPClassifier:
         """Train a new network on (X, y); labels may be of any type (strings, any integers)."""
-        from numbamlp.network import DTYPES
+        from numbamlp.model.network import DTYPES
 
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
@@ -141,8 +141,8 @@ class MLPClassifier(*_BASES):  # type: ignore[misc]
             )
         self.classes_ = classes
 
-        from numbamlp.fitting import fit
-        from numbamlp.training import TrainingDiverged
+        from numbamlp.training.fit import fit
+        from numbamlp.training.trainer import TrainingDiverged
 
         options = dict(self.optimizer_options or {})
         if "mu" in options:  # the optimizers' name for the momentum

@@ -1,4 +1,4 @@
-"""``numbamlp`` with one rank of an MPI job failing at a step (tests/test_distributed.py).
+"""``numbamlp`` with one rank of an MPI job failing at a step (tests/engines/test_distributed.py).
 
 Run as ``mpiexec -n N python tests/mpi_fault.py train …``: the rank numbered FAULT_RANK leaves
 the process as if it crashed (os._exit(1)) — or, with FAULT=hang, stops answering (sleeps) —
@@ -13,7 +13,7 @@ import os
 import sys
 import time
 
-from numbamlp.distributed import Cluster
+from numbamlp.engines.cluster import Cluster
 
 RANK = int(os.environ["FAULT_RANK"])
 STEP = int(os.environ["FAULT_STEP"])
@@ -37,6 +37,6 @@ def failing_exchange(self: Cluster, parts: list) -> None:
 Cluster.allgather_in_place = failing_exchange  # type: ignore[method-assign]
 
 if __name__ == "__main__":
-    from numbamlp.cli import main
+    from numbamlp.cli.commands import main
 
     sys.exit(main())

@@ -14,7 +14,7 @@ import pytest
 
 import numbamlp
 from numbamlp.engines.fused import layout
-from numbamlp.network import Architecture
+from numbamlp.model.network import Architecture
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,29 +22,24 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_import_numbamlp_loads_no_numba_and_names_load_on_use():
     code = (
         "import sys, numbamlp\n"
-        "print('numba' in sys.modules, 'numbamlp.model' in sys.modules)\n"
+        "print('numba' in sys.modules, 'numbamlp.model.mlp' in sys.modules)\n"
         "from numbamlp import MLP, TrainConfig, generators, load_mnist, train\n"
         "print('numba' in sys.modules, MLP.__module__)\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
-    assert out.stdout.split("\n")[:2] == ["False False", "True numbamlp.model"]
+    assert out.stdout.split("\n")[:2] == ["False False", "True numbamlp.model.mlp"]
 
 
 def test_every_exported_name_is_the_module_s_own():
-    from numbamlp import (
-        callbacks,
-        datasets,
-        errors,
-        estimator,
-        export,
-        fitting,
-        model,
-        modelio,
-        runner,
-        training,
-    )
+    from numbamlp import errors, estimator
+    from numbamlp.datasets import loaders as datasets
+    from numbamlp.model import export, modelio
+    from numbamlp.model import mlp as model
+    from numbamlp.training import callbacks, runner
+    from numbamlp.training import fit as fitting
+    from numbamlp.training import trainer as training
 
     assert numbamlp.MLP is model.MLP
     assert numbamlp.fit is fitting.fit and numbamlp.FitResult is runner.FitResult
@@ -178,7 +173,7 @@ def test_the_licence_files_are_those_pyproject_names():
 def test_export_help_loads_no_numba():
     code = (
         "import sys\n"
-        "from numbamlp.cli import main\n"
+        "from numbamlp.cli.commands import main\n"
         "try:\n"
         "    main(['export', '--help'], prog_name='numbamlp')\n"
         "except SystemExit as e:\n"

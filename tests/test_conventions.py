@@ -13,14 +13,17 @@ from pathlib import Path
 
 import pytest
 
-import numbamlp.cli as cli
-from numbamlp import activations, datasets, network, optimizers, runconfig, sampling, schedules
+import numbamlp.cli.commands as cli
+from numbamlp.datasets import loaders as datasets
+from numbamlp.kernels import activations, optimizers, sampling
+from numbamlp.model import network
+from numbamlp.training import config as runconfig
+from numbamlp.training import schedules
 
-PACKAGE = Path(cli.__file__).parent
-#: Modules allowed to write --flags: the command line itself, cuda/ptx.py (a script with its own
-#: argparse command line), and errata.py (course material that prints command lines for the
-#: notebooks).
-COMMAND_LINES = {PACKAGE / "cli.py", PACKAGE / "cuda" / "ptx.py", PACKAGE / "errata.py"}
+PACKAGE = Path(cli.__file__).parents[1]
+#: Modules allowed to write --flags: the command line (cli/) and engines/cuda/ptx.py, a script
+#: with its own argparse command line.
+COMMAND_LINES = {*(PACKAGE / "cli").glob("*.py"), PACKAGE / "engines" / "cuda" / "ptx.py"}
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z-]*")
 
 
@@ -89,3 +92,71 @@ def test_the_command_line_s_choices_are_the_registries():
     assert sampling.SAMPLING_MODES == runconfig.SAMPLINGS == _choices("sampling")
     assert datasets.DATASET_NAMES == runconfig.DATASETS == _choices("dataset")
     assert runconfig.ENGINES == _choices("engine") and runconfig.DEVICES == _choices("device")
+
+
+# --- the layers: imports point one way ---------------------------------------------------------
+
+#: numbamlp's layers, bottom up (docs/architecture.md): a module may import from its own layer
+#: and the ones below it, never from a layer above.
+LAYERS = {
+    "errors": 0,
+    "equations": 0,
+    "datasets": 1,
+    "kernels": 2,
+    "model": 3,
+    "engines": 4,
+    "training": 5,
+    "cli": 6,
+    "estimator": 6,
+    "__init__": 6,
+    "__main__": 6,
+}
+
+
+def _layer(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def upward_imports(path: Path, module: str) -> list[str]:
+    """The numbamlp imports of ``path`` (the module ``module``) that reach a higher layer,
+    including those inside functions and under TYPE_CHECKING."""
+    own = LAYERS[_layer(module)]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        names: list[str] = []
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("numbamlp"):
+            if node.module == "numbamlp":
+                names = [f"numbamlp.{alias.name}" for alias in node.names]
+            else:
+                names = [node.module or ""]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names if alias.name.startswith("numbamlp")]
+        for name in names:
+            if name != "numbamlp" and LAYERS.get(_layer(name), -1) > own:
+                found.append(f"{module} -> {name} (line {node.lineno})")
+    return found
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def test_every_module_belongs_to_a_layer():
+    assert {_layer(_module_name(p)) for p in PACKAGE.rglob("*.py")} <= set(LAYERS)
+
+
+def test_imports_point_down_the_layers():
+    upward = [
+        hit for p in sorted(PACKAGE.rglob("*.py")) for hit in upward_imports(p, _module_name(p))
+    ]
+    assert upward == []
+
+
+def test_the_layer_check_finds_an_upward_import(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("def f():\n    from numbamlp.training.fit import fit\n")
+    assert upward_imports(bad, "numbamlp.kernels.bad") == [
+        "numbamlp.kernels.bad -> numbamlp.training.fit (line 2)"
+    ]

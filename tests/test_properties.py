@@ -163,7 +163,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from numbamlp.datasets import (
+from numbamlp.datasets.idx import IDX_DTYPES, read_idx
+from numbamlp.datasets.loaders import (
     IDX_FILES,
     MAX_CLASSES,
     Dataset,
@@ -173,10 +174,9 @@ from numbamlp.datasets import (
     load_user_dataset,
 )
 from numbamlp.errors import NumbamlpError
-from numbamlp.idx import IDX_DTYPES, read_idx
-from numbamlp.model import MLP
-from numbamlp.modelio import LoadedModel, load_model, save_model
-from numbamlp.optimizers import Optimizer
+from numbamlp.kernels.optimizers import Optimizer
+from numbamlp.model.mlp import MLP
+from numbamlp.model.modelio import LoadedModel, load_model, save_model
 
 # A warning printed by numpy is output the CLI user sees besides the one error line.
 pytestmark = pytest.mark.filterwarnings("error")
@@ -1606,7 +1606,7 @@ def test_table_lists_every_catalogue_row():
 # --- the command line on bad files --------------------------------------------------------------
 
 SCRIPT = Path(sys.executable).with_name("numbamlp")
-NUMBAMLP = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "numbamlp.cli"]
+NUMBAMLP = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "numbamlp.cli.commands"]
 
 
 def test_cli_on_bad_files(tmp_path):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from numbamlp.model import MLP
-from numbamlp.training import TrainConfig
-from numbamlp.training import Trainer as _Trainer
+from numbamlp.model.mlp import MLP
+from numbamlp.training.trainer import TrainConfig
+from numbamlp.training.trainer import Trainer as _Trainer
 
 
 class Trainer:

@@ -19,7 +19,7 @@ def main(epochs: int = 20, threads: int = 2) -> None:
     import numpy as np
     import torch
 
-    from numbamlp.datasets import load_mnist
+    from numbamlp.datasets.loaders import load_mnist
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)

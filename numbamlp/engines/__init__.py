@@ -21,7 +21,7 @@ from numbamlp.engines.base import FUSED_CHUNK, Engine, EngineSetup, HostEngine, 
 from numbamlp.errors import NumbamlpError
 
 if TYPE_CHECKING:
-    from numbamlp.distributed import Cluster
+    from numbamlp.engines.cluster import Cluster
 
 #: The engines of the CPU (TrainConfig.engine).
 ENGINES = ("fused", "kernels")
@@ -64,7 +64,7 @@ def make_engine(
     if cluster is not None and (device != "cpu" or engine != "fused"):
         raise NumbamlpError("distributed training runs the fused engine on the CPU")
     if device == "cuda":
-        from numbamlp.engines.cuda import CudaEngine
+        from numbamlp.engines.cuda.engine import CudaEngine
 
         return CudaEngine(setup, **options)
     if engine == "kernels":

@@ -14,10 +14,10 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from numbamlp.memory import aligned_zeros
-from numbamlp.model import MLP
-from numbamlp.optimizers import OPTIMIZERS, Optimizer
-from numbamlp.sampling import Sampler
+from numbamlp.kernels.memory import aligned_zeros
+from numbamlp.kernels.optimizers import OPTIMIZERS, Optimizer
+from numbamlp.kernels.sampling import Sampler
+from numbamlp.model.mlp import MLP
 
 #: Steps per call into an engine that makes many per call (fused, CUDA): Python gets control
 #: back (progress bar, throttled evaluation, Ctrl-C) every few milliseconds without costing

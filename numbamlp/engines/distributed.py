@@ -29,7 +29,7 @@ engine's fixed order.)
 
 Communication per step: each rank receives the other ranks' shards or rows, about (N − 1)/N of
 one process's shard buffer plus the rows of the wide layers (benchmarks/test_distributed.py
-measures it). The collectives are ``Cluster``'s (numbamlp/distributed.py): non-blocking,
+measures it). The collectives are ``Cluster``'s (numbamlp/engines/cluster.py): non-blocking,
 polled against a deadline. Importing this module does not import mpi4py.
 """
 
@@ -44,7 +44,7 @@ from numbamlp.engines.fused.layout import H_AT, ROW_TILE, SHARD_AT, SHARD_WIDTH,
 from numbamlp.engines.fused.plan import FusedPlan, Share
 
 if TYPE_CHECKING:
-    from numbamlp.distributed import Cluster
+    from numbamlp.engines.cluster import Cluster
 
 
 def block_ranges(n_blocks: int, size: int) -> np.ndarray:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import math
 
-from numbamlp import passes
 from numbamlp.engines.base import EngineSetup, HostEngine, adopt_state
-from numbamlp.forward import gather_batch, gather_labels
-from numbamlp.network import Parameters
-from numbamlp.workspace import Workspace
+from numbamlp.kernels.forward import gather_batch, gather_labels
+from numbamlp.model import passes
+from numbamlp.model.network import Parameters
+from numbamlp.model.workspace import Workspace
 
 
 class KernelsEngine(HostEngine):

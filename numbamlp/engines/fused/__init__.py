@@ -66,7 +66,7 @@ The modules, by concern:
 * ``engine``: ``FusedEngine``, the plan bound to a Trainer's run (engines.Engine).
 
 The CPU intrinsics it calls (vector width, prefetches, the floating-point mode) are in
-numbamlp/intrinsics.py.
+numbamlp/kernels/intrinsics.py.
 
 Usage — what ``FusedEngine`` does with a plan (``FusedPlan.run`` documents each argument)::
 

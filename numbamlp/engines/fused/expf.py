@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from numbamlp._jit import helper
-from numbamlp.intrinsics import float32_from_bits
+from numbamlp.kernels._jit import helper
+from numbamlp.kernels.intrinsics import float32_from_bits
 
 # e^x = 2^n · e^r with n = round(x / ln 2) and r = x − n ln 2 (|r| ≤ ln 2 / 2), ln 2 split in
 # two parts so that n ln 2 is subtracted exactly (Cody–Waite); e^r from a degree-7 polynomial

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from numbamlp._jit import helper
-from numbamlp.memory import CACHE_LINE, round_up
-from numbamlp.network import Architecture
+from numbamlp.kernels._jit import helper
+from numbamlp.kernels.memory import CACHE_LINE, round_up
+from numbamlp.model.network import Architecture
 
 # Region 1 cuts the batch into blocks of this many samples at most (the plan's default is
 # ``default_sample_block``): big blocks read each W^k fewer times per step, small ones share a

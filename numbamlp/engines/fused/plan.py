@@ -28,9 +28,9 @@ from numbamlp.engines.fused.layout import (
 from numbamlp.engines.fused.regions import finish_step, forward_backward, run_steps
 from numbamlp.engines.fused.tiles import input_spans
 from numbamlp.errors import NumbamlpError
-from numbamlp.memory import CACHE_LINE, aligned_zeros, round_up
-from numbamlp.network import Architecture
-from numbamlp.optimizers import OPTIMIZERS, Optimizer
+from numbamlp.kernels.memory import CACHE_LINE, aligned_zeros, round_up
+from numbamlp.kernels.optimizers import OPTIMIZERS, Optimizer
+from numbamlp.model.network import Architecture
 
 
 @dataclass

@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from numbamlp._jit import helper, kernel, serial
 from numbamlp.engines.fused.layout import (
     ADADELTA,
     ADAGRAD,
@@ -51,9 +50,10 @@ from numbamlp.engines.fused.rows import (
     softmax_rows,
 )
 from numbamlp.engines.fused.tiles import affine_rows, hidden_delta_rows, weight_gradient_rows
-from numbamlp.intrinsics import enter_flush_mode, leave_flush_mode
-from numbamlp.rows import minibatch_mean_cpu
-from numbamlp.updates import (
+from numbamlp.kernels._jit import helper, kernel, serial
+from numbamlp.kernels.intrinsics import enter_flush_mode, leave_flush_mode
+from numbamlp.kernels.rows import minibatch_mean_cpu
+from numbamlp.kernels.updates import (
     adadelta_element,
     adagrad_element,
     adam_element,

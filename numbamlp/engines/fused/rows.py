@@ -8,12 +8,16 @@ import math
 
 import numpy as np
 
-from numbamlp._jit import helper
-from numbamlp.activations import SIGMOID, phi
 from numbamlp.engines.fused.expf import exp_nonpositive_float32
-from numbamlp.intrinsics import prefer_wide_vectors, prefetch_to_l2
-from numbamlp.memory import CACHE_LINE
-from numbamlp.rows import modified_softmax_row_cpu, output_delta_entry_cpu, predicted_class_cpu
+from numbamlp.kernels._jit import helper
+from numbamlp.kernels.activations import SIGMOID, phi
+from numbamlp.kernels.intrinsics import prefer_wide_vectors, prefetch_to_l2
+from numbamlp.kernels.memory import CACHE_LINE
+from numbamlp.kernels.rows import (
+    modified_softmax_row_cpu,
+    output_delta_entry_cpu,
+    predicted_class_cpu,
+)
 
 
 @helper

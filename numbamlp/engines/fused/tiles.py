@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from numba import prange
 
-from numbamlp._jit import helper, kernel
-from numbamlp.activations import SIGMOID, phi_prime_from_value
 from numbamlp.engines.fused.layout import ROW_TILE
-from numbamlp.intrinsics import prefer_wide_vectors
-from numbamlp.memory import CACHE_LINE
+from numbamlp.kernels._jit import helper, kernel
+from numbamlp.kernels.activations import SIGMOID, phi_prime_from_value
+from numbamlp.kernels.intrinsics import prefer_wide_vectors
+from numbamlp.kernels.memory import CACHE_LINE
 
 
 @helper
@@ -106,7 +106,7 @@ def affine_rows(z, W, b, h_prev, s0, s1, spans, whole):
 
     The fast body of ``forward.affine_forward``, the plain kernel it must equal: the same sum
     b^k_i + Σ_j W^k_{ij} h^{k−1}_{s,j} for each (s, i), its terms in a vectorised order
-    (``reassoc``), so equal to rounding (tests/test_fused.py)."""
+    (``reassoc``), so equal to rounding (tests/engines/test_fused.py)."""
     d_out, d_in = W.shape
     line = CACHE_LINE // h_prev.itemsize
     for i in range(0, d_out, 4):
@@ -127,7 +127,8 @@ def hidden_delta_rows(delta, W_next, delta_next, z, h, code, s0, s1):
     exponentials of the forward pass are not taken again.
 
     The fast body of ``backward.hidden_delta``, the plain kernel it must equal: the same sum,
-    4 terms i per pass, and φ′ through the stored φ; equal to rounding (tests/test_fused.py)."""
+    4 terms i per pass, and φ′ through the stored φ; equal to rounding
+    (tests/engines/test_fused.py)."""
     d_next, d_m = W_next.shape
     i_quads = d_next - d_next % 4
     for s in range(s0, s1):
@@ -227,7 +228,8 @@ def weight_gradient_rows(
 
     The fast body of ``backward.weight_gradient`` and ``backward.bias_gradient``, the plain
     kernels it must equal: the same sums over s in sample order, blocked 4 rows × 4 samples,
-    without their factor 1/B (the update applies it); equal to rounding (tests/test_fused.py)."""
+    without their factor 1/B (the update applies it); equal to rounding
+    (tests/engines/test_fused.py)."""
     d_prev = h_prev.shape[1]
     line = CACHE_LINE // h_prev.itemsize
     n = i_end - i_first

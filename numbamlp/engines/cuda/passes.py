@@ -1,0 +1,133 @@
+"""The forward and backward passes on the device: numbamlp/model/passes.py, launch for launch.
+
+Orchestration only: every number is computed by a tagged kernel in cuda/forward.py or
+cuda/backward.py, in the order passes.py calls their CPU twins. ``ws`` is a Workspace of device
+arrays and ``params``/``grads`` are :class:`DeviceParameters`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from numbamlp.engines.cuda.backend import cuda
+from numbamlp.engines.cuda.backward import (
+    bias_gradient,
+    hidden_delta,
+    output_delta,
+    weight_decay_gradient,
+    weight_gradient,
+)
+from numbamlp.engines.cuda.forward import (
+    activation_forward,
+    affine_forward,
+    batch_mean,
+    count_correct,
+    cross_entropy,
+    modified_softmax_forward,
+    softmax_forward,
+)
+from numbamlp.engines.cuda.launch import THREADS_1D, THREADS_2D, grid_1d, grid_2d
+from numbamlp.model.network import Architecture
+from numbamlp.model.workspace import Workspace
+
+
+class DeviceParameters:
+    """θ as one flat device vector plus per-layer views W[k], b[k] (k = 1..L), as Parameters."""
+
+    def __init__(self, architecture: Architecture, theta) -> None:
+        self.architecture = architecture
+        self.theta = theta
+        self.W, self.b = architecture.layer_views(theta)
+
+    @classmethod
+    def from_host(cls, architecture: Architecture, theta: np.ndarray) -> DeviceParameters:
+        return cls(architecture, cuda.to_device(np.ascontiguousarray(theta)))
+
+
+def device_zeros(shape, dtype):
+    """A zero-filled device array (the Workspace's ``zeros`` on the device)."""
+    return cuda.to_device(np.zeros(shape, dtype))
+
+
+def device_workspace(architecture: Architecture, batch_size: int, dtype) -> Workspace:
+    """Workspace buffers on the device; ``rows(n)`` views work as on the host."""
+    return Workspace(architecture, batch_size, dtype, zeros=device_zeros)
+
+
+class Threads:
+    """Threads per block for the 1-D kernels and per side of the 2-D blocks."""
+
+    def __init__(self, one_d: int = THREADS_1D, two_d: int = THREADS_2D) -> None:
+        self.one_d = one_d
+        self.two_d = two_d
+
+    def per_sample(self, B: int):
+        return grid_1d(B, self.one_d)
+
+    def elementwise(self, rows: int, cols: int):
+        return grid_2d(rows, cols, self.two_d)
+
+
+def forward(ws: Workspace, params: DeviceParameters, threads: Threads) -> None:
+    """h^0 (already in ws.h[0]) → z^1, h^1, …, z^L → f."""
+    arch = params.architecture
+    codes = arch.activation_codes
+    L, B = arch.L, ws.batch_size
+    for k in range(1, L + 1):
+        d_k = arch.sizes[k]
+        affine_forward[threads.elementwise(B, d_k)](
+            ws.z[k], params.W[k], params.b[k], ws.h[k - 1]
+        )  # (F.1)
+        if k < L:
+            activation_forward[threads.elementwise(B, d_k)](ws.h[k], ws.z[k], codes[k])  # (F.2)
+    if arch.head == "softmax":
+        softmax_forward[threads.per_sample(B)](ws.f, ws.z[L])  # (F.3)
+    else:
+        modified_softmax_forward[threads.per_sample(B)](ws.f, ws.z[L])  # (F.4)
+
+
+def loss(ws: Workspace, params: DeviceParameters, y, mean, threads: Threads) -> None:
+    """Minibatch loss ℓ = (1/B) Σ_s ℓ_s after a forward pass, written to ``mean[0]``."""
+    arch = params.architecture
+    cross_entropy[threads.per_sample(ws.batch_size)](
+        ws.losses, ws.z[arch.L], y, arch.n_classes
+    )  # (L.1)
+    batch_mean[grid_1d(1, 1)](mean, ws.losses)  # (S.1)
+
+
+def correct(ws: Workspace, params: DeviceParameters, y, count) -> None:
+    """How many samples of the batch the forward pass classified right (P.1, on z^L), written
+    to ``count[0]``."""
+    arch = params.architecture
+    count_correct[grid_1d(1, 1)](count, ws.z[arch.L], y, arch.n_classes)  # (P.1)
+
+
+def backward(
+    ws: Workspace,
+    params: DeviceParameters,
+    grads: DeviceParameters,
+    y,
+    threads: Threads,
+    weight_decay: float = 0.0,
+) -> None:
+    """δ^L, then for m = L..1: ∇W^m, ∇b^m, and δ^{m−1}. Gradients are minibatch means, of ℓ_λ
+    when ``weight_decay`` λ ≠ 0 (R.1), as passes.backward."""
+    arch = params.architecture
+    codes = arch.activation_codes
+    L, B, sizes = arch.L, ws.batch_size, arch.sizes
+    inv_batch = np.dtype(params.theta.dtype).type(1.0 / B)
+    decay = np.dtype(params.theta.dtype).type(weight_decay)
+    output_delta[threads.elementwise(B, sizes[L])](ws.delta[L], ws.f, y)  # (B.1)
+    for m in range(L, 0, -1):
+        weight_gradient[threads.elementwise(sizes[m], sizes[m - 1])](
+            grads.W[m], ws.delta[m], ws.h[m - 1], inv_batch
+        )  # (B.3)
+        if weight_decay != 0:
+            weight_decay_gradient[threads.elementwise(sizes[m], sizes[m - 1])](
+                grads.W[m], params.W[m], decay
+            )  # (R.1)
+        bias_gradient[grid_1d(sizes[m], threads.one_d)](grads.b[m], ws.delta[m], inv_batch)  # (B.2)
+        if m > 1:
+            hidden_delta[threads.elementwise(B, sizes[m - 1])](
+                ws.delta[m - 1], params.W[m], ws.delta[m], ws.z[m - 1], codes[m - 1]
+            )  # (B.4)

@@ -1,0 +1,87 @@
+"""The forward and backward passes: the order in which the kernels run, and nothing else.
+
+This is orchestration only: every number is computed by a tagged kernel in forward.py or
+backward.py. The loop variables are the notes' layer numbers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from numbamlp.kernels.backward import (
+    bias_gradient,
+    hidden_delta,
+    output_delta,
+    weight_decay_gradient,
+    weight_gradient,
+)
+from numbamlp.kernels.forward import (
+    activation_forward,
+    affine_forward,
+    batch_mean,
+    count_correct,
+    cross_entropy,
+    modified_softmax_forward,
+    softmax_forward,
+    weight_penalty,
+)
+from numbamlp.model.network import Parameters
+from numbamlp.model.workspace import Workspace
+
+
+def forward(ws: Workspace, params: Parameters) -> None:
+    """h^0 (already in ws.h[0]) → z^1, h^1, …, z^L → f."""
+    arch = params.architecture
+    codes = arch.activation_codes
+    L = arch.L
+    for k in range(1, L + 1):
+        affine_forward(ws.z[k], params.W[k], params.b[k], ws.h[k - 1])  # (F.1)
+        if k < L:
+            activation_forward(ws.h[k], ws.z[k], codes[k])  # (F.2)
+    if arch.head == "softmax":
+        softmax_forward(ws.f, ws.z[L])  # (F.3)
+    else:
+        modified_softmax_forward(ws.f, ws.z[L])  # (F.4)
+
+
+def loss(ws: Workspace, params: Parameters, y: np.ndarray) -> float:
+    """Minibatch loss ℓ = (1/B) Σ_s ℓ_s after a forward pass."""
+    cross_entropy(ws.losses, ws.z[params.architecture.L], y, params.architecture.n_classes)  # (L.1)
+    return batch_mean(ws.losses)  # (S.1)
+
+
+def penalty(params: Parameters, weight_decay: float) -> float:
+    """The weight decay's term of ℓ_λ = ℓ + (λ/2) Σ_m Σ_{i,j} (W^m_{ij})² (0 for λ = 0)."""
+    if weight_decay == 0:
+        return 0.0
+    total = 0.0
+    for m in range(1, params.architecture.L + 1):
+        total += weight_penalty(params.W[m])  # (R.1)
+    return 0.5 * weight_decay * total
+
+
+def correct(ws: Workspace, params: Parameters, y: np.ndarray) -> int:
+    """How many samples of the batch the forward pass classified right (P.1, on z^L)."""
+    return count_correct(ws.z[params.architecture.L], y, params.architecture.n_classes)  # (P.1)
+
+
+def backward(
+    ws: Workspace, params: Parameters, grads: Parameters, y: np.ndarray, weight_decay: float = 0.0
+) -> None:
+    """δ^L, then for m = L..1: ∇W^m, ∇b^m, and δ^{m−1}. Gradients are minibatch means, of ℓ_λ
+    when ``weight_decay`` λ ≠ 0 (λ W^m added to ∇W^m; with λ = 0 that kernel is not called)."""
+    arch = params.architecture
+    codes = arch.activation_codes
+    L = arch.L
+    inv_batch = params.theta.dtype.type(1.0 / ws.batch_size)
+    decay = params.theta.dtype.type(weight_decay)
+    output_delta(ws.delta[L], ws.f, y)  # (B.1)
+    for m in range(L, 0, -1):
+        weight_gradient(grads.W[m], ws.delta[m], ws.h[m - 1], inv_batch)  # (B.3)
+        if weight_decay != 0:
+            weight_decay_gradient(grads.W[m], params.W[m], decay)  # (R.1)
+        bias_gradient(grads.b[m], ws.delta[m], inv_batch)  # (B.2)
+        if m > 1:
+            hidden_delta(
+                ws.delta[m - 1], params.W[m], ws.delta[m], ws.z[m - 1], codes[m - 1]
+            )  # (B.4)

@@ -1,0 +1,183 @@
+"""``numbamlp.fit``: one training run, from the data to the saved model.
+
+The command line's ``numbamlp train`` and the scikit-learn estimators call this function; every
+``numbamlp train`` option is a keyword here with the same name (dashes as underscores) and the
+same default, so the two give the same model files, bit for bit. The loop is short: call the
+engine (training.Trainer.run_batches) until the epoch ends, measure, let the callbacks observe
+(callbacks.py); everything else is preparation (data, model, resume) and reporting.
+
+Messages name parameters as the library spells them, in backquotes (`` `lr=1e-4` ``); the
+command line rewrites them as its flags (``--lr 1e-4``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection, Sequence
+from typing import TYPE_CHECKING, Any
+
+from numbamlp.training.callbacks import Callback
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from numbamlp.datasets.loaders import Dataset
+    from numbamlp.model.mlp import MLP
+    from numbamlp.training.runner import FitResult
+
+
+def fit(
+    data: Dataset | np.ndarray | None = None,
+    y: np.ndarray | None = None,
+    *,
+    X_test: np.ndarray | None = None,
+    y_test: np.ndarray | None = None,
+    model: MLP | None = None,
+    dataset: str = "mnist",
+    data_dir: str | None = None,
+    train_file: str | None = None,
+    test_file: str | None = None,
+    label_column: str = "label",
+    n_classes: int | None = None,
+    download: bool = True,
+    hidden: Sequence[int] | int | str = (32,),
+    activation: Sequence[str] | str = "sigmoid",
+    head: str = "softmax",
+    optimizer: str = "adam",
+    lr: float | None = None,
+    momentum: float | None = None,
+    beta1: float | None = None,
+    beta2: float | None = None,
+    rho: float | None = None,
+    eps: float | None = None,
+    weight_decay: float = 0.0,
+    schedule: str = "constant",
+    decay_rate: float = 0.5,
+    decay_epochs: float = 5.0,
+    min_lr: float = 0.0,
+    sampling: str = "shuffle",
+    batch_size: int = 128,
+    epochs: int = 20,
+    seed: int | None = 0,
+    threads: int | None = None,
+    dtype: str = "float32",
+    validation_fraction: float = 0.0,
+    patience: int | None = None,
+    save: str | os.PathLike[str] | None = None,
+    metrics_out: str | os.PathLike[str] | None = None,
+    eval_every: float | None = None,
+    engine: str = "fused",
+    device: str = "cpu",
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    checkpoint_every: int | None = None,
+    resume: str | os.PathLike[str] | None = None,
+    distributed: bool | None = None,
+    mpi_timeout: float = 300.0,
+    verbose: int = 1,
+    callbacks: Sequence[Callback] = (),
+    given_options: Collection[str] = (),
+) -> FitResult:
+    """Train an MLP; with no arguments, MMiDS §7.3 on the bundled MNIST.
+
+    Data: a ``Dataset`` (``load_mnist()``, ``load_dataset(...)``), or arrays ``fit(X, y,
+    X_test=..., y_test=...)`` with integer labels 0..M−1, or nothing (``dataset``,
+    ``train_file``/``test_file`` name what to load, as ``numbamlp train`` does). ``model``
+    continues training an existing MLP (with a fresh optimizer) instead of creating one.
+
+    Every other keyword is the ``numbamlp train`` option of the same name (``numbamlp train
+    --help``): the network (``hidden``, ``activation``, ``head``, ``dtype``), the optimizer
+    (``optimizer``, ``lr``, ``momentum``, ``beta1``, ``beta2``, ``rho``, ``eps``,
+    ``weight_decay``), the step sizes (``schedule``, ``decay_rate``, ``decay_epochs``,
+    ``min_lr``), the minibatches (``sampling``, ``batch_size``, ``epochs``, ``seed``), the
+    engine (``engine``, ``device``, ``threads``, ``distributed``, ``mpi_timeout``), validation
+    (``validation_fraction``, ``patience``), and the files (``save``, ``metrics_out``,
+    ``checkpoint_dir``, ``checkpoint_every``, ``resume``). ``verbose=0`` logs nothing;
+    ``callbacks`` observe the run (numbamlp.Callback).
+
+    ``resume`` continues the run whose checkpoint is in that directory (or file), bit for bit
+    as if it had not stopped. It keeps the options the run started with: a keyword left at its
+    default takes the checkpoint's value, any other must equal it (``epochs`` may grow).
+    ``given_options`` names keywords that count as given even at their default value (the
+    command line passes the options the user typed, so that ``--head softmax`` is checked).
+
+    A run stopped by SIGINT/SIGTERM or by a callback's ``run.request_stop()`` writes its
+    checkpoint and returns with ``stopped`` set; a second signal raises KeyboardInterrupt.
+    Problems with the input raise NumbamlpError; divergence raises TrainingDiverged.
+    """
+    given = {
+        "hidden": hidden,
+        "activation": activation,
+        "head": head,
+        "optimizer": optimizer,
+        "lr": lr,
+        "momentum": momentum,
+        "beta1": beta1,
+        "beta2": beta2,
+        "rho": rho,
+        "eps": eps,
+        "weight_decay": weight_decay,
+        "schedule": schedule,
+        "decay_rate": decay_rate,
+        "decay_epochs": decay_epochs,
+        "min_lr": min_lr,
+        "sampling": sampling,
+        "batch_size": batch_size,
+        "seed": seed,
+        "dtype": dtype,
+        "engine": engine,
+        "device": device,
+        "validation_fraction": validation_fraction,
+        "patience": patience,
+    }
+    data_given = {
+        "dataset": dataset,
+        "data_dir": data_dir,
+        "train_file": train_file,
+        "test_file": test_file,
+        "label_column": label_column,
+        "n_classes": n_classes,
+    }
+    from numbamlp.training.plan import RunPlan
+    from numbamlp.training.runner import execute
+
+    plan = RunPlan.create(
+        given,
+        data_given,
+        epochs=epochs,
+        checkpoint_every=checkpoint_every,
+        resume=resume,
+        given_options=frozenset(given_options),
+    )
+    return execute(
+        plan,
+        data=data,
+        y=y,
+        X_test=X_test,
+        y_test=y_test,
+        model=model,
+        download=download,
+        threads=threads,
+        save=save,
+        metrics_out=metrics_out,
+        eval_every=eval_every,
+        checkpoint_dir=checkpoint_dir,
+        distributed=distributed,
+        mpi_timeout=mpi_timeout,
+        verbose=verbose,
+        callbacks=callbacks,
+    )
+
+
+def train(*args: Any, **kwargs: Any) -> Any:
+    """Deprecated since 0.2.0: use ``numbamlp.fit``. ``numbamlp.train(model, X, y, config,
+    rng, ...)`` still runs ``training.train`` with the same arguments and results."""
+    import warnings
+
+    from numbamlp.training.trainer import train as train_model
+
+    warnings.warn(
+        "numbamlp.train is deprecated; use numbamlp.fit (the same run as `numbamlp train`)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return train_model(*args, **kwargs)

@@ -1,0 +1,273 @@
+"""What a run needs before its loop: its plan (configuration, data record, length, the
+checkpoint it resumes), its output paths checked, its threads, its MPI connection, its data.
+
+Orchestration only; importing this module is cheap (no NumPy, no Numba): the command line runs
+these checks before it starts reading the data.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from numbamlp.errors import NumbamlpError
+from numbamlp.training.config import (
+    ACTIVATIONS,
+    DataConfig,
+    RunConfig,
+    adopt_checkpoint,
+    adopt_data,
+    check_run_config,
+    run_config,
+)
+
+
+@dataclass
+class RunPlan:
+    """A run's configuration, its data record, its length and, when resumed, its checkpoint."""
+
+    config: RunConfig
+    data: DataConfig
+    epochs: int
+    checkpoint_every: int | None
+    resume: Any = None  # checkpoint.Checkpoint
+
+    @classmethod
+    def create(
+        cls,
+        given: dict[str, Any],
+        data_given: dict[str, Any],
+        epochs: int,
+        checkpoint_every: int | None,
+        resume: str | os.PathLike[str] | None,
+        given_options: frozenset[str] = frozenset(),
+    ) -> RunPlan:
+        _check_count("epochs", epochs)
+        if checkpoint_every is not None:
+            _check_count("checkpoint_every", checkpoint_every)
+        if resume is None:
+            files = {
+                name: str(Path(data_given[name]).resolve())
+                for name in ("train_file", "test_file")
+                if data_given.get(name) is not None
+            }
+            data = DataConfig(**(data_given | files))
+            return cls(run_config(given), data, epochs, checkpoint_every)
+        from numbamlp.training.checkpoint import load_checkpoint
+
+        checkpoint = load_checkpoint(resume)
+        run = checkpoint.run
+        try:
+            saved = RunConfig.from_json(run["options"], ACTIVATIONS)
+            saved_data = DataConfig.from_json(run["data"])
+        except (KeyError, TypeError, NumbamlpError) as exc:
+            raise NumbamlpError(
+                f"{checkpoint.path} is not a usable checkpoint (its options: {exc})"
+            ) from None
+        config = adopt_checkpoint(saved, given, given_options)
+        check_run_config(config)
+        data = adopt_data(saved_data, data_given, given_options)
+        planned = run.get("config", {}).get("epochs")
+        epoch = checkpoint.trainer["epoch"]
+        if epochs != 20 or "epochs" in given_options:  # given: it may lengthen the run
+            if epochs < epoch:
+                raise NumbamlpError(f"`epochs`: the checkpoint is already at epoch {epoch}")
+            if config.schedule == "cosine" and epochs != planned:
+                raise NumbamlpError(
+                    f"`epochs`: the cosine schedule's length is fixed by the run's {planned} epochs"
+                )
+        elif isinstance(planned, int) and planned >= 1:
+            epochs = planned
+        saved_every = run.get("config", {}).get("checkpoint_every")
+        if checkpoint_every is None and isinstance(saved_every, int):
+            checkpoint_every = saved_every
+        early = checkpoint.early_stopping
+        if isinstance(early, dict) and early.get("stopped") is True:
+            raise NumbamlpError(
+                f"the run in {checkpoint.path} stopped early at epoch {epoch} (val_loss had not "
+                f"improved for {early.get('patience')} epochs; best epoch "
+                f"{early.get('best_epoch')}); start a new run to train further"
+            )
+        if checkpoint.trainer["batch"] == 0 and epoch >= epochs:
+            raise NumbamlpError(
+                f"the run in {checkpoint.path} has finished its {epoch} epochs; pass "
+                f"`epochs=N` (N > {epoch}) to train it further"
+            )
+        return cls(config, data, epochs, checkpoint_every, checkpoint)
+
+    def run_record(self) -> dict[str, Any]:
+        """What a checkpoint stores of the run (``run`` in checkpoint.py)."""
+        return {
+            "seed": self.config.seed,
+            "options": self.config.to_json(),
+            "data": self.data.to_json(),
+            "fingerprint": None,  # of the training set, filled in at the first write
+            "config": {"epochs": self.epochs, "checkpoint_every": self.checkpoint_every},
+        }
+
+
+def _check_count(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise NumbamlpError(f"`{name}`: must be a positive integer, got {value!r}")
+
+
+def check_writable(path: str | os.PathLike[str] | None, name: str) -> None:
+    """Fail before training, not after it, when an output file cannot be written."""
+    if path is None:
+        return
+    p = Path(path)
+    if p.is_dir():
+        raise NumbamlpError(f"`{name}`: {path} is a directory; give a file name")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise NumbamlpError(f"`{name}`: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise NumbamlpError(f"`{name}`: directory {parent} is not writable")
+
+
+def checkpoint_directory(
+    directory: str | os.PathLike[str] | None, every: int | None, resume: Any
+) -> Path | None:
+    """Where the run writes checkpoints: ``checkpoint_dir``, else the resumed checkpoint's own
+    directory. A fresh run never overwrites another run's checkpoint."""
+    if directory is None:
+        if every is not None and resume is None:
+            raise NumbamlpError("`checkpoint_every`: needs `checkpoint_dir`")
+        return None if resume is None else resume.path.parent
+    from numbamlp.training.checkpoint import CHECKPOINT_NAME
+
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise NumbamlpError(f"`checkpoint_dir`: {directory} is not a directory")
+    existing = directory / CHECKPOINT_NAME
+    if existing.exists() and (resume is None or existing.resolve() != resume.path.resolve()):
+        raise NumbamlpError(
+            f"`checkpoint_dir`: {directory} already holds a checkpoint; resume it with "
+            f"`resume={directory}`, or choose another directory"
+        )
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise NumbamlpError(
+            f"`checkpoint_dir`: cannot create {directory}: {exc.strerror or exc}"
+        ) from None
+    if not os.access(directory, os.W_OK):
+        raise NumbamlpError(f"`checkpoint_dir`: {directory} is not writable")
+    return directory
+
+
+def interrupt_directory() -> Path:
+    """A new directory for the checkpoint of an interrupted run that named none."""
+    base = Path("numbamlp-checkpoint")
+    candidate, n = base, 1
+    while candidate.exists():
+        n += 1
+        candidate = Path(f"{base}-{n}")
+    candidate.mkdir()
+    return candidate
+
+
+def set_threads(threads: int | None) -> int:
+    """Use ``threads`` worker threads (None: leave Numba's setting); returns the number used."""
+    import numba
+
+    available = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]  # set at run time
+    if threads is not None:
+        _check_count("threads", threads)
+        if threads > available:
+            raise NumbamlpError(
+                f"`threads`: {threads} threads requested but at most {available} are available "
+                "(set NUMBA_NUM_THREADS to raise the limit)"
+            )
+        numba.set_num_threads(threads)
+    return numba.get_num_threads()
+
+
+def connect(distributed: bool | None, config: RunConfig, timeout: float) -> Any:
+    """The distributed.Cluster of a data-parallel run (``distributed``, or None and mpiexec
+    started several processes), else None (mpi4py is then never imported)."""
+    wanted = distributed
+    if wanted is None:
+        from numbamlp.engines.cluster import launched_size
+
+        wanted = launched_size() > 1
+    if not wanted:
+        return None
+    if config.device != "cpu" or config.engine != "fused":
+        raise NumbamlpError("`distributed`: distributed training runs the fused engine on the CPU")
+    if not timeout > 0:
+        raise NumbamlpError(f"`mpi_timeout`: must be a positive number, got {timeout}")
+    from numbamlp.engines.cluster import connect as connect_mpi
+
+    return connect_mpi(timeout)
+
+
+def load_data(plan: RunPlan, rng: Any, download: bool, preload: bool) -> tuple[Any, float]:
+    """Read the run's data set (while, with ``preload``, the training kernel loads in this
+    thread: decompressing and hashing release the GIL, so the two overlap). Returns the
+    Dataset and the seconds the kernel took to load (or, on a first run, to compile)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from numbamlp.datasets import loaders as datasets
+
+    data = plan.data
+
+    def read() -> Any:
+        if data.train_file is not None:
+            return datasets.load_user_dataset(
+                data.train_file,
+                data.test_file,
+                label_column=data.label_column,
+                n_classes=data.n_classes,
+                rng=rng,
+            )
+        if data.test_file is not None:
+            raise NumbamlpError("`test_file`: needs `train_file`")
+        return datasets.load_dataset(data.dataset, data_dir=data.data_dir, download=download)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        loading = pool.submit(read)
+        seconds = 0.0
+        if preload and data.train_file is None:
+            from numbamlp.engines.fused import preload as preload_kernel
+
+            started = time.perf_counter()
+            preload_kernel(plan.config.dtype, "uint8")  # the built-in sets are images of bytes
+            seconds = time.perf_counter() - started
+        return loading.result(), seconds
+
+
+def arrays_dataset(X: Any, y: Any, X_test: Any, y_test: Any, n_classes: int | None) -> Any:
+    """A Dataset of arrays given to ``fit`` (no test set: none is measured)."""
+    import numpy as np
+
+    from numbamlp.datasets.loaders import Dataset
+
+    X, y = np.asarray(X), np.asarray(y)
+    if (X_test is None) != (y_test is None):
+        raise NumbamlpError("`X_test` and `y_test`: give both or neither")
+    if X.ndim != 2:
+        raise NumbamlpError(f"the training features must be a 2-d array (n, d), got {X.shape}")
+    if X_test is None:
+        X_test, y_test = np.empty((0, X.shape[1]), X.dtype), np.empty(0, np.int64)
+    y_all = np.concatenate([np.ravel(y), np.ravel(y_test)])
+    if y_all.size and y_all.dtype.kind not in "iu":
+        raise NumbamlpError(
+            "labels given to fit must be integers 0..M−1 (numbamlp.MLPClassifier takes any "
+            f"labels), got dtype {y_all.dtype}"
+        )
+    if n_classes is None:
+        n_classes = max(int(y_all.max()) + 1, 2) if y_all.size else 2
+    return Dataset(
+        name="arrays",
+        X_train_raw=X,
+        y_train=y,
+        X_test_raw=np.asarray(X_test),
+        y_test=np.asarray(y_test),
+        n_classes=n_classes,
+        class_names=tuple(str(k) for k in range(n_classes)),
+        source="arrays given to fit",
+    )

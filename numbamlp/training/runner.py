@@ -1,0 +1,578 @@
+"""The run behind ``numbamlp.fit``: ``prepare`` builds a Session (data, model, engine, the
+services that observe it), ``Session.train`` runs the loop and reports.
+
+Orchestration only: the equations are in the kernels, the steps in the engine behind
+training.Trainer, and what observes the run in callbacks.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from numbamlp.errors import NumbamlpError
+from numbamlp.training.callbacks import (
+    Callback,
+    Checkpointing,
+    EarlyStoppingCallback,
+    EpochLogger,
+    MetricsFile,
+    ProgressBar,
+    Run,
+    ThrottledEvaluation,
+)
+from numbamlp.training.plan import (
+    RunPlan,
+    arrays_dataset,
+    check_writable,
+    checkpoint_directory,
+    connect,
+    interrupt_directory,
+    load_data,
+    set_threads,
+)
+
+if TYPE_CHECKING:
+    from numbamlp.model.mlp import MLP
+
+
+@dataclass
+class FitResult:
+    """What ``fit`` returns. ``history`` holds one record per epoch (the metrics file's
+    objects); ``stopped`` is None for a run that ended normally, else ``"SIGINT"``,
+    ``"SIGTERM"`` or ``"callback"`` (``checkpoint`` is then where it can be resumed from)."""
+
+    model: MLP
+    history: list[dict[str, Any]]
+    test_accuracy: float | None
+    epochs: int  # epochs completed
+    seconds: float
+    stopped: str | None = None
+    position: str = ""  # where a stopped run stands, e.g. "epoch 3, batch 120"
+    step: int = 0
+    checkpoint: Path | None = None
+    best_epoch: int | None = None  # the epoch whose weights early stopping kept
+    saved: Path | None = None
+    summary: str = ""  # the line that ends the log: "test accuracy … after … epochs (…)"
+
+
+@dataclass
+class Outputs:
+    """Where the run writes, and what it logs."""
+
+    save: str | os.PathLike[str] | None
+    metrics_out: str | os.PathLike[str] | None
+    checkpoint_dir: Path | None
+    eval_every: float | None
+    verbose: int
+
+
+def execute(
+    plan: RunPlan,
+    *,
+    data: Any,
+    y: Any,
+    X_test: Any,
+    y_test: Any,
+    model: Any,
+    download: bool,
+    threads: int | None,
+    save: str | os.PathLike[str] | None,
+    metrics_out: str | os.PathLike[str] | None,
+    eval_every: float | None,
+    checkpoint_dir: str | os.PathLike[str] | None,
+    distributed: bool | None,
+    mpi_timeout: float,
+    verbose: int,
+    callbacks: Sequence[Callback],
+) -> FitResult:
+    """Run ``plan`` (see ``fit``). A NumbamlpError raised once MPI is connected carries the
+    cluster (``exc.cluster``), so that the command line can end every rank."""
+    called = time.perf_counter()
+    if eval_every is not None and not (isinstance(eval_every, (int, float)) and eval_every > 0):
+        raise NumbamlpError(f"`eval_every`: must be a positive number, got {eval_every}")
+    check_writable(save, "save")
+    check_writable(metrics_out, "metrics_out")
+    cluster = connect(distributed, plan.config, mpi_timeout)
+    try:
+        directory = checkpoint_directory(checkpoint_dir, plan.checkpoint_every, plan.resume)
+        outputs = Outputs(save, metrics_out, directory, eval_every, verbose)
+        session = prepare(
+            plan, cluster, outputs, data, y, X_test, y_test, model, download, threads, callbacks
+        )
+        session.called = called
+        return session.train()
+    except NumbamlpError as exc:
+        exc.cluster = cluster  # type: ignore[attr-defined]
+        raise
+
+
+@dataclass
+class Session:
+    """One prepared run: everything its loop touches, made before the first step."""
+
+    plan: RunPlan
+    outputs: Outputs
+    cluster: Any
+    data: Any  # datasets.Dataset
+    model: Any  # model.MLP
+    trainer: Any  # training.Trainer
+    X_val: Any
+    y_val: Any
+    X_test: Any
+    y_test: Any
+    early: Any  # validation.EarlyStopping or None
+    writer: Any  # checkpoint.CheckpointWriter
+    checkpointing: Checkpointing
+    observers: list[Callback]
+    run: Run
+    preload_seconds: float = 0.0
+    called: float = 0.0
+    first_batch_done: float | None = None
+    started: float = 0.0
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def lead(self) -> bool:
+        """Whether this process logs and writes: the only one, or MPI rank 0."""
+        return self.cluster is None or self.cluster.rank == 0
+
+    def log(self, message: str, err: bool = False, always: bool = False) -> None:
+        if self.lead and (self.outputs.verbose or always):
+            print(message, file=sys.stderr if err else sys.stdout, flush=True)
+
+    def test_accuracy(self) -> float | None:
+        """P.1 on the test set with the current θ (None without a test set)."""
+        if self.X_test.shape[0] == 0:
+            return None
+        return self.trainer.accuracy(self.X_test, self.y_test, self.data.feature_scale)
+
+    def metadata(self) -> dict[str, Any]:
+        """The model file's metadata at this point of the run."""
+        from numbamlp.datasets.inputscale import record_for
+
+        data, trainer, history = self.data, self.trainer, self.run.history
+        builtin = self.plan.data.train_file is None and data.name != "arrays"
+        return {
+            "dataset": data.name if builtin else None,
+            "class_names": list(data.class_names),
+            "epochs": trainer.epoch if trainer.at_epoch_boundary else trainer.epoch - 1,
+            "seed": self.plan.config.seed,
+            "test_accuracy": history[-1]["test_accuracy"] if history else None,
+            "weight_decay": self.plan.config.weight_decay,  # λ of R.1: the steps followed ℓ_λ
+            "input": record_for(data.X_train_raw, data.feature_scale).as_metadata(),
+        }
+
+    # --- the loop ------------------------------------------------------------------------------
+
+    def _on_batch(self, batch: int) -> None:
+        if self.first_batch_done is None:
+            self.first_batch_done = time.perf_counter()
+        for callback in self.observers:
+            callback.on_batch_end(self.run, batch)
+
+    def _measure(self, metrics: Any) -> None:
+        """An epoch's test metrics and, with a validation set, its validation metrics."""
+        if self.cluster is not None:  # the ranks' θ must still be one θ
+            self.cluster.check_parameters(self.model.params.theta, self.trainer.state)
+        metrics.test_accuracy = self.test_accuracy()
+        if self.X_val is not None:
+            metrics.val_loss, metrics.val_accuracy = self.trainer.validation_metrics(
+                self.X_val, self.y_val, self.data.feature_scale
+            )
+
+    def train(self) -> FitResult:
+        """Run the epochs: engine calls until each epoch ends (stopping where a periodic
+        checkpoint falls), then measure and let the callbacks observe."""
+        from numbamlp.training.interrupt import StopRequest
+        from numbamlp.training.trainer import TrainingDiverged
+
+        trainer, run, cluster = self.trainer, self.run, self.cluster
+        self.started = time.perf_counter()
+        try:
+            with StopRequest() as signals:
+                stop_now = False
+
+                def should_stop() -> bool:
+                    nonlocal stop_now
+                    wanted = bool(signals) or run.stop_requested
+                    stop_now = wanted if cluster is None else cluster.any(wanted)  # all ranks
+                    return stop_now
+
+                if cluster is not None:
+                    cluster.interrupted = signals.requested
+                for callback in self.observers:
+                    callback.on_train_begin(run)
+                while trainer.epoch < run.epochs or not trainer.at_epoch_boundary:
+                    metrics = None
+                    while metrics is None and not stop_now:
+                        until = self.checkpointing.until(run)
+                        metrics = trainer.run_batches(self._on_batch, until, should_stop)
+                        if metrics is None and not stop_now:
+                            self.checkpointing.write()  # the periodic one, mid-epoch
+                    if metrics is None:  # stopped in the middle of the epoch
+                        break
+                    self._measure(metrics)
+                    run.history.append(metrics.as_dict())
+                    for callback in self.observers:
+                        callback.on_epoch_end(run, metrics)
+                    if stop_now or run.stop_training:
+                        break
+                if stop_now:
+                    return self._stopped(signals.name or "callback", bool(signals))
+        except TrainingDiverged as exc:
+            last = self.writer.last
+            kept = (
+                f" The last good checkpoint, {last} ({self.writer.last_where}), is unchanged."
+                if last
+                else ""
+            )
+            unsaved = f" {self.outputs.save} was not written." if self.outputs.save else ""
+            raise TrainingDiverged(f"{exc}{kept}{unsaved}") from None
+        except KeyboardInterrupt:
+            last = self.writer.last
+            kept = (
+                f"the last checkpoint, {last} ({self.writer.last_where}), is intact"
+                if last
+                else "nothing was saved"
+            )
+            self.log(f"interrupted again: stopped at once; {kept}", err=True, always=True)
+            raise
+        finally:
+            for callback in self.observers:
+                callback.on_train_end(run)
+        return self._finished()
+
+    # --- the two ends --------------------------------------------------------------------------
+
+    def _stopped(self, reason: str, by_signal: bool) -> FitResult:
+        """A stop asked for (a signal, or a callback): write the checkpoint to resume from (into
+        a new directory for a signalled run that named none) and say where it stands."""
+        from numbamlp.training.checkpoint import position
+
+        trainer, writer = self.trainer, self.writer
+        if not writer.is_current():
+            if self.outputs.checkpoint_dir is not None:
+                self.checkpointing.write()
+            elif by_signal:
+                writer.write(interrupt_directory())
+        checkpoint = writer.last if writer.is_current() else None
+        where = position(trainer.epoch, trainer.batch)
+        written = f"; checkpoint written to {checkpoint}" if checkpoint else ""
+        self.log(
+            f"{reason}: stopped at {where} (step {trainer.step_count}){written}",
+            err=True,
+            always=True,
+        )
+        return FitResult(
+            self.model,
+            self.run.history,
+            None,
+            trainer.epoch - (0 if trainer.at_epoch_boundary else 1),
+            time.perf_counter() - self.started,
+            reason,
+            where,
+            trainer.step_count,
+            checkpoint,
+        )
+
+    def _finished(self) -> FitResult:
+        """The end of a run that was not stopped: early stopping's best weights, the summary
+        line, the model file."""
+        trainer, early, history = self.trainer, self.early, self.run.history
+        total = time.perf_counter() - self.started
+        final_accuracy = history[-1]["test_accuracy"] if history else self.test_accuracy()
+        ran = trainer.epoch
+        epochs = f"{self.run.epochs} epoch{'' if self.run.epochs == 1 else 's'}"
+        best_epoch = None
+        if early is not None and early.best_epoch:
+            # scikit-learn's MLPClassifier(early_stopping=True): the model is the best epoch's
+            trainer.load_parameters(early.best_theta)
+            final_accuracy = self.test_accuracy()
+            best_epoch = early.best_epoch
+            why = (
+                f"val_loss has not improved for {early.patience} epoch(s), stopped after epoch "
+                f"{ran}"
+                if early.stopped
+                else f"ran all {ran} epochs"
+            )
+            self.log(
+                f"early stopping: {why}; restored the weights of the best epoch, "
+                f"{early.best_epoch} (val_loss {early.best_loss:.4f})"
+            )
+            epochs = f"{ran} epoch{'' if ran == 1 else 's'}, best epoch {early.best_epoch}"
+        first = self.first_batch_done
+        ready = f"; ready in {first - self.called:.2f} s" if first is not None else ""
+        shown = "n/a" if final_accuracy is None else f"{final_accuracy:.4f}"
+        summary = f"test accuracy {shown} after {epochs} ({total:.1f} s{ready})"
+        self.log(summary)
+        compiled = compiled_kernels()
+        if compiled and first is not None:
+            seconds = self.preload_seconds + first - self.started
+            self.log(
+                f"compiled {compiled} kernel(s) in {seconds:.1f} s on this first run; they are "
+                "cached on disk for the next (numbamlp info shows where)"
+            )
+        trainer.host_state()  # θ and the optimizer state, for the model file (from a device)
+        saved = None
+        save = self.outputs.save
+        if save and self.lead:
+            from numbamlp.model.modelio import save_model
+
+            meta = self.metadata()
+            if best_epoch:
+                meta.update(
+                    test_accuracy=final_accuracy, best_epoch=best_epoch, val_loss=early.best_loss
+                )
+            save_model(save, self.model, trainer.optimizer, metadata=meta)
+            saved = Path(save)
+            self.log(f"saved model to {save}")
+        return FitResult(
+            self.model,
+            history,
+            final_accuracy,
+            ran,
+            total,
+            best_epoch=best_epoch,
+            saved=saved,
+            summary=summary,
+            step=trainer.step_count,
+        )
+
+
+def prepare(
+    plan: RunPlan,
+    cluster: Any,
+    outputs: Outputs,
+    data: Any,
+    y: Any,
+    X_test: Any,
+    y_test: Any,
+    model: Any,
+    download: bool,
+    threads: int | None,
+    callbacks: Sequence[Callback],
+) -> Session:
+    """Everything the run needs, in the order that keeps its random streams where a run of
+    the same seed has them: the weights' stream draws the initial θ, the minibatches' stream
+    first any held-out split of a user's file, then the minibatches."""
+    config, resume = plan.config, plan.resume
+    on_gpu = config.device == "cuda"
+    if on_gpu:  # fail before loading any data when no GPU is usable
+        from numbamlp.engines.cuda.backend import require_device
+
+        require_device()
+    from numbamlp.training.randomness import generators
+
+    init_rng, train_rng = generators(config.seed)
+    preload_seconds = 0.0
+    if data is None:
+        preload = config.engine == "fused" and not on_gpu
+        data, preload_seconds = load_data(plan, train_rng, download, preload)
+    elif not hasattr(data, "X_train_raw"):
+        if y is None:
+            raise NumbamlpError("`y`: fit(X, y) needs the labels too")
+        data = arrays_dataset(data, y, X_test, y_test, plan.data.n_classes)
+    n_threads = set_threads(threads)
+    X_train, y_train, X_val, y_val = _split(plan, data)
+    model, trainer, history = _model_and_trainer(
+        cluster, plan, data, X_train, y_train, model, init_rng, train_rng
+    )
+    early = _early_stopping(config.patience, model, resume)
+    X_test_raw = model.check_inputs(data.X_test_raw, "test features", raw=True)
+    y_test_checked = model.check_labels(data.y_test, X_test_raw.shape[0], "test labels")
+
+    from numbamlp.training.checkpoint import CheckpointWriter
+
+    record = plan.run_record()
+    if resume is not None:
+        record["fingerprint"] = resume.run["fingerprint"]  # checked equal in _model_and_trainer
+    lead = cluster is None or cluster.rank == 0
+    session: Session
+    writer = CheckpointWriter(
+        trainer,
+        record,
+        history,
+        lambda: session.metadata(),
+        (data.X_train_raw, data.y_train),
+        early,
+        enabled=lead,
+    )
+    checkpointing = Checkpointing(writer, outputs.checkpoint_dir, plan.checkpoint_every)
+    services: list[Callback] = []
+    if outputs.verbose and lead and sys.stdout.isatty():
+        services.append(ProgressBar())
+    if early is not None:
+        services.append(EarlyStoppingCallback(early))
+    if outputs.verbose:
+        services.append(EpochLogger())
+    if outputs.eval_every is not None:
+        services.append(ThrottledEvaluation(outputs.eval_every))
+    if outputs.metrics_out is not None and lead:
+        services.append(MetricsFile(outputs.metrics_out))
+    services.append(checkpointing)
+    run = Run(trainer, model, plan.epochs, history, lambda *a, **k: None, lambda: None)
+    session = Session(
+        plan,
+        outputs,
+        cluster,
+        data,
+        model,
+        trainer,
+        X_val,
+        y_val,
+        X_test_raw,
+        y_test_checked,
+        early,
+        writer,
+        checkpointing,
+        services + list(callbacks),
+        run,
+        preload_seconds,
+    )
+    run.log, run.test_accuracy = session.log, session.test_accuracy
+    _announce(session, n_threads)
+    if cluster is not None:
+        from numbamlp.training.checkpoint import fingerprint
+
+        cluster.start()  # every rank reaches this before training: settles earlier failures
+        cluster.check_same(json.dumps(record["options"], sort_keys=True), "options")
+        cluster.check_same(fingerprint(data.X_train_raw, data.y_train), "training data")
+    return session
+
+
+def _split(plan: RunPlan, data: Any) -> tuple[Any, Any, Any, Any]:
+    """(X_train, y_train, X_val, y_val): the validation rows held out by the seed's third
+    stream (none, and nothing drawn, with validation_fraction 0)."""
+    if plan.config.validation_fraction == 0:
+        return data.X_train_raw, data.y_train, None, None
+    from numbamlp.training.randomness import validation_generator
+    from numbamlp.training.validation import split_validation
+
+    return split_validation(
+        data.X_train_raw,
+        data.y_train,
+        plan.config.validation_fraction,
+        validation_generator(plan.config.seed),
+    )
+
+
+def _model_and_trainer(
+    cluster: Any,
+    plan: RunPlan,
+    data: Any,
+    X_train: Any,
+    y_train: Any,
+    model: Any,
+    init_rng: Any,
+    train_rng: Any,
+) -> tuple[Any, Any, list[dict[str, Any]]]:
+    """The network (new, given, or the checkpoint's), its trainer (put where the checkpoint
+    stood), and the history so far."""
+    from numbamlp.model.mlp import MLP
+    from numbamlp.training.trainer import TrainConfig
+
+    config, resume = plan.config, plan.resume
+    from numbamlp.training.trainer import Trainer
+
+    engine = {"device": config.device, "cluster": cluster}  # the factory builds the engine
+    train_config = TrainConfig(
+        epochs=plan.epochs,
+        batch_size=config.batch_size,
+        optimizer=config.optimizer,
+        lr=config.lr,
+        schedule=config.schedule,
+        decay_rate=config.decay_rate,
+        decay_epochs=config.decay_epochs,
+        min_lr=config.min_lr,
+        sampling=config.sampling,
+        engine=config.engine,
+        weight_decay=config.weight_decay,
+        optimizer_options=config.optimizer_options(),
+    )
+    scale = data.feature_scale
+    if resume is None:
+        if model is None:
+            model = MLP.create(
+                data.n_features,
+                list(config.hidden),
+                data.n_classes,
+                activations=list(config.activation),
+                head=config.head,
+                dtype=config.dtype,
+                rng=init_rng,
+            )
+        elif model.architecture.sizes[0] != data.n_features:
+            raise NumbamlpError("`model`: the model's inputs do not fit the data's features")
+        trainer = Trainer(model, X_train, y_train, train_config, train_rng, scale=scale, **engine)
+        return model, trainer, []
+    from numbamlp.training.checkpoint import fingerprint
+
+    if fingerprint(data.X_train_raw, data.y_train) != resume.run["fingerprint"]:
+        raise NumbamlpError(
+            f"the training data ({data.name}, {data.source}) is not the data the checkpoint "
+            f"{resume.path} was trained on; a resumed run must see the same data"
+        )
+    model = resume.model
+    if model.architecture.sizes[0] != data.n_features:
+        raise NumbamlpError("the checkpoint's model does not fit the data's features")
+    trainer = Trainer(
+        model, X_train, y_train, train_config, train_rng, resume.optimizer, scale, **engine
+    )
+    try:
+        trainer.restore(resume.trainer)
+    except NumbamlpError as exc:
+        raise NumbamlpError(f"cannot resume {resume.path}: {exc}") from None
+    return model, trainer, list(resume.history)
+
+
+def _announce(session: Session, n_threads: int) -> None:
+    """The lines that open the log: the network, the data, the optimizer, the engine."""
+    config, trainer, data = session.plan.config, session.trainer, session.data
+    session.log(f"{session.model}")
+    held = "" if session.X_val is None else f"{session.X_val.shape[0]} validation / "
+    session.log(
+        f"data: {data.name}, {trainer.X.shape[0]} train / {held}{session.X_test.shape[0]} test "
+        f"samples ({data.source})"
+    )
+    decay = f", weight decay {config.weight_decay:g}" if config.weight_decay else ""
+    session.log(
+        f"optimizer: {config.optimizer} {trainer.optimizer.hyper}{decay}, "
+        f"schedule {config.schedule}, sampling {config.sampling}, batch "
+        f"{trainer.sampler.batch_size}, seed {config.seed}, {n_threads} thread(s)"
+    )
+    if session.cluster is not None:
+        session.log(f"distributed: {session.cluster.size} MPI rank(s), {n_threads} thread(s) each")
+    resume = session.plan.resume
+    if resume is not None:
+        session.log(f"resuming {resume.path} from {resume.where} (step {trainer.step_count})")
+
+
+def _early_stopping(patience: int | None, model: Any, resume: Any) -> Any:
+    """The run's validation.EarlyStopping (None without ``patience``), with a resumed run's
+    state."""
+    if patience is None:
+        return None
+    from numbamlp.training.validation import EarlyStopping
+
+    early = EarlyStopping(patience, model.params.theta)
+    if resume is not None and resume.early_stopping is not None:
+        try:
+            early.restore(resume.early_stopping, resume.best_theta)
+        except NumbamlpError as exc:
+            raise NumbamlpError(f"cannot resume {resume.path}: {exc}") from None
+    return early
+
+
+def compiled_kernels() -> int:
+    """How many of the training kernels this process compiled rather than loaded from disk."""
+    from numbamlp.engines.fused import regions
+
+    dispatchers = [regions.run_steps, regions.forward_backward, regions.gradient_update]
+    return sum(len(d.stats.cache_misses) for d in dispatchers if hasattr(d, "stats"))
