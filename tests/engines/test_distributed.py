@@ -29,7 +29,7 @@ MPIEXEC = shutil.which(
     "mpiexec", path=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
 )
 NUMBAMLP = str(Path(sys.executable).parent / "numbamlp")
-FAULTY = Path(__file__).parent / "mpi_fault.py"
+FAULTY = Path(__file__).parents[1] / "mpi_fault.py"
 TIMEOUT = 240  # seconds for one whole mpiexec run, compile included
 
 needs_mpi = pytest.mark.skipif(MPIEXEC is None, reason="the mpi extra is not installed")

@@ -91,8 +91,8 @@ def test_the_factory_refuses_what_no_engine_does():
 
 
 def test_the_cuda_engine_has_the_protocol_methods():
-    """Read from the source: importing engines/cuda.py would import the CUDA package."""
-    tree = ast.parse((PACKAGE / "engines" / "cuda.py").read_text(encoding="utf-8"))
+    """Read from the source: importing engines/cuda/engine.py would import the CUDA package."""
+    tree = ast.parse((PACKAGE / "engines" / "cuda" / "engine.py").read_text(encoding="utf-8"))
     engine = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "CudaEngine")
     methods = {n.name: n for n in engine.body if isinstance(n, ast.FunctionDef)}
     for name in PROTOCOL:
