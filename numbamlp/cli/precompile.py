@@ -1,11 +1,11 @@
 """Compile the kernels of a training run ahead of it, into Numba's on-disk cache.
 
-A cold ``numbamlp train`` spends ~17 s of a ~20 s command compiling (quiet machine; the split
-by function is in benchmarks/README.md, "Where a cold run's time goes"). The compiled code is
-cached on disk, keyed by the source files' content (Numba ≥ 0.60 hashes them), the function's
-bytecode, the argument types, the Numba version and the CPU; so code compiled on this machine
-for these sources is valid wherever the same sources are installed on it. Two ways to pay that
-cost before the first run:
+A cold ``numbamlp train`` spends most of the command compiling (the figures, and the split by
+function, are in docs/performance.md: "Where a cold run's time goes" in its Session 4, and
+"Figures moved out of the code"). The compiled code is cached on disk, keyed by the source
+files' content (Numba ≥ 0.60 hashes them), the function's bytecode, the argument types, the
+Numba version and the CPU; so code compiled on this machine for these sources is valid
+wherever the same sources are installed on it. Two ways to pay that cost before the first run:
 
 * ``pip install .`` runs :func:`precompile` while it builds the wheel (``setup.py``): the cache
   files land in the wheel next to the modules (``numbamlp/__pycache__``), and the first

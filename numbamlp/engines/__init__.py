@@ -6,7 +6,7 @@ engine         device    cluster     what makes the steps
 ``kernels``    cpu       —           plain.py: one Python call per equation kernel (the reference)
 ``fused``      cpu       —           fused/: many steps per call, two parallel regions per step
 ``fused``      cpu       a Cluster   fused/ with distributed.py's exchange between its regions
-any            cuda      —           cuda.py: the kernels engine's launches on a CUDA device
+any            cuda      —           cuda/: the kernels engine's launches on a CUDA device
 =============  ========  ==========  ==============================================================
 
 The modules of the engines are imported by ``make_engine`` when it builds one: importing this
@@ -52,7 +52,7 @@ def make_engine(
     engine: "fused" or "kernels" (the CPU's; on a CUDA device the steps are always one launch
         per equation kernel, and this is ignored).
     device: "cpu" or "cuda".
-    cluster: the MPI job (distributed.Cluster) that shares the fused engine's region 1 among its
+    cluster: the MPI job (cluster.Cluster) that shares the fused engine's region 1 among its
         ranks; None: this process alone.
     options: the engine's own tuning options (the fused plan's n_items, sample_block,
         flush_subnormals, shard_bytes; the CUDA engine's threads_1d, threads_2d).

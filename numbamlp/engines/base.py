@@ -19,9 +19,9 @@ from numbamlp.kernels.optimizers import OPTIMIZERS, Optimizer
 from numbamlp.kernels.sampling import Sampler
 from numbamlp.model.mlp import MLP
 
-#: Steps per call into an engine that makes many per call (fused, CUDA): Python gets control
-#: back (progress bar, throttled evaluation, Ctrl-C) every few milliseconds without costing
-#: measurable speed.
+#: Steps per call into an engine that makes many per call (fused, CUDA): few enough that Python
+#: gets control back (progress bar, throttled evaluation, Ctrl-C) often, enough that the calls
+#: cost no measurable speed (docs/performance.md, "Figures moved out of the code").
 FUSED_CHUNK = 32
 
 

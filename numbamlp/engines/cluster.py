@@ -35,8 +35,8 @@ SIZE_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE")
 RANK_VARIABLES = ("OMPI_COMM_WORLD_RANK", "PMI_RANK")
 #: Seconds a rank waits for the others in one collective before it gives up (--mpi-timeout).
 #: It must cover the longest time one rank can spend outside the collectives while the others
-#: wait: the first run's JIT compilation (~20 s per process, longer with ranks sharing cores),
-#: rank 0's test-set evaluation and checkpoint writes.
+#: wait: the first run's JIT compilation (longer with ranks sharing cores; docs/performance.md,
+#: "Figures moved out of the code"), rank 0's test-set evaluation and checkpoint writes.
 DEFAULT_TIMEOUT = 300.0
 #: Seconds a rank still waits for the others once a signal has asked the run to stop.
 SIGNAL_GRACE = 5.0
@@ -93,8 +93,9 @@ class Cluster:
 
     def wait(self, requests: list, what: str) -> None:
         """Complete ``requests`` or raise DistributedError after ``timeout`` seconds. Polls:
-        spins for the first 2 ms (a step's exchange usually completes within that), then
-        sleeps between tests, so that a rank waiting for a slow one gives its core away."""
+        spins for the first 2 ms (longer than a step's exchange usually takes: docs/performance.md,
+        "Figures moved out of the code"), then sleeps between tests, so that a rank waiting for a
+        slow one gives its core away."""
         started = time.perf_counter()
         deadline, pause, signalled = started + self.timeout, 0.0, None
         try:

@@ -21,9 +21,10 @@ def prefer_wide_vectors(typingctx: Any) -> Any:
     """Mark the function this is called in with LLVM's ``"prefer-vector-width"="512"``.
 
     The loops of that function (and of the helpers LLVM inlines into it) may then use 512-bit
-    vectors: 1.4× the multiply-adds of 256-bit ones per cycle on this project's CPUs (two 512-bit
-    FMA units), when their rows start on cache lines (``memory.aligned_zeros``). A hint, changing
-    no result beyond what ``reassoc`` already allows; on CPUs without AVX-512 it has no effect.
+    vectors: more multiply-adds per cycle than 256-bit ones on CPUs with two 512-bit FMA units
+    (docs/performance.md, "Figures moved out of the code"), when their rows start on cache
+    lines (``memory.aligned_zeros``). A hint, changing no result beyond what ``reassoc``
+    already allows; on CPUs without AVX-512 it has no effect.
     """
 
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
@@ -71,9 +72,9 @@ def prefetch_to_l2(typingctx, array, i, j):
 # Subnormal numbers. While g_r = 0 (an input pixel absent from the minibatch, a saturated unit),
 # Adam's m_r ← β₁m_r + (1−β₁)g_r decays geometrically, down through the subnormal range below
 # 1.2e-38 (float32); each operation that makes or reads a subnormal number costs the CPU a
-# microcode assist of ~100 cycles. Measured: with 784-2048-10 and B = 32, 3% of m is subnormal
-# after one epoch and an epoch takes 8.2 s instead of 4.5 s; 784-128-10, B = 32: 0.55 s instead
-# of 0.34 s. With ``flush`` the regions set the x86 MXCSR bits FTZ and DAZ (flush to zero,
+# microcode assist, many times the cost of an ordinary operation. At batch 32, enough of m turns
+# subnormal within an epoch to slow the epochs markedly (docs/performance.md, "Figures moved out
+# of the code"). With ``flush`` the regions set the x86 MXCSR bits FTZ and DAZ (flush to zero,
 # denormals are zero: subnormal results and inputs count as 0, as TensorFlow does by default)
 # for their own work and restore the thread's mode afterwards. θ cannot feel the difference:
 # Adam moves θ_r by at most γ_p · |m_r| / ε ≈ 1e-33 for such an m_r.

@@ -1,11 +1,11 @@
 """Memory layout: arrays whose first element starts a cache line. No equation here.
 
 NumPy aligns its arrays to 16 bytes only. A vector load that straddles two cache lines costs
-about twice one that does not, and with the 64-byte (512-bit) vectors of the fused engine
-every load of a row that starts 16 bytes into a line straddles: measured on the F.1 tile of the
-reference model, 157 GFLOP/s with θ and h^0 on cache lines against 97–134 GFLOP/s (depending on
-where NumPy happened to put them) without. So θ, the optimizer state and every batch buffer are
-allocated here.
+more than one that does not, and with the 64-byte (512-bit) vectors of the fused engine every
+load of a row that starts 16 bytes into a line straddles: the F.1 tile of the reference model
+runs measurably slower with θ and h^0 off cache lines, by how much depending on where NumPy
+happened to put them (docs/performance.md, "Figures moved out of the code"). So θ, the
+optimizer state and every batch buffer are allocated here.
 """
 
 from __future__ import annotations

@@ -176,7 +176,8 @@ class CheckpointWriter:
     ``run`` and ``history`` are the run's own (mutable) records, read at each write;
     ``metadata()`` gives the model-file metadata of the moment. With ``enabled`` False (the
     MPI ranks other than 0) nothing is written. The training set's fingerprint
-    is computed at the first write only (hashing it costs ~0.1 s for MNIST).
+    is computed at the first write only (hashing it takes a pass over the whole training set;
+    docs/performance.md, "Figures moved out of the code").
     """
 
     def __init__(

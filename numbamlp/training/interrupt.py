@@ -1,9 +1,9 @@
 """Stopping a training run cleanly on Ctrl-C (SIGINT) or SIGTERM.
 
 The first signal only sets a flag: the trainer finishes the engine call it is in (at most
-training.FUSED_CHUNK minibatches, milliseconds), the run writes a checkpoint and exits. A second
-signal raises KeyboardInterrupt at once; every file write is atomic (atomic.py), so stopping in
-the middle of one leaves the previous checkpoint intact.
+engines.base.FUSED_CHUNK minibatches, a short wait), the run writes a checkpoint and exits. A
+second signal raises KeyboardInterrupt at once; every file write is atomic (atomic.py), so
+stopping in the middle of one leaves the previous checkpoint intact.
 """
 
 from __future__ import annotations

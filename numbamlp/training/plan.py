@@ -187,7 +187,7 @@ def set_threads(threads: int | None) -> int:
 
 
 def connect(distributed: bool | None, config: RunConfig, timeout: float) -> Any:
-    """The distributed.Cluster of a data-parallel run (``distributed``, or None and mpiexec
+    """The engines.cluster.Cluster of a data-parallel run (``distributed``, or None and mpiexec
     started several processes), else None (mpi4py is then never imported)."""
     wanted = distributed
     if wanted is None:

@@ -152,7 +152,7 @@ class Trainer:
 
         device: "cpu", or "cuda" (the steps on a CUDA device; ``config.engine`` is then
             ignored: the device makes one launch per equation kernel).
-        cluster: a distributed.Cluster: the fused engine shares its steps among the ranks of
+        cluster: an engines.cluster.Cluster: the fused engine shares its steps among the ranks of
             that MPI job (same results as one process, bit for bit).
         engine_options: the engine's tuning options (``engines.make_engine``).
         """

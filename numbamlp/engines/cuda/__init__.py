@@ -9,8 +9,8 @@ with ``pip install "numbamlp[cuda]"``.
 Modules read side by side with their CPU twins: ``activations`` (φ/φ′ built for the device
 from the same Python source), ``forward``, ``backward`` and ``optimizers`` (one kernel per CPU
 kernel: same name, same argument order, same equation tag, same loop body; only the index →
-thread mapping differs), ``passes`` (the order the kernels run in) and ``training`` (a trainer
-whose θ, optimizer state and data stay on the device).
+thread mapping differs), ``passes`` (the order the kernels run in) and ``engine`` (the engine
+of ``Trainer(..., device="cuda")``, whose θ, optimizer state and data stay on the device).
 """
 
 from __future__ import annotations

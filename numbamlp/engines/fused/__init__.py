@@ -26,16 +26,17 @@ backward.py (with shards: in sample order within a block, then block by block), 
 results agree with the per-kernel path to rounding. The loop allocates nothing: the views of
 the flat buffers that it makes are slices and reshapes.
 
-Loop shapes (measured on AVX-512 hardware; the helpers' comments say which equation each
-loop computes, in index form):
+Loop shapes (chosen by measuring them on AVX-512 hardware; the figures are in
+docs/performance.md, "Figures moved out of the code"; the helpers' comments say which equation
+each loop computes, in index form):
 
 * (F.1) a tile of 4 samples × 4 units keeps its 16 sums in registers while the inner loop runs
   over j, unit-stride in W^k_{i,:} and h^{k−1}_{s,:}, vectorised because the helper is compiled
-  with the ``reassoc`` flag: ~145 GFLOP/s on one core with 512-bit vectors (~110 with LLVM's
-  default 256-bit ones), against ~35 for one sum at a time.
+  with the ``reassoc`` flag: several times the rate of one sum at a time, and faster with
+  512-bit vectors than with LLVM's default 256-bit ones.
 * (B.3) and (B.4) add up outer products: the inner loop runs over j, unit-stride in both
   operands, and adds 4 terms of the sum (4 samples for B.3, 4 units i for B.4) per pass, so each
-  partial sum is loaded and stored once per 4 multiply-adds (~112 GFLOP/s for B.3).
+  partial sum is loaded and stored once per 4 multiply-adds.
 * The helpers with the big loops (F.1, B.3, the gather, σ, softmax) call
   ``prefer_wide_vectors()``: LLVM's x86 cost model otherwise stops at 256-bit vectors. θ, the
   optimizer state and the batch buffers start on cache lines (``memory.py``), so that the
@@ -51,7 +52,8 @@ loop computes, in index form):
   batch whose rows of h^{m−1} exceed L2 (CHUNK_BYTES), the groups of a band of rows pass over
   one L2-sized chunk of samples after another.
 * Both regions flush subnormal numbers to zero by default (``enter_flush_mode``): Adam's moments
-  of rarely active inputs decay into that range, where every operation is ~100 times slower.
+  of rarely active inputs decay into that range, where every operation takes a slow microcode
+  assist (``FLUSH_TO_ZERO`` in numbamlp/kernels/intrinsics.py).
 
 The modules, by concern:
 

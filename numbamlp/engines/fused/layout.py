@@ -30,9 +30,10 @@ GROUP_BYTES = 32 * 1024
 # float32 is 3.2 MB), region 2 sums a band of rows of W^m over one chunk of samples at a time:
 # the chunk's rows of h^{m−1} (at most CHUNK_BYTES) stay in L2 while every group of the band
 # passes over them, and the band's partial sums (at most BAND_BYTES) wait in L2 for the next
-# chunk. Without this every group read all of h^{m−1} from memory (at 2048 × 1024: 820 MB per
-# step, region 2 took 28 ms instead of ~17). The sums keep their order: the chunks come in
-# sample order and hold multiples of 4 samples, so every sum meets the same quads of samples.
+# chunk. Without this every group read all of h^{m−1} from memory, and region 2 of a wide layer
+# at a large batch waited on that traffic (docs/performance.md, "Figures moved out of the
+# code"). The sums keep their order: the chunks come in sample order and hold multiples of 4
+# samples, so every sum meets the same quads of samples.
 CHUNK_BYTES = 384 * 1024
 BAND_BYTES = 256 * 1024
 
@@ -92,7 +93,8 @@ N_COEF = DECAY + 1
 # Numba types an integer constant passed to a helper as a literal (Literal[int](0)), so a helper
 # called with 0 in one place and with a variable in another is compiled twice. The call sites
 # wrap such constants (and prange's unsigned block index) in np.int64(…): each helper then has
-# one signature, which saves ~10 % of a cold compile (benchmarks/README.md).
+# one signature, which shortens a cold compile (docs/performance.md, "One signature per helper"
+# in its Session 4).
 
 
 @helper
@@ -146,9 +148,10 @@ def default_sample_block(max_batch: int) -> int:
     """Samples per block of region 1. From a batch of 2 · MAX_SAMPLE_BLOCK = 128 up, blocks of
     MAX_SAMPLE_BLOCK: a batch of 128 makes 2 blocks of 64, a batch of 1024 16. Each block reads
     every W^k once per step and is one gradient shard, so bigger blocks read less and leave
-    fewer shards to add up (reference workload, 2 threads: blocks of 64 ~8 % faster than of 32).
-    Smaller batches get a quarter of the batch, rounded down to a multiple of the F.1 tile (4),
-    at least 4: a batch of 32 makes 4 blocks of 8 (~5 % faster there than 2 blocks of 16)."""
+    fewer shards to add up (on the reference workload, 2 threads, blocks of 64 are faster than
+    blocks of 32). Smaller batches get a quarter of the batch, rounded down to a multiple of the
+    F.1 tile (4), at least 4: a batch of 32 makes 4 blocks of 8 (faster there than 2 blocks of
+    16). The figures: docs/performance.md, "Figures moved out of the code"."""
     if max_batch >= 2 * MAX_SAMPLE_BLOCK:
         return MAX_SAMPLE_BLOCK
     return int(max(4, 4 * (max_batch // 16)))

@@ -131,8 +131,9 @@ class FusedPlan:
         sizes, L, B, dt = architecture.sizes, architecture.L, self.max_batch, self.dtype
         # The batch buffers start on a cache line: then so does every row h^{k}_{s,:} whose
         # length is a multiple of 64 bytes (784 float32 inputs: 49 lines). NumPy aligns to 16
-        # bytes only; rows of h^0 starting 16 bytes into a line cost ~6 % of a reference step
-        # (vector loads of F.1 and B.3 split across two lines).
+        # bytes only; rows of h^0 starting 16 bytes into a line slow a reference step down
+        # measurably (vector loads of F.1 and B.3 split across two lines; docs/performance.md,
+        # "Figures moved out of the code").
         self.h = aligned_zeros((B * sum(sizes[:L]),), dt)  # h^0, …, h^{L−1}
         self.z = aligned_zeros((B * sum(sizes[1:]),), dt)  # z^1, …, z^L
         self.delta = aligned_zeros((B * sum(sizes[1:]),), dt)  # δ^1, …, δ^L
@@ -340,8 +341,9 @@ class FusedPlan:
 def preload(dtype: np.dtype | str, x_dtype: np.dtype | str) -> None:
     """Load ``run_steps`` for θ of this dtype and inputs X of x_dtype from Numba's disk cache
     (compile it if the cache is cold), by running zero steps of a tiny plan. The first load
-    also builds Numba's typing and target contexts (~0.2 s): ``numbamlp train`` calls this
-    while the data set is still being read, so that the first batch does not wait for it."""
+    also builds Numba's typing and target contexts, which takes a noticeable part of the
+    start-up (docs/performance.md, "Figures moved out of the code"): ``numbamlp train`` calls
+    this while the data set is still being read, so that the first batch does not wait for it."""
     architecture = Architecture((1, 1, 2), ("sigmoid",))
     optimizer = Optimizer.create("adam", architecture.n_parameters, np.dtype(dtype))
     plan = FusedPlan(architecture, 1, dtype, optimizer, n_items=1)

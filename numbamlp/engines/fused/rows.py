@@ -36,8 +36,9 @@ def gather_rows(h0, spans, X, X_spans, scale, batch, s0, s1):
 def prefetch_rows(X, batch, s0, s1):
     """Ask the CPU to bring the rows X_{I_s,:} of the samples s0 ≤ s < s1 into its L2 cache
     (no equation: the next step's ``gather_rows`` reads them). The rows of a minibatch are
-    scattered over the whole data set; fetched on demand they cost ~40 µs per step of waiting
-    for memory, fetched while region 2 runs they cost nothing."""
+    scattered over the whole data set; fetched on demand they make the step wait for memory,
+    fetched while region 2 runs they cost nothing (docs/performance.md, "Figures moved out of
+    the code")."""
     d = X.shape[1]
     line = CACHE_LINE // X.itemsize
     for s in range(s0, s1):
@@ -62,8 +63,9 @@ def activation_rows(h, z, code, s0, s1):
 def sigmoid_rows_float32(h, z, s0, s1):
     """(F.2) with (A.1) σ, in float32, for the block's samples: ``sigmoid`` of activations.py
     with its e^{−|t|} taken by ``exp_nonpositive_float32`` instead of the C library's expf, which
-    LLVM cannot vectorise (Numba has no vector maths library here): 1.6 µs instead of 12 µs for
-    the 128 × 32 values of a reference step. The results differ from expf's by ≤ 1 ulp."""
+    LLVM cannot vectorise (Numba has no vector maths library here), so that this loop vectorises
+    (the timings: docs/performance.md, "Figures moved out of the code"). The results differ
+    from expf's by ≤ 1 ulp."""
     prefer_wide_vectors()
     one = np.float32(1.0)
     for s in range(s0, s1):
@@ -82,8 +84,8 @@ def softmax_rows(f, log_totals, z, s0, s1):
     takes it, and log Σ_j e^{z_{s,j}} = max z + log Σ_j e^{z_{s,j} − max z} goes to
     log_totals[s]: ``cross_entropy_rows`` needs nothing else, so it takes no exponential of its
     own. In float32 the exponentials are ``exp_nonpositive_float32``'s (z − max z ≤ 0), ≤ 1 ulp
-    from expf's, in a loop of their own that LLVM vectorises: 5 µs instead of 11 µs for the
-    128 × 10 values of a reference step on one thread."""
+    from expf's, in a loop of their own so that LLVM vectorises it (the timings:
+    docs/performance.md, "Figures moved out of the code")."""
     prefer_wide_vectors()
     M = z.shape[1]
     for s in range(s0, s1):
