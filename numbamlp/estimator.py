@@ -41,7 +41,7 @@ else:
 
 NEEDS_SKLEARN = (
     'numbamlp.MLPClassifier needs scikit-learn: pip install "numbamlp[sklearn]" '
-    "(or use numbamlp.MLP.create and numbamlp.train directly)"
+    "(or train with numbamlp.fit directly)"
 )
 
 #: Checks of scikit-learn's estimator suite that MLPClassifier fails with its default

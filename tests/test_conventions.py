@@ -84,7 +84,7 @@ def _choices(name: str) -> tuple[str, ...]:
 
 
 def test_the_command_line_s_choices_are_the_registries():
-    assert tuple(activations.CODES) == runconfig.ACTIVATIONS == cli.ACTIVATION_NAMES
+    assert tuple(activations.CODES) == runconfig.ACTIVATIONS == cli.ACTIVATIONS
     assert tuple(optimizers.OPTIMIZERS) == runconfig.OPTIMIZERS == _choices("optimizer")
     assert schedules.SCHEDULES == runconfig.SCHEDULES == _choices("schedule")
     assert network.HEADS == runconfig.HEADS == _choices("head")

@@ -168,11 +168,9 @@ from numbamlp.datasets.loaders import (
     IDX_FILES,
     MAX_CLASSES,
     Dataset,
-    load_arrays_file,
-    load_features_file,
     load_mnist,
-    load_user_dataset,
 )
+from numbamlp.datasets.userfiles import load_arrays_file, load_features_file, load_user_dataset
 from numbamlp.errors import NumbamlpError
 from numbamlp.kernels.optimizers import Optimizer
 from numbamlp.model.mlp import MLP

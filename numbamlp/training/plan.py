@@ -212,12 +212,13 @@ def load_data(plan: RunPlan, rng: Any, download: bool, preload: bool) -> tuple[A
     from concurrent.futures import ThreadPoolExecutor
 
     from numbamlp.datasets import loaders as datasets
+    from numbamlp.datasets import userfiles
 
     data = plan.data
 
     def read() -> Any:
         if data.train_file is not None:
-            return datasets.load_user_dataset(
+            return userfiles.load_user_dataset(
                 data.train_file,
                 data.test_file,
                 label_column=data.label_column,

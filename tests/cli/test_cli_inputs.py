@@ -231,7 +231,7 @@ def test_predict_reads_a_headerless_csv_as_data(tmp_path):
 
 
 def test_headerless_csv_rows_are_numbered_from_the_first_line(tmp_path):
-    from numbamlp.datasets.loaders import load_features_file
+    from numbamlp.datasets.userfiles import load_features_file
     from numbamlp.errors import NumbamlpError
 
     (tmp_path / "bad.csv").write_text("1,2\n3,inf\n")

@@ -19,14 +19,12 @@ from numbamlp.datasets.loaders import (
     MNIST_DIR,
     Dataset,
     find_datasets,
-    load_arrays_file,
     load_dataset,
     load_fashion_mnist,
-    load_features_file,
     load_mnist,
-    load_user_dataset,
     read_sha256sums,
 )
+from numbamlp.datasets.userfiles import load_arrays_file, load_features_file, load_user_dataset
 from numbamlp.errors import NumbamlpError
 
 # --- bundled MNIST ---

@@ -1,4 +1,4 @@
-"""The fused training loop (numbamlp.fused) against the per-kernel path, step by step.
+"""The fused training loop (numbamlp.engines.fused) against the per-kernel path, step by step.
 
 The per-kernel path is the notes' equations one kernel at a time: gather, passes.forward
 (F.1–F.4), passes.loss (L.1, S.1), passes.backward (B.1–B.4), Optimizer.step (U.1–U.6). The fused

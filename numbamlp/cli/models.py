@@ -1,0 +1,182 @@
+"""``numbamlp evaluate``, ``predict`` and ``export``: what a saved model does with new data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from numbamlp.cli.options import (
+    MODEL_OPTION,
+    check_writable,
+    model_inputs,
+    set_threads,
+)
+
+# The choices are the registries' names (tests/test_conventions.py checks it).
+from numbamlp.training.config import DATASETS
+
+
+@click.command()
+@MODEL_OPTION
+@click.option(
+    "--dataset",
+    type=click.Choice(DATASETS),
+    default=None,
+    help="Evaluate on this data set's test split [default: the one the model was trained on].",
+)
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
+@click.option(
+    "--test-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Evaluate on your own labelled .npz/.csv file instead.",
+)
+@click.option("--label-column", default="label", show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None)
+def evaluate(
+    model_path: str,
+    dataset: str | None,
+    data_dir: str | None,
+    test_file: str | None,
+    label_column: str,
+    threads: int | None,
+) -> None:
+    """Print the test accuracy and the confusion matrix of a saved model."""
+    set_threads(threads)
+    from numbamlp.datasets import loaders as datasets
+    from numbamlp.datasets import userfiles
+    from numbamlp.kernels.metrics import accuracy, confusion_matrix, format_confusion_matrix
+    from numbamlp.model.modelio import load_model
+
+    loaded = load_model(model_path)
+    model = loaded.model
+    class_names = loaded.metadata.get("class_names")
+    scale = 1.0
+    if test_file is not None:
+        X, y = userfiles.load_arrays_file(test_file, label_column=label_column)
+        source = test_file
+        X, scale = model_inputs(model, loaded.input, X, f"features of {source}")
+    else:
+        name = dataset or loaded.metadata.get("dataset")
+        if name is None:
+            raise click.UsageError(
+                "this model was trained on a file: give --test-file or --dataset"
+            )
+        data = datasets.load_dataset(name, data_dir=data_dir)
+        X, y, source = data.X_test_raw, data.y_test, f"{data.name} test set"
+        scale = data.feature_scale
+        class_names = list(data.class_names)
+    X = model.check_inputs(X, f"features of {source}", raw=True)
+    y = model.check_labels(y, X.shape[0], f"labels of {source}")
+    predicted = model.predict(X, scale)
+    C = confusion_matrix(y, predicted, model.architecture.n_classes)
+    click.echo(f"{model}")
+    click.echo(f"accuracy {accuracy(predicted, y):.4f} on {X.shape[0]} samples ({source})")
+    names = tuple(class_names) if class_names and len(class_names) == C.shape[0] else None
+    click.echo(format_confusion_matrix(C, names))
+
+
+@click.command()
+@MODEL_OPTION
+@click.option(
+    "--input",
+    "input_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Features: .npz with X, .npy (n, d), .csv (a label column, if present, is ignored), or "
+    "IDX images.",
+)
+@click.option(
+    "--output",
+    "output_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the classes here (one per line) instead of standard output.",
+)
+@click.option("--label-column", default="label", show_default=True)
+@click.option("--proba", is_flag=True, help="Also write the class probabilities (CSV).")
+@click.option("--threads", type=click.IntRange(min=1), default=None)
+def predict(
+    model_path: str,
+    input_path: str,
+    output_path: str | None,
+    label_column: str,
+    proba: bool,
+    threads: int | None,
+) -> None:
+    """Write the predicted class of every input row."""
+    check_writable(output_path, "output_path")
+    set_threads(threads)
+    import io
+
+    from numbamlp.datasets import userfiles
+    from numbamlp.datasets.atomic import atomic_write
+    from numbamlp.model.modelio import load_model
+
+    loaded = load_model(model_path)
+    model = loaded.model
+    X = userfiles.load_features_file(input_path, label_column=label_column)
+    X, scale = model_inputs(model, loaded.input, X, f"features of {input_path}")
+    classes = model.predict(X, scale)
+    lines = io.StringIO()
+    if proba:
+        probabilities = model.predict_proba(X, scale)
+        M = probabilities.shape[1]
+        lines.write("class," + ",".join(f"p{k}" for k in range(M)) + "\n")
+        for c, row in zip(classes, probabilities, strict=True):
+            lines.write(f"{c}," + ",".join(f"{p:.6g}" for p in row) + "\n")
+    else:
+        for c in classes:
+            lines.write(f"{c}\n")
+    if output_path is None:
+        click.echo(lines.getvalue(), nl=False)
+    else:
+        atomic_write(output_path, lambda f: f.write(lines.getvalue().encode()))
+        click.echo(f"wrote {len(classes)} predictions to {output_path}", err=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# export
+
+
+@click.command(name="export")
+@MODEL_OPTION
+@click.option(
+    "--format",
+    "export_format",
+    type=click.Choice(("safetensors",)),
+    default="safetensors",
+    show_default=True,
+    help="safetensors: tensors named as a PyTorch nn.Sequential of Linear and activation "
+    'modules ("0.weight", "0.bias", "2.weight", …), W^k of shape (d_k, d_{k-1}).',
+)
+@click.option(
+    "--output",
+    "output_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The file to write (atomically; an existing file is replaced only when complete).",
+)
+def export_model(model_path: str, export_format: str, output_path: str) -> None:
+    """Write a saved model's weights for other frameworks (needs numbamlp[export])."""
+    check_writable(output_path, "output_path")
+    if Path(output_path).resolve() == Path(model_path).resolve():
+        raise click.BadParameter(
+            f"{output_path} is the model file itself; give another name", param_hint="--output"
+        )
+    from numbamlp.model.export import export_safetensors
+    from numbamlp.model.modelio import load_model
+
+    loaded = load_model(model_path)
+    export_safetensors(output_path, loaded.model, loaded.metadata)
+    arch = loaded.model.architecture
+    click.echo(
+        f"wrote {2 * arch.L} tensors ({arch.n_parameters:,} parameters, {loaded.model.dtype}) "
+        f"to {output_path}",
+        err=True,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# gradcheck / info
