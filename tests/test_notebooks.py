@@ -104,6 +104,7 @@ def test_ipynb_is_in_sync_with_its_py_source(path):
 
 
 @needs_tools
+@pytest.mark.slow
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.stem)
 def test_notebook_runs(path, monkeypatch):
     """Every cell runs in a fresh kernel, in quick mode, without an error (a failing assert in a

@@ -177,7 +177,8 @@ from numbamlp.model.mlp import MLP
 from numbamlp.model.modelio import LoadedModel, load_model, save_model
 
 # A warning printed by numpy is output the CLI user sees besides the one error line.
-pytestmark = pytest.mark.filterwarnings("error")
+#: slow: the fuzz tests' examples are not in the inner-loop subset (pytest -m "not slow").
+pytestmark = [pytest.mark.filterwarnings("error"), pytest.mark.slow]
 
 # --- settings -----------------------------------------------------------------------------------
 

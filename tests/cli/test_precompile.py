@@ -20,6 +20,9 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+#: Not in the inner-loop subset (pytest -m "not slow"): builds wheels, fills JIT caches in new
+#: processes.
+pytestmark = pytest.mark.slow
 
 #: Runs the numbamlp command given as arguments in this process and prints the names of the
 #: functions Numba compiled (rather than loaded from the cache) while it ran.
@@ -43,7 +46,6 @@ try:
 except SystemExit as exc:
     assert not exc.code, exc.code
 import numbamlp
-
 print("FROM", numbamlp.__file__)
 print("COMPILED", sorted(set(compiled)))
 """

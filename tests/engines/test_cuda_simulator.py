@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+#: Not in the inner-loop subset (pytest -m 'not slow'): runs tests/engines/cuda in the simulator.
+pytestmark = pytest.mark.slow
+
 CUDA_TESTS = Path(__file__).parent / "cuda"
 
 

@@ -28,6 +28,9 @@ from numbamlp.engines.distributed import block_ranges
 MPIEXEC = shutil.which(
     "mpiexec", path=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
 )
+
+#: Not in the inner-loop subset (pytest -m 'not slow'): real mpiexec runs.
+pytestmark = pytest.mark.slow
 NUMBAMLP = str(Path(sys.executable).parent / "numbamlp")
 FAULTY = Path(__file__).parents[1] / "mpi_fault.py"
 TIMEOUT = 240  # seconds for one whole mpiexec run, compile included

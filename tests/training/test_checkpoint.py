@@ -520,6 +520,7 @@ def _long_args(data, *more) -> list:
     return train_args(data, "--epochs", LONG, "--hidden", "32", *more)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_real_signal_to_a_real_process_then_resume(data, tmp_path, signum, status):
     straight = _start(_long_args(data, "--save", tmp_path / "full.npz"), tmp_path)
