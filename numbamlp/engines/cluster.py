@@ -80,7 +80,7 @@ def launched_rank(environ: Mapping[str, str] | None = None) -> int:
 
 class Cluster:
     """The ranks of MPI_COMM_WORLD and the collectives the run needs, each non-blocking and
-    waited for at most ``timeout`` seconds. ``interrupted`` (set by the CLI) is asked while
+    waited for at most ``timeout`` seconds. ``interrupted`` (set by the run) is asked while
     waiting: a signal then means the job is being stopped, and waiting on would hang."""
 
     def __init__(self, comm: Any, mpi: Any, timeout: float = DEFAULT_TIMEOUT) -> None:

@@ -25,7 +25,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -46,7 +46,6 @@ class Run:
     test_accuracy: Callable[[], float | None]
     stop_requested: bool = False
     stop_training: bool = False
-    extras: dict[str, Any] = field(default_factory=dict)
 
     def request_stop(self) -> None:
         """Stop cleanly after the current engine call, as Ctrl-C does (resumable)."""

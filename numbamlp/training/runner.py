@@ -12,7 +12,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -136,7 +136,6 @@ class Session:
     called: float = 0.0
     first_batch_done: float | None = None
     started: float = 0.0
-    extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def lead(self) -> bool:
