@@ -241,6 +241,12 @@ from numbamlp.training.config import (
     callback=positive_float,
     help="With --distributed: seconds a rank waits for the others before it ends the run.",
 )
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Draw a progress bar over each epoch's minibatches. Default: only when standard "
+    "output is a terminal, never on MPI ranks other than 0 (so redirected logs stay clean).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="Print only the final result.")
 @click.pass_context
 def train(ctx: click.Context, **opts: Any) -> None:

@@ -71,6 +71,20 @@ class Outputs:
     checkpoint_dir: Path | None
     eval_every: float | None
     verbose: int
+    progress: bool | None = None  # the progress bar: None auto (draws_progress), True, False
+
+
+def draws_progress(progress: bool | None, verbose: int, lead: bool) -> bool:
+    """Whether the run draws its progress bar: ``progress=True`` on the lead process (the
+    only one, or MPI rank 0), ``False`` never; ``None`` (auto) only when, besides, the log is
+    on (``verbose``), standard output is a terminal and the launcher (mpiexec, srun) did not
+    start this process as a rank other than 0: Open MPI gives every rank a terminal, and the
+    bar's frames would fill logs that mpiexec redirects."""
+    if progress is not None:
+        return bool(progress) and lead
+    from numbamlp.engines.cluster import launched_rank
+
+    return bool(verbose) and lead and launched_rank() == 0 and sys.stdout.isatty()
 
 
 def execute(
@@ -91,6 +105,7 @@ def execute(
     mpi_timeout: float,
     verbose: int,
     callbacks: Sequence[Callback],
+    progress: bool | None = None,
 ) -> FitResult:
     """Run ``plan`` (see ``fit``). A NumbamlpError raised once MPI is connected carries the
     cluster (``exc.cluster``), so that the command line can end every rank."""
@@ -102,7 +117,7 @@ def execute(
     cluster = connect(distributed, plan.config, mpi_timeout)
     try:
         directory = checkpoint_directory(checkpoint_dir, plan.checkpoint_every, plan.resume)
-        outputs = Outputs(save, metrics_out, directory, eval_every, verbose)
+        outputs = Outputs(save, metrics_out, directory, eval_every, verbose, progress)
         session = prepare(
             plan, cluster, outputs, data, y, X_test, y_test, model, download, threads, callbacks
         )
@@ -405,7 +420,7 @@ def prepare(
     )
     checkpointing = Checkpointing(writer, outputs.checkpoint_dir, plan.checkpoint_every)
     services: list[Callback] = []
-    if outputs.verbose and lead and sys.stdout.isatty():
+    if draws_progress(outputs.progress, outputs.verbose, lead):
         services.append(ProgressBar())
     if early is not None:
         services.append(EarlyStoppingCallback(early))
