@@ -244,8 +244,9 @@ from numbamlp.training.config import (
 @click.option(
     "--progress/--no-progress",
     default=None,
-    help="Draw a progress bar over each epoch's minibatches. Default: only when standard "
-    "output is a terminal, never on MPI ranks other than 0 (so redirected logs stay clean).",
+    help="Draw a progress bar over each epoch's minibatches (on MPI rank 0). Default: only "
+    "when standard output is a terminal and no MPI launcher started the process (mpiexec "
+    "gives every rank a terminal, even when its own output goes to a file).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="Print only the final result.")
 @click.pass_context

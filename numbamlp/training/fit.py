@@ -94,11 +94,12 @@ def fit(
     (``validation_fraction``, ``patience``), and the files (``save``, ``metrics_out``,
     ``checkpoint_dir``, ``checkpoint_every``, ``resume``), and ``progress``: a progress bar
     over each epoch's minibatches on standard output, ``None`` (the default) drawing it only
-    when standard output is a terminal, ``verbose`` ≥ 1 and this process is MPI rank 0 (or
-    alone), ``True`` always (on the run's lead process, even into a file or a pipe), ``False``
-    never. ``verbose`` is how much the run logs on standard output: ``0`` nothing (errors and
-    the interruption messages still go to standard error), ``1`` (the default) the model, one
-    line per epoch and the summary line. ``callbacks`` observe the run (numbamlp.Callback).
+    when standard output is a terminal, ``verbose`` ≥ 1 and no MPI launcher (mpiexec, srun)
+    started this process, ``True`` always on the run's lead process (alone, or MPI rank 0),
+    even into a file or a pipe, ``False`` never. ``verbose`` is how much the run logs on
+    standard output: ``0`` nothing (errors and the interruption messages still go to standard
+    error), ``1`` (the default) the model, one line per epoch and the summary line.
+    ``callbacks`` observe the run (numbamlp.Callback).
 
     ``resume`` continues the run whose checkpoint is in that directory (or file), bit for bit
     as if it had not stopped. It keeps the options the run started with: a keyword left at its

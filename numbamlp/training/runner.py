@@ -77,14 +77,16 @@ class Outputs:
 def draws_progress(progress: bool | None, verbose: int, lead: bool) -> bool:
     """Whether the run draws its progress bar: ``progress=True`` on the lead process (the
     only one, or MPI rank 0), ``False`` never; ``None`` (auto) only when, besides, the log is
-    on (``verbose``), standard output is a terminal and the launcher (mpiexec, srun) did not
-    start this process as a rank other than 0: Open MPI gives every rank a terminal, and the
-    bar's frames would fill logs that mpiexec redirects."""
+    on (``verbose``) and standard output is a terminal that is the final output: not under an
+    MPI launcher (mpiexec, srun), which announces a rank in the environment. Open MPI gives
+    every rank a terminal of its own whatever mpiexec's output is, and the bar's frames filled
+    the logs that mpiexec redirects (those of every rank, on a run not distributed)."""
     if progress is not None:
         return bool(progress) and lead
-    from numbamlp.engines.cluster import launched_rank
+    from numbamlp.engines.cluster import RANK_VARIABLES
 
-    return bool(verbose) and lead and launched_rank() == 0 and sys.stdout.isatty()
+    launched = any(name in os.environ for name in RANK_VARIABLES)
+    return bool(verbose) and lead and not launched and sys.stdout.isatty()
 
 
 def execute(

@@ -79,12 +79,15 @@ def tiny(tmp_path_factory) -> str:
     return str(path)
 
 
-def _stdout_of_fit(monkeypatch, stream: io.StringIO, tiny: str, **options) -> str:
+def _stdout_of_fit(stream: io.StringIO, tiny: str, **options) -> str:
     from numbamlp.training.fit import fit
 
-    monkeypatch.setattr(sys, "stdout", stream)
-    fit(train_file=tiny, hidden=4, batch_size=16, epochs=2, threads=1, **options)
-    monkeypatch.undo()
+    saved = sys.stdout
+    sys.stdout = stream
+    try:
+        fit(train_file=tiny, hidden=4, batch_size=16, epochs=2, threads=1, **options)
+    finally:
+        sys.stdout = saved
     return stream.getvalue()
 
 
@@ -101,34 +104,43 @@ def rank0(monkeypatch):
 
 
 def test_auto_draws_the_bar_on_a_terminal(rank0, tiny):
-    text = _stdout_of_fit(rank0, FakeTerminal(), tiny)
+    text = _stdout_of_fit(FakeTerminal(), tiny)
     assert _has_bar(text), text
     assert len(re.findall(r"^(?:\r[^\n]*\r)?epoch +\d  train_loss", text, flags=re.M)) == 2
 
 
 def test_auto_draws_nothing_into_a_file_or_pipe(rank0, tiny):
-    text = _stdout_of_fit(rank0, Pipe(), tiny)
+    text = _stdout_of_fit(Pipe(), tiny)
     assert "\r" not in text and "epoch   1  train_loss" in text
 
 
 def test_false_never_draws(rank0, tiny):
-    text = _stdout_of_fit(rank0, FakeTerminal(), tiny, progress=False)
+    text = _stdout_of_fit(FakeTerminal(), tiny, progress=False)
     assert "\r" not in text and "epoch   1  train_loss" in text
 
 
 def test_true_draws_even_into_a_pipe(rank0, tiny):
-    assert _has_bar(_stdout_of_fit(rank0, Pipe(), tiny, progress=True))
+    assert _has_bar(_stdout_of_fit(Pipe(), tiny, progress=True))
 
 
 def test_auto_draws_nothing_on_an_mpi_rank_other_than_0(rank0, tiny):
     """Open MPI gives each rank a terminal: the bar of rank 1 would fill its redirected log."""
     rank0.setenv("OMPI_COMM_WORLD_RANK", "1")
-    text = _stdout_of_fit(rank0, FakeTerminal(), tiny)
+    text = _stdout_of_fit(FakeTerminal(), tiny)
     assert "\r" not in text, text
 
 
+def test_auto_draws_nothing_under_a_launcher_even_on_rank_0(rank0, tiny):
+    """mpiexec gives rank 0 a terminal too, whether or not its own output is one: the log it
+    redirects must not fill with frames. --progress still draws there."""
+    rank0.setenv("OMPI_COMM_WORLD_RANK", "0")
+    assert "\r" not in _stdout_of_fit(FakeTerminal(), tiny)
+    rank0.setenv("PMI_RANK", "0")
+    assert _has_bar(_stdout_of_fit(FakeTerminal(), tiny, progress=True))
+
+
 def test_auto_draws_nothing_at_verbose_0(rank0, tiny):
-    assert _stdout_of_fit(rank0, FakeTerminal(), tiny, verbose=0) == ""
+    assert _stdout_of_fit(FakeTerminal(), tiny, verbose=0) == ""
 
 
 def test_the_command_line_s_progress_option(rank0, tiny):
