@@ -241,6 +241,13 @@ from numbamlp.training.config import (
     callback=positive_float,
     help="With --distributed: seconds a rank waits for the others before it ends the run.",
 )
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Draw a progress bar over each epoch's minibatches (on MPI rank 0). Default: only "
+    "when standard output is a terminal and no MPI launcher started the process (mpiexec "
+    "gives every rank a terminal, even when its own output goes to a file).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="Print only the final result.")
 @click.pass_context
 def train(ctx: click.Context, **opts: Any) -> None:

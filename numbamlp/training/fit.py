@@ -73,6 +73,7 @@ def fit(
     resume: str | os.PathLike[str] | None = None,
     distributed: bool | None = None,
     mpi_timeout: float = 300.0,
+    progress: bool | None = None,
     verbose: int = 1,
     callbacks: Sequence[Callback] = (),
     given_options: Collection[str] = (),
@@ -91,7 +92,13 @@ def fit(
     ``min_lr``), the minibatches (``sampling``, ``batch_size``, ``epochs``, ``seed``), the
     engine (``engine``, ``device``, ``threads``, ``distributed``, ``mpi_timeout``), validation
     (``validation_fraction``, ``patience``), and the files (``save``, ``metrics_out``,
-    ``checkpoint_dir``, ``checkpoint_every``, ``resume``). ``verbose=0`` logs nothing;
+    ``checkpoint_dir``, ``checkpoint_every``, ``resume``), and ``progress``: a progress bar
+    over each epoch's minibatches on standard output, ``None`` (the default) drawing it only
+    when standard output is a terminal, ``verbose`` ≥ 1 and no MPI launcher (mpiexec, srun)
+    started this process, ``True`` always on the run's lead process (alone, or MPI rank 0),
+    even into a file or a pipe, ``False`` never. ``verbose`` is how much the run logs on
+    standard output: ``0`` nothing (errors and the interruption messages still go to standard
+    error), ``1`` (the default) the model, one line per epoch and the summary line.
     ``callbacks`` observe the run (numbamlp.Callback).
 
     ``resume`` continues the run whose checkpoint is in that directory (or file), bit for bit
@@ -163,6 +170,7 @@ def fit(
         checkpoint_dir=checkpoint_dir,
         distributed=distributed,
         mpi_timeout=mpi_timeout,
+        progress=progress,
         verbose=verbose,
         callbacks=callbacks,
     )

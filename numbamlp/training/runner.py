@@ -71,6 +71,22 @@ class Outputs:
     checkpoint_dir: Path | None
     eval_every: float | None
     verbose: int
+    progress: bool | None = None  # the progress bar: None auto (draws_progress), True, False
+
+
+def draws_progress(progress: bool | None, verbose: int, lead: bool) -> bool:
+    """Whether the run draws its progress bar: ``progress=True`` on the lead process (the
+    only one, or MPI rank 0), ``False`` never; ``None`` (auto) only when, besides, the log is
+    on (``verbose``) and standard output is a terminal that is the final output: not under an
+    MPI launcher (mpiexec, srun), which announces a rank in the environment. Open MPI gives
+    every rank a terminal of its own whatever mpiexec's output is, and the bar's frames filled
+    the logs that mpiexec redirects (those of every rank, on a run not distributed)."""
+    if progress is not None:
+        return bool(progress) and lead
+    from numbamlp.engines.cluster import RANK_VARIABLES
+
+    launched = any(name in os.environ for name in RANK_VARIABLES)
+    return bool(verbose) and lead and not launched and sys.stdout.isatty()
 
 
 def execute(
@@ -91,6 +107,7 @@ def execute(
     mpi_timeout: float,
     verbose: int,
     callbacks: Sequence[Callback],
+    progress: bool | None = None,
 ) -> FitResult:
     """Run ``plan`` (see ``fit``). A NumbamlpError raised once MPI is connected carries the
     cluster (``exc.cluster``), so that the command line can end every rank."""
@@ -102,7 +119,7 @@ def execute(
     cluster = connect(distributed, plan.config, mpi_timeout)
     try:
         directory = checkpoint_directory(checkpoint_dir, plan.checkpoint_every, plan.resume)
-        outputs = Outputs(save, metrics_out, directory, eval_every, verbose)
+        outputs = Outputs(save, metrics_out, directory, eval_every, verbose, progress)
         session = prepare(
             plan, cluster, outputs, data, y, X_test, y_test, model, download, threads, callbacks
         )
@@ -405,7 +422,7 @@ def prepare(
     )
     checkpointing = Checkpointing(writer, outputs.checkpoint_dir, plan.checkpoint_every)
     services: list[Callback] = []
-    if outputs.verbose and lead and sys.stdout.isatty():
+    if draws_progress(outputs.progress, outputs.verbose, lead):
         services.append(ProgressBar())
     if early is not None:
         services.append(EarlyStoppingCallback(early))

@@ -44,7 +44,7 @@ def run(*args):
 def _one_error_line(result, fragment: str) -> None:
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
-    assert len(re.findall(r"^(?:error|Error):", result.output, flags=re.M)) == 1, result.output
+    assert len(re.findall(r"^error:", result.output, flags=re.M)) == 1, result.output
     assert fragment in result.output, result.output
 
 
