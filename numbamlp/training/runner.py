@@ -30,6 +30,7 @@ from numbamlp.training.callbacks import (
 from numbamlp.training.plan import (
     RunPlan,
     arrays_dataset,
+    check_outputs,
     check_writable,
     checkpoint_directory,
     connect,
@@ -99,6 +100,7 @@ def execute(
         raise NumbamlpError(f"`eval_every`: must be a positive number, got {eval_every}")
     check_writable(save, "save")
     check_writable(metrics_out, "metrics_out")
+    check_outputs(plan, save, metrics_out, checkpoint_dir, reads_files=data is None)
     cluster = connect(distributed, plan.config, mpi_timeout)
     try:
         directory = checkpoint_directory(checkpoint_dir, plan.checkpoint_every, plan.resume)
