@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import errno
+import json
 import os
 import re
 from pathlib import Path
@@ -23,6 +25,7 @@ from click.testing import CliRunner
 import numbamlp
 from numbamlp.cli.commands import main
 from numbamlp.errors import NumbamlpError
+from numbamlp.training import callbacks
 
 FAST = ("--hidden", "8", "--batch-size", "32", "--lr", "0.05", "--epochs", "2")
 
@@ -237,3 +240,71 @@ def test_fit_refuses_to_save_over_its_training_file(data, tmp_path):
     with pytest.raises(NumbamlpError, match="`save=.*` is the same file as `train_file=.*`"):
         numbamlp.fit(train_file=str(train), hidden=4, epochs=1, verbose=0, save=train)
     assert _snapshot(tmp_path) == before
+
+
+# --- a full disk while the metrics file is written ---------------------------------------------
+
+
+class _FullDisk:
+    """A text file that fails with ENOSPC at its ``fail_at`` call: "write" (the second
+    epoch's record) or "close" (the buffered lines flushed at close)."""
+
+    def __init__(self, real, fail_at: str) -> None:
+        self.real, self.fail_at, self.writes = real, fail_at, 0
+
+    def write(self, text):
+        self.writes += 1
+        if self.fail_at == "write" and self.writes >= 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return self.real.write(text)
+
+    def flush(self):
+        self.real.flush()
+
+    def close(self):
+        self.real.close()
+        if self.fail_at == "close":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@pytest.mark.parametrize("fail_at", ["write", "close"])
+def test_full_disk_in_the_metrics_file_still_saves_the_model(data, tmp_path, monkeypatch, fail_at):
+    def full_open(path, *args, **kwargs):
+        return _FullDisk(open(path, *args, **kwargs), fail_at)
+
+    monkeypatch.setattr(callbacks, "open", full_open, raising=False)
+    metrics, model = tmp_path / "metrics.jsonl", tmp_path / "m.npz"
+    result = run(
+        "train", *_data_args(data), "--epochs", "3", "--metrics-out", metrics, "--save", model
+    )
+    one_error(
+        result, f"--metrics-out: cannot write {metrics}: No space left on device",
+        f"the model was saved to {model}",
+    )  # fmt: skip
+    loaded = numbamlp.load_model(model)
+    assert loaded.metadata["epochs"] == 3
+    if fail_at == "write":
+        records = [json.loads(line) for line in metrics.read_text().splitlines()]
+        assert [r["epoch"] for r in records] == [1]
+
+
+def test_full_disk_in_the_metrics_file_of_a_stopped_run_keeps_its_checkpoint(
+    data, tmp_path, monkeypatch
+):
+    def full_open(path, *args, **kwargs):
+        return _FullDisk(open(path, *args, **kwargs), "close")
+
+    class StopAfterOneEpoch(numbamlp.Callback):
+        def on_epoch_end(self, run, metrics):
+            run.request_stop()
+
+    monkeypatch.setattr(callbacks, "open", full_open, raising=False)
+    with pytest.raises(NumbamlpError, match="its checkpoint was written to") as caught:
+        numbamlp.fit(
+            train_file=str(data["train"]), hidden=4, epochs=3, verbose=0,
+            metrics_out=tmp_path / "metrics.jsonl", checkpoint_dir=tmp_path / "ck",
+            callbacks=[StopAfterOneEpoch()],
+        )  # fmt: skip
+    assert "No space left on device" in str(caught.value)
+    assert caught.value.result.stopped == "callback"  # type: ignore[attr-defined]
+    assert (tmp_path / "ck" / "checkpoint.npz").exists()
