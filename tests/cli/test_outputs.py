@@ -308,3 +308,29 @@ def test_full_disk_in_the_metrics_file_of_a_stopped_run_keeps_its_checkpoint(
     assert "No space left on device" in str(caught.value)
     assert caught.value.result.stopped == "callback"  # type: ignore[attr-defined]
     assert (tmp_path / "ck" / "checkpoint.npz").exists()
+
+
+def test_full_disk_in_the_metrics_file_of_a_diverged_run_is_reported_too(
+    data, tmp_path, monkeypatch
+):
+    """θ poisoned when epoch 2 starts: the divergence line also names the metrics file that
+    failed at its close (which raised OSError through the divergence before)."""
+    from numbamlp.training.trainer import Trainer
+
+    original = Trainer._start_epoch
+
+    def poisoned(self, p0):
+        original(self, p0)
+        if self.epoch == 2:
+            self.model.params.theta[:] = np.nan
+
+    def full_open(path, *args, **kwargs):
+        return _FullDisk(open(path, *args, **kwargs), "close")
+
+    monkeypatch.setattr(Trainer, "_start_epoch", poisoned)
+    monkeypatch.setattr(callbacks, "open", full_open, raising=False)
+    metrics = tmp_path / "metrics.jsonl"
+    result = run("train", *_data_args(data), "--epochs", "3", "--metrics-out", metrics)
+    one_error(
+        result, "training diverged", f"Also --metrics-out: cannot write {metrics}: No space left"
+    )
