@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -12,6 +13,7 @@ from numbamlp.cli.options import (
     model_inputs,
     set_threads,
 )
+from numbamlp.errors import NumbamlpError
 
 # The choices are the registries' names (tests/test_conventions.py checks it).
 from numbamlp.training.config import DATASETS
@@ -92,10 +94,16 @@ def evaluate(
     "output_path",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Write the classes here (one per line) instead of standard output.",
+    help="Write the predictions here instead of standard output, in the format its suffix "
+    "names: .csv or .txt text (as printed), .npy the classes as one NumPy array (n,), .npz the "
+    "arrays classes (n,) and, with --proba, probabilities (n, M).",
 )
 @click.option("--label-column", default="label", show_default=True)
-@click.option("--proba", is_flag=True, help="Also write the class probabilities (CSV).")
+@click.option(
+    "--proba",
+    is_flag=True,
+    help="Also write the class probabilities (CSV text, or the array probabilities of .npz).",
+)
 @click.option("--threads", type=click.IntRange(min=1), default=None)
 def predict(
     model_path: str,
@@ -107,6 +115,12 @@ def predict(
 ) -> None:
     """Write the predicted class of every input row."""
     check_writable(output_path, "output_path")
+    kind = None if output_path is None else prediction_format(output_path, proba)
+    from numbamlp.datasets.paths import check_distinct_paths
+
+    check_distinct_paths(
+        {"output_path": output_path}, [("model_path", model_path), ("input_path", input_path)]
+    )
     set_threads(threads)
     import io
 
@@ -119,6 +133,18 @@ def predict(
     X = userfiles.load_features_file(input_path, label_column=label_column)
     X, scale = model_inputs(model, loaded.input, X, f"features of {input_path}")
     classes = model.predict(X, scale)
+    if output_path is not None and kind in ("npy", "npz"):
+        import numpy as np
+
+        arrays: dict[str, Any] = {"classes": np.asarray(classes, dtype=np.int64)}
+        if proba:
+            arrays["probabilities"] = np.asarray(model.predict_proba(X, scale))
+        if kind == "npy":
+            atomic_write(output_path, lambda f: np.save(f, arrays["classes"], allow_pickle=False))
+        else:
+            atomic_write(output_path, lambda f: np.savez(f, **arrays))
+        click.echo(f"wrote {len(classes)} predictions to {output_path}", err=True)
+        return
     lines = io.StringIO()
     if proba:
         probabilities = model.predict_proba(X, scale)
@@ -134,6 +160,30 @@ def predict(
     else:
         atomic_write(output_path, lambda f: f.write(lines.getvalue().encode()))
         click.echo(f"wrote {len(classes)} predictions to {output_path}", err=True)
+
+
+#: predict's output formats, by suffix (lower case).
+PREDICTION_FORMATS = {".csv": "text", ".txt": "text", ".npy": "npy", ".npz": "npz"}
+
+
+def prediction_format(path: str, proba: bool) -> str:
+    """The format ``predict`` writes ``path`` in, from its suffix; a usage error for any other
+    suffix, and for ``--proba`` with ``.npy`` (which holds one array: the classes)."""
+    suffix = Path(path).suffix.lower()
+    kind = PREDICTION_FORMATS.get(suffix)
+    if kind is None:
+        what = f"a {suffix} file" if suffix else "a file without a suffix"
+        raise NumbamlpError(
+            f"`output_path`: cannot write predictions to {what} ({path}); name it .csv or .txt "
+            "(text), .npy (the classes as a NumPy array) or .npz (the arrays classes and "
+            "probabilities)"
+        )
+    if kind == "npy" and proba:
+        raise NumbamlpError(
+            f"`output_path`: {path} is a .npy file, which holds one array (the classes); with "
+            "`proba`, name it .npz (the arrays classes and probabilities) or .csv"
+        )
+    return kind
 
 
 # ---------------------------------------------------------------------------------------------
@@ -161,10 +211,9 @@ def predict(
 def export_model(model_path: str, export_format: str, output_path: str) -> None:
     """Write a saved model's weights for other frameworks (needs numbamlp[export])."""
     check_writable(output_path, "output_path")
-    if Path(output_path).resolve() == Path(model_path).resolve():
-        raise click.BadParameter(
-            f"{output_path} is the model file itself; give another name", param_hint="--output"
-        )
+    from numbamlp.datasets.paths import check_distinct_paths
+
+    check_distinct_paths({"output_path": output_path}, [("model_path", model_path)])
     from numbamlp.model.export import export_safetensors
     from numbamlp.model.modelio import load_model
 

@@ -377,6 +377,29 @@ def find_datasets(cache_dir: str | os.PathLike[str] | None = None) -> dict[str, 
     return found
 
 
+def dataset_files(
+    name: str,
+    data_dir: str | os.PathLike[str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> list[Path]:
+    """The IDX files that ``load_dataset(name, data_dir)`` may read (those that exist, in every
+    folder it may look in); never downloads. An output must not be one of them."""
+    key = name.strip().lower().replace("_", "-")
+    if data_dir is not None:
+        folders = [Path(data_dir)]
+    elif key == "mnist":
+        folders = [MNIST_DIR]
+    else:
+        folders = [SYSTEM_FASHION_MNIST_DIR, fashion_mnist_cache_dir(cache_dir)]
+    return [
+        path
+        for folder in folders
+        for stem in IDX_FILES
+        for path in _idx_candidates(folder, stem)
+        if path.is_file()
+    ]
+
+
 def load_dataset(
     name: str,
     data_dir: str | os.PathLike[str] | None = None,

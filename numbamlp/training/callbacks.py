@@ -20,6 +20,7 @@ and early stopping. Importing this module is cheap (no NumPy, no Numba).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -28,6 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
+
+from numbamlp.errors import NumbamlpError
 
 if TYPE_CHECKING:
     from numbamlp.model.mlp import MLP
@@ -168,25 +171,55 @@ class ThrottledEvaluation(Callback):
 
 class MetricsFile(Callback):
     """Writes one JSON object per epoch (JSON Lines) to ``path``: the whole run's history (a
-    resumed run's earlier epochs first), flushed after every epoch."""
+    resumed run's earlier epochs first), flushed after every epoch.
+
+    An I/O error (a full disk) does not end the run: the file is given up, training goes on,
+    and ``error`` holds the NumbamlpError that fit raises once everything else the run writes
+    (the model first) is written."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._file: TextIO | None = None
+        self.error: NumbamlpError | None = None
+
+    def _failed(self, run: Run, exc: OSError) -> None:
+        file, self._file = self._file, None
+        if file is not None:
+            with contextlib.suppress(OSError):
+                file.close()
+        if self.error is None:
+            self.error = NumbamlpError(
+                f"`metrics_out`: cannot write {self.path}: {exc.strerror or exc}"
+            )
+            run.log(
+                f"note: cannot write the metrics file {self.path} ({exc.strerror or exc}); "
+                "training goes on, the error is reported at the end",
+                err=True,
+            )
 
     def on_train_begin(self, run: Run) -> None:
-        self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115  (closed at the end)
-        for record in run.history:
-            self._file.write(json.dumps(record) + "\n")
+        try:
+            self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115  (closed at the end)
+            for record in run.history:
+                self._file.write(json.dumps(record) + "\n")
+        except OSError as exc:
+            self._failed(run, exc)
 
     def on_epoch_end(self, run: Run, metrics: EpochMetrics) -> None:
-        assert self._file is not None
-        self._file.write(json.dumps(run.history[-1]) + "\n")
-        self._file.flush()
+        if self._file is None:  # given up after an error
+            return
+        try:
+            self._file.write(json.dumps(run.history[-1]) + "\n")
+            self._file.flush()
+        except OSError as exc:
+            self._failed(run, exc)
 
     def on_train_end(self, run: Run) -> None:
         if self._file is not None:
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError as exc:
+                self._failed(run, exc)
             self._file = None
 
 

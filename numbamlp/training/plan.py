@@ -128,6 +128,45 @@ def check_writable(path: str | os.PathLike[str] | None, name: str) -> None:
         raise NumbamlpError(f"`{name}`: directory {parent} is not writable")
 
 
+def check_outputs(
+    plan: RunPlan,
+    save: str | os.PathLike[str] | None,
+    metrics_out: str | os.PathLike[str] | None,
+    checkpoint_dir: str | os.PathLike[str] | None,
+    reads_files: bool,
+) -> None:
+    """Refuse, before anything is read or written, an output that is a file the run reads (its
+    data files, the checkpoint it resumes) or another of its outputs (``save``,
+    ``metrics_out``, the checkpoint in ``checkpoint_dir``). ``reads_files``: the run loads its
+    data from the paths of ``plan.data`` (no arrays or Dataset given to ``fit``). A resumed
+    run rewriting its own checkpoint is how it resumes, and allowed."""
+    from numbamlp.datasets.paths import check_distinct_paths
+    from numbamlp.training.checkpoint import CHECKPOINT_NAME
+
+    inputs: list[tuple[str, str | os.PathLike[str] | None]] = []
+    data = plan.data
+    if reads_files:
+        inputs += [("train_file", data.train_file), ("test_file", data.test_file)]
+        if data.train_file is None and (save is not None or metrics_out is not None):
+            from numbamlp.datasets.loaders import dataset_files
+
+            where = "`data_dir`" if data.data_dir is not None else "the built-in data"
+            inputs += [
+                (f"a file of {where}", f) for f in dataset_files(data.dataset, data.data_dir)
+            ]
+    if plan.resume is not None:
+        inputs.append(("the checkpoint `resume` continues", plan.resume.path))
+    folder = checkpoint_dir
+    if folder is None and plan.resume is not None:
+        folder = plan.resume.path.parent  # a resumed run writes beside its checkpoint
+    checkpoint = None if folder is None else Path(folder) / CHECKPOINT_NAME
+    check_distinct_paths(
+        {"save": save, "metrics_out": metrics_out},
+        inputs,
+        derived=[("the run's checkpoint", checkpoint)],
+    )
+
+
 def checkpoint_directory(
     directory: str | os.PathLike[str] | None, every: int | None, resume: Any
 ) -> Path | None:

@@ -30,6 +30,7 @@ from numbamlp.training.callbacks import (
 from numbamlp.training.plan import (
     RunPlan,
     arrays_dataset,
+    check_outputs,
     check_writable,
     checkpoint_directory,
     connect,
@@ -116,6 +117,7 @@ def execute(
         raise NumbamlpError(f"`eval_every`: must be a positive number, got {eval_every}")
     check_writable(save, "save")
     check_writable(metrics_out, "metrics_out")
+    check_outputs(plan, save, metrics_out, checkpoint_dir, reads_files=data is None)
     cluster = connect(distributed, plan.config, mpi_timeout)
     try:
         directory = checkpoint_directory(checkpoint_dir, plan.checkpoint_every, plan.resume)
@@ -250,7 +252,9 @@ class Session:
                 else ""
             )
             unsaved = f" {self.outputs.save} was not written." if self.outputs.save else ""
-            raise TrainingDiverged(f"{exc}{kept}{unsaved}") from None
+            failed = self.output_error(close=True)
+            also = f" Also {failed}." if failed is not None else ""
+            raise TrainingDiverged(f"{exc}{kept}{unsaved}{also}") from None
         except KeyboardInterrupt:
             last = self.writer.last
             kept = (
@@ -286,7 +290,7 @@ class Session:
             err=True,
             always=True,
         )
-        return FitResult(
+        result = FitResult(
             self.model,
             self.run.history,
             None,
@@ -297,6 +301,18 @@ class Session:
             trainer.step_count,
             checkpoint,
         )
+        failed = self.output_error(close=True)
+        if failed is not None:
+            kept = (
+                f"the run stopped at {where} and its checkpoint was written to {checkpoint} "
+                f"(resume it with `resume={checkpoint.parent}`)"
+                if checkpoint
+                else f"the run stopped at {where} (no checkpoint was written)"
+            )
+            error = NumbamlpError(f"{failed}; {kept}")
+            error.result = result  # type: ignore[attr-defined]
+            raise error
+        return result
 
     def _finished(self) -> FitResult:
         """The end of a run that was not stopped: early stopping's best weights, the summary
@@ -346,10 +362,16 @@ class Session:
                 meta.update(
                     test_accuracy=final_accuracy, best_epoch=best_epoch, val_loss=early.best_loss
                 )
-            save_model(save, self.model, trainer.optimizer, metadata=meta)
+            failed = self.output_error()
+            try:
+                save_model(save, self.model, trainer.optimizer, metadata=meta)
+            except NumbamlpError as exc:
+                if failed is None:
+                    raise
+                raise NumbamlpError(f"{exc}; and {failed}") from None
             saved = Path(save)
             self.log(f"saved model to {save}")
-        return FitResult(
+        result = FitResult(
             self.model,
             history,
             final_accuracy,
@@ -360,6 +382,29 @@ class Session:
             summary=summary,
             step=trainer.step_count,
         )
+        failed = self.output_error()
+        if failed is not None:
+            kept = (
+                f"the model was saved to {save}"
+                if saved
+                else "the run finished (no `save` was given: the model was not kept)"
+            )
+            error = NumbamlpError(f"{failed}; {kept}")
+            error.result = result  # type: ignore[attr-defined]
+            raise error
+        return result
+
+    def output_error(self, close: bool = False) -> NumbamlpError | None:
+        """The first error of an output that the run gave up on (the metrics file); with
+        ``close``, the metrics file is closed first (before the callbacks' on_train_end), so
+        that an error at close is known too."""
+        for callback in self.observers:
+            if close and isinstance(callback, MetricsFile):
+                callback.on_train_end(self.run)
+        for callback in self.observers:
+            if isinstance(callback, MetricsFile) and callback.error is not None:
+                return callback.error
+        return None
 
 
 def prepare(

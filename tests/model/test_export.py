@@ -136,7 +136,7 @@ def test_bad_outputs_are_refused(model_file, tmp_path):
     _one_error_line(run("export", "--model", model_file, "--output", tmp_path), "directory")
     before = model_file.read_bytes()
     _one_error_line(
-        run("export", "--model", model_file, "--output", model_file), "is the model file itself"
+        run("export", "--model", model_file, "--output", model_file), "is the same file as --model"
     )
     assert model_file.read_bytes() == before
     _one_error_line(
