@@ -67,7 +67,10 @@ BAD = [
     (("predict", "--model", M, "--input", M, "--threads", "0"), "--threads: 0 is not in the"),
     (("export", "--model", M), "--output: missing; give --output FILE"),
     (("export", "--model", M, "--format", "onnx", "--output", "w"), "--format: 'onnx' is not"),
-    (("export", "--model", M, "--output", M), "--output: {root}/model.npz is the model file"),
+    (
+        ("export", "--model", M, "--output", M),
+        "--output {root}/model.npz is the same file as --model",
+    ),
     (("gradcheck", "--samples", "0"), "--samples: 0 is not in the range"),
     (("gradcheck", "--head", "x"), "--head: 'x' is not one of"),
     (("gradcheck", "--bogus"), "--bogus: no such option (see `numbamlp gradcheck --help`)"),
