@@ -7,6 +7,7 @@ these checks before it starts reading the data.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass
@@ -129,34 +130,76 @@ def check_writable(path: str | os.PathLike[str] | None, name: str) -> None:
 
 
 def checkpoint_directory(
-    directory: str | os.PathLike[str] | None, every: int | None, resume: Any
+    directory: str | os.PathLike[str] | None,
+    every: int | None,
+    resume: Any,
+    hold: contextlib.ExitStack | None = None,
 ) -> Path | None:
     """Where the run writes checkpoints: ``checkpoint_dir``, else the resumed checkpoint's own
-    directory. A fresh run never overwrites another run's checkpoint."""
+    directory. A fresh run never overwrites another run's checkpoint.
+
+    With ``hold`` (the process that writes the checkpoints: the only one, or MPI rank 0), the
+    directory is locked (dirlock.py) until ``hold`` closes, so that no second run writes there
+    meanwhile; the temporary files of a checkpoint writer killed mid-write are then removed."""
+    name = "checkpoint_dir"
     if directory is None:
         if every is not None and resume is None:
             raise NumbamlpError("`checkpoint_every`: needs `checkpoint_dir`")
-        return None if resume is None else resume.path.parent
+        if resume is None:
+            return None
+        name, directory = "resume", resume.path.parent
     from numbamlp.training.checkpoint import CHECKPOINT_NAME
 
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise NumbamlpError(f"`checkpoint_dir`: {directory} is not a directory")
     existing = directory / CHECKPOINT_NAME
-    if existing.exists() and (resume is None or existing.resolve() != resume.path.resolve()):
-        raise NumbamlpError(
-            f"`checkpoint_dir`: {directory} already holds a checkpoint; resume it with "
-            f"`resume={directory}`, or choose another directory"
-        )
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise NumbamlpError(
-            f"`checkpoint_dir`: cannot create {directory}: {exc.strerror or exc}"
-        ) from None
-    if not os.access(directory, os.W_OK):
-        raise NumbamlpError(f"`checkpoint_dir`: {directory} is not writable")
+
+    def check_existing() -> None:
+        if name != "checkpoint_dir":  # resuming into its own directory: as before locks
+            return
+        if existing.exists() and (resume is None or existing.resolve() != resume.path.resolve()):
+            raise NumbamlpError(
+                f"`checkpoint_dir`: {directory} already holds a checkpoint; resume it with "
+                f"`resume={directory}`, or choose another directory"
+            )
+
+    check_existing()
+    if name == "checkpoint_dir":
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise NumbamlpError(
+                f"`checkpoint_dir`: cannot create {directory}: {exc.strerror or exc}"
+            ) from None
+        if not os.access(directory, os.W_OK):
+            raise NumbamlpError(f"`checkpoint_dir`: {directory} is not writable")
+    if hold is not None:
+        _lock_directory(directory, name, hold)
+        check_existing()  # again, under the lock: a run started beside this one may have written
+        from numbamlp.datasets.atomic import leftover_temporaries
+
+        for leftover in leftover_temporaries(existing):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
     return directory
+
+
+def _lock_directory(directory: Path, name: str, hold: contextlib.ExitStack) -> None:
+    from numbamlp.training.dirlock import DirectoryInUse, DirectoryLock
+
+    try:
+        hold.enter_context(DirectoryLock(directory))
+    except DirectoryInUse as exc:
+        holder = "" if exc.pid is None else f" (pid {exc.pid})"
+        raise NumbamlpError(
+            f"`{name}`: {directory} is in use by another run{holder}; wait for it to end, or "
+            "choose another directory"
+        ) from None
+    except OSError as exc:
+        if name == "resume":  # a read-only directory: no run can write its checkpoint anyway
+            return
+        raise NumbamlpError(f"`{name}`: cannot lock {directory}: {exc.strerror or exc}") from None
 
 
 def interrupt_directory() -> Path:

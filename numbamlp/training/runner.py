@@ -7,6 +7,7 @@ training.Trainer, and what observes the run in callbacks.py.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -101,13 +102,17 @@ def execute(
     check_writable(metrics_out, "metrics_out")
     cluster = connect(distributed, plan.config, mpi_timeout)
     try:
-        directory = checkpoint_directory(checkpoint_dir, plan.checkpoint_every, plan.resume)
-        outputs = Outputs(save, metrics_out, directory, eval_every, verbose)
-        session = prepare(
-            plan, cluster, outputs, data, y, X_test, y_test, model, download, threads, callbacks
-        )
-        session.called = called
-        return session.train()
+        with contextlib.ExitStack() as hold:  # the checkpoint directory's lock, for the run
+            lead = cluster is None or cluster.rank == 0
+            directory = checkpoint_directory(
+                checkpoint_dir, plan.checkpoint_every, plan.resume, hold if lead else None
+            )
+            outputs = Outputs(save, metrics_out, directory, eval_every, verbose)
+            session = prepare(
+                plan, cluster, outputs, data, y, X_test, y_test, model, download, threads, callbacks
+            )
+            session.called = called
+            return session.train()
     except NumbamlpError as exc:
         exc.cluster = cluster  # type: ignore[attr-defined]
         raise
