@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,14 @@ class RunPlan:
     epochs: int
     checkpoint_every: int | None
     resume: Any = None  # checkpoint.Checkpoint
+    #: Where the run writes its model (``save``) and metrics (``metrics_out``): as given, or
+    #: when resuming and not given, as the checkpoint's run record has them (absolute paths).
+    outputs: dict[str, str | os.PathLike[str] | None] = field(default_factory=dict)
+    #: The outputs taken from the checkpoint rather than given.
+    recorded: frozenset[str] = frozenset()
+    #: A resumed run that had already finished (killed before writing its outputs): its
+    #: outputs are written from the checkpoint, nothing is trained.
+    finished: bool = False
 
     @classmethod
     def create(
@@ -45,7 +53,10 @@ class RunPlan:
         checkpoint_every: int | None,
         resume: str | os.PathLike[str] | None,
         given_options: frozenset[str] = frozenset(),
+        outputs: dict[str, str | os.PathLike[str] | None] | None = None,
     ) -> RunPlan:
+        """``outputs``: ``save`` and ``metrics_out`` as given (None: not given)."""
+        outputs = {name: (outputs or {}).get(name) for name in OUTPUTS}
         _check_count("epochs", epochs)
         if checkpoint_every is not None:
             _check_count("checkpoint_every", checkpoint_every)
@@ -56,7 +67,7 @@ class RunPlan:
                 if data_given.get(name) is not None
             }
             data = DataConfig(**(data_given | files))
-            return cls(run_config(given), data, epochs, checkpoint_every)
+            return cls(run_config(given), data, epochs, checkpoint_every, outputs=outputs)
         from numbamlp.training.checkpoint import load_checkpoint
 
         checkpoint = load_checkpoint(resume)
@@ -73,7 +84,8 @@ class RunPlan:
         data = adopt_data(saved_data, data_given, given_options)
         planned = run.get("config", {}).get("epochs")
         epoch = checkpoint.trainer["epoch"]
-        if epochs != 20 or "epochs" in given_options:  # given: it may lengthen the run
+        epochs_given = epochs != 20 or "epochs" in given_options
+        if epochs_given:  # it may lengthen the run
             if epochs < epoch:
                 raise NumbamlpError(f"`epochs`: the checkpoint is already at epoch {epoch}")
             if config.schedule == "cosine" and epochs != planned:
@@ -85,19 +97,34 @@ class RunPlan:
         saved_every = run.get("config", {}).get("checkpoint_every")
         if checkpoint_every is None and isinstance(saved_every, int):
             checkpoint_every = saved_every
+        recorded = run.get("outputs")
+        recorded = recorded if isinstance(recorded, dict) else {}  # none before 0.2.0
+        taken = frozenset(
+            name
+            for name in OUTPUTS
+            if outputs[name] is None and isinstance(recorded.get(name), str)
+        )
+        outputs |= {name: recorded[name] for name in taken}
+        writes = any(outputs.values())
         early = checkpoint.early_stopping
+        finished = False
         if isinstance(early, dict) and early.get("stopped") is True:
-            raise NumbamlpError(
-                f"the run in {checkpoint.path} stopped early at epoch {epoch} (val_loss had not "
-                f"improved for {early.get('patience')} epochs; best epoch "
-                f"{early.get('best_epoch')}); start a new run to train further"
-            )
-        if checkpoint.trainer["batch"] == 0 and epoch >= epochs:
-            raise NumbamlpError(
-                f"the run in {checkpoint.path} has finished its {epoch} epochs; pass "
-                f"`epochs=N` (N > {epoch}) to train it further"
-            )
-        return cls(config, data, epochs, checkpoint_every, checkpoint)
+            if not writes or epochs_given:
+                raise NumbamlpError(
+                    f"the run in {checkpoint.path} stopped early at epoch {epoch} (val_loss had "
+                    f"not improved for {early.get('patience')} epochs; best epoch "
+                    f"{early.get('best_epoch')}); start a new run to train further"
+                )
+            finished = True
+        elif checkpoint.trainer["batch"] == 0 and epoch >= epochs:
+            if not writes:
+                raise NumbamlpError(
+                    f"the run in {checkpoint.path} has finished its {epoch} epochs; pass "
+                    f"`epochs=N` (N > {epoch}) to train it further, or `save=PATH` to write "
+                    "its model"
+                )
+            finished = True
+        return cls(config, data, epochs, checkpoint_every, checkpoint, outputs, taken, finished)
 
     def run_record(self) -> dict[str, Any]:
         """What a checkpoint stores of the run (``run`` in checkpoint.py)."""
@@ -107,7 +134,17 @@ class RunPlan:
             "data": self.data.to_json(),
             "fingerprint": None,  # of the training set, filled in at the first write
             "config": {"epochs": self.epochs, "checkpoint_every": self.checkpoint_every},
+            # what the run writes when it ends: a resumed run writes them too (absolute, so
+            # that it may be resumed from another directory)
+            "outputs": {
+                name: None if path is None else os.path.abspath(path)
+                for name, path in self.outputs.items()
+            },
         }
+
+
+#: The files a run writes when it ends, remembered by its checkpoints.
+OUTPUTS = ("save", "metrics_out")
 
 
 def _check_count(name: str, value: Any) -> None:
