@@ -262,20 +262,36 @@ def train(ctx: click.Context, **opts: Any) -> None:
     take_old_names(ctx, opts)
     quiet = opts.pop("quiet")
     download = not opts.pop("no_download")
+    from numbamlp.cli.commands import cli_message
     from numbamlp.training.fit import fit
+    from numbamlp.training.runner import LOG_WORDS
 
+    words = LOG_WORDS.set(lambda message: cli_message(message, train))  # the log in our flags
     try:
         given = [name for name in opts if is_given(ctx, name)]
         result = fit(**opts, download=download, verbose=0 if quiet else 1, given_options=given)
     except KeyboardInterrupt:  # the second Ctrl-C: fit said what was kept
         ctx.exit(EXIT_INTERRUPTED)
+    finally:
+        LOG_WORDS.reset(words)
     if result.stopped is not None:
         if result.checkpoint is not None:
-            click.echo(f"resume with: numbamlp train --resume {result.checkpoint.parent}", err=True)
+            click.echo(f"resume with: {resume_command(result)}", err=True)
         ctx.exit(EXIT_INTERRUPTED if result.stopped == "SIGINT" else EXIT_TERMINATED)
     if quiet and result.summary:
         if _lead_process():
-            click.echo(result.summary)
+            click.echo(cli_message(result.summary, train))
+
+
+def resume_command(result: Any) -> str:
+    """The command that finishes a stopped run, its outputs spelled out (the checkpoint
+    remembers them too, so ``--resume DIR`` alone writes the same files)."""
+    import shlex
+
+    words = ["numbamlp", "train", "--resume", str(result.checkpoint.parent)]
+    for name, path in result.outputs.items():
+        words += ["--" + name.replace("_", "-"), path]
+    return " ".join(shlex.quote(word) for word in words)
 
 
 def _lead_process() -> bool:

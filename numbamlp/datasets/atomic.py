@@ -22,7 +22,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -
     if not directory.is_dir():
         raise NumbamlpError(f"cannot write {path}: directory {directory} does not exist")
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        fd, tmp_name = tempfile.mkstemp(prefix=_prefix(path), suffix=_SUFFIX, dir=directory)
     except OSError as exc:
         raise NumbamlpError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
@@ -47,6 +47,31 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+_SUFFIX = ".tmp"
+
+
+def _prefix(path: Path) -> str:
+    return f".{path.name}."
+
+
+def leftover_temporaries(path: str | os.PathLike) -> list[Path]:
+    """The temporary files that writers of ``path`` killed mid-write left beside it (a writer
+    that ends however else removes its own). Only whoever alone writes ``path`` may remove them:
+    another writer's may be in use."""
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    prefix = _prefix(path)
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    return sorted(
+        directory / name
+        for name in names
+        if name.startswith(prefix) and name.endswith(_SUFFIX) and len(name) > len(prefix) + 4
+    )
 
 
 def _mode_for(path: Path) -> int:

@@ -106,6 +106,10 @@ def fit(
     default takes the checkpoint's value, any other must equal it (``epochs`` may grow).
     ``given_options`` names keywords that count as given even at their default value (the
     command line passes the options the user typed, so that ``--head softmax`` is checked).
+    The checkpoint also remembers ``save`` and ``metrics_out``: a resumed run writes them unless
+    given others. A run that had finished (stopped after its last checkpoint, before writing
+    them) is finished by ``resume``: its outputs are written without training. Only one run at a
+    time may use a checkpoint directory (an OS lock, held for the run's life).
 
     A run stopped by SIGINT/SIGTERM or by a callback's ``run.request_stop()`` writes its
     checkpoint and returns with ``stopped`` set; a second signal raises KeyboardInterrupt.
@@ -154,6 +158,7 @@ def fit(
         checkpoint_every=checkpoint_every,
         resume=resume,
         given_options=frozenset(given_options),
+        outputs={"save": save, "metrics_out": metrics_out},
     )
     return execute(
         plan,

@@ -7,9 +7,10 @@ these checks before it starts reading the data.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,14 @@ class RunPlan:
     epochs: int
     checkpoint_every: int | None
     resume: Any = None  # checkpoint.Checkpoint
+    #: Where the run writes its model (``save``) and metrics (``metrics_out``): as given, or
+    #: when resuming and not given, as the checkpoint's run record has them (absolute paths).
+    outputs: dict[str, str | os.PathLike[str] | None] = field(default_factory=dict)
+    #: The outputs taken from the checkpoint rather than given.
+    recorded: frozenset[str] = frozenset()
+    #: A resumed run that had already finished (killed before writing its outputs): its
+    #: outputs are written from the checkpoint, nothing is trained.
+    finished: bool = False
 
     @classmethod
     def create(
@@ -44,7 +53,10 @@ class RunPlan:
         checkpoint_every: int | None,
         resume: str | os.PathLike[str] | None,
         given_options: frozenset[str] = frozenset(),
+        outputs: dict[str, str | os.PathLike[str] | None] | None = None,
     ) -> RunPlan:
+        """``outputs``: ``save`` and ``metrics_out`` as given (None: not given)."""
+        outputs = {name: (outputs or {}).get(name) for name in OUTPUTS}
         _check_count("epochs", epochs)
         if checkpoint_every is not None:
             _check_count("checkpoint_every", checkpoint_every)
@@ -55,7 +67,7 @@ class RunPlan:
                 if data_given.get(name) is not None
             }
             data = DataConfig(**(data_given | files))
-            return cls(run_config(given), data, epochs, checkpoint_every)
+            return cls(run_config(given), data, epochs, checkpoint_every, outputs=outputs)
         from numbamlp.training.checkpoint import load_checkpoint
 
         checkpoint = load_checkpoint(resume)
@@ -72,7 +84,8 @@ class RunPlan:
         data = adopt_data(saved_data, data_given, given_options)
         planned = run.get("config", {}).get("epochs")
         epoch = checkpoint.trainer["epoch"]
-        if epochs != 20 or "epochs" in given_options:  # given: it may lengthen the run
+        epochs_given = epochs != 20 or "epochs" in given_options
+        if epochs_given:  # it may lengthen the run
             if epochs < epoch:
                 raise NumbamlpError(f"`epochs`: the checkpoint is already at epoch {epoch}")
             if config.schedule == "cosine" and epochs != planned:
@@ -84,19 +97,34 @@ class RunPlan:
         saved_every = run.get("config", {}).get("checkpoint_every")
         if checkpoint_every is None and isinstance(saved_every, int):
             checkpoint_every = saved_every
+        recorded = run.get("outputs")
+        recorded = recorded if isinstance(recorded, dict) else {}  # none before 0.2.0
+        taken = frozenset(
+            name
+            for name in OUTPUTS
+            if outputs[name] is None and isinstance(recorded.get(name), str)
+        )
+        outputs |= {name: recorded[name] for name in taken}
+        writes = any(outputs.values())
         early = checkpoint.early_stopping
+        finished = False
         if isinstance(early, dict) and early.get("stopped") is True:
-            raise NumbamlpError(
-                f"the run in {checkpoint.path} stopped early at epoch {epoch} (val_loss had not "
-                f"improved for {early.get('patience')} epochs; best epoch "
-                f"{early.get('best_epoch')}); start a new run to train further"
-            )
-        if checkpoint.trainer["batch"] == 0 and epoch >= epochs:
-            raise NumbamlpError(
-                f"the run in {checkpoint.path} has finished its {epoch} epochs; pass "
-                f"`epochs=N` (N > {epoch}) to train it further"
-            )
-        return cls(config, data, epochs, checkpoint_every, checkpoint)
+            if not writes or epochs_given:
+                raise NumbamlpError(
+                    f"the run in {checkpoint.path} stopped early at epoch {epoch} (val_loss had "
+                    f"not improved for {early.get('patience')} epochs; best epoch "
+                    f"{early.get('best_epoch')}); start a new run to train further"
+                )
+            finished = True
+        elif checkpoint.trainer["batch"] == 0 and epoch >= epochs:
+            if not writes:
+                raise NumbamlpError(
+                    f"the run in {checkpoint.path} has finished its {epoch} epochs; pass "
+                    f"`epochs=N` (N > {epoch}) to train it further, or `save=PATH` to write "
+                    "its model"
+                )
+            finished = True
+        return cls(config, data, epochs, checkpoint_every, checkpoint, outputs, taken, finished)
 
     def run_record(self) -> dict[str, Any]:
         """What a checkpoint stores of the run (``run`` in checkpoint.py)."""
@@ -106,7 +134,17 @@ class RunPlan:
             "data": self.data.to_json(),
             "fingerprint": None,  # of the training set, filled in at the first write
             "config": {"epochs": self.epochs, "checkpoint_every": self.checkpoint_every},
+            # what the run writes when it ends: a resumed run writes them too (absolute, so
+            # that it may be resumed from another directory)
+            "outputs": {
+                name: None if path is None else os.path.abspath(path)
+                for name, path in self.outputs.items()
+            },
         }
+
+
+#: The files a run writes when it ends, remembered by its checkpoints.
+OUTPUTS = ("save", "metrics_out")
 
 
 def _check_count(name: str, value: Any) -> None:
@@ -168,34 +206,76 @@ def check_outputs(
 
 
 def checkpoint_directory(
-    directory: str | os.PathLike[str] | None, every: int | None, resume: Any
+    directory: str | os.PathLike[str] | None,
+    every: int | None,
+    resume: Any,
+    hold: contextlib.ExitStack | None = None,
 ) -> Path | None:
     """Where the run writes checkpoints: ``checkpoint_dir``, else the resumed checkpoint's own
-    directory. A fresh run never overwrites another run's checkpoint."""
+    directory. A fresh run never overwrites another run's checkpoint.
+
+    With ``hold`` (the process that writes the checkpoints: the only one, or MPI rank 0), the
+    directory is locked (dirlock.py) until ``hold`` closes, so that no second run writes there
+    meanwhile; the temporary files of a checkpoint writer killed mid-write are then removed."""
+    name = "checkpoint_dir"
     if directory is None:
         if every is not None and resume is None:
             raise NumbamlpError("`checkpoint_every`: needs `checkpoint_dir`")
-        return None if resume is None else resume.path.parent
+        if resume is None:
+            return None
+        name, directory = "resume", resume.path.parent
     from numbamlp.training.checkpoint import CHECKPOINT_NAME
 
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise NumbamlpError(f"`checkpoint_dir`: {directory} is not a directory")
     existing = directory / CHECKPOINT_NAME
-    if existing.exists() and (resume is None or existing.resolve() != resume.path.resolve()):
-        raise NumbamlpError(
-            f"`checkpoint_dir`: {directory} already holds a checkpoint; resume it with "
-            f"`resume={directory}`, or choose another directory"
-        )
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise NumbamlpError(
-            f"`checkpoint_dir`: cannot create {directory}: {exc.strerror or exc}"
-        ) from None
-    if not os.access(directory, os.W_OK):
-        raise NumbamlpError(f"`checkpoint_dir`: {directory} is not writable")
+
+    def check_existing() -> None:
+        if name != "checkpoint_dir":  # resuming into its own directory: as before locks
+            return
+        if existing.exists() and (resume is None or existing.resolve() != resume.path.resolve()):
+            raise NumbamlpError(
+                f"`checkpoint_dir`: {directory} already holds a checkpoint; resume it with "
+                f"`resume={directory}`, or choose another directory"
+            )
+
+    check_existing()
+    if name == "checkpoint_dir":
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise NumbamlpError(
+                f"`checkpoint_dir`: cannot create {directory}: {exc.strerror or exc}"
+            ) from None
+        if not os.access(directory, os.W_OK):
+            raise NumbamlpError(f"`checkpoint_dir`: {directory} is not writable")
+    if hold is not None:
+        _lock_directory(directory, name, hold)
+        check_existing()  # again, under the lock: a run started beside this one may have written
+        from numbamlp.datasets.atomic import leftover_temporaries
+
+        for leftover in leftover_temporaries(existing):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
     return directory
+
+
+def _lock_directory(directory: Path, name: str, hold: contextlib.ExitStack) -> None:
+    from numbamlp.training.dirlock import DirectoryInUse, DirectoryLock
+
+    try:
+        hold.enter_context(DirectoryLock(directory))
+    except DirectoryInUse as exc:
+        holder = "" if exc.pid is None else f" (pid {exc.pid})"
+        raise NumbamlpError(
+            f"`{name}`: {directory} is in use by another run{holder}; wait for it to end, or "
+            "choose another directory"
+        ) from None
+    except OSError as exc:
+        if name == "resume":  # a read-only directory: no run can write its checkpoint anyway
+            return
+        raise NumbamlpError(f"`{name}`: cannot lock {directory}: {exc.strerror or exc}") from None
 
 
 def interrupt_directory() -> Path:

@@ -7,12 +7,14 @@ training.Trainer, and what observes the run in callbacks.py.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +44,10 @@ from numbamlp.training.plan import (
 if TYPE_CHECKING:
     from numbamlp.model.mlp import MLP
 
+#: How the run's log lines name parameters: as the library spells them (`` `save=PATH` ``)
+#: unless a front end sets its own words (the command line: ``--save PATH``).
+LOG_WORDS: ContextVar[Callable[[str], str] | None] = ContextVar("LOG_WORDS", default=None)
+
 
 @dataclass
 class FitResult:
@@ -61,6 +67,9 @@ class FitResult:
     best_epoch: int | None = None  # the epoch whose weights early stopping kept
     saved: Path | None = None
     summary: str = ""  # the line that ends the log: "test accuracy … after … epochs (…)"
+    #: The files the run writes when it ends, absolute (``save``, ``metrics_out``; those given
+    #: or remembered by the checkpoint): a resumed run writes them too.
+    outputs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -115,18 +124,32 @@ def execute(
     called = time.perf_counter()
     if eval_every is not None and not (isinstance(eval_every, (int, float)) and eval_every > 0):
         raise NumbamlpError(f"`eval_every`: must be a positive number, got {eval_every}")
-    check_writable(save, "save")
-    check_writable(metrics_out, "metrics_out")
+    save = plan.outputs.get("save", save)  # a resumed run's: as given, else as it was given
+    metrics_out = plan.outputs.get("metrics_out", metrics_out)
+    for name, path in (("save", save), ("metrics_out", metrics_out)):
+        try:
+            check_writable(path, name)
+        except NumbamlpError as exc:
+            if name not in plan.recorded:
+                raise
+            raise NumbamlpError(
+                f"{exc} (the resumed run writes it where its checkpoint says; give `{name}=PATH` "
+                "for another place)"
+            ) from None
     check_outputs(plan, save, metrics_out, checkpoint_dir, reads_files=data is None)
     cluster = connect(distributed, plan.config, mpi_timeout)
     try:
-        directory = checkpoint_directory(checkpoint_dir, plan.checkpoint_every, plan.resume)
-        outputs = Outputs(save, metrics_out, directory, eval_every, verbose, progress)
-        session = prepare(
-            plan, cluster, outputs, data, y, X_test, y_test, model, download, threads, callbacks
-        )
-        session.called = called
-        return session.train()
+        with contextlib.ExitStack() as hold:  # the checkpoint directory's lock, for the run
+            lead = cluster is None or cluster.rank == 0
+            directory = checkpoint_directory(
+                checkpoint_dir, plan.checkpoint_every, plan.resume, hold if lead else None
+            )
+            outputs = Outputs(save, metrics_out, directory, eval_every, verbose, progress)
+            session = prepare(
+                plan, cluster, outputs, data, y, X_test, y_test, model, download, threads, callbacks
+            )
+            session.called = called
+            return session.train()
     except NumbamlpError as exc:
         exc.cluster = cluster  # type: ignore[attr-defined]
         raise
@@ -163,7 +186,14 @@ class Session:
 
     def log(self, message: str, err: bool = False, always: bool = False) -> None:
         if self.lead and (self.outputs.verbose or always):
-            print(message, file=sys.stderr if err else sys.stdout, flush=True)
+            words = LOG_WORDS.get()
+            shown = message if words is None else words(message)
+            print(shown, file=sys.stderr if err else sys.stdout, flush=True)
+
+    def written(self) -> dict[str, str]:
+        """The run's outputs (``FitResult.outputs``)."""
+        given = {"save": self.outputs.save, "metrics_out": self.outputs.metrics_out}
+        return {name: os.path.abspath(path) for name, path in given.items() if path}
 
     def test_accuracy(self) -> float | None:
         """P.1 on the test set with the current θ (None without a test set)."""
@@ -227,7 +257,9 @@ class Session:
                     cluster.interrupted = signals.requested
                 for callback in self.observers:
                     callback.on_train_begin(run)
-                while trainer.epoch < run.epochs or not trainer.at_epoch_boundary:
+                while not self.plan.finished and (
+                    trainer.epoch < run.epochs or not trainer.at_epoch_boundary
+                ):
                     metrics = None
                     while metrics is None and not stop_now:
                         until = self.checkpointing.until(run)
@@ -300,6 +332,7 @@ class Session:
             where,
             trainer.step_count,
             checkpoint,
+            outputs=self.written(),
         )
         failed = self.output_error(close=True)
         if failed is not None:
@@ -342,7 +375,12 @@ class Session:
         first = self.first_batch_done
         ready = f"; ready in {first - self.called:.2f} s" if first is not None else ""
         shown = "n/a" if final_accuracy is None else f"{final_accuracy:.4f}"
-        summary = f"test accuracy {shown} after {epochs} ({total:.1f} s{ready})"
+        timing = f"{total:.1f} s{ready}"
+        if self.plan.finished:
+            timing = "the run had finished: its outputs written without training"
+        summary = f"test accuracy {shown} after {epochs} ({timing})"
+        if not self.outputs.save:
+            summary += " (the model was not saved: give `save=PATH` to keep it)"
         self.log(summary)
         compiled = compiled_kernels()
         if compiled and first is not None:
@@ -381,6 +419,7 @@ class Session:
             saved=saved,
             summary=summary,
             step=trainer.step_count,
+            outputs=self.written(),
         )
         failed = self.output_error()
         if failed is not None:
@@ -467,7 +506,7 @@ def prepare(
     )
     checkpointing = Checkpointing(writer, outputs.checkpoint_dir, plan.checkpoint_every)
     services: list[Callback] = []
-    if draws_progress(outputs.progress, outputs.verbose, lead):
+    if draws_progress(outputs.progress, outputs.verbose, lead) and not plan.finished:
         services.append(ProgressBar())
     if early is not None:
         services.append(EarlyStoppingCallback(early))
@@ -611,7 +650,13 @@ def _announce(session: Session, n_threads: int) -> None:
     if session.cluster is not None:
         session.log(f"distributed: {session.cluster.size} MPI rank(s), {n_threads} thread(s) each")
     resume = session.plan.resume
-    if resume is not None:
+    if session.plan.finished:
+        written = " and ".join(session.written().values())
+        session.log(
+            f"the run in {resume.path} had finished its {trainer.epoch} epochs (step "
+            f"{trainer.step_count}): writing {written} without training"
+        )
+    elif resume is not None:
         session.log(f"resuming {resume.path} from {resume.where} (step {trainer.step_count})")
 
 

@@ -530,7 +530,9 @@ def test_progress_bar_on_a_terminal(files):
     quiet = _run_on_a_terminal("train", *_user_data(files), *FAST, "--epochs", "2", "--quiet")
     assert "epoch 1/2" not in quiet and "%" not in quiet
     assert re.fullmatch(
-        r"test accuracy \d\.\d{4} after 2 epochs \(\d+\.\d s; ready in \d+\.\d\d s\)\n", quiet
+        r"test accuracy \d\.\d{4} after 2 epochs \(\d+\.\d s; ready in \d+\.\d\d s\) "
+        r"\(the model was not saved: give --save PATH to keep it\)\n",
+        quiet,
     )
 
 
