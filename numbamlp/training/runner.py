@@ -584,7 +584,6 @@ def _announce(session: Session, n_threads: int) -> None:
             f"note: the batch size {config.batch_size} exceeds the {trainer.X.shape[0]} training "
             f"rows; each epoch is one batch of {trainer.sampler.batch_size}",
             err=True,
-            always=True,
         )
     if session.cluster is not None:
         session.log(f"distributed: {session.cluster.size} MPI rank(s), {n_threads} thread(s) each")
