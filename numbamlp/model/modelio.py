@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from numbamlp.datasets.atomic import atomic_write
+from numbamlp.datasets.idx import require_regular_file
 from numbamlp.datasets.inputscale import (
     BUILTIN_DATASETS,
     FLOAT_INPUT,
@@ -140,6 +141,7 @@ def check_version(
 def load_model(path: str | os.PathLike) -> LoadedModel:
     """Read and validate a model file; any problem raises NumbamlpError naming the file."""
     path = Path(path)
+    require_regular_file(path, "model file")  # a device or FIFO: refused, not read (or "missing")
     if not path.is_file():
         raise NumbamlpError(f"model file {path} does not exist")
 

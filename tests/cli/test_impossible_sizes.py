@@ -115,3 +115,9 @@ def test_fifo_input_is_refused(tmp_path, train_csv):
     fifo = tmp_path / "in.csv"
     os.mkfifo(fifo)
     _one_error_line(run("predict", "--model", model, "--input", fifo), "is a FIFO")
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero")
+def test_device_as_model_is_refused_as_such():
+    """It said "model file /dev/zero does not exist"."""
+    _one_error_line(run("predict", "--model", "/dev/zero", "--input", "/dev/zero"), "is a device")
