@@ -141,7 +141,8 @@ def check_version(
 def load_model(path: str | os.PathLike) -> LoadedModel:
     """Read and validate a model file; any problem raises NumbamlpError naming the file."""
     path = Path(path)
-    require_regular_file(path, "model file")  # a device or FIFO: refused, not read (or "missing")
+    if path.exists() and not path.is_dir():  # a device or FIFO: refused, not called missing
+        require_regular_file(path, "model file")
     if not path.is_file():
         raise NumbamlpError(f"model file {path} does not exist")
 
