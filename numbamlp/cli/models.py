@@ -63,7 +63,8 @@ def evaluate(
         name = dataset or loaded.metadata.get("dataset")
         if name is None:
             raise click.UsageError(
-                "this model was trained on a file: give --test-file or --dataset"
+                "this model names no built-in data set to evaluate on: "
+                "give --test-file or --dataset"
             )
         data = datasets.load_dataset(name, data_dir=data_dir)
         X, y, source = data.X_test_raw, data.y_test, f"{data.name} test set"

@@ -100,9 +100,15 @@ def option_flag(ctx: click.Context, name: str) -> str:
 
 def model_inputs(model: Any, record: Any, X: Any, what: str) -> tuple[Any, float]:
     """(X, scale) for model.predict: checked, then scaled as the model's training data was."""
-    from numbamlp.datasets.inputscale import prepare_input
+    import warnings
 
-    X, scale = prepare_input(model.check_inputs(X, what, raw=True), record, what)
+    from numbamlp.datasets.inputscale import InputRangeWarning, prepare_input
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", InputRangeWarning)
+        X, scale = prepare_input(model.check_inputs(X, what, raw=True), record, what)
+    for warning in caught:  # one line each, as the errors are
+        click.echo(f"warning: {warning.message}", err=True)
     return model.check_inputs(X, what, raw=True), scale
 
 

@@ -15,6 +15,7 @@ import gzip
 import hashlib
 import math
 import os
+import stat
 import zlib
 from pathlib import Path
 
@@ -26,6 +27,7 @@ __all__ = [
     "IDX_DTYPES",
     "decompress_idx_bytes",
     "read_file_bytes",
+    "require_regular_file",
     "read_idx",
     "read_idx_bytes",
     "read_idx_images",
@@ -68,9 +70,34 @@ def _os_error(p: Path, e: OSError, what: str) -> NumbamlpError:
     return NumbamlpError(f"{what} {p} could not be read ({e.strerror or e}).")
 
 
+def require_regular_file(p: Path, what: str) -> None:
+    """Refuse a path that is not a regular file: a character device (/dev/zero), a FIFO or a
+    socket would be read without end, or block. A missing path is left to the reader."""
+    try:
+        mode = p.stat().st_mode
+    except OSError:
+        return
+    if stat.S_ISDIR(mode):
+        raise NumbamlpError(f"{what} {p} is a directory, not a file; give the file's path.")
+    if not stat.S_ISREG(mode):
+        kind = (
+            "a FIFO"
+            if stat.S_ISFIFO(mode)
+            else "a device"
+            if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "a socket"
+            if stat.S_ISSOCK(mode)
+            else "not a regular file"
+        )
+        raise NumbamlpError(
+            f"{what} {p} is {kind}, not a regular file; save the data to a file and give its path."
+        )
+
+
 def read_file_bytes(path: str | os.PathLike[str], what: str = "file") -> bytes:
-    """Read a whole file, turning any OS error into a NumbamlpError naming the file."""
+    """Read a whole regular file, turning any OS error into a NumbamlpError naming the file."""
     p = Path(path)
+    require_regular_file(p, what)
     try:
         return p.read_bytes()
     except OSError as e:

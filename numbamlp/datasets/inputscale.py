@@ -26,6 +26,7 @@ Model files written before the record existed assume what they were trained on: 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -40,19 +41,35 @@ RECORD_DTYPES = ("uint8", "float32", "float64")
 BUILTIN_DATASETS = ("MNIST", "Fashion-MNIST")
 
 
+class InputRangeWarning(UserWarning):
+    """Input far outside the range the model was trained on, or a model that does not record
+    what it was trained on: the predictions may be meaningless."""
+
+
 @dataclass(frozen=True)
 class InputRecord:
-    """The features the model saw at training: X_raw of ``dtype``, times ``scale``."""
+    """The features the model saw at training: X_raw of ``dtype``, times ``scale``, with raw
+    values from ``low`` to ``high`` (None: not recorded). ``known`` is False for a model saved
+    without its training data (``save_model`` without ``data``): scale 1 and float are then
+    assumptions, not a record."""
 
     scale: float
     dtype: str
+    low: float | None = None
+    high: float | None = None
+    known: bool = True
 
     @property
     def integer(self) -> bool:
         return np.dtype(self.dtype).kind in "iu"
 
     def as_metadata(self) -> dict[str, Any]:
-        return {"scale": self.scale, "dtype": self.dtype}
+        if not self.known:
+            return {"recorded": False}
+        record: dict[str, Any] = {"scale": self.scale, "dtype": self.dtype}
+        if self.low is not None and self.high is not None:
+            record["range"] = [self.low, self.high]
+        return record
 
     def describe(self) -> str:
         """E.g. 'uint8 pixels 0..255 scaled to [0, 1]' (for messages)."""
@@ -66,9 +83,15 @@ FLOAT_INPUT = InputRecord(1.0, "float64")
 PIXEL_INPUT = InputRecord(1.0 / 255.0, "uint8")
 
 
+#: What a model saved without its training data assumes (and says it assumes).
+UNKNOWN_INPUT = InputRecord(1.0, "float64", known=False)
+
+
 def record_for(X_raw: np.ndarray, scale: float) -> InputRecord:
-    """The record of training data X_raw · scale."""
-    return InputRecord(float(scale), str(X_raw.dtype))
+    """The record of training data X_raw · scale, with the range of its raw values."""
+    if X_raw.size == 0:
+        return InputRecord(float(scale), str(X_raw.dtype))
+    return InputRecord(float(scale), str(X_raw.dtype), float(X_raw.min()), float(X_raw.max()))
 
 
 def record_from_metadata(metadata: Mapping[str, Any]) -> InputRecord:
@@ -79,6 +102,8 @@ def record_from_metadata(metadata: Mapping[str, Any]) -> InputRecord:
         return PIXEL_INPUT if metadata.get("dataset") in BUILTIN_DATASETS else FLOAT_INPUT
     if not isinstance(record, dict):
         raise ValueError("metadata input is not a mapping")
+    if record.get("recorded") is False:
+        return UNKNOWN_INPUT
     scale, dtype = record.get("scale"), record.get("dtype")
     if (
         not isinstance(scale, (int, float))
@@ -90,12 +115,57 @@ def record_from_metadata(metadata: Mapping[str, Any]) -> InputRecord:
         raise ValueError(
             f"metadata input dtype {dtype!r:.40} is not one of {', '.join(RECORD_DTYPES)}"
         )
-    return InputRecord(float(scale), dtype)
+    bounds = record.get("range")
+    if bounds is None:
+        return InputRecord(float(scale), dtype)
+    if not (
+        isinstance(bounds, list)
+        and len(bounds) == 2
+        and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            for v in bounds
+        )
+        and bounds[0] <= bounds[1]
+    ):
+        raise ValueError(f"metadata input range {bounds!r:.40} is not [low, high]")
+    return InputRecord(float(scale), dtype, float(bounds[0]), float(bounds[1]))
+
+
+def check_range(X: np.ndarray, scale: float, record: InputRecord, what: str) -> str | None:
+    """A warning when the features X · scale lie far outside the training range: beyond it by
+    more than the range's own width (0..255 pixels for a model trained on [0, 1]), or for a
+    model that records no training data. None when nothing is to be said."""
+    if not record.known:
+        return (
+            f"the model records no training data (saved without `data`), so {what} is used as "
+            "it is; if the model was trained on scaled features, scale them the same way"
+        )
+    if record.low is None or record.high is None or X.size == 0:
+        return None
+    low, high = record.low * record.scale, record.high * record.scale
+    margin = max(high - low, abs(high), abs(low), 1e-12)
+    lo, hi = float(X.min()) * scale, float(X.max()) * scale
+    if lo < low - margin or hi > high + margin:
+        return (
+            f"{what} holds features from {lo:g} to {hi:g}, far outside the training range "
+            f"[{low:g}, {high:g}]; the predictions may be meaningless (scale the input as the "
+            "training data was)"
+        )
+    return None
 
 
 def prepare_input(X: np.ndarray, record: InputRecord, what: str) -> tuple[np.ndarray, float]:
     """(X', s') with X' · s' the features the model expects for input X (see the module's
-    rule); raises NumbamlpError for input whose range contradicts the training range."""
+    rule); raises NumbamlpError for input whose range contradicts the training range, and warns
+    (InputRangeWarning) of input far outside it or a model that records no training data."""
+    X, scale = _prepare(X, record, what)
+    message = check_range(X, scale, record, what)
+    if message is not None:
+        warnings.warn(message, InputRangeWarning, stacklevel=2)
+    return X, scale
+
+
+def _prepare(X: np.ndarray, record: InputRecord, what: str) -> tuple[np.ndarray, float]:
     if not record.integer:
         return (X if X.dtype.kind == "f" else X.astype(np.float64)), record.scale
     if X.size == 0:

@@ -20,6 +20,7 @@ import numpy as np
 from numbamlp.datasets.idx import (
     _os_error,
     read_idx,
+    require_regular_file,
 )
 from numbamlp.datasets.loaders import MAX_CLASSES, Dataset, _images_to_raw
 from numbamlp.datasets.npzfile import NpzReader, read_npy
@@ -292,6 +293,7 @@ def load_arrays_file(
     p = Path(path)
     if not p.exists():
         raise NumbamlpError(f"data file {p} does not exist; check the path.")
+    require_regular_file(p, "data file")
     suffix = p.suffix.lower()
     if suffix == ".npz":
         X, y = _npz_arrays(
@@ -404,6 +406,7 @@ def load_features_file(path: str | os.PathLike[str], label_column: str = "label"
     p = Path(path)
     if not p.exists():
         raise NumbamlpError(f"input file {p} does not exist; check the path.")
+    require_regular_file(p, "input file")
     suffix = p.suffix.lower()
     describe_row: RowDescriber = lambda i: f"row {i}"  # noqa: E731
     columns = None

@@ -18,7 +18,15 @@ from typing import Any
 import numpy as np
 
 from numbamlp.datasets.atomic import atomic_write
-from numbamlp.datasets.inputscale import FLOAT_INPUT, InputRecord, record_from_metadata
+from numbamlp.datasets.idx import require_regular_file
+from numbamlp.datasets.inputscale import (
+    BUILTIN_DATASETS,
+    FLOAT_INPUT,
+    UNKNOWN_INPUT,
+    InputRecord,
+    record_for,
+    record_from_metadata,
+)
 from numbamlp.datasets.npzfile import NpzReader
 from numbamlp.errors import NumbamlpError
 from numbamlp.kernels.optimizers import OPTIMIZERS, Optimizer, _check_hyper
@@ -48,9 +56,24 @@ def save_model(
     optimizer: Optimizer | None = None,
     metadata: dict[str, Any] | None = None,
     arrays: dict[str, np.ndarray] | None = None,
+    *,
+    data: Any = None,
 ) -> None:
     """Write the model (and optimizer state, and any further named ``arrays``) to ``path``
-    atomically."""
+    atomically.
+
+    The file records what the model was trained on (``metadata["input"]``: the raw features'
+    dtype, their scale and range; datasets/inputscale.py), which ``predict`` and ``evaluate``
+    apply to new input. ``data`` is the training ``Dataset`` (its name and class names are
+    recorded too) or an ``InputRecord``; ``metadata`` may carry the record instead (``fit``
+    writes it so). With neither, the file says that it records nothing, and the command line
+    warns when it uses the model.
+    """
+    metadata = dict(metadata or {})
+    if data is not None:
+        metadata.update(_data_metadata(data))
+    elif "input" not in metadata:
+        metadata["input"] = UNKNOWN_INPUT.as_metadata()
     arch = model.architecture
     header = {
         "format": FORMAT,
@@ -64,7 +87,7 @@ def save_model(
         "optimizer": None
         if optimizer is None
         else {"name": optimizer.name, "hyper": optimizer.hyper, "step_count": optimizer.step_count},
-        "metadata": metadata or {},
+        "metadata": metadata,
     }
     extra = dict(arrays or {})
     # The .npz members. Any, not np.ndarray: numpy's stub types savez's **kwds against its
@@ -80,6 +103,25 @@ def save_model(
         raise ValueError(f"save_model: extra array names {sorted(extra)} collide with the model's")
     members.update(extra)
     atomic_write(path, lambda f: np.savez(f, **members))
+
+
+def _data_metadata(data: Any) -> dict[str, Any]:
+    """The metadata a model's training ``data`` gives: the input record, and for a Dataset its
+    class names and, for a built-in set, its name."""
+    if isinstance(data, InputRecord):
+        return {"input": data.as_metadata()}
+    if not hasattr(data, "X_train_raw") or not hasattr(data, "feature_scale"):
+        raise NumbamlpError(
+            "`data`: give the Dataset the model was trained on, or an InputRecord, got "
+            f"{type(data).__name__}"
+        )
+    fields: dict[str, Any] = {
+        "input": record_for(data.X_train_raw, data.feature_scale).as_metadata(),
+        "class_names": list(data.class_names),
+    }
+    if data.name in BUILTIN_DATASETS:
+        fields["dataset"] = data.name
+    return fields
 
 
 def check_version(
@@ -99,6 +141,8 @@ def check_version(
 def load_model(path: str | os.PathLike) -> LoadedModel:
     """Read and validate a model file; any problem raises NumbamlpError naming the file."""
     path = Path(path)
+    if path.exists() and not path.is_dir():  # a device or FIFO: refused, not called missing
+        require_regular_file(path, "model file")
     if not path.is_file():
         raise NumbamlpError(f"model file {path} does not exist")
 

@@ -597,6 +597,7 @@ def _model_and_trainer(
         optimizer_options=config.optimizer_options(),
     )
     scale = data.feature_scale
+    _check_memory(config, data, X_train, model if resume is None else resume.model)
     if resume is None:
         if model is None:
             model = MLP.create(
@@ -632,6 +633,38 @@ def _model_and_trainer(
     return model, trainer, list(resume.history)
 
 
+def _check_memory(config: Any, data: Any, X_train: Any, model: Any) -> None:
+    """Refuse, before anything of its size is allocated, a network or batch that the machine's
+    memory cannot hold (model/memory_budget.py)."""
+    import numpy as np
+
+    from numbamlp.model.memory_budget import check_training_memory
+    from numbamlp.model.network import Architecture
+
+    if model is None:
+        architecture = Architecture.for_classes(
+            data.n_features,
+            list(config.hidden),
+            data.n_classes,
+            activations=list(config.activation),
+            head=config.head,
+        )
+        widest = max(config.hidden) if config.hidden else data.n_features
+        what = f"`hidden`: {widest} units" if config.hidden else f"{widest} features"
+    else:
+        architecture = model.architecture
+        what = f"a model of {architecture.n_parameters} parameters"
+    check_training_memory(
+        architecture,
+        np.dtype(model.dtype if model is not None else config.dtype).itemsize,
+        config.batch_size,
+        X_train.shape[0],
+        config.sampling,
+        config.optimizer,
+        what,
+    )
+
+
 def _announce(session: Session, n_threads: int) -> None:
     """The lines that open the log: the network, the data, the optimizer, the engine."""
     config, trainer, data = session.plan.config, session.trainer, session.data
@@ -647,6 +680,12 @@ def _announce(session: Session, n_threads: int) -> None:
         f"schedule {config.schedule}, sampling {config.sampling}, batch "
         f"{trainer.sampler.batch_size}, seed {config.seed}, {n_threads} thread(s)"
     )
+    if trainer.sampler.batch_size < config.batch_size:  # shuffle: one permutation of n rows
+        session.log(
+            f"note: the batch size {config.batch_size} exceeds the {trainer.X.shape[0]} training "
+            f"rows; each epoch is one batch of {trainer.sampler.batch_size}",
+            err=True,
+        )
     if session.cluster is not None:
         session.log(f"distributed: {session.cluster.size} MPI rank(s), {n_threads} thread(s) each")
     resume = session.plan.resume

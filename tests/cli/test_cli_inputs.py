@@ -89,13 +89,19 @@ def test_saved_model_records_its_input_scaling(mnist_model, tmp_path):
     from numbamlp.model.modelio import load_model
 
     loaded = load_model(mnist_model)
-    assert loaded.metadata["input"] == {"scale": 1 / 255, "dtype": "uint8"}
+    assert loaded.metadata["input"] == {
+        "scale": 1 / 255,
+        "dtype": "uint8",
+        "range": [0.0, 255.0],
+    }
     X, y = np.random.default_rng(0).normal(size=(40, 3)), np.arange(40) % 2
     np.savez(tmp_path / "floats.npz", X=X, y=y)
     user = tmp_path / "user.npz"
     result = run("train", "--train-file", tmp_path / "floats.npz", "--epochs", "1", "--save", user)
     assert result.exit_code == 0, result.output
-    assert load_model(user).metadata["input"] == {"scale": 1.0, "dtype": "float64"}
+    record = load_model(user).metadata["input"]
+    assert {k: record[k] for k in ("scale", "dtype")} == {"scale": 1.0, "dtype": "float64"}
+    assert record["range"] == [float(X.min()), float(X.max())]
 
 
 def test_every_input_format_gives_the_idx_predictions(mnist_model, mnist_test_images, tmp_path):

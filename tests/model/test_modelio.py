@@ -119,7 +119,8 @@ def test_round_trip_every_optimizer(tmp_path, optimizer):
     assert loaded.model.architecture == model.architecture
     assert loaded.model.dtype == model.dtype
     assert loaded.model.params.theta.tobytes() == model.params.theta.tobytes()
-    assert loaded.metadata == metadata
+    # saved without its data: the file says that it records no input (issue 17)
+    assert loaded.metadata == {**metadata, "input": {"recorded": False}}
     got = loaded.optimizer
     assert got is not None
     assert got.name == opt.name
@@ -162,7 +163,8 @@ def test_without_optimizer_or_metadata(tmp_path, adam_model):
     save_model(tmp_path / "m.npz", model)
     loaded = load_model(tmp_path / "m.npz")
     assert loaded.optimizer is None
-    assert loaded.metadata == {}
+    assert loaded.metadata == {"input": {"recorded": False}}
+    assert not loaded.input.known
     assert loaded.model.params.theta.tobytes() == model.params.theta.tobytes()
 
 
