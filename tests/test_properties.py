@@ -10,7 +10,8 @@ after 20 s), an allocation beyond 32 MB + 64 × the file's size (tracemalloc), o
 the file (object arrays hold a Tripwire whose unpickling would create a file).
 
 Hypothesis runs derandomized with no example database, so CI sees the same examples every time
-(the whole file, CLI included, takes 20-26 s on the 2-core dev machine);
+(CI runs them with NUMBAMLP_FUZZ=ci, all the counts below: 13 s on the 2-core dev machine; a plain
+`pytest` runs a quarter of each count);
 ``NUMBAMLP_FUZZ=deep pytest tests/test_properties.py`` runs ten times the examples with fresh
 seeds (about 4 minutes).
 
@@ -34,6 +35,7 @@ Generated inputs (each example checks the property above):
 | test_model_members_missing_extra_or_wrong | a member dropped, added or replaced (another dtype or shape, NaN/Inf, an object array, the header as bytes or as a 1-d array) | 150 |
 | test_model_with_crafted_npy_member | a member replaced by a hostile .npy (as above) or by bytes that are not .npy | 100 |
 | test_arbitrary_bytes_as_model | up to 300 random bytes, half of them after a zip signature | 40 |
+| test_a_command_on_a_damaged_file_is_one_line_and_changes_no_good_file | `evaluate`, `predict`, `train --resume` and `train --train-file` (in-process) with one input (model, checkpoint, .npz, .csv) cut short, bit-flipped or random: exit 0, or exit 2 with one `error:` line; no good file and no earlier output changed | 24 per command |
 
 Bad inputs tried one by one (test_catalogue asserts each outcome; test_cli_on_bad_files runs
 eleven of them through real ``numbamlp evaluate/predict/train`` processes: exit status 2, one
@@ -177,8 +179,7 @@ from numbamlp.model.mlp import MLP
 from numbamlp.model.modelio import LoadedModel, load_model, save_model
 
 # A warning printed by numpy is output the CLI user sees besides the one error line.
-#: slow: the fuzz tests' examples are not in the inner-loop subset (pytest -m "not slow").
-pytestmark = [pytest.mark.filterwarnings("error"), pytest.mark.slow]
+pytestmark = pytest.mark.filterwarnings("error")
 
 # --- settings -----------------------------------------------------------------------------------
 
@@ -187,7 +188,10 @@ pytestmark = [pytest.mark.filterwarnings("error"), pytest.mark.slow]
 # these small files takes (a reader needing seconds for a 1 kB file is a bug) yet far below the
 # SIGALRM guard below, which turns a real hang into a failure. NUMBAMLP_FUZZ=deep: ten times the
 # examples with fresh random seeds, for fuzzing locally.
-DEEP = os.environ.get("NUMBAMLP_FUZZ") == "deep"
+#: NUMBAMLP_FUZZ: unset, a quarter of each property's examples (the inner loop, `pytest`);
+#: "ci", all of them (CI's run); "deep", ten times them with fresh seeds.
+FUZZ = os.environ.get("NUMBAMLP_FUZZ", "")
+DEEP = FUZZ == "deep"
 _COMMON = dict(
     deadline=timedelta(seconds=5),
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
@@ -197,9 +201,11 @@ settings.register_profile("numbamlp-deep", **_COMMON)
 
 
 def fuzz(max_examples: int) -> settings:
-    """Settings for one property: ``max_examples`` in CI, ten times that with NUMBAMLP_FUZZ=deep."""
+    """Settings for one property: ``max_examples`` in CI (NUMBAMLP_FUZZ=ci), a quarter of them
+    by default, ten times them with NUMBAMLP_FUZZ=deep."""
     profile = settings.get_profile("numbamlp-deep" if DEEP else "numbamlp-ci")
-    return settings(profile, max_examples=max_examples * (10 if DEEP else 1))
+    scale = {"deep": 10.0, "ci": 1.0}.get(FUZZ, 0.25)
+    return settings(profile, max_examples=max(5, int(max_examples * scale)))
 
 
 # --- the property every reader must have ----------------------------------------------------
@@ -1608,6 +1614,7 @@ SCRIPT = Path(sys.executable).with_name("numbamlp")
 NUMBAMLP = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "numbamlp.cli.commands"]
 
 
+@pytest.mark.slow
 def test_cli_on_bad_files(tmp_path):
     """Real `numbamlp` processes on catalogue files: exit status 2, one stderr line starting
     "error:" that names the file, no traceback. Run concurrently: each pays Python's and Numba's
@@ -1669,3 +1676,109 @@ def test_cli_on_bad_files(tmp_path):
         assert len(lines) == 1 and lines[0].startswith("error: "), (args, stderr)
         assert str(named) in lines[0], (args, stderr)
     assert not (tmp_path / "unpickled").exists()
+
+
+# --- the commands on damaged files: one line, and no good file ever changes ------------------
+
+
+@pytest.fixture(scope="module")
+def good_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A tiny training set, a model trained on it and the run's checkpoint, all good."""
+    from numbamlp.training.fit import fit
+
+    root = tmp_path_factory.mktemp("good-run")
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 60)
+    X = np.eye(3, 4)[y] + rng.normal(size=(60, 4))
+    np.savez(root / "train.npz", X=X, y=y)
+    (root / "train.csv").write_text(
+        "a,b,c,d,label\n"
+        + "".join(f"{','.join(map(str, x))},{t}\n" for x, t in zip(X, y, strict=True))
+    )
+    fit(train_file=str(root / "train.npz"), hidden=[5], epochs=1, batch_size=16, verbose=0,
+        save=root / "model.npz", checkpoint_dir=root / "ck")  # fmt: skip
+    return {
+        "train.npz": root / "train.npz",
+        "train.csv": root / "train.csv",
+        "model.npz": root / "model.npz",
+        "checkpoint.npz": root / "ck" / "checkpoint.npz",
+    }
+
+
+@st.composite
+def damaged_copy(draw: st.DrawFn, good: bytes) -> bytes:
+    """``good`` cut short, with bits flipped, or replaced by random bytes."""
+    kind = draw(st.sampled_from(["truncate", "flip", "random"]))
+    if kind == "truncate":
+        return good[: draw(st.integers(0, len(good) - 1))]
+    if kind == "random":
+        return draw(st.binary(max_size=300))
+    data = bytearray(good)
+    for _ in range(draw(st.integers(1, 4))):
+        position = draw(st.integers(0, len(data) - 1))
+        data[position] ^= 1 << draw(st.integers(0, 7))
+    return bytes(data)
+
+
+#: The commands, each with the damaged file in the place of one of its inputs: (which good file
+#: is damaged, where the damaged copy goes, the arguments with {bad}, {out} and the good files).
+COMMANDS = [
+    ("model.npz", "model.npz", ["evaluate", "--model", "{bad}", "--test-file", "{train.npz}"]),
+    ("model.npz", "model.npz",
+     ["predict", "--model", "{bad}", "--input", "{train.npz}", "--output", "{out}.csv"]),
+    ("train.npz", "data.npz",
+     ["predict", "--model", "{model.npz}", "--input", "{bad}", "--output", "{out}.csv"]),
+    ("train.csv", "data.csv",
+     ["evaluate", "--model", "{model.npz}", "--test-file", "{bad}"]),
+    ("checkpoint.npz", "ck/checkpoint.npz",
+     ["train", "--resume", "{bad}", "--epochs", "2", "-q", "--save", "{out}.npz"]),
+    ("train.npz", "data.npz",
+     ["train", "--train-file", "{bad}", "--epochs", "1", "-q", "--save", "{out}.npz"]),
+]  # fmt: skip
+
+
+def _digest(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize(
+    "command", range(len(COMMANDS)), ids=lambda i: " ".join(COMMANDS[i][2][:1])
+)
+@fuzz(24)
+@given(data=st.data())
+def test_a_command_on_a_damaged_file_is_one_line_and_changes_no_good_file(
+    good_run, tmp_path_factory, command, data
+):
+    """evaluate, predict and train --resume/--train-file with one input damaged (cut short, bits
+    flipped, random bytes): exit 0, or exit 2 with one stderr line "error: …" and no traceback;
+    the good files, and an output that was there before, keep their bytes when it fails."""
+    from click.testing import CliRunner
+
+    from numbamlp.cli.commands import main
+
+    which, where, args = COMMANDS[command]
+    work = tmp_path_factory.mktemp("damaged")
+    bad = work / where
+    bad.parent.mkdir(parents=True, exist_ok=True)
+    bad.write_bytes(data.draw(damaged_copy(good_run[which].read_bytes()), label="damaged"))
+    out = work / "out"
+    for suffix in (".csv", ".npz"):
+        (work / f"out{suffix}").write_bytes(b"an earlier output\n")  # must survive a failure
+    before = {name: _digest(path) for name, path in good_run.items()}
+    earlier = {p: _digest(p) for p in work.glob("out.*")}
+    values = {"bad": str(bad), "out": str(out)} | {k: str(v) for k, v in good_run.items()}
+    argv = []
+    for arg in args:
+        for key, value in values.items():
+            arg = arg.replace("{" + key + "}", value)
+        argv.append(arg)
+    result = CliRunner().invoke(main, argv)
+    assert result.exit_code in (0, 2), (argv, result.output, result.exception)
+    assert "Traceback" not in result.output
+    if result.exit_code == 2:
+        errors = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(errors) == 1 and errors[0].startswith("error: "), result.stderr
+        assert {p: _digest(p) for p in earlier} == earlier, "a failed command changed an output"
+    assert {name: _digest(path) for name, path in good_run.items()} == before

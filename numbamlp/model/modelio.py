@@ -212,7 +212,8 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
                 raise ValueError(f"unknown optimizer {reprlib.repr(name)}")
             state_names, defaults = OPTIMIZERS[name]
             hyper = {
-                str(k): _number(v, f"hyperparameter {k}")
+                # a name that is not an identifier is quoted: it may hold a newline
+                str(k): _number(v, f"hyperparameter {k if str(k).isidentifier() else repr(k)}")
                 for k, v in _mapping(opt.get("hyper"), "hyperparameters").items()
             }
             missing = set(defaults) - set(hyper)

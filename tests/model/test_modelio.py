@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from numbamlp.errors import NumbamlpError
-from numbamlp.kernels.optimizers import OPTIMIZERS
+from numbamlp.kernels.optimizers import OPTIMIZERS, Optimizer
 from numbamlp.model.mlp import MLP
 from numbamlp.model.modelio import FORMAT, FORMAT_VERSION, load_model, save_model
 from numbamlp.training.trainer import TrainConfig, Trainer
@@ -597,3 +597,20 @@ def test_metadata_fields_of_the_wrong_type(good_file, tmp_path, metadata, fragme
     header = _header(good_file)
     header["metadata"] |= metadata
     _refused(_rewrite(good_file, tmp_path / "meta.npz", header=header), fragment)
+
+
+def test_a_hyperparameter_name_with_a_newline_gives_a_one_line_error(tmp_path):
+    """Found by tests/test_properties.py's CI-sized run: the name went into the message as it
+    was, so the one-line error had two lines."""
+    model = MLP.create(3, [2], 3, rng=np.random.default_rng(0))
+    path = tmp_path / "m.npz"
+    save_model(path, model, Optimizer.create("adam", model.architecture.n_parameters, model.dtype))
+    with np.load(path) as archive:
+        arrays = dict(archive)
+    header = json.loads(str(arrays["header"]))
+    header["optimizer"]["hyper"] = {"\n": None}
+    arrays["header"] = np.array(json.dumps(header))
+    np.savez(path, **arrays)
+    with pytest.raises(NumbamlpError) as caught:
+        load_model(path)
+    assert "\n" not in str(caught.value) and "hyperparameter '\\n'" in str(caught.value)
