@@ -244,15 +244,6 @@ def test_a_plain_model_file_is_not_a_checkpoint(tmp_path):
 # --- the command line ----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def data(tmp_path) -> tuple[Path, Path]:
-    X, y = blobs(300, 1, d=4)
-    Xt, yt = blobs(60, 2, d=4)
-    np.savez(tmp_path / "train.npz", X=X, y=y)
-    np.savez(tmp_path / "test.npz", X=Xt, y=yt)
-    return tmp_path / "train.npz", tmp_path / "test.npz"
-
-
 def run(*args) -> object:
     return CliRunner().invoke(main, [str(a) for a in args])
 

@@ -13,37 +13,13 @@ import sys
 import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
-from click.testing import CliRunner
-from test_checkpoint import NUMBAMLP, blobs
+from test_checkpoint import NUMBAMLP, run, train_args
 
-from numbamlp.cli.commands import main
 from numbamlp.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from numbamlp.training.dirlock import LOCK_NAME
 
 fcntl = pytest.importorskip("fcntl")
-
-
-@pytest.fixture
-def data(tmp_path) -> tuple[Path, Path]:
-    X, y = blobs(300, 1, d=4)
-    Xt, yt = blobs(60, 2, d=4)
-    np.savez(tmp_path / "train.npz", X=X, y=y)
-    np.savez(tmp_path / "test.npz", X=Xt, y=yt)
-    return tmp_path / "train.npz", tmp_path / "test.npz"
-
-
-def run(*args) -> object:
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def train_args(data, *more) -> list:
-    train, test = data
-    return [
-        "train", "--train-file", train, "--test-file", test, "--hidden", "8",
-        "--batch-size", "32", "--lr", "0.05", "-q", *more,
-    ]  # fmt: skip
 
 
 def _hold_lock(directory: Path):
