@@ -149,7 +149,7 @@ def fit(
         "n_classes": n_classes,
     }
     from numbamlp.training.plan import RunPlan
-    from numbamlp.training.runner import execute
+    from numbamlp.training.runner import Inputs, execute
 
     plan = RunPlan.create(
         given,
@@ -162,13 +162,7 @@ def fit(
     )
     return execute(
         plan,
-        data=data,
-        y=y,
-        X_test=X_test,
-        y_test=y_test,
-        model=model,
-        download=download,
-        threads=threads,
+        Inputs(data, y, X_test, y_test, model, download, threads),
         save=save,
         metrics_out=metrics_out,
         eval_every=eval_every,

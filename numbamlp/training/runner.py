@@ -99,16 +99,24 @@ def draws_progress(progress: bool | None, verbose: int, lead: bool) -> bool:
     return bool(verbose) and lead and not launched and sys.stdout.isatty()
 
 
+@dataclass
+class Inputs:
+    """What a run starts from besides its plan: its data (a Dataset, arrays, or None to load the
+    plan's), an existing model to continue, whether a data set may be downloaded, its threads."""
+
+    data: Any = None
+    y: Any = None
+    X_test: Any = None
+    y_test: Any = None
+    model: Any = None
+    download: bool = True
+    threads: int | None = None
+
+
 def execute(
     plan: RunPlan,
+    inputs: Inputs,
     *,
-    data: Any,
-    y: Any,
-    X_test: Any,
-    y_test: Any,
-    model: Any,
-    download: bool,
-    threads: int | None,
     save: str | os.PathLike[str] | None,
     metrics_out: str | os.PathLike[str] | None,
     eval_every: float | None,
@@ -136,7 +144,7 @@ def execute(
                 f"{exc} (the resumed run writes it where its checkpoint says; give `{name}=PATH` "
                 "for another place)"
             ) from None
-    check_outputs(plan, save, metrics_out, checkpoint_dir, reads_files=data is None)
+    check_outputs(plan, save, metrics_out, checkpoint_dir, reads_files=inputs.data is None)
     cluster = connect(distributed, plan.config, mpi_timeout)
     try:
         with contextlib.ExitStack() as hold:  # the checkpoint directory's lock, for the run
@@ -145,9 +153,7 @@ def execute(
                 checkpoint_dir, plan.checkpoint_every, plan.resume, hold if lead else None
             )
             outputs = Outputs(save, metrics_out, directory, eval_every, verbose, progress)
-            session = prepare(
-                plan, cluster, outputs, data, y, X_test, y_test, model, download, threads, callbacks
-            )
+            session = prepare(plan, cluster, outputs, inputs, callbacks)
             session.called = called
             return session.train()
     except NumbamlpError as exc:
@@ -450,13 +456,7 @@ def prepare(
     plan: RunPlan,
     cluster: Any,
     outputs: Outputs,
-    data: Any,
-    y: Any,
-    X_test: Any,
-    y_test: Any,
-    model: Any,
-    download: bool,
-    threads: int | None,
+    inputs: Inputs,
     callbacks: Sequence[Callback],
 ) -> Session:
     """Everything the run needs, in the order that keeps its random streams where a run of
@@ -472,14 +472,15 @@ def prepare(
 
     init_rng, train_rng = generators(config.seed)
     preload_seconds = 0.0
+    data, model = inputs.data, inputs.model
     if data is None:
         preload = config.engine == "fused" and not on_gpu
-        data, preload_seconds = load_data(plan, train_rng, download, preload)
+        data, preload_seconds = load_data(plan, train_rng, inputs.download, preload)
     elif not hasattr(data, "X_train_raw"):
-        if y is None:
+        if inputs.y is None:
             raise NumbamlpError("`y`: fit(X, y) needs the labels too")
-        data = arrays_dataset(data, y, X_test, y_test, plan.data.n_classes)
-    n_threads = set_threads(threads)
+        data = arrays_dataset(data, inputs.y, inputs.X_test, inputs.y_test, plan.data.n_classes)
+    n_threads = set_threads(inputs.threads)
     X_train, y_train, X_val, y_val = _split(plan, data)
     model, trainer, history = _model_and_trainer(
         cluster, plan, data, X_train, y_train, model, init_rng, train_rng
