@@ -18,23 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
-
-from numbamlp.cli.commands import main
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def _clean_failure(result, *fragments: str) -> str:
-    output = result.output
-    assert result.exit_code == 2, output
-    assert "Traceback" not in output
-    assert len(re.findall(r"^error:", output, flags=re.M)) == 1, output
-    for fragment in fragments:
-        assert fragment in output, output
-    return output
+from cli_support import one_error_line, run
 
 
 def _train(*args) -> None:
@@ -163,7 +147,7 @@ def test_inputs_that_contradict_the_training_range_are_refused(
     out = tmp_path / "out.txt"
     out.write_text("precious\n")
     result = run("predict", "--model", mnist_model, "--input", path, "--output", out)
-    _clean_failure(result, str(path), fragment, "pixels 0..255", "[0, 1]")
+    one_error_line(result, str(path), fragment, "pixels 0..255", "[0, 1]")
     assert out.read_text() == "precious\n"
 
 
@@ -213,7 +197,7 @@ def test_a_bad_input_record_is_refused(mnist_model, tmp_path, record, fragment):
     np.savez(bad, **arrays)
     np.save(tmp_path / "x.npy", np.zeros((2, 784), np.uint8))
     result = run("predict", "--model", bad, "--input", tmp_path / "x.npy")
-    _clean_failure(result, "is not a valid numbamlp model", fragment)
+    one_error_line(result, "is not a valid numbamlp model", fragment)
 
 
 # --- defect 2: a CSV without a header row --------------------------------------------------------
@@ -255,7 +239,7 @@ def test_training_csv_without_a_header_is_refused(tmp_path, option):
     for name, path in files.items():
         args += [name, path]
     result = run(*args)
-    _clean_failure(result, str(tmp_path / "bare.csv"), "no header row", "'label'")
+    one_error_line(result, str(tmp_path / "bare.csv"), "no header row", "'label'")
 
 
 def test_evaluate_refuses_a_headerless_labelled_csv(tmp_path):
@@ -265,4 +249,4 @@ def test_evaluate_refuses_a_headerless_labelled_csv(tmp_path):
     assert result.exit_code == 0, result.output
     (tmp_path / "bare.csv").write_text("1,2,0\n3,4,1\n")
     result = run("evaluate", "--model", model, "--test-file", tmp_path / "bare.csv")
-    _clean_failure(result, "no header row")
+    one_error_line(result, "no header row")

@@ -6,34 +6,18 @@ until memory ran out."""
 from __future__ import annotations
 
 import os
-import re
 import sys
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from cli_support import one_error_line, run
 
 import numbamlp
-from numbamlp.cli.commands import main
 from numbamlp.errors import NumbamlpError
 from numbamlp.model.memory_budget import check_training_memory, physical_memory
 from numbamlp.model.network import Architecture
 
 needs_sysconf = pytest.mark.skipif(physical_memory() is None, reason="memory size unknown")
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def _one_error_line(result, *fragments: str) -> str:
-    output = result.output
-    assert result.exit_code == 2, output
-    assert "Traceback" not in output
-    assert len(re.findall(r"^error:", output, flags=re.M)) == 1, output
-    for fragment in fragments:
-        assert fragment in output, output
-    return output
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +35,7 @@ def train_csv(tmp_path_factory):
 @pytest.mark.parametrize("width", [10**9, 10**20])
 def test_impossible_width_is_one_line(train_csv, width):
     result = run("train", "--train-file", train_csv, "--hidden", width, "--epochs", "1")
-    _one_error_line(result, f"--hidden: {width} units need", "this machine has")
+    one_error_line(result, f"--hidden: {width} units need", "this machine has")
 
 
 @needs_sysconf
@@ -60,7 +44,7 @@ def test_impossible_iid_batch_is_one_line(train_csv):
         "train", "--train-file", train_csv, "--batch-size", 10**12, "--sampling", "iid",
         "--epochs", "1",
     )  # fmt: skip
-    _one_error_line(result, "--batch-size: 1000000000000 rows need", "this machine has")
+    one_error_line(result, "--batch-size: 1000000000000 rows need", "this machine has")
 
 
 @needs_sysconf
@@ -105,7 +89,7 @@ def test_endless_input_is_refused(tmp_path, train_csv, command):
         "evaluate": ("evaluate", "--model", model, "--test-file", "/dev/zero"),
         "train": ("train", "--train-file", "/dev/zero", "--epochs", "1"),
     }[command]
-    _one_error_line(run(*args), "/dev/zero is a device, not a regular file")
+    one_error_line(run(*args), "/dev/zero is a device, not a regular file")
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo") or sys.platform == "win32", reason="no FIFOs")
@@ -114,10 +98,10 @@ def test_fifo_input_is_refused(tmp_path, train_csv):
     assert run("train", "--train-file", train_csv, "--epochs", "1", "--save", model).exit_code == 0
     fifo = tmp_path / "in.csv"
     os.mkfifo(fifo)
-    _one_error_line(run("predict", "--model", model, "--input", fifo), "is a FIFO")
+    one_error_line(run("predict", "--model", model, "--input", fifo), "is a FIFO")
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero")
 def test_device_as_model_is_refused_as_such():
     """It said "model file /dev/zero does not exist"."""
-    _one_error_line(run("predict", "--model", "/dev/zero", "--input", "/dev/zero"), "is a device")
+    one_error_line(run("predict", "--model", "/dev/zero", "--input", "/dev/zero"), "is a device")

@@ -13,10 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from cli_support import one_error_line, run
 
 from numbamlp import MLP, generators, save_model
-from numbamlp.cli.commands import main
 from numbamlp.model.export import TORCH_ACTIVATIONS, export_safetensors
 
 safetensors_numpy = pytest.importorskip("safetensors.numpy")
@@ -35,17 +34,6 @@ def _model(hidden, activations, head="softmax", dtype="float32", n_classes=4) ->
 
 def _inputs(n: int = 64) -> np.ndarray:
     return np.random.default_rng(5).normal(size=(n, 5)) * 2
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def _one_error_line(result, fragment: str) -> None:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    assert len(re.findall(r"^error:", result.output, flags=re.M)) == 1, result.output
-    assert fragment in result.output, result.output
 
 
 # --- the layout, without torch --------------------------------------------------------------
@@ -123,23 +111,23 @@ def test_a_bad_model_file_is_one_error_line_and_nothing_is_written(tmp_path):
     bad.write_bytes(b"not a zip file at all")
     out = tmp_path / "w.safetensors"
     out.write_bytes(b"precious")
-    _one_error_line(run("export", "--model", bad, "--output", out), "is not a valid numbamlp model")
-    _one_error_line(run("export", "--model", tmp_path / "none.npz", "--output", out), "not exist")
+    one_error_line(run("export", "--model", bad, "--output", out), "is not a valid numbamlp model")
+    one_error_line(run("export", "--model", tmp_path / "none.npz", "--output", out), "not exist")
     assert out.read_bytes() == b"precious"
 
 
 def test_bad_outputs_are_refused(model_file, tmp_path):
-    _one_error_line(
+    one_error_line(
         run("export", "--model", model_file, "--output", tmp_path / "no" / "w.st"),
         "does not exist",
     )
-    _one_error_line(run("export", "--model", model_file, "--output", tmp_path), "directory")
+    one_error_line(run("export", "--model", model_file, "--output", tmp_path), "directory")
     before = model_file.read_bytes()
-    _one_error_line(
+    one_error_line(
         run("export", "--model", model_file, "--output", model_file), "is the same file as --model"
     )
     assert model_file.read_bytes() == before
-    _one_error_line(
+    one_error_line(
         run("export", "--model", model_file, "--format", "onnx", "--output", tmp_path / "w"),
         "'onnx' is not 'safetensors'",
     )
