@@ -185,6 +185,7 @@ class MLPClassifier(*_BASES):  # type: ignore[misc]
             raise ValueError(f"{type(self).__name__}: {exc}") from None
         model, history = result.model, result.history
         self.model_ = model
+        self.input_ = result.input  # Z.1's μ and σ, applied to every X predicted
         self.history_ = history
         self.loss_curve_ = [float(record["train_loss"]) for record in history]
         self.n_iter_ = len(history)
@@ -201,8 +202,12 @@ class MLPClassifier(*_BASES):  # type: ignore[misc]
         return self.classes_[self.model_.predict(X)]
 
     def _inputs(self, X: Any) -> np.ndarray:
+        from numbamlp.datasets.inputscale import prepare_input
+
         check_is_fitted(self)
-        return validate_data(self, X, reset=False, dtype=self.model_.dtype, order="C")
+        X = validate_data(self, X, reset=False, dtype=self.model_.dtype, order="C")
+        X, _ = prepare_input(X, self.input_, "X", dtype=self.model_.dtype)  # (Z.1)
+        return X
 
 
 def _plain(value: Any) -> Any:

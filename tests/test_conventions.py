@@ -92,6 +92,9 @@ def test_the_command_line_s_choices_are_the_registries():
     assert sampling.SAMPLING_MODES == runconfig.SAMPLINGS == _choices("sampling")
     assert datasets.DATASET_NAMES == runconfig.DATASETS == _choices("dataset")
     assert runconfig.ENGINES == _choices("engine") and runconfig.DEVICES == _choices("device")
+    from numbamlp.datasets import userfiles
+
+    assert userfiles.TASKS == runconfig.TASKS == _choices("task")
 
 
 # --- the layers: imports point one way ---------------------------------------------------------

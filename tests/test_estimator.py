@@ -67,13 +67,18 @@ def test_labels_of_any_type_map_to_sorted_classes_and_back(labels):
 
 
 def test_it_trains_the_network_the_python_api_trains():
-    """fit = MLP.create + train from the seed's generators, on the labels' class indices."""
+    """fit = MLP.create + train from the seed's generators, on the labels' class indices and
+    the features standardised (Z.1) over the training rows."""
+    from numbamlp.datasets.inputscale import record_for
+
     X, y = _blobs(200, 1, ("b", "c", "a"))
     clf = MLPClassifier(hidden=(5,), lr=0.02, epochs=4, batch_size=16, seed=3).fit(X, y)
     init_rng, train_rng = generators(3)
     model = MLP.create(4, [5], 3, rng=init_rng)
     config = TrainConfig(epochs=4, batch_size=16, lr=0.02)
-    history = train(model, X, np.unique(y, return_inverse=True)[1], config, train_rng)
+    X32 = X.astype(np.float32)  # the estimator takes X in the model's dtype
+    X_tilde = record_for(X32, 1.0, standardize=True).standardise(X32, dtype=np.float32)
+    history = train(model, X_tilde, np.unique(y, return_inverse=True)[1], config, train_rng)
     np.testing.assert_array_equal(clf.model_.params.theta, model.params.theta)
     assert clf.loss_curve_ == [m.train_loss for m in history]
     assert clf.n_iter_ == 4 and len(clf.history_) == 4

@@ -65,7 +65,7 @@ what happened before the fix, for the rows that found a bug.
 | `idx-impossible-shape` | idx | error: IDX file F declares an impossible shape 0×2147483648×2147483648×2147483648 in its IDX header … |  |
 | `idx-gzip-truncated` | idx | error: IDX file F is a truncated gzip file (the compressed stream ends early) … |  |
 | `idx-gzip-corrupt` | idx | error: IDX file F is a corrupt gzip file (Error -3 while decompressing data: invalid distance too far back) … |  |
-| `idx-float-nan-features` | features | error: input file F: feature value nan at row 0, column 1 is not a finite number … |  |
+| `idx-float-nan-features` | features | error: input file F: missing value 'nan' at row 0, column 1 … |  |
 | `idx-3d-int32` | features | error: input file F holds a 3-d IDX array; expected (n, rows, cols) uint8 images or (n, d) features. |  |
 | `idx-zero-images` | features | valid: X (0, 784) uint8 | ValueError: cannot reshape array of size 0 |
 | `idx-dir-labels-as-images` | mnist | error: MNIST file F/train-images-idx3-ubyte should hold images: a 3-d array of unsigned bytes (n, rows, cols), but it holds a 1-d uint8 array of shape (3,) … |  |
@@ -92,12 +92,12 @@ what happened before the fix, for the rows that found a bug.
 | `npz-X-1d` | arrays | error: data file F: X must be a 2-d numeric array (n examples, d features), got a 1-d float64 array of shape (2,). |  |
 | `npz-X-strings` | arrays | error: data file F: X must be a 2-d numeric array (n examples, d features), got a 2-d <U1 array of shape (2, 1). |  |
 | `npz-X-complex` | arrays | error: data file F: X must be a 2-d numeric array (n examples, d features), got a 2-d complex128 array of shape (2, 1). |  |
-| `npz-X-nan` | arrays | error: data file F: feature value nan at row 1, column 0 is not a finite number … |  |
+| `npz-X-nan` | arrays | error: data file F: missing value 'nan' at row 1, column 0 … |  |
 | `npz-X-inf-predict` | features | error: input file F: feature value -inf at row 1, column 0 is not a finite number … |  |
 | `npz-rows-mismatch` | arrays | error: data file F: X has 2 rows but y has 3 labels; they must match one to one. |  |
-| `npz-y-negative` | arrays | error: data file F: label -1 at row 1 is negative … |  |
-| `npz-y-fraction` | arrays | error: data file F: label 0.5 at row 1 is not an integer … |  |
-| `npz-y-1e300` | arrays | error: data file F: label 1e+300 at row 1 is too large (at most 65535 is supported) … |  |
+| `npz-y-negative` | arrays | valid: X (2, 3) float64, y (2,): classes "-1", "0" |  |
+| `npz-y-fraction` | arrays | valid: X (2, 3) float64, y (2, 1): regression targets |  |
+| `npz-y-1e300` | arrays | valid: X (2, 3) float64, y (2,): classes "0", "1e300" as a whole number |  |
 | `npz-y-float16` | arrays | valid: X (2, 3) float64, y (2,) | numpy printed RuntimeWarning: overflow encountered in cast |
 | `csv-empty` | arrays | error: data file F is empty; a CSV file needs a header row naming the columns, one of them 'label' for the labels. |  |
 | `csv-no-label-column` | arrays | error: data file F has no label column 'label'; its columns are: a, b … |  |
@@ -112,7 +112,7 @@ what happened before the fix, for the rows that found a bug.
 | `csv-latin-1` | arrays | error: data file F is not a readable UTF-8 CSV file ('utf-8' codec can't decode byte 0xe9 in position 2: invalid continuation byte) … |  |
 | `csv-utf-16` | arrays | error: data file F is not a readable UTF-8 CSV file ('utf-8' codec can't decode byte 0xff in position 0: invalid start byte) … |  |
 | `csv-utf-8-bom-crlf` | arrays | valid: X (2, 1) float64, y (2,) |  |
-| `csv-label-fraction` | arrays | error: data file F: label 0.5 at row 1 (line 3) is not an integer … |  |
+| `csv-label-fraction` | arrays | valid: X (2, 1) float64, y (2, 1): regression targets |  |
 | `model-empty` | model | error: model file F is not a valid numbamlp model (not an .npz archive (not a zip file)) … |  |
 | `model-npy-file` | model | error: model file F is not a valid numbamlp model (not an .npz archive (not a zip file)) … |  |
 | `model-truncated` | model | error: model file F is not a valid numbamlp model (damaged .npz archive (BadZipFile: File is not a zip file)) … | leaked the open file (ResourceWarning) |
@@ -267,11 +267,18 @@ def check_labelled(result: tuple[np.ndarray, np.ndarray]) -> None:
     X, y = result
     check_features(X)
     assert X.shape[0] >= 1 and X.shape[1] >= 1
+    if y.dtype == np.float64:  # a regression's targets (n, T)
+        assert y.ndim == 2 and y.shape[0] == X.shape[0] and np.isfinite(y).all()
+        return
     assert y.dtype == np.int64 and y.shape == (X.shape[0],)
     assert y.min() >= 0 and y.max() < MAX_CLASSES
 
 
 def check_dataset(data: Dataset) -> None:
+    if data.task == "regression":
+        assert data.n_outputs == data.y_train.shape[1] == len(data.target_names)
+        assert data.y_train.dtype == np.float64 and np.isfinite(data.y_train).all()
+        return
     assert data.n_classes >= 2
     for X, y in ((data.X_train_raw, data.y_train), (data.X_test_raw, data.y_test)):
         assert X.ndim == 2 and X.shape[1] == data.n_features and y.shape == (X.shape[0],)
@@ -1134,7 +1141,7 @@ CATALOGUE: list[BadInput] = [
         "idx-float-nan-features",
         "features",
         idx_bytes(0x0D, (1, 2), struct.pack(">2f", 1, np.nan)),
-        "feature value nan at row 0, column 1 is not a finite number",
+        "missing value 'nan' at row 0, column 1",
     ),
     BadInput(
         "idx-3d-int32",
@@ -1309,7 +1316,7 @@ CATALOGUE: list[BadInput] = [
         "npz-X-nan",
         "arrays",
         npz_bytes({"X": np.array([[1.0], [np.nan]]), "y": np.arange(2)}, False),
-        "feature value nan at row 1, column 0 is not a finite number",
+        "missing value 'nan' at row 1, column 0",
     ),
     BadInput(
         "npz-X-inf-predict",
@@ -1327,19 +1334,19 @@ CATALOGUE: list[BadInput] = [
         "npz-y-negative",
         "arrays",
         npz_bytes({"X": np.ones((2, 3)), "y": np.array([0, -1])}, False),
-        "label -1 at row 1 is negative",
+        None,  # any labels: the classes -1 and 0
     ),
     BadInput(
         "npz-y-fraction",
         "arrays",
         npz_bytes({"X": np.ones((2, 3)), "y": np.array([0, 0.5])}, False),
-        "label 0.5 at row 1 is not an integer",
+        None,  # numbers that are not all integers: a regression's targets
     ),
     BadInput(
         "npz-y-1e300",
         "arrays",
         npz_bytes({"X": np.ones((2, 3)), "y": np.array([0, 1e300])}, False),
-        "is too large (at most 65535 is supported)",
+        None,  # two classes, 0 and 1e300
     ),
     BadInput(
         "npz-y-float16",
@@ -1414,7 +1421,7 @@ CATALOGUE: list[BadInput] = [
         "csv-label-fraction",
         "arrays",
         "a,label\n1,0\n2,0.5\n",
-        "label 0.5 at row 1 (line 3) is not an integer",
+        None,  # a regression's targets
     ),
     # model files: `evaluate --model F`, `predict --model F`
     BadInput("model-empty", "model", b"", "not an .npz archive (not a zip file)"),

@@ -34,7 +34,12 @@ from numbamlp.training.config import DATASETS
     default=None,
     help="Evaluate on your own labelled .npz/.csv file instead.",
 )
-@click.option("--label-column", default="label", show_default=True)
+@click.option(
+    "--label-column",
+    default="label",
+    show_default=True,
+    help="Label column of a CSV test file (a regression's targets: a comma list, y1,y2).",
+)
 @click.option("--threads", type=click.IntRange(min=1), default=None)
 def evaluate(
     model_path: str,
@@ -44,11 +49,17 @@ def evaluate(
     label_column: str,
     threads: int | None,
 ) -> None:
-    """Print the test accuracy and the confusion matrix of a saved model."""
+    """Print the test accuracy, the confusion matrix and each class's precision, recall and F1
+    of a saved classifier; a regressor's MSE, MAE and R²."""
     set_threads(threads)
     from numbamlp.datasets import loaders as datasets
     from numbamlp.datasets import userfiles
-    from numbamlp.kernels.metrics import accuracy, confusion_matrix, format_confusion_matrix
+    from numbamlp.kernels.metrics import (
+        accuracy,
+        confusion_matrix,
+        format_class_report,
+        format_confusion_matrix,
+    )
     from numbamlp.model.modelio import load_model
 
     loaded = load_model(model_path)
@@ -56,8 +67,18 @@ def evaluate(
     class_names = loaded.metadata.get("class_names")
     scale = 1.0
     if test_file is not None:
-        X, y = userfiles.load_arrays_file(test_file, label_column=label_column)
         source = test_file
+        if loaded.target is not None:
+            X, y = userfiles.load_arrays_file(test_file, label_column, task="regression")
+            X, scale = model_inputs(model, loaded.input, X, f"features of {source}")
+            _evaluate_regression(loaded, X, y, scale, source)
+            return
+        names = class_names
+        if not names or len(names) != model.architecture.n_classes:
+            names = [str(k) for k in range(model.architecture.n_classes)]
+        X, y = userfiles.load_arrays_file(
+            test_file, label_column, class_names=names, task="classification"
+        )
         X, scale = model_inputs(model, loaded.input, X, f"features of {source}")
     else:
         name = dataset or loaded.metadata.get("dataset")
@@ -78,6 +99,27 @@ def evaluate(
     click.echo(f"accuracy {accuracy(predicted, y):.4f} on {X.shape[0]} samples ({source})")
     names = tuple(class_names) if class_names and len(class_names) == C.shape[0] else None
     click.echo(format_confusion_matrix(C, names))
+    click.echo(format_class_report(C, names))
+
+
+def _evaluate_regression(loaded: Any, X: Any, y: Any, scale: float, source: str) -> None:
+    """A regressor's E.1–E.3 on (X, y), in the targets' own units (Z.2 inverted)."""
+    from numbamlp.kernels.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+    model, target = loaded.model, loaded.target
+    if y.shape[1] != len(target.names):
+        raise NumbamlpError(
+            f"{source} has {y.shape[1]} target column(s) but the model predicts "
+            f"{len(target.names)} ({', '.join(target.names)}); name them with `label_column`"
+        )
+    X = model.check_inputs(X, f"features of {source}", raw=True)
+    predicted = target.restore(model.predict(X, scale))
+    click.echo(f"{model}")
+    click.echo(
+        f"MSE {mean_squared_error(predicted, y):.6g}, MAE {mean_absolute_error(predicted, y):.6g}"
+        f", R² {r2_score(predicted, y):.4f} on {X.shape[0]} samples ({source}; targets "
+        f"{', '.join(target.names)})"
+    )
 
 
 @click.command()
@@ -96,14 +138,17 @@ def evaluate(
     type=click.Path(dir_okay=False),
     default=None,
     help="Write the predictions here instead of standard output, in the format its suffix "
-    "names: .csv or .txt text (as printed), .npy the classes as one NumPy array (n,), .npz the "
-    "arrays classes (n,) and, with --proba, probabilities (n, M).",
+    "names: .csv or .txt text (as printed: class names, or a regressor's values under their "
+    "target names), .npy the class indices (n,) (a regressor's values (n, T)) as one NumPy "
+    "array, .npz the arrays classes (n,) and class_names (M,), with --proba probabilities "
+    "(n, M) (a regressor's: values (n, T) and target_names).",
 )
 @click.option("--label-column", default="label", show_default=True)
 @click.option(
     "--proba",
     is_flag=True,
-    help="Also write the class probabilities (CSV text, or the array probabilities of .npz).",
+    help="Also write the class probabilities, one column per class headed by its name (CSV "
+    "text, or the array probabilities of .npz).",
 )
 @click.option("--threads", type=click.IntRange(min=1), default=None)
 def predict(
@@ -114,7 +159,7 @@ def predict(
     proba: bool,
     threads: int | None,
 ) -> None:
-    """Write the predicted class of every input row."""
+    """Write the predicted class (its name) of every input row, or a regressor's values."""
     check_writable(output_path, "output_path")
     kind = None if output_path is None else prediction_format(output_path, proba)
     from numbamlp.datasets.paths import check_distinct_paths
@@ -123,7 +168,10 @@ def predict(
         {"output_path": output_path}, [("model_path", model_path), ("input_path", input_path)]
     )
     set_threads(threads)
+    import csv
     import io
+
+    import numpy as np
 
     from numbamlp.datasets import userfiles
     from numbamlp.datasets.atomic import atomic_write
@@ -131,36 +179,50 @@ def predict(
 
     loaded = load_model(model_path)
     model = loaded.model
+    if loaded.target is not None and proba:
+        raise NumbamlpError("`proba`: the model is a regressor; it predicts values, not classes")
     X = userfiles.load_features_file(input_path, label_column=label_column)
     X, scale = model_inputs(model, loaded.input, X, f"features of {input_path}")
-    classes = model.predict(X, scale)
-    if output_path is not None and kind in ("npy", "npz"):
-        import numpy as np
-
-        arrays: dict[str, Any] = {"classes": np.asarray(classes, dtype=np.int64)}
+    lines = io.StringIO()
+    writer = csv.writer(lines, lineterminator="\n")
+    arrays: dict[str, Any]
+    if loaded.target is not None:  # a regressor: values in the targets' units (Z.2 inverted)
+        values = loaded.target.restore(model.predict(X, scale))
+        arrays = {"values": values, "target_names": np.array(loaded.target.names)}
+        writer.writerow(loaded.target.names)
+        for row in values:
+            writer.writerow([f"{v:.9g}" for v in row])
+        first = "values"
+    else:
+        classes = model.predict(X, scale)
+        M = model.architecture.n_classes
+        names = loaded.metadata.get("class_names")
+        if not names or len(names) != M:
+            names = [str(k) for k in range(M)]
+        arrays = {"classes": np.asarray(classes, dtype=np.int64), "class_names": np.array(names)}
         if proba:
-            arrays["probabilities"] = np.asarray(model.predict_proba(X, scale))
+            probabilities = model.predict_proba(X, scale)
+            arrays["probabilities"] = np.asarray(probabilities)
+            writer.writerow(["class", *names])
+            for c, row in zip(classes, probabilities, strict=True):
+                writer.writerow([names[c], *(f"{p:.6g}" for p in row)])
+        else:
+            for c in classes:
+                writer.writerow([names[c]])
+        first = "classes"
+    n = X.shape[0]
+    if output_path is not None and kind in ("npy", "npz"):
         if kind == "npy":
-            atomic_write(output_path, lambda f: np.save(f, arrays["classes"], allow_pickle=False))
+            atomic_write(output_path, lambda f: np.save(f, arrays[first], allow_pickle=False))
         else:
             atomic_write(output_path, lambda f: np.savez(f, **arrays))
-        click.echo(f"wrote {len(classes)} predictions to {output_path}", err=True)
+        click.echo(f"wrote {n} predictions to {output_path}", err=True)
         return
-    lines = io.StringIO()
-    if proba:
-        probabilities = model.predict_proba(X, scale)
-        M = probabilities.shape[1]
-        lines.write("class," + ",".join(f"p{k}" for k in range(M)) + "\n")
-        for c, row in zip(classes, probabilities, strict=True):
-            lines.write(f"{c}," + ",".join(f"{p:.6g}" for p in row) + "\n")
-    else:
-        for c in classes:
-            lines.write(f"{c}\n")
     if output_path is None:
         click.echo(lines.getvalue(), nl=False)
     else:
         atomic_write(output_path, lambda f: f.write(lines.getvalue().encode()))
-        click.echo(f"wrote {len(classes)} predictions to {output_path}", err=True)
+        click.echo(f"wrote {n} predictions to {output_path}", err=True)
 
 
 #: predict's output formats, by suffix (lower case).

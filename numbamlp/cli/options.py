@@ -106,7 +106,9 @@ def model_inputs(model: Any, record: Any, X: Any, what: str) -> tuple[Any, float
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", InputRangeWarning)
-        X, scale = prepare_input(model.check_inputs(X, what, raw=True), record, what)
+        X, scale = prepare_input(
+            model.check_inputs(X, what, raw=True), record, what, dtype=model.dtype
+        )
     for warning in caught:  # one line each, as the errors are
         click.echo(f"warning: {warning.message}", err=True)
     return model.check_inputs(X, what, raw=True), scale

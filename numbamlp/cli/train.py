@@ -27,7 +27,11 @@ from numbamlp.training.config import (
     OPTIMIZERS,
     SAMPLINGS,
     SCHEDULES,
+    TASKS,
 )
+
+#: --class-weight's choices (Python's class_weight also takes a mapping {label: weight}).
+CLASS_WEIGHTS = ("balanced",)
 
 
 @click.command()
@@ -57,13 +61,44 @@ from numbamlp.training.config import (
     help="Your own test data (same format); without it 10% of --train-file is held out.",
 )
 @click.option(
-    "--label-column", default="label", show_default=True, help="Label column of CSV files."
+    "--label-column",
+    default="label",
+    show_default=True,
+    help="Label column of CSV files: labels of any type (text, integers, booleans; the classes "
+    "are their sorted unique values), or a regression's targets (several: a comma list, y1,y2).",
 )
 @click.option(
     "--n-classes",
     type=click.IntRange(min=2),
     default=None,
-    help="Number of classes of --train-file data [default: largest label + 1].",
+    help="Take the labels of --train-file as the class indices 0..N-1 themselves [default: the "
+    "classes are the training labels' sorted unique values].",
+)
+@click.option(
+    "--task",
+    type=click.Choice(TASKS),
+    default=None,
+    help="[default: regression when the labels are numbers that are not all integers (or "
+    "several columns), else classification].",
+)
+@click.option(
+    "--standardize/--no-standardize",
+    default=None,
+    help="Standardise each feature with the training rows' mean and standard deviation (Z.1; "
+    "a regression's targets too, Z.2), recorded in the model and applied by predict/evaluate. "
+    "Default: on for --train-file data, off for the built-in image sets.",
+)
+@click.option(
+    "--sample-weight-column",
+    default=None,
+    help="The CSV column (or .npz array) of --train-file holding each row's weight (not a "
+    "feature): the loss is the weighted mean Σ w ℓ / Σ w.",
+)
+@click.option(
+    "--class-weight",
+    type=click.Choice(CLASS_WEIGHTS),
+    default=None,
+    help="balanced: weigh each class k by n / (M · n_k), as scikit-learn's.",
 )
 @click.option("--no-download", is_flag=True, help="Never download Fashion-MNIST.")
 @click.option(

@@ -19,6 +19,11 @@ scale 1. A model file records both (``metadata["input"] = {"scale": …, "dtype"
   - anything else (127.5, negative values, 300) contradicts the training range and is refused,
     naming both accepted forms.
 
+A record may also hold the mean μ_j and standard deviation σ_j of each training feature (Z.1,
+``standardize``): :func:`prepare_input` then returns x̃ = (X · scale − μ)/σ, the features the
+network was trained on. :class:`TargetRecord` is a regression's Z.2: its targets' mean and
+standard deviation, applied for training and inverted at prediction.
+
 Model files written before the record existed assume what they were trained on: uint8 pixels ×
 1/255 when their metadata names a built-in data set, else floats with scale 1.
 """
@@ -58,6 +63,28 @@ class InputRecord:
     low: float | None = None
     high: float | None = None
     known: bool = True
+    #: Z.1's μ_j and σ_j of the features X_raw · scale over the training rows (None: the
+    #: features are used unstandardised).
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+
+    @property
+    def standardized(self) -> bool:
+        return self.mean is not None and self.std is not None
+
+    def standardise(self, X: np.ndarray, scale: float = 1.0, dtype: Any = None) -> np.ndarray:
+        """Z.1 of the features X · scale, computed in float64 and cast to ``dtype`` (float64
+        when None). Without a mean and std: X · scale as floats."""
+        x = (
+            np.asarray(X, dtype=np.float64) * scale
+            if scale != 1.0
+            else np.array(X, dtype=np.float64)
+        )
+        if self.standardized:
+            mu, sigma = np.asarray(self.mean), np.asarray(self.std)
+            x -= mu  # (Z.1) x̃_{s,j} = (x_{s,j} − μ_j)/σ_j
+            x /= sigma
+        return np.ascontiguousarray(x, dtype=np.float64 if dtype is None else dtype)
 
     @property
     def integer(self) -> bool:
@@ -69,6 +96,8 @@ class InputRecord:
         record: dict[str, Any] = {"scale": self.scale, "dtype": self.dtype}
         if self.low is not None and self.high is not None:
             record["range"] = [self.low, self.high]
+        if self.standardized:
+            record["mean"], record["std"] = list(self.mean or ()), list(self.std or ())
         return record
 
     def describe(self) -> str:
@@ -87,11 +116,111 @@ PIXEL_INPUT = InputRecord(1.0 / 255.0, "uint8")
 UNKNOWN_INPUT = InputRecord(1.0, "float64", known=False)
 
 
-def record_for(X_raw: np.ndarray, scale: float) -> InputRecord:
-    """The record of training data X_raw · scale, with the range of its raw values."""
+def record_for(X_raw: np.ndarray, scale: float, standardize: bool = False) -> InputRecord:
+    """The record of training data X_raw · scale, with the range of its raw values and, with
+    ``standardize``, Z.1's mean and standard deviation of each feature."""
     if X_raw.size == 0:
         return InputRecord(float(scale), str(X_raw.dtype))
-    return InputRecord(float(scale), str(X_raw.dtype), float(X_raw.min()), float(X_raw.max()))
+    mean = std = None
+    if standardize:
+        mu, sigma = standardisation(np.asarray(X_raw, dtype=np.float64) * scale)
+        mean, std = tuple(float(v) for v in mu), tuple(float(v) for v in sigma)
+    return InputRecord(
+        float(scale), str(X_raw.dtype), float(X_raw.min()), float(X_raw.max()), mean=mean, std=std
+    )
+
+
+def standardisation(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """μ_j and σ_j of Z.1 (Z.2 for targets) over the rows of x, in float64, as scikit-learn's
+    StandardScaler: μ_j = (1/n) Σ_r x_{r,j}, σ_j = √((1/n) Σ_r (x_{r,j} − μ_j)²), and σ_j := 1
+    for a constant column (σ_j = 0, or only rounding error above it)."""
+    x = np.asarray(x, dtype=np.float64)
+    mu = x.mean(axis=0)  # (Z.1) μ_j = (1/n) Σ_r x_{r,j}
+    sigma = np.sqrt(((x - mu) ** 2).mean(axis=0))  # (Z.1) σ_j = √((1/n) Σ_r (x_{r,j} − μ_j)²)
+    constant = sigma <= 10 * np.finfo(np.float64).eps * np.maximum(np.abs(mu), 1.0)
+    sigma[constant] = 1.0  # (Z.1) σ_j := 1 where σ_j = 0
+    return mu, sigma
+
+
+@dataclass(frozen=True)
+class TargetRecord:
+    """Z.2 of a regression's targets: ỹ_{s,i} = (y_{s,i} − μ^y_i)/σ^y_i for training, and the
+    inverse ŷ_{s,i} = μ^y_i + σ^y_i f_{s,i} for predictions; ``names`` are the target columns.
+    Without mean and std (targets not standardised) both are the identity."""
+
+    names: tuple[str, ...]
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+
+    @classmethod
+    def fit(cls, Y: np.ndarray, names: tuple[str, ...], standardize: bool = True) -> TargetRecord:
+        if not standardize or Y.shape[0] == 0:
+            return cls(tuple(names))
+        mu, sigma = standardisation(Y.reshape(Y.shape[0], -1))
+        return cls(tuple(names), tuple(float(v) for v in mu), tuple(float(v) for v in sigma))
+
+    def standardise(self, Y: np.ndarray, dtype: Any = np.float64) -> np.ndarray:
+        """ỹ = (y − μ^y)/σ^y (Z.2), computed in float64, cast to ``dtype``; Y (n, T)."""
+        y = np.array(Y, dtype=np.float64).reshape(len(Y), -1)
+        if self.mean is not None and self.std is not None:
+            y -= np.asarray(self.mean)  # (Z.2) ỹ_{s,i} = (y_{s,i} − μ^y_i)/σ^y_i
+            y /= np.asarray(self.std)
+        return np.ascontiguousarray(y, dtype=dtype)
+
+    def restore(self, F: np.ndarray) -> np.ndarray:
+        """ŷ = μ^y + σ^y f (Z.2's inverse) in float64, F (n, T)."""
+        f = np.array(F, dtype=np.float64).reshape(len(F), -1)
+        if self.mean is not None and self.std is not None:
+            f *= np.asarray(self.std)  # (Z.2) ŷ_{s,i} = μ^y_i + σ^y_i f_{s,i}
+            f += np.asarray(self.mean)
+        return f
+
+    def as_metadata(self) -> dict[str, Any]:
+        record: dict[str, Any] = {"names": list(self.names)}
+        if self.mean is not None and self.std is not None:
+            record["mean"], record["std"] = list(self.mean), list(self.std)
+        return record
+
+
+def target_from_metadata(metadata: Mapping[str, Any]) -> TargetRecord | None:
+    """A model's Z.2 record (metadata "target"), None for a classifier; a malformed one raises
+    ValueError."""
+    record = metadata.get("target")
+    if record is None:
+        return None
+    if not isinstance(record, dict):
+        raise ValueError("metadata target is not a mapping")
+    names = record.get("names")
+    if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
+        raise ValueError("metadata target names is not a list of names")
+    mean, std = _statistics(record, "target", len(names))
+    return TargetRecord(tuple(names), mean, std)
+
+
+def _statistics(
+    record: Mapping[str, Any], what: str, n: int | None
+) -> tuple[tuple[float, ...] | None, tuple[float, ...] | None]:
+    """A record's mean and std lists (both or neither; finite numbers, std > 0, n of each)."""
+    mean, std = record.get("mean"), record.get("std")
+    if mean is None and std is None:
+        return None, None
+
+    def numbers(values: Any, name: str) -> tuple[float, ...]:
+        if not (
+            isinstance(values, list)
+            and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                for v in values
+            )
+            and (n is None or len(values) == n)
+        ):
+            raise ValueError(f"metadata {what} {name} is not a list of finite numbers")
+        return tuple(float(v) for v in values)
+
+    mu, sigma = numbers(mean, "mean"), numbers(std, "std")
+    if len(mu) != len(sigma) or not all(s > 0 for s in sigma):
+        raise ValueError(f"metadata {what} std is not positive, one per mean")
+    return mu, sigma
 
 
 def record_from_metadata(metadata: Mapping[str, Any]) -> InputRecord:
@@ -115,9 +244,10 @@ def record_from_metadata(metadata: Mapping[str, Any]) -> InputRecord:
         raise ValueError(
             f"metadata input dtype {dtype!r:.40} is not one of {', '.join(RECORD_DTYPES)}"
         )
+    mean, std = _statistics(record, "input", None)
     bounds = record.get("range")
     if bounds is None:
-        return InputRecord(float(scale), dtype)
+        return InputRecord(float(scale), dtype, mean=mean, std=std)
     if not (
         isinstance(bounds, list)
         and len(bounds) == 2
@@ -128,7 +258,7 @@ def record_from_metadata(metadata: Mapping[str, Any]) -> InputRecord:
         and bounds[0] <= bounds[1]
     ):
         raise ValueError(f"metadata input range {bounds!r:.40} is not [low, high]")
-    return InputRecord(float(scale), dtype, float(bounds[0]), float(bounds[1]))
+    return InputRecord(float(scale), dtype, float(bounds[0]), float(bounds[1]), mean=mean, std=std)
 
 
 def check_range(X: np.ndarray, scale: float, record: InputRecord, what: str) -> str | None:
@@ -154,14 +284,25 @@ def check_range(X: np.ndarray, scale: float, record: InputRecord, what: str) -> 
     return None
 
 
-def prepare_input(X: np.ndarray, record: InputRecord, what: str) -> tuple[np.ndarray, float]:
+def prepare_input(
+    X: np.ndarray, record: InputRecord, what: str, dtype: Any = None
+) -> tuple[np.ndarray, float]:
     """(X', s') with X' · s' the features the model expects for input X (see the module's
     rule); raises NumbamlpError for input whose range contradicts the training range, and warns
-    (InputRangeWarning) of input far outside it or a model that records no training data."""
+    (InputRangeWarning) of input far outside it or a model that records no training data. A
+    record with a mean and std standardises (Z.1, in float64, then cast to ``dtype``: the
+    model's; float64 when None): X' = x̃, s' = 1."""
     X, scale = _prepare(X, record, what)
     message = check_range(X, scale, record, what)
     if message is not None:
         warnings.warn(message, InputRangeWarning, stacklevel=2)
+    if record.standardized:
+        if record.mean is not None and len(record.mean) != X.shape[-1]:
+            raise NumbamlpError(
+                f"{what} has {X.shape[-1]} features but the model's input record standardises "
+                f"{len(record.mean)}"
+            )
+        return record.standardise(X, scale, dtype), 1.0
     return X, scale
 
 

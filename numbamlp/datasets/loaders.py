@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from numbamlp.datasets.idx import (
     validate_labels,
     validate_pair,
 )
+from numbamlp.datasets.inputscale import InputRecord, TargetRecord, record_for
 from numbamlp.errors import NumbamlpError
 
 __all__ = [
@@ -54,8 +55,16 @@ class Dataset:
     (``X_*_raw`` uint8, ``feature_scale`` = 1/255): a quarter of the memory of float32, and no
     conversion pass at start-up; the kernels scale each minibatch as they gather it. User files
     keep float64 unless they were float32, with ``feature_scale`` = 1. ``X_train``/``X_test``
-    give the scaled float features (float32 for image sets), made on first use. ``y_*`` are
-    (n,) int64 in 0..n_classes-1. ``source`` says where the data came from.
+    give the scaled float features (float32 for image sets), made on first use.
+
+    ``task`` "classification": ``y_*`` are (n,) int64 in 0..n_classes-1, class k being
+    ``class_names[k]`` (a user file's labels, sorted as scikit-learn sorts them).
+    ``task`` "regression": ``y_*`` are (n, T) float64 targets named ``target_names``, and
+    ``n_classes`` is T (the network's outputs; ``n_outputs``). ``sample_weight`` holds the
+    training rows' weights (None: unweighted). ``source`` says where the data came from.
+
+    ``standardized()`` gives the Dataset the network trains on: X_*_raw replaced by Z.1's x̃
+    (``input`` records μ and σ) and, for a regression, y_* by Z.2's ỹ (``target``).
     """
 
     name: str
@@ -67,6 +76,13 @@ class Dataset:
     class_names: tuple[str, ...]
     source: str
     feature_scale: float = 1.0
+    task: str = "classification"
+    target_names: tuple[str, ...] = ()
+    sample_weight: np.ndarray | None = None
+    #: Z.1 applied to the features (standardized()); None: X_*_raw are the values as read.
+    input: InputRecord | None = None
+    #: Z.2 applied to a regression's targets; None: y_* are the targets as read.
+    target: TargetRecord | None = None
 
     @cached_property
     def X_train(self) -> np.ndarray:
@@ -82,6 +98,50 @@ class Dataset:
     def n_features(self) -> int:
         """Number of input features d."""
         return int(self.X_train_raw.shape[1])
+
+    @property
+    def n_outputs(self) -> int:
+        """The network's outputs: M classes, or T targets."""
+        return int(self.n_classes)
+
+    def input_record(self) -> InputRecord:
+        """What a model trained on this data records of its inputs (model file "input")."""
+        if self.input is not None:
+            return self.input
+        return record_for(self.X_train_raw, self.feature_scale)
+
+    def target_record(self) -> TargetRecord | None:
+        """A regression's Z.2 record (model file "target"); None for a classification."""
+        if self.task != "regression":
+            return None
+        return self.target if self.target is not None else TargetRecord(self.target_names)
+
+    def standardized(self, standardize: bool | None, dtype: str | np.dtype) -> Dataset:
+        """The data the network trains on. ``standardize`` True: Z.1 over the training rows'
+        features (computed in float64, cast to ``dtype``, the model's), and Z.2 of a
+        regression's targets; None: so for feature data, not for images of bytes (uint8: the
+        built-in sets keep their pixels × 1/255, bit for bit as before); False: as it is."""
+        if self.input is not None:
+            return self
+        if standardize is None:
+            standardize = self.X_train_raw.dtype != np.uint8
+        if not standardize:
+            return self
+        record = record_for(self.X_train_raw, self.feature_scale, standardize=True)
+        fields: dict[str, object] = {
+            "X_train_raw": record.standardise(self.X_train_raw, self.feature_scale, dtype),
+            "X_test_raw": record.standardise(self.X_test_raw, self.feature_scale, dtype),
+            "feature_scale": 1.0,
+            "input": record,
+        }
+        if self.task == "regression":
+            target = TargetRecord.fit(self.y_train, self.target_names)
+            fields |= {
+                "y_train": target.standardise(self.y_train),
+                "y_test": target.standardise(self.y_test),
+                "target": target,
+            }
+        return replace(self, **fields)  # type: ignore[arg-type]
 
 
 def scaled_features(raw: np.ndarray, scale: float) -> np.ndarray:

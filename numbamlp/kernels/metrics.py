@@ -35,14 +35,75 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> 
 
 
 def format_confusion_matrix(C: np.ndarray, class_names: tuple[str, ...] | None = None) -> str:
-    """A text table: rows are true classes, columns predicted ones."""
+    """A text table: rows are true classes, columns predicted ones, both named."""
     M = C.shape[0]
     names = list(class_names) if class_names else [str(k) for k in range(M)]
     label_width = max(len(n) for n in names)
-    width = max(len(str(C.max())), len(str(M - 1)))
-    head = " " * label_width + " | " + " ".join(f"{k:>{width}}" for k in range(M))
+    width = max(len(str(C.max())), *(len(n) for n in names))
+    head = " " * label_width + " | " + " ".join(f"{n:>{width}}" for n in names)
     lines = ["rows: true class, columns: predicted class", head, "-" * len(head)]
     for a in range(M):
         cells = " ".join(f"{C[a, b]:>{width}}" for b in range(M))
         lines.append(f"{names[a]:>{label_width}} | {cells}")
     return "\n".join(lines)
+
+
+def precision_recall_f1(C: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-class precision, recall and F1 of a confusion matrix C (rows true, columns
+    predicted), each (M,) float64, 0 where a denominator is 0 (scikit-learn's zero_division=0)."""
+    C = np.asarray(C, dtype=np.float64)
+    tp = np.diag(C)
+    predicted, actual = C.sum(axis=0), C.sum(axis=1)  # TP_k + FP_k, TP_k + FN_k
+    # (E.4) P_k = TP_k/(TP_k+FP_k), R_k = TP_k/(TP_k+FN_k), F1_k = 2P_kR_k/(P_k+R_k)
+    P = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    R = np.divide(tp, actual, out=np.zeros_like(tp), where=actual > 0)
+    F1 = np.divide(2 * P * R, P + R, out=np.zeros_like(tp), where=(P + R) > 0)
+    return P, R, F1
+
+
+def format_class_report(C: np.ndarray, class_names: tuple[str, ...] | None = None) -> str:
+    """Per-class precision, recall, F1 (E.4) and support, one row per class."""
+    P, R, F1 = precision_recall_f1(C)
+    M = C.shape[0]
+    names = list(class_names) if class_names else [str(k) for k in range(M)]
+    width = max(len("class"), *(len(n) for n in names))
+    lines = [f"{'class':>{width}}  precision  recall      f1  support"]
+    for k in range(M):
+        support = int(np.asarray(C)[k].sum())
+        lines.append(f"{names[k]:>{width}}  {P[k]:9.4f}  {R[k]:6.4f}  {F1[k]:6.4f}  {support:7d}")
+    return "\n".join(lines)
+
+
+def _regression_pair(y_pred: np.ndarray, y_true: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    p = np.asarray(y_pred, dtype=np.float64)
+    t = np.asarray(y_true, dtype=np.float64)
+    p, t = p.reshape(p.shape[0], -1), t.reshape(t.shape[0], -1)
+    if p.shape != t.shape:
+        raise ValueError(f"shapes differ: {p.shape} vs {t.shape}")
+    return p, t
+
+
+def mean_squared_error(y_pred: np.ndarray, y_true: np.ndarray) -> float:
+    """(1/n) Σ_s (ŷ_{s,i} − y_{s,i})², averaged over the targets i (float64)."""
+    p, t = _regression_pair(y_pred, y_true)
+    mse = ((p - t) ** 2).mean(axis=0)  # (E.1) MSE_i = (1/n) Σ_s (ŷ_{s,i} − y_{s,i})²
+    return float(mse.mean())
+
+
+def mean_absolute_error(y_pred: np.ndarray, y_true: np.ndarray) -> float:
+    """(1/n) Σ_s |ŷ_{s,i} − y_{s,i}|, averaged over the targets i (float64)."""
+    p, t = _regression_pair(y_pred, y_true)
+    mae = np.abs(p - t).mean(axis=0)  # (E.2) MAE_i = (1/n) Σ_s |ŷ_{s,i} − y_{s,i}|
+    return float(mae.mean())
+
+
+def r2_score(y_pred: np.ndarray, y_true: np.ndarray) -> float:
+    """The coefficient of determination, averaged over the targets (scikit-learn's r2_score,
+    uniform average: a target with constant y scores 1 if predicted exactly, else 0)."""
+    p, t = _regression_pair(y_pred, y_true)
+    residual = ((t - p) ** 2).sum(axis=0)
+    total = ((t - t.mean(axis=0)) ** 2).sum(axis=0)
+    # (E.3) R²_i = 1 − Σ_s (y_{s,i} − ŷ_{s,i})² / Σ_s (y_{s,i} − ȳ_i)²
+    r2 = np.where(total > 0, 1 - residual / np.where(total > 0, total, 1), 0.0)
+    r2 = np.where((total == 0) & (residual == 0), 1.0, r2)
+    return float(r2.mean())

@@ -15,6 +15,14 @@ The layout (``format`` "numbamlp-safetensors", version 1), for layers k = 1..L:
   file records them, ``class_names``, ``dataset`` and ``input`` (the model's record of how its
   inputs are scaled, copied as it is).
 
+A model trained on standardised features (its input record holds Z.1's μ and σ) is exported
+with Z.1 folded into the first layer, so that the Sequential takes the raw features, as
+``numbamlp predict`` does: W¹'_{ij} = W¹_{ij}·s/σ_j and b¹'_i = b¹_i − Σ_j W¹_{ij} μ_j/σ_j (s the
+record's scale), computed in float64 and stored in the model's dtype; the metadata says
+``"standardization": "folded"``. A regressor's Z.2 is folded into the last layer the same way,
+W^L' = diag(σ^y) W^L and b^L' = σ^y b^L + μ^y, so the Sequential outputs the targets in their
+own units (metadata ``target``: their names and the folded μ^y, σ^y).
+
 The Sequential computes the logits z^L. With the ``softmax`` head the class probabilities are
 ``softmax(z^L)``; with ``modified-softmax`` (MMiDS γ̃) z^L has M−1 entries and class M is the
 reference class with logit 0, so append a zero column first: ``torch.cat([z, z.new_zeros(n,
@@ -34,6 +42,7 @@ import numpy as np
 
 from numbamlp import __version__
 from numbamlp.datasets.atomic import atomic_write
+from numbamlp.datasets.inputscale import record_from_metadata, target_from_metadata
 from numbamlp.errors import NumbamlpError
 from numbamlp.model.mlp import MLP
 
@@ -57,7 +66,7 @@ TORCH_ACTIVATIONS = {
 }
 
 #: Model-file metadata fields copied into the export when present.
-COPIED_METADATA = ("class_names", "dataset", "input")
+COPIED_METADATA = ("class_names", "dataset", "input", "target")
 
 
 def tensor_name(k: int, what: str) -> str:
@@ -66,13 +75,41 @@ def tensor_name(k: int, what: str) -> str:
     return f"{2 * (k - 1)}.{what}"
 
 
-def safetensors_tensors(model: MLP) -> dict[str, np.ndarray]:
-    """W^k and b^k of every layer under their nn.Sequential names, as contiguous copies."""
+def safetensors_tensors(
+    model: MLP, metadata: dict[str, Any] | None = None
+) -> dict[str, np.ndarray]:
+    """W^k and b^k of every layer under their nn.Sequential names, as contiguous copies; with
+    Z.1 (Z.2) of the model file's ``metadata`` folded into the first (last) layer."""
     params, tensors = model.params, {}
-    for k in range(1, model.architecture.L + 1):
+    L = model.architecture.L
+    for k in range(1, L + 1):
         tensors[tensor_name(k, "weight")] = np.ascontiguousarray(params.W[k]).copy()
         tensors[tensor_name(k, "bias")] = np.ascontiguousarray(params.b[k]).copy()
+    record = _input_record(metadata)
+    if record is not None and record.standardized:
+        mu, sigma = np.asarray(record.mean), np.asarray(record.std)
+        W, b = params.W[1].astype(np.float64), params.b[1].astype(np.float64)
+        # F.1 of x̃ = (x·s − μ)/σ (Z.1): Σ_j W_ij (x_j s − μ_j)/σ_j + b_i
+        tensors[tensor_name(1, "weight")] = (W * (record.scale / sigma)).astype(model.dtype)
+        tensors[tensor_name(1, "bias")] = (b - W @ (mu / sigma)).astype(model.dtype)
+    target = target_from_metadata(metadata or {})
+    if target is not None and target.mean is not None and target.std is not None:
+        mu_y, sigma_y = np.asarray(target.mean), np.asarray(target.std)
+        W = tensors[tensor_name(L, "weight")].astype(np.float64)
+        b = tensors[tensor_name(L, "bias")].astype(np.float64)
+        # (Z.2) ŷ = μ^y + σ^y f, f = W^L h + b^L
+        tensors[tensor_name(L, "weight")] = (sigma_y[:, None] * W).astype(model.dtype)
+        tensors[tensor_name(L, "bias")] = (sigma_y * b + mu_y).astype(model.dtype)
     return tensors
+
+
+def _input_record(metadata: dict[str, Any] | None) -> Any:
+    """The model file's input record when it standardises (Z.1: "mean" and "std"), else None
+    (any other record is copied as it is, not interpreted)."""
+    record = (metadata or {}).get("input")
+    if not isinstance(record, dict) or not ("mean" in record or "std" in record):
+        return None
+    return record_from_metadata(metadata or {})
 
 
 def safetensors_metadata(model: MLP, metadata: dict[str, Any] | None = None) -> dict[str, str]:
@@ -83,7 +120,7 @@ def safetensors_metadata(model: MLP, metadata: dict[str, Any] | None = None) -> 
         modules.append(f"Linear({arch.sizes[k - 1]}, {arch.sizes[k]})")
         if k < arch.L:
             modules.append(TORCH_ACTIVATIONS[arch.activations[k - 1]])
-    out = {
+    out: dict[str, str] = {
         "format": FORMAT,
         "format_version": str(FORMAT_VERSION),
         "numbamlp_version": __version__,
@@ -98,6 +135,12 @@ def safetensors_metadata(model: MLP, metadata: dict[str, Any] | None = None) -> 
         value = (metadata or {}).get(key)
         if value is not None:
             out[key] = value if isinstance(value, str) else json.dumps(value)
+    record = _input_record(metadata)
+    if record is not None and record.standardized:
+        out["standardization"] = "folded"  # Z.1 is in 0.weight and 0.bias: give raw features
+    target = target_from_metadata(metadata or {})
+    if target is not None and target.mean is not None:
+        out["target_standardization"] = "folded"  # Z.2 is in the last Linear
     return out
 
 
@@ -111,5 +154,10 @@ def export_safetensors(
         from safetensors.numpy import save
     except ImportError:
         raise NumbamlpError(NEEDS_SAFETENSORS) from None
-    data = save(safetensors_tensors(model), safetensors_metadata(model, metadata))
+    try:
+        tensors = safetensors_tensors(model, metadata)
+        meta = safetensors_metadata(model, metadata)
+    except ValueError as exc:
+        raise NumbamlpError(f"the model's metadata cannot be exported: {exc}") from None
+    data = save(tensors, meta)
     atomic_write(path, lambda f: f.write(data))

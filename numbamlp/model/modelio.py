@@ -24,8 +24,10 @@ from numbamlp.datasets.inputscale import (
     FLOAT_INPUT,
     UNKNOWN_INPUT,
     InputRecord,
+    TargetRecord,
     record_for,
     record_from_metadata,
+    target_from_metadata,
 )
 from numbamlp.datasets.npzfile import NpzReader
 from numbamlp.errors import NumbamlpError
@@ -45,6 +47,8 @@ class LoadedModel:
     metadata: dict[str, Any] = field(default_factory=dict)
     #: The input scaling it was trained with (metadata "input", or what an older file assumes).
     input: InputRecord = FLOAT_INPUT
+    #: A regression's Z.2 record (metadata "target"): the targets' names, mean and std.
+    target: TargetRecord | None = None
     #: Further arrays the writer stored (``save_model``'s ``arrays``), unchecked: their reader
     #: validates them (a checkpoint's best weights of early stopping).
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
@@ -115,10 +119,14 @@ def _data_metadata(data: Any) -> dict[str, Any]:
             "`data`: give the Dataset the model was trained on, or an InputRecord, got "
             f"{type(data).__name__}"
         )
-    fields: dict[str, Any] = {
-        "input": record_for(data.X_train_raw, data.feature_scale).as_metadata(),
-        "class_names": list(data.class_names),
-    }
+    if hasattr(data, "input_record"):
+        record = data.input_record()
+    else:
+        record = record_for(data.X_train_raw, data.feature_scale)
+    fields: dict[str, Any] = {"input": record.as_metadata(), "class_names": list(data.class_names)}
+    target = data.target_record() if hasattr(data, "target_record") else None
+    if target is not None:
+        fields["target"] = target.as_metadata()
     if data.name in BUILTIN_DATASETS:
         fields["dataset"] = data.name
     return fields
@@ -256,14 +264,21 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
         raise bad("metadata class_names is not a list of names")
     try:
         input_record = record_from_metadata(metadata)
+        target = target_from_metadata(metadata)
     except ValueError as exc:
         raise bad(str(exc)) from None
+    if input_record.mean is not None and len(input_record.mean) != arch.sizes[0]:
+        raise bad(
+            f"metadata input mean has {len(input_record.mean)} entries for {arch.sizes[0]} inputs"
+        )
+    if target is not None and len(target.names) != arch.sizes[-1]:
+        raise bad(f"metadata target names {len(target.names)} targets for {arch.sizes[-1]} outputs")
     extra = {
         name: value
         for name, value in arrays.items()
         if name not in ("header", "theta") and not name.startswith(_STATE_PREFIX)
     }
-    return LoadedModel(model, optimizer, metadata, input_record, extra)
+    return LoadedModel(model, optimizer, metadata, input_record, target=target, arrays=extra)
 
 
 # Header fields are checked for their JSON type before use: int(), float() and str() would accept

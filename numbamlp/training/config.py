@@ -177,6 +177,11 @@ class DataConfig:
     test_file: str | None = None
     label_column: str = "label"
     n_classes: int | None = None
+    task: str | None = None
+    standardize: bool | None = None
+    sample_weight_column: str | None = None
+    #: "balanced", or {label name: weight} (labels as the classes' names, for JSON)
+    class_weight: str | dict[str, float] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -184,9 +189,27 @@ class DataConfig:
     @classmethod
     def from_json(cls, record: Mapping[str, Any]) -> DataConfig:
         try:
-            return cls(**{field.name: record[field.name] for field in fields(cls)})
+            return cls(
+                **{
+                    field.name: record[field.name]
+                    if field.name in record or field.name not in LATER_DATA
+                    else LATER_DATA[field.name]
+                    for field in fields(cls)
+                }
+            )
         except KeyError as exc:
             raise NumbamlpError(f"the run's data record lacks {exc}") from None
+
+
+#: Data keywords added after checkpoints were first written, with what every run before them
+#: did: no standardisation (Z.1), labels as class indices, no weights.
+LATER_DATA: dict[str, Any] = {
+    "task": None,
+    "standardize": False,
+    "sample_weight_column": None,
+    "class_weight": None,
+}
+TASKS = ("classification", "regression")
 
 
 def _normalised(name: str, value: Any, hidden: tuple[int, ...]) -> Any:

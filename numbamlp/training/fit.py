@@ -13,7 +13,7 @@ command line rewrites them as its flags (``--lr 1e-4``).
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from numbamlp.training.callbacks import Callback
@@ -39,6 +39,11 @@ def fit(
     test_file: str | None = None,
     label_column: str = "label",
     n_classes: int | None = None,
+    task: str | None = None,
+    standardize: bool | None = None,
+    sample_weight: np.ndarray | None = None,
+    sample_weight_column: str | None = None,
+    class_weight: str | Mapping[Any, float] | None = None,
     download: bool = True,
     hidden: Sequence[int] | int | str = (32,),
     activation: Sequence[str] | str = "sigmoid",
@@ -101,6 +106,18 @@ def fit(
     error), ``1`` (the default) the model, one line per epoch and the summary line.
     ``callbacks`` observe the run (numbamlp.Callback).
 
+    The data's labels may be of any type (text, integers with gaps, booleans): the classes are
+    their sorted unique values, as scikit-learn's; ``n_classes`` instead takes them as the
+    class indices 0..n_classes−1 themselves. ``task`` None infers classification or regression
+    (regression when the labels are numbers that are not all integers, or several target
+    columns); ``"regression"`` trains the identity head on the squared error. ``standardize``
+    (Z.1: each feature less its training mean, over its standard deviation; a regression's
+    targets too, Z.2) is on for feature data when None, off for the built-in image sets of
+    bytes; the model file records it and ``predict`` applies it. ``sample_weight`` (n,) weighs
+    the training rows (arrays given to fit); ``sample_weight_column`` names the column of
+    ``train_file`` that holds them; ``class_weight`` ``"balanced"`` (C.1: n/(M·n_k)) or a
+    mapping {label: weight} multiplies them by class.
+
     ``resume`` continues the run whose checkpoint is in that directory (or file), bit for bit
     as if it had not stopped. It keeps the options the run started with: a keyword left at its
     default takes the checkpoint's value, any other must equal it (``epochs`` may grow).
@@ -147,6 +164,10 @@ def fit(
         "test_file": test_file,
         "label_column": label_column,
         "n_classes": n_classes,
+        "task": task,
+        "standardize": standardize,
+        "sample_weight_column": sample_weight_column,
+        "class_weight": _class_weight_record(class_weight),
     }
     from numbamlp.training.plan import RunPlan
     from numbamlp.training.runner import Inputs, execute
@@ -162,7 +183,7 @@ def fit(
     )
     return execute(
         plan,
-        Inputs(data, y, X_test, y_test, model, download, threads),
+        Inputs(data, y, X_test, y_test, model, download, threads, sample_weight),
         save=save,
         metrics_out=metrics_out,
         eval_every=eval_every,
@@ -173,6 +194,23 @@ def fit(
         verbose=verbose,
         callbacks=callbacks,
     )
+
+
+def _class_weight_record(class_weight: Any) -> Any:
+    """``class_weight`` as the run's data record holds it (JSON): a mapping's labels as the
+    classes' names."""
+    if class_weight is None or isinstance(class_weight, str):
+        return class_weight
+    if not isinstance(class_weight, Mapping):
+        from numbamlp.errors import NumbamlpError
+
+        raise NumbamlpError(
+            f"`class_weight`: give 'balanced' or a mapping {{label: weight}}, got "
+            f"{type(class_weight).__name__}"
+        )
+    from numbamlp.datasets.userfiles import label_name
+
+    return {label_name(label): weight for label, weight in class_weight.items()}
 
 
 def train(*args: Any, **kwargs: Any) -> Any:

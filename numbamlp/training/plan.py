@@ -343,6 +343,8 @@ def load_data(plan: RunPlan, rng: Any, download: bool, preload: bool) -> tuple[A
                 label_column=data.label_column,
                 n_classes=data.n_classes,
                 rng=rng,
+                task=data.task,
+                sample_weight_column=data.sample_weight_column,
             )
         if data.test_file is not None:
             raise NumbamlpError("`test_file`: needs `train_file`")
@@ -360,34 +362,17 @@ def load_data(plan: RunPlan, rng: Any, download: bool, preload: bool) -> tuple[A
         return loading.result(), seconds
 
 
-def arrays_dataset(X: Any, y: Any, X_test: Any, y_test: Any, n_classes: int | None) -> Any:
-    """A Dataset of arrays given to ``fit`` (no test set: none is measured)."""
-    import numpy as np
+def arrays_dataset(
+    X: Any,
+    y: Any,
+    X_test: Any,
+    y_test: Any,
+    n_classes: int | None,
+    task: str | None = None,
+    sample_weight: Any = None,
+) -> Any:
+    """A Dataset of arrays given to ``fit`` (no test set: none is measured); labels of any
+    type, or regression targets (datasets.userfiles.arrays_dataset)."""
+    from numbamlp.datasets.userfiles import arrays_dataset as dataset_of
 
-    from numbamlp.datasets.loaders import Dataset
-
-    X, y = np.asarray(X), np.asarray(y)
-    if (X_test is None) != (y_test is None):
-        raise NumbamlpError("`X_test` and `y_test`: give both or neither")
-    if X.ndim != 2:
-        raise NumbamlpError(f"the training features must be a 2-d array (n, d), got {X.shape}")
-    if X_test is None:
-        X_test, y_test = np.empty((0, X.shape[1]), X.dtype), np.empty(0, np.int64)
-    y_all = np.concatenate([np.ravel(y), np.ravel(y_test)])
-    if y_all.size and y_all.dtype.kind not in "iu":
-        raise NumbamlpError(
-            "labels given to fit must be integers 0..M−1 (numbamlp.MLPClassifier takes any "
-            f"labels), got dtype {y_all.dtype}"
-        )
-    if n_classes is None:
-        n_classes = max(int(y_all.max()) + 1, 2) if y_all.size else 2
-    return Dataset(
-        name="arrays",
-        X_train_raw=X,
-        y_train=y,
-        X_test_raw=np.asarray(X_test),
-        y_test=np.asarray(y_test),
-        n_classes=n_classes,
-        class_names=tuple(str(k) for k in range(n_classes)),
-        source="arrays given to fit",
-    )
+    return dataset_of(X, y, X_test, y_test, n_classes, task, sample_weight)

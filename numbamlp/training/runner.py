@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -70,6 +70,12 @@ class FitResult:
     #: The files the run writes when it ends, absolute (``save``, ``metrics_out``; those given
     #: or remembered by the checkpoint): a resumed run writes them too.
     outputs: dict[str, str] = field(default_factory=dict)
+    #: What the model takes (datasets.inputscale.InputRecord: the scale and Z.1's μ, σ, which
+    #: ``prepare_input`` applies to new features) and, for a regression, its targets' Z.2
+    #: record (TargetRecord; None for a classifier) and the class names of a classifier.
+    input: Any = None
+    target: Any = None
+    class_names: tuple[str, ...] = ()
 
 
 @dataclass
@@ -111,6 +117,7 @@ class Inputs:
     model: Any = None
     download: bool = True
     threads: int | None = None
+    sample_weight: Any = None  # fit's sample_weight: the training rows' weights (n,)
 
 
 def execute(
@@ -201,6 +208,15 @@ class Session:
         given = {"save": self.outputs.save, "metrics_out": self.outputs.metrics_out}
         return {name: os.path.abspath(path) for name, path in given.items() if path}
 
+    def data_records(self) -> dict[str, Any]:
+        """FitResult's input, target and class_names."""
+        data = self.data
+        return {
+            "input": data.input_record(),
+            "target": data.target_record(),
+            "class_names": tuple(data.class_names),
+        }
+
     def test_accuracy(self) -> float | None:
         """P.1 on the test set with the current θ (None without a test set)."""
         if self.X_test.shape[0] == 0:
@@ -209,18 +225,18 @@ class Session:
 
     def metadata(self) -> dict[str, Any]:
         """The model file's metadata at this point of the run."""
-        from numbamlp.datasets.inputscale import record_for
-
         data, trainer, history = self.data, self.trainer, self.run.history
         builtin = self.plan.data.train_file is None and data.name != "arrays"
-        return {
+        target = data.target_record()
+        extra = {} if target is None else {"target": target.as_metadata()}
+        return extra | {
             "dataset": data.name if builtin else None,
             "class_names": list(data.class_names),
             "epochs": trainer.epoch if trainer.at_epoch_boundary else trainer.epoch - 1,
             "seed": self.plan.config.seed,
             "test_accuracy": history[-1]["test_accuracy"] if history else None,
             "weight_decay": self.plan.config.weight_decay,  # λ of R.1: the steps followed ℓ_λ
-            "input": record_for(data.X_train_raw, data.feature_scale).as_metadata(),
+            "input": data.input_record().as_metadata(),
         }
 
     # --- the loop ------------------------------------------------------------------------------
@@ -339,6 +355,7 @@ class Session:
             trainer.step_count,
             checkpoint,
             outputs=self.written(),
+            **self.data_records(),
         )
         failed = self.output_error(close=True)
         if failed is not None:
@@ -426,6 +443,7 @@ class Session:
             summary=summary,
             step=trainer.step_count,
             outputs=self.written(),
+            **self.data_records(),
         )
         failed = self.output_error()
         if failed is not None:
@@ -479,15 +497,29 @@ def prepare(
     elif not hasattr(data, "X_train_raw"):
         if inputs.y is None:
             raise NumbamlpError("`y`: fit(X, y) needs the labels too")
-        data = arrays_dataset(data, inputs.y, inputs.X_test, inputs.y_test, plan.data.n_classes)
+        data = arrays_dataset(
+            data,
+            inputs.y,
+            inputs.X_test,
+            inputs.y_test,
+            plan.data.n_classes,
+            plan.data.task,
+            inputs.sample_weight,
+        )
+    data, weights = _prepared_data(plan, data, inputs, model, outputs.verbose)
     n_threads = set_threads(inputs.threads)
     X_train, y_train, X_val, y_val = _split(plan, data)
+    if weights is not None and X_val is not None:
+        weights = _split(plan, replace(data, X_train_raw=data.X_train_raw, y_train=weights))[1]
     model, trainer, history = _model_and_trainer(
-        cluster, plan, data, X_train, y_train, model, init_rng, train_rng
+        cluster, plan, data, X_train, y_train, model, init_rng, train_rng, weights
     )
     early = _early_stopping(config.patience, model, resume)
     X_test_raw = model.check_inputs(data.X_test_raw, "test features", raw=True)
-    y_test_checked = model.check_labels(data.y_test, X_test_raw.shape[0], "test labels")
+    if data.task == "regression":
+        y_test_checked = model.check_targets(data.y_test, X_test_raw.shape[0], "test targets")
+    else:
+        y_test_checked = model.check_labels(data.y_test, X_test_raw.shape[0], "test labels")
 
     from numbamlp.training.checkpoint import CheckpointWriter
 
@@ -548,6 +580,53 @@ def prepare(
     return session
 
 
+def _prepared_data(
+    plan: RunPlan, data: Any, inputs: Inputs, model: Any, verbose: int = 1
+) -> tuple[Any, Any]:
+    """The data the network trains on (Z.1, and Z.2 for a regression: Dataset.standardized),
+    and the training rows' weights (sample weights times class weights; None: unweighted)."""
+    import numpy as np
+
+    from numbamlp.datasets.userfiles import check_sample_weights, class_weights
+
+    wanted = plan.data
+    if data.task == "regression" and wanted.task is None and verbose:
+        log_line(
+            f"task: regression (the labels of {data.name} are numbers that are not all integers, "
+            'or several columns); give `task="classification"` to train a classifier'
+        )
+    if wanted.task is not None and data.task != wanted.task:
+        raise NumbamlpError(
+            f"`task`: {data.name} is {data.task} data; `task={wanted.task!r}` does not fit it"
+        )
+    if wanted.sample_weight_column is not None and wanted.train_file is None:
+        raise NumbamlpError("`sample_weight_column`: names a column of `train_file`; give one")
+    resume = plan.resume
+    dtype = model if model is not None else resume.model if resume is not None else None
+    dtype = dtype.dtype if dtype is not None else plan.config.dtype
+    weights = data.sample_weight
+    if inputs.sample_weight is not None and weights is None:
+        weights = check_sample_weights(
+            inputs.sample_weight, data.X_train_raw.shape[0], "`sample_weight`"
+        )
+    if wanted.class_weight is not None:
+        if data.task == "regression":
+            raise NumbamlpError("`class_weight`: a regression has no classes; leave it out")
+        by_class = class_weights(data.y_train, data.class_names, wanted.class_weight)
+        assert by_class is not None, "a class_weight gives every row a weight"
+        weights = by_class if weights is None else weights * by_class
+        weights = check_sample_weights(weights, weights.shape[0], "`class_weight`")
+    if weights is not None:
+        weights = np.ascontiguousarray(weights, dtype=np.float64)
+    return data.standardized(wanted.standardize, dtype), weights
+
+
+def log_line(message: str) -> None:
+    """A line of the run's log before the Session exists (in the front end's words)."""
+    words = LOG_WORDS.get()
+    print(message if words is None else words(message), file=sys.stderr, flush=True)
+
+
 def _split(plan: RunPlan, data: Any) -> tuple[Any, Any, Any, Any]:
     """(X_train, y_train, X_val, y_val): the validation rows held out by the seed's third
     stream (none, and nothing drawn, with validation_fraction 0)."""
@@ -573,6 +652,7 @@ def _model_and_trainer(
     model: Any,
     init_rng: Any,
     train_rng: Any,
+    weights: Any = None,
 ) -> tuple[Any, Any, list[dict[str, Any]]]:
     """The network (new, given, or the checkpoint's), its trainer (put where the checkpoint
     stood), and the history so far."""
@@ -583,6 +663,8 @@ def _model_and_trainer(
     from numbamlp.training.trainer import Trainer
 
     engine = {"device": config.device, "cluster": cluster}  # the factory builds the engine
+    if weights is not None:  # S.2's weighted mean; unweighted runs keep S.1's code path
+        engine["sample_weight"] = weights
     train_config = TrainConfig(
         epochs=plan.epochs,
         batch_size=config.batch_size,
@@ -604,9 +686,9 @@ def _model_and_trainer(
             model = MLP.create(
                 data.n_features,
                 list(config.hidden),
-                data.n_classes,
+                data.n_outputs,
                 activations=list(config.activation),
-                head=config.head,
+                head="identity" if data.task == "regression" else config.head,
                 dtype=config.dtype,
                 rng=init_rng,
             )
@@ -648,7 +730,7 @@ def _check_memory(config: Any, data: Any, X_train: Any, model: Any) -> None:
             list(config.hidden),
             data.n_classes,
             activations=list(config.activation),
-            head=config.head,
+            head="identity" if data.task == "regression" else config.head,
         )
         widest = max(config.hidden) if config.hidden else data.n_features
         what = f"`hidden`: {widest} units" if config.hidden else f"{widest} features"

@@ -308,7 +308,13 @@ def test_train_evaluate_predict_round_trip(files, tmp_path):
     assert loaded.optimizer.name == "adam"
     assert loaded.optimizer.step_count == 5 * math.ceil(N_TRAIN / 32)
     assert loaded.metadata["test_accuracy"] == pytest.approx(accuracy, abs=1e-4)
-    expected = loaded.model.predict(files.X_test)
+    # the features were standardised (Z.1) over the training rows: the model file records it,
+    # and predict and evaluate apply it to the raw features
+    assert loaded.input.standardized and len(loaded.input.mean) == 4
+    from numbamlp.datasets.inputscale import prepare_input
+
+    X_test, scale = prepare_input(files.X_test, loaded.input, "x", loaded.model.dtype)
+    expected = loaded.model.predict(X_test, scale)
 
     result = run("evaluate", "--model", model, "--test-file", files.test_npz)
     assert result.exit_code == 0, result.output
@@ -333,7 +339,7 @@ def test_train_evaluate_predict_round_trip(files, tmp_path):
     result = run("predict", "--model", model, "--input", files.features_npz, "--proba")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0] == "class,p0,p1,p2"
+    assert lines[0] == "class,0,1,2"  # the columns are headed by the class names
     table = np.array([[float(v) for v in line.split(",")] for line in lines[1:]])
     assert table.shape == (N_TEST, 1 + N_CLASSES)
     np.testing.assert_array_equal(table[:, 0], expected)
@@ -597,11 +603,17 @@ def test_missing_train_file(files, precious, tmp_path):
     _unchanged(precious)
 
 
-@pytest.mark.parametrize("which", ["nan_npz", "inf_csv"])
-def test_non_finite_features(files, precious, which):
+@pytest.mark.parametrize(
+    "which, fragments",
+    [
+        ("nan_npz", ("missing value 'nan' at row 7, column 2", "remove the rows")),
+        ("inf_csv", ("not a finite number", "NaN/Inf")),
+    ],
+)
+def test_non_finite_features(files, precious, which, fragments):
     path = getattr(files, which)
     result = run("train", "--train-file", path, "--epochs", "1", "--save", precious)
-    _assert_clean_failure(result, str(path), "not a finite number", "NaN/Inf")
+    _assert_clean_failure(result, str(path), *fragments)
     _unchanged(precious)
 
 
@@ -613,13 +625,13 @@ def test_labels_outside_the_classes(files, precious):
     _unchanged(precious)
 
 
-def test_test_labels_beyond_training_labels_widen_the_classes(files, tmp_path):
-    """n_classes is largest label + 1 over both files, so test labels never fall outside."""
+def test_a_test_label_the_training_data_lacks_is_named(files, tmp_path):
+    """The classes are the training file's labels (scikit-learn's); a test label outside them
+    is one clear error naming it, not a silently wider network."""
     result = run(
         "train", "--train-file", files.train_npz, "--test-file", files.big_labels, "--epochs", 1
     )
-    assert result.exit_code == 0, result.output
-    assert "Dense(32 => 10)" in result.output
+    _assert_clean_failure(result, "label '3' at row 3", "not one of the 3 classes", "(0, 1, 2)")
 
 
 def test_test_file_with_other_feature_count(files, precious):
@@ -782,7 +794,7 @@ def test_evaluate_on_mnist_with_a_4_feature_model(model_file):
 
 def test_evaluate_labels_outside_the_model(model_file, files):
     result = run("evaluate", "--model", model_file, "--test-file", files.big_labels)
-    _assert_clean_failure(result, "must lie in 0..2")
+    _assert_clean_failure(result, "label '3' at row 3 is not one of the 3 classes")
 
 
 def test_evaluate_needs_data_for_a_file_trained_model(model_file):
@@ -792,7 +804,7 @@ def test_evaluate_needs_data_for_a_file_trained_model(model_file):
 
 def test_predict_rejects_non_finite_input(model_file, files):
     result = run("predict", "--model", model_file, "--input", files.nan_features)
-    _assert_clean_failure(result, "not a finite number")
+    _assert_clean_failure(result, "missing value 'nan' at row 1, column 1")
 
 
 def test_predict_missing_input_and_bad_output(model_file, files, tmp_path):
@@ -853,7 +865,7 @@ def test_subprocess_bad_inputs_exit_cleanly(files, model_file, tmp_path):
     corrupt.write_bytes(model_file.read_bytes()[:200])
     cases = [
         (("train", "--train-file", files.train_npz, "--batch-size", "0"), "--batch-size"),
-        (("train", "--train-file", files.nan_npz, "--epochs", "1"), "not a finite number"),
+        (("train", "--train-file", files.nan_npz, "--epochs", "1"), "missing value 'nan'"),
         (("evaluate", "--model", corrupt, "--test-file", files.test_npz), "not a valid numbamlp"),
         (("predict", "--model", model_file, "--input", files.five_npz), "5 features"),
     ]

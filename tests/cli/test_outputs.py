@@ -147,7 +147,10 @@ def test_predict_npz_holds_classes_and_probabilities(data, tmp_path):
     assert csv.exit_code == 0, csv.output
     rows = np.loadtxt(tmp_path / "p.CSV", delimiter=",", skiprows=1)
     with np.load(tmp_path / "p.npz", allow_pickle=False) as saved:
-        assert sorted(saved.files) == ["classes", "probabilities"]
+        assert sorted(saved.files) == ["class_names", "classes", "probabilities"]
+        assert saved["class_names"].tolist() == [
+            str(k) for k in range(saved["probabilities"].shape[1])
+        ]
         assert saved["classes"].tolist() == rows[:, 0].astype(int).tolist()
         np.testing.assert_allclose(saved["probabilities"], rows[:, 1:], rtol=1e-5)
 

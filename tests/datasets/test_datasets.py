@@ -220,13 +220,18 @@ def test_csv_custom_label_column_and_missing_one(tmp_path):
         ("a,b,label\n1,2,0\n3,4\n", "line 3 has 2 fields but the header has 3"),
         ("a,b,label\n1,2,0\n3,4,1,5\n", "line 3 has 4 fields but the header has 3"),
         ("a,b,label\n1,2,0\n1,x,1\n", "line 3, column 'b': 'x' is not a number"),
-        ("a,b,label\n1,2,0\n1,,1\n", "line 3, column 'b': '' is not a number"),
+        ("a,b,label\n1,2,0\n1,,1\n", "missing value '' at line 3, column 'b'"),
+        ("a,b,label\n1,2,0\n1,NA,1\n", "missing value 'NA' at line 3, column 'b'"),
+        ("a,b,label\n1,2,0\n1,2,\n", "missing value '' at line 3, column 'label'"),
+        ("a,b,label\n1,2,cat\n1,2,NaN\n", "missing value 'NaN' at line 3, column 'label'"),
+        (
+            "a,b,label\n1,2,0.5\n1,2,nan\n",
+            r"missing value 'nan' at row 1 \(line 3\), column 'label'",
+        ),
         ("a,b,label\n1,1_000,1\n", "line 2, column 'b': '1_000' is not a number"),
-        ("a,label\n1,0\n1,cat\n", "line 3, column 'label': 'cat'"),
-        ("a,b,label\n1,nan,0\n", r"value nan at row 0 \(line 2\), column 'b'"),
+        ("a,label\n1,cat\nx,dog\n", "line 3, column 'a': 'x' is not a number"),
+        ("a,b,label\n1,nan,0\n", r"missing value 'nan' at row 0 \(line 2\), column 'b'"),
         ("a,b,label\n1,2,0\n\n1,2,0\ninf,2,1\n", r"value inf at row 2 \(line 5\), column 'a'"),
-        ("a,label\n1,0\n2,3.5\n", r"label 3.5 at row 1 \(line 3\) is not an integer"),
-        ("a,label\n1,0\n2,-1\n", r"label -1.0 at row 1 \(line 3\) is negative"),
         ("a,label\n", "no data rows"),
         ("", "empty"),
         ("label\n1\n", "no feature columns"),
@@ -240,8 +245,11 @@ def test_csv_errors(tmp_path, text, pattern):
 
 
 def test_csv_float_labels_that_are_integers(tmp_path):
-    p = write_csv(tmp_path / "d.csv", "a,label\n1,3.0\n2,0\n")
-    assert load_arrays_file(p)[1].tolist() == [3, 0]
+    """3.0 is the class "3": classes are the sorted unique labels, as scikit-learn's."""
+    p = write_csv(tmp_path / "d.csv", "a,label\n1,3.0\n2,0\n3,3\n")
+    assert load_arrays_file(p)[1].tolist() == [1, 0, 1]
+    ds = load_user_dataset(p, p)
+    assert ds.class_names == ("0", "3") and ds.n_classes == 2
 
 
 def test_npz_happy_path_keeps_float32(tmp_path):
@@ -259,11 +267,11 @@ def test_npz_happy_path_keeps_float32(tmp_path):
     "arrays, pattern",
     [
         ({"X": np.ones((2, 2))}, "no array named y.*it holds: X"),
-        ({"X": np.ones((2, 2)), "y": np.array([0, 1.5])}, r"label 1.5 at row 1 is not an integer"),
-        ({"X": np.ones((2, 2)), "y": np.array([0, -2])}, "label -2 at row 1 is negative"),
+        ({"X": np.ones((2, 2)), "y": np.array([0, np.nan])}, "missing value 'nan' at row 1"),
+        ({"X": np.array([[1.0, np.nan]]), "y": np.zeros(1)}, "missing value 'nan' at row 0"),
         ({"X": np.ones((2, 2)), "y": np.array([0, 1, 1])}, "X has 2 rows but y has 3 labels"),
         ({"X": np.ones(4), "y": np.array([0, 1, 1, 0])}, "X must be a 2-d numeric array"),
-        ({"X": np.ones((2, 2)), "y": np.zeros((2, 1))}, "y must be a 1-d array"),
+        ({"X": np.ones((2, 2)), "y": np.zeros((2, 1, 1))}, "y must be a 1-d array"),
         ({"X": np.ones((0, 2)), "y": np.zeros(0)}, "no examples"),
         ({"X": np.array([[1.0, np.inf]]), "y": np.zeros(1)}, "value inf at row 0, column 1"),
         ({"X": np.array([["a", "b"]]), "y": np.zeros(1)}, "X must be a 2-d numeric"),
@@ -311,12 +319,16 @@ def _train_test(tmp_path, n_train=20, d_test=3):
 
 def test_user_dataset_with_test_file(tmp_path):
     train, test = _train_test(tmp_path)
-    ds = load_user_dataset(train, test)
-    assert ds.n_classes == 5  # max label over train and test, plus one
-    assert ds.class_names == ("0", "1", "2", "3", "4")
-    assert ds.X_train.shape == (20, 3) and ds.X_test.shape == (4, 3)
-    assert ds.name == "train" and str(test) in ds.source
-    assert load_user_dataset(train, test, n_classes=7).n_classes == 7
+    # the classes are the training labels; a test label the training data lacks is named
+    with pytest.raises(NumbamlpError, match=r"label '4' at row 3 is not one of the 3 classes"):
+        load_user_dataset(train, test)
+    ds = load_user_dataset(train, train)
+    assert ds.n_classes == 3 and ds.class_names == ("0", "1", "2")
+    assert ds.X_train.shape == (20, 3) and ds.X_test.shape == (20, 3)
+    assert ds.name == "train" and str(train) in ds.source
+    # with n_classes the labels are the class indices themselves
+    ds = load_user_dataset(train, test, n_classes=7)
+    assert ds.n_classes == 7 and ds.y_test.tolist() == [0, 1, 2, 4]
     with pytest.raises(NumbamlpError, match="label 4 at row 3 is outside 0..3"):
         load_user_dataset(train, test, n_classes=4)
 

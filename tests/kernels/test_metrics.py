@@ -11,8 +11,12 @@ from numbamlp.kernels.metrics import (
     accuracy,
     confusion_matrix,
     format_confusion_matrix,
+    mean_absolute_error,
+    mean_squared_error,
     onecold,
     onehot,
+    precision_recall_f1,
+    r2_score,
 )
 from numbamlp.training.callbacks import Throttle
 
@@ -71,9 +75,58 @@ def test_format_confusion_matrix():
     C = np.array([[12, 0], [3, 5]])
     lines = format_confusion_matrix(C, ("cat", "dog")).splitlines()
     assert lines[0] == "rows: true class, columns: predicted class"
-    assert lines[3] == "cat | 12  0"
-    assert lines[4] == "dog |  3  5"
+    assert lines[1] == "    | cat dog"  # the predicted classes are named too
+    assert lines[3] == "cat |  12   0"
+    assert lines[4] == "dog |   3   5"
     assert format_confusion_matrix(C).splitlines()[3].startswith("0 |")
+    # digits as names (MNIST) give the table they gave before names headed the columns
+    assert format_confusion_matrix(C, ("0", "1")).splitlines()[1:] == [
+        "  |  0  1",
+        "---------",
+        "0 | 12  0",
+        "1 |  3  5",
+    ]
+
+
+def test_precision_recall_f1_match_scikit_learn():
+    """E.4 per class, 0 where a denominator is 0 (class 3 is never predicted, class 4 never
+    occurs), as scikit-learn's with zero_division=0."""
+    metrics = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(3)
+    y_true, y_pred = rng.integers(0, 4, 200), rng.integers(0, 5, 200)
+    y_pred[y_pred == 3] = 2
+    C = confusion_matrix(y_true, y_pred, 5)
+    P, R, F1 = precision_recall_f1(C)
+    labels = list(range(5))
+    for ours, theirs in (
+        (P, metrics.precision_score),
+        (R, metrics.recall_score),
+        (F1, metrics.f1_score),
+    ):
+        expected = theirs(y_true, y_pred, labels=labels, average=None, zero_division=0)
+        np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-15)
+    assert P[3] == 0 and R[4] == 0 and F1[4] == 0
+
+
+def test_precision_recall_f1_by_hand():
+    """2 classes: C = [[12, 0], [3, 5]]: P = (12/15, 5/5), R = (12/12, 5/8)."""
+    P, R, F1 = precision_recall_f1(np.array([[12, 0], [3, 5]]))
+    assert P.tolist() == [0.8, 1.0] and R.tolist() == [1.0, 0.625]
+    assert F1[0] == pytest.approx(2 * 0.8 / 1.8) and F1[1] == pytest.approx(1.25 / 1.625)
+
+
+def test_regression_metrics_match_scikit_learn():
+    """E.1–E.3 averaged over the targets, as scikit-learn's uniform average."""
+    metrics = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(4)
+    y = rng.normal(size=(40, 3)) * [1.0, 10.0, 100.0]
+    f = y + rng.normal(size=(40, 3))
+    assert mean_squared_error(f, y) == pytest.approx(metrics.mean_squared_error(y, f), 1e-12)
+    assert mean_absolute_error(f, y) == pytest.approx(metrics.mean_absolute_error(y, f), 1e-12)
+    assert r2_score(f, y) == pytest.approx(metrics.r2_score(y, f), 1e-12)
+    # one target: (n,) and (n, 1) alike; a perfect fit scores R² = 1
+    assert r2_score(y[:, 0], y[:, :1]) == 1.0 and mean_squared_error(y[:, 0], y[:, 0]) == 0.0
+    assert r2_score(f[:, 1], y[:, 1]) == pytest.approx(metrics.r2_score(y[:, 1], f[:, 1]))
 
 
 class FakeClock:

@@ -231,3 +231,66 @@ def test_readme_s_pytorch_snippet(tmp_path, monkeypatch):
         exec(snippet, scope)
     np.testing.assert_array_equal(scope["classes"].numpy(), model.predict(X))
     np.testing.assert_allclose(scope["proba"].numpy(), model.predict_proba(X), atol=1e-5)
+
+
+# --- Z.1 (and Z.2) folded into the exported layers ----------------------------------------
+
+
+def _numpy_forward(tensors: dict[str, np.ndarray], x: np.ndarray, L: int) -> np.ndarray:
+    """The exported Sequential with sigmoid hidden layers, in float64: z^L of raw features."""
+    h = x.astype(np.float64)
+    for k in range(1, L + 1):
+        z = h @ tensors[f"{2 * (k - 1)}.weight"].astype(np.float64).T
+        z += tensors[f"{2 * (k - 1)}.bias"]
+        h = 1 / (1 + np.exp(-z)) if k < L else z
+    return h
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_standardisation_is_folded_into_the_first_layer(tmp_path, dtype):
+    """A model trained on standardised features (Z.1), exported, takes the raw features: its
+    classes are numbamlp's predict on the raw input, its probabilities close."""
+    import numbamlp
+    from numbamlp.datasets.inputscale import prepare_input
+    from numbamlp.model.modelio import load_model
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 90)
+    X = (rng.normal(size=(90, 5)) + np.eye(3, 5)[y]) * [1, 100, 0.01, 5, 1] + [0, 500, 3, -7, 2]
+    numbamlp.fit(X, y, hidden=[6], epochs=3, batch_size=16, lr=0.05, dtype=dtype, verbose=0,
+                 save=tmp_path / "m.npz")  # fmt: skip
+    loaded = load_model(tmp_path / "m.npz")
+    assert loaded.input.standardized
+    export_safetensors(tmp_path / "w.safetensors", loaded.model, loaded.metadata)
+    tensors = safetensors_numpy.load_file(tmp_path / "w.safetensors")
+    assert tensors["0.weight"].dtype == np.dtype(dtype)
+    # the weights really changed: σ_j ≠ 1 multiplies column j
+    assert not np.allclose(tensors["0.weight"], loaded.model.params.W[1])
+    z = _numpy_forward(tensors, X, 2)
+    proba = np.exp(z - z.max(axis=1, keepdims=True))
+    proba /= proba.sum(axis=1, keepdims=True)
+    X_tilde, scale = prepare_input(X, loaded.input, "x", loaded.model.dtype)
+    np.testing.assert_array_equal(z.argmax(axis=1), loaded.model.predict(X_tilde, scale))
+    tolerance = 1e-5 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(proba, loaded.model.predict_proba(X_tilde, scale), atol=tolerance)
+    from safetensors import safe_open
+
+    with safe_open(tmp_path / "w.safetensors", "numpy") as f:
+        assert f.metadata()["standardization"] == "folded"
+
+
+def test_target_standardisation_is_folded_into_the_last_layer(tmp_path):
+    """Z.2 of a regressor: W^L' = diag(σ^y) W^L, b^L' = σ^y b^L + μ^y (checked on the
+    tensors; the end-to-end regression export waits for the identity head)."""
+    from numbamlp.datasets.inputscale import TargetRecord
+
+    model = _model([3], ["sigmoid"], n_classes=2)
+    target = TargetRecord(("a", "b"), (10.0, -1.0), (2.0, 0.5))
+    tensors = {}
+    from numbamlp.model.export import safetensors_tensors
+
+    tensors = safetensors_tensors(model, {"target": target.as_metadata()})
+    W, b = model.params.W[2].astype(np.float64), model.params.b[2].astype(np.float64)
+    np.testing.assert_allclose(tensors["2.weight"], np.array([[2.0], [0.5]]) * W, rtol=1e-6)
+    np.testing.assert_allclose(tensors["2.bias"], [2 * b[0] + 10, 0.5 * b[1] - 1], rtol=1e-6)
+    np.testing.assert_array_equal(tensors["0.weight"], model.params.W[1])  # no Z.1 recorded

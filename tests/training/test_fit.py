@@ -246,6 +246,7 @@ def test_every_train_option_is_a_keyword_of_fit_with_the_same_default():
         "X_test",
         "y_test",
         "model",
+        "sample_weight",
         "callbacks",
         "given_options",
     }  # Python's alone: data as objects, and what observes the run

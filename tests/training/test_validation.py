@@ -45,7 +45,9 @@ def files(tmp_path):
 
 
 #: The constructed case: val_loss is best at epoch 3, then 3 epochs without improvement.
-OVERFIT = ("--hidden", "128", "--activation", "relu", "--batch-size", "8", "--lr", "0.001")
+# --no-standardize: the epochs named below (best 3, stop 6) are those of the raw features
+OVERFIT = ("--hidden", "128", "--activation", "relu", "--batch-size", "8", "--lr", "0.001",
+           "--no-standardize")  # fmt: skip
 BEST_EPOCH, STOP_EPOCH = 3, 6
 
 

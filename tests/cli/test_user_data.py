@@ -1,0 +1,184 @@
+"""Practitioners' tables on the command line (issue 18): labels of any type, standardised
+features (Z.1), regression files, sample and class weights; `train`, `predict`, `evaluate`.
+
+The tables are scikit-learn's bundled iris (string labels, as its target names) and diabetes
+(a regression), split 70/30."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cli_support import one_error_line, run
+
+from numbamlp.datasets.inputscale import prepare_input
+from numbamlp.model.modelio import load_model
+
+datasets = pytest.importorskip("sklearn.datasets")
+model_selection = pytest.importorskip("sklearn.model_selection")
+
+FAST = ("--epochs", "40", "--batch-size", "16", "--lr", "0.01")
+IRIS_NAMES = ("setosa", "versicolor", "virginica")
+
+
+def write_csv(path: Path, X: np.ndarray, columns: list[str], labels: dict[str, list]) -> Path:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow([*columns, *labels])
+        for s, row in enumerate(X):
+            writer.writerow([*(repr(float(v)) for v in row), *(v[s] for v in labels.values())])
+    return path
+
+
+@pytest.fixture(scope="module")
+def iris(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("iris")
+    bunch = datasets.load_iris()
+    names = np.asarray(bunch.target_names)[bunch.target]
+    X_tr, X_te, y_tr, y_te = model_selection.train_test_split(
+        bunch.data, names, test_size=0.3, stratify=names, random_state=0
+    )
+    columns = [c.replace(" (cm)", "").replace(" ", "_") for c in bunch.feature_names]
+    files = {
+        "train": write_csv(root / "train.csv", X_tr, columns, {"species": list(y_tr)}),
+        "test": write_csv(root / "test.csv", X_te, columns, {"species": list(y_te)}),
+        "features": write_csv(root / "features.csv", X_te, columns, {}),
+        "model": root / "model.npz",
+    }
+    result = run(
+        "train", "--train-file", files["train"], "--test-file", files["test"],
+        "--label-column", "species", *FAST, "--save", files["model"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    files["log"] = result.output  # type: ignore[assignment]
+    files["y_test"] = y_te  # type: ignore[assignment]
+    return files
+
+
+def test_string_labels_train_a_network_with_named_classes(iris):
+    log = iris["log"]
+    assert "Dense(4 => 32, sigmoid) → Dense(32 => 3) → softmax" in log
+    accuracy = float(re.search(r"^test accuracy (\S+) after", log, flags=re.M)[1])
+    assert accuracy >= 0.9  # standardised features: iris is easy
+    loaded = load_model(iris["model"])
+    assert loaded.metadata["class_names"] == list(IRIS_NAMES)
+    assert loaded.input.standardized and len(loaded.input.std) == 4
+    assert loaded.metadata["input"]["mean"] == pytest.approx(list(loaded.input.mean))
+
+
+def test_predict_writes_class_names_and_proba_columns_named_by_class(iris, tmp_path):
+    result = run("predict", "--model", iris["model"], "--input", iris["features"])
+    assert result.exit_code == 0, result.output
+    predicted = result.stdout.splitlines()
+    assert len(predicted) == 45 and set(predicted) <= set(IRIS_NAMES)
+    assert np.mean(np.array(predicted) == iris["y_test"]) >= 0.9
+    out = tmp_path / "p.csv"
+    result = run("predict", "--model", iris["model"], "--input", iris["features"], "--proba",
+                 "--output", out)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = list(csv.reader(out.open()))
+    assert rows[0] == ["class", *IRIS_NAMES]
+    assert [r[0] for r in rows[1:]] == predicted
+    # the raw features, standardised by the model's record, give the same classes in Python
+    loaded = load_model(iris["model"])
+    X = np.loadtxt(iris["features"], delimiter=",", skiprows=1)
+    classes = loaded.model.predict(*prepare_input(X, loaded.input, "x", loaded.model.dtype))
+    assert [IRIS_NAMES[c] for c in classes] == predicted
+
+
+def test_evaluate_names_both_axes_and_reports_each_class(iris):
+    result = run("evaluate", "--model", iris["model"], "--test-file", iris["test"],
+                 "--label-column", "species")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("rows: true class"))
+    assert lines[head + 1].split("|")[1].split() == list(IRIS_NAMES)
+    assert [lines[head + 3 + k].split("|")[0].strip() for k in range(3)] == list(IRIS_NAMES)
+    report = lines.index(next(line for line in lines if line.lstrip().startswith("class ")))
+    assert lines[report].split() == ["class", "precision", "recall", "f1", "support"]
+    rows = [lines[report + 1 + k].split() for k in range(3)]
+    assert [r[0] for r in rows] == list(IRIS_NAMES)
+    assert sum(int(r[4]) for r in rows) == 45
+    assert all(0.0 <= float(v) <= 1.0 for r in rows for v in r[1:4])
+
+
+def test_evaluate_names_a_label_the_model_does_not_know(iris, tmp_path):
+    text = Path(iris["test"]).read_text().replace("setosa", "iris-x", 1)
+    bad = tmp_path / "bad.csv"
+    bad.write_text(text)
+    result = run("evaluate", "--model", iris["model"], "--test-file", bad,
+                 "--label-column", "species")  # fmt: skip
+    one_error_line(result, "label 'iris-x'", "not one of the 3 classes", "setosa")
+
+
+def test_missing_value_is_one_error_naming_file_line_and_column(iris, tmp_path):
+    lines = Path(iris["train"]).read_text().splitlines()
+    cells = lines[4].split(",")
+    cells[2] = "NA"
+    lines[4] = ",".join(cells)
+    bad = tmp_path / "missing.csv"
+    bad.write_text("\n".join(lines) + "\n")
+    result = run("train", "--train-file", bad, "--label-column", "species", "--epochs", "1")
+    one_error_line(result, str(bad), "missing value 'NA' at line 5, column 'petal_length'")
+
+
+def test_integer_labels_with_gaps_make_a_two_class_network(tmp_path):
+    rng = np.random.default_rng(0)
+    y = rng.choice([3, 8], size=60)
+    X = rng.normal(size=(60, 2)) + (y[:, None] == 8) * 3.0
+    path = write_csv(tmp_path / "g.csv", X, ["a", "b"], {"label": list(y)})
+    model = tmp_path / "g.npz"
+    result = run("train", "--train-file", path, "--test-file", path, *FAST, "--save", model)
+    assert result.exit_code == 0, result.output
+    assert "Dense(32 => 2)" in result.output
+    assert load_model(model).metadata["class_names"] == ["3", "8"]
+    result = run("predict", "--model", model, "--input", path)
+    assert set(result.stdout.split()) <= {"3", "8"}
+
+
+def test_no_standardize_keeps_the_raw_features(iris, tmp_path):
+    model = tmp_path / "raw.npz"
+    result = run("train", "--train-file", iris["train"], "--label-column", "species",
+                 "--epochs", "1", "--no-standardize", "--save", model)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    loaded = load_model(model)
+    assert not loaded.input.standardized and "mean" not in loaded.metadata["input"]
+
+
+def test_class_weight_and_sample_weight_column_reach_the_trainer(iris, tmp_path, monkeypatch):
+    """The weights the Trainer receives: C.1 times the file's column (H1's Trainer takes
+    them; until then the keyword is what this checks)."""
+    text = Path(iris["train"]).read_text().splitlines()
+    weighted = tmp_path / "w.csv"
+    weighted.write_text(
+        "\n".join([text[0] + ",w"] + [f"{line},{1 + i % 2}" for i, line in enumerate(text[1:])])
+        + "\n"
+    )
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        raise Stop
+
+    monkeypatch.setattr("numbamlp.training.trainer.Trainer", spy)
+    import numbamlp
+
+    with pytest.raises(Stop):
+        numbamlp.fit(train_file=str(weighted), test_file=str(iris["test"]), epochs=1,
+                     label_column="species", verbose=0, sample_weight_column="w",
+                     class_weight="balanced")  # the test file has no weight column  # fmt: skip
+    w = seen["sample_weight"]
+    assert w.shape == (105,) and w.dtype == np.float64
+    np.testing.assert_array_equal(w, [1 + i % 2 for i in range(105)])  # 35 rows per class
+
+
+def test_bad_class_weight_is_one_error_line(iris):
+    result = run("train", "--train-file", iris["train"], "--label-column", "species",
+                 "--class-weight", "heavy")  # fmt: skip
+    assert result.exit_code == 2 and "heavy" in result.output
