@@ -116,8 +116,8 @@ def _evaluate_regression(loaded: Any, X: Any, y: Any, scale: float, source: str)
     predicted = target.restore(model.predict(X, scale))
     click.echo(f"{model}")
     click.echo(
-        f"MSE {mean_squared_error(predicted, y):.6g}, MAE {mean_absolute_error(predicted, y):.6g}"
-        f", R² {r2_score(predicted, y):.4f} on {X.shape[0]} samples ({source}; targets "
+        f"MSE {mean_squared_error(y, predicted):.6g}, MAE {mean_absolute_error(y, predicted):.6g}"
+        f", R² {r2_score(y, predicted):.4f} on {X.shape[0]} samples ({source}; targets "
         f"{', '.join(target.names)})"
     )
 

@@ -34,20 +34,6 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> 
     return C
 
 
-def format_confusion_matrix(C: np.ndarray, class_names: tuple[str, ...] | None = None) -> str:
-    """A text table: rows are true classes, columns predicted ones, both named."""
-    M = C.shape[0]
-    names = list(class_names) if class_names else [str(k) for k in range(M)]
-    label_width = max(len(n) for n in names)
-    width = max(len(str(C.max())), *(len(n) for n in names))
-    head = " " * label_width + " | " + " ".join(f"{n:>{width}}" for n in names)
-    lines = ["rows: true class, columns: predicted class", head, "-" * len(head)]
-    for a in range(M):
-        cells = " ".join(f"{C[a, b]:>{width}}" for b in range(M))
-        lines.append(f"{names[a]:>{label_width}} | {cells}")
-    return "\n".join(lines)
-
-
 def precision_recall_f1(C: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-class precision, recall and F1 of a confusion matrix C (rows true, columns
     predicted), each (M,) float64, 0 where a denominator is 0 (scikit-learn's zero_division=0)."""
@@ -74,36 +60,56 @@ def format_class_report(C: np.ndarray, class_names: tuple[str, ...] | None = Non
     return "\n".join(lines)
 
 
-def _regression_pair(y_pred: np.ndarray, y_true: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    p = np.asarray(y_pred, dtype=np.float64)
-    t = np.asarray(y_true, dtype=np.float64)
-    p, t = p.reshape(p.shape[0], -1), t.reshape(t.shape[0], -1)
-    if p.shape != t.shape:
-        raise ValueError(f"shapes differ: {p.shape} vs {t.shape}")
-    return p, t
+def format_confusion_matrix(C: np.ndarray, class_names: tuple[str, ...] | None = None) -> str:
+    """A text table: rows are true classes, columns predicted ones, both named."""
+    M = C.shape[0]
+    names = list(class_names) if class_names else [str(k) for k in range(M)]
+    label_width = max(len(n) for n in names)
+    width = max(len(str(C.max())), *(len(n) for n in names))
+    head = " " * label_width + " | " + " ".join(f"{n:>{width}}" for n in names)
+    lines = ["rows: true class, columns: predicted class", head, "-" * len(head)]
+    for a in range(M):
+        cells = " ".join(f"{C[a, b]:>{width}}" for b in range(M))
+        lines.append(f"{names[a]:>{label_width}} | {cells}")
+    return "\n".join(lines)
 
 
-def mean_squared_error(y_pred: np.ndarray, y_true: np.ndarray) -> float:
-    """(1/n) Σ_s (ŷ_{s,i} − y_{s,i})², averaged over the targets i (float64)."""
-    p, t = _regression_pair(y_pred, y_true)
-    mse = ((p - t) ** 2).mean(axis=0)  # (E.1) MSE_i = (1/n) Σ_s (ŷ_{s,i} − y_{s,i})²
-    return float(mse.mean())
+# --- Regression (original units: the caller inverts Z.2 first), in float64 ----------------------
 
 
-def mean_absolute_error(y_pred: np.ndarray, y_true: np.ndarray) -> float:
-    """(1/n) Σ_s |ŷ_{s,i} − y_{s,i}|, averaged over the targets i (float64)."""
-    p, t = _regression_pair(y_pred, y_true)
-    mae = np.abs(p - t).mean(axis=0)  # (E.2) MAE_i = (1/n) Σ_s |ŷ_{s,i} − y_{s,i}|
-    return float(mae.mean())
+def _regression_pair(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both as float64 (n, T); a 1-d array is one target."""
+    y_true = np.asarray(y_true, dtype=np.float64)
+    y_pred = np.asarray(y_pred, dtype=np.float64)
+    y_true = y_true.reshape(y_true.shape[0], -1)
+    y_pred = y_pred.reshape(y_pred.shape[0], -1)
+    if y_pred.shape != y_true.shape:
+        raise ValueError(f"shapes differ: {y_pred.shape} vs {y_true.shape}")
+    return y_true, y_pred
 
 
-def r2_score(y_pred: np.ndarray, y_true: np.ndarray) -> float:
-    """The coefficient of determination, averaged over the targets (scikit-learn's r2_score,
-    uniform average: a target with constant y scores 1 if predicted exactly, else 0)."""
-    p, t = _regression_pair(y_pred, y_true)
-    residual = ((t - p) ** 2).sum(axis=0)
-    total = ((t - t.mean(axis=0)) ** 2).sum(axis=0)
+def mean_squared_error(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """(E.1) MSE_i = (1/n) Σ_s (ŷ_{s,i} − y_{s,i})², averaged over the targets i."""
+    y_true, y_pred = _regression_pair(y_true, y_pred)
+    # (E.1) MSE_i = (1/n) Σ_s (ŷ_{s,i} − y_{s,i})²
+    return float(np.mean(np.mean((y_pred - y_true) ** 2, axis=0)))
+
+
+def mean_absolute_error(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """(E.2) MAE_i = (1/n) Σ_s |ŷ_{s,i} − y_{s,i}|, averaged over the targets i."""
+    y_true, y_pred = _regression_pair(y_true, y_pred)
+    # (E.2) MAE_i = (1/n) Σ_s |ŷ_{s,i} − y_{s,i}|
+    return float(np.mean(np.mean(np.abs(y_pred - y_true), axis=0)))
+
+
+def r2_score(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """(E.3) R²_i = 1 − Σ_s (y_{s,i} − ŷ_{s,i})² / Σ_s (y_{s,i} − ȳ_i)², averaged over the targets
+    i (scikit-learn's r2_score, uniform average; a constant target scores 1 if predicted
+    exactly, else 0, as scikit-learn's force_finite)."""
+    y_true, y_pred = _regression_pair(y_true, y_pred)
     # (E.3) R²_i = 1 − Σ_s (y_{s,i} − ŷ_{s,i})² / Σ_s (y_{s,i} − ȳ_i)²
-    r2 = np.where(total > 0, 1 - residual / np.where(total > 0, total, 1), 0.0)
-    r2 = np.where((total == 0) & (residual == 0), 1.0, r2)
-    return float(r2.mean())
+    residual = np.sum((y_true - y_pred) ** 2, axis=0)
+    spread = np.sum((y_true - y_true.mean(axis=0)) ** 2, axis=0)
+    safe = np.where(spread > 0, spread, 1.0)
+    r2 = np.where(spread > 0, 1.0 - residual / safe, np.where(residual == 0, 1.0, 0.0))
+    return float(np.mean(r2))

@@ -182,3 +182,75 @@ def test_bad_class_weight_is_one_error_line(iris):
     result = run("train", "--train-file", iris["train"], "--label-column", "species",
                  "--class-weight", "heavy")  # fmt: skip
     assert result.exit_code == 2 and "heavy" in result.output
+
+
+# --- regression: runs once the identity head (F.5, L.2, B.5) is in the model -------------------
+
+
+def _needs_identity_head() -> None:
+    from numbamlp.model import network
+
+    if "identity" not in network.HEADS:
+        pytest.skip("the identity output head (regression) is not in this build yet")
+
+
+@pytest.fixture(scope="module")
+def diabetes(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("diabetes")
+    bunch = datasets.load_diabetes()
+    X_tr, X_te, y_tr, y_te = model_selection.train_test_split(
+        bunch.data, bunch.target * 1.5, test_size=0.3, random_state=0
+    )  # × 1.5: targets that are not all integers, so the task is inferred
+    columns = list(bunch.feature_names)
+    return {
+        "train": write_csv(root / "train.csv", X_tr, columns, {"progression": list(y_tr)}),
+        "test": write_csv(root / "test.csv", X_te, columns, {"progression": list(y_te)}),
+        "features": write_csv(root / "features.csv", X_te, columns, {}),
+        "y_test": y_te,  # type: ignore[dict-item]
+        "root": root,
+    }
+
+
+def test_regression_is_inferred_trained_predicted_and_evaluated(diabetes):
+    _needs_identity_head()
+    from numbamlp.kernels.metrics import r2_score
+
+    model = diabetes["root"] / "model.npz"
+    result = run("train", "--train-file", diabetes["train"], "--test-file", diabetes["test"],
+                 "--label-column", "progression", *FAST, "--save", model)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "task: regression" in result.output and "--task classification" in result.output
+    assert "Dense(32 => 1)" in result.output
+    loaded = load_model(model)
+    assert loaded.target.names == ("progression",) and loaded.target.std[0] > 1
+    assert loaded.metadata["target"]["mean"] == [pytest.approx(loaded.target.mean[0])]
+
+    result = run("predict", "--model", model, "--input", diabetes["features"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "progression" and len(lines) == 1 + len(diabetes["y_test"])
+    values = np.array([float(v) for v in lines[1:]])
+    assert 25 < values.mean() < 500  # the targets' own units (Z.2 inverted), not standardised
+    r2 = r2_score(diabetes["y_test"], values)
+
+    result = run("evaluate", "--model", model, "--test-file", diabetes["test"],
+                 "--label-column", "progression")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    found = re.search(r"^MSE (\S+), MAE (\S+), R² (\S+) on 133 samples", result.output, re.M)
+    assert found, result.output
+    assert float(found[3]) == pytest.approx(r2, abs=1e-4)
+
+
+def test_several_targets_and_task_regression_forced(diabetes, tmp_path):
+    _needs_identity_head()
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(80, 3))
+    Y = np.stack([X @ [1, 2, 3], 2 * X[:, 0].round()], axis=1).round()  # integers
+    path = write_csv(tmp_path / "m.csv", X, ["a", "b", "c"], {"u": list(Y[:, 0]), "v": list(Y[:, 1])})
+    model = tmp_path / "m.npz"
+    result = run("train", "--train-file", path, "--test-file", path, "--label-column", "u,v",
+                 "--task", "regression", *FAST, "--save", model)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Dense(32 => 2)" in result.output
+    result = run("predict", "--model", model, "--input", path, "--label-column", "u,v")
+    assert result.stdout.splitlines()[0] == "u,v"

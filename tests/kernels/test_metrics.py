@@ -116,17 +116,18 @@ def test_precision_recall_f1_by_hand():
 
 
 def test_regression_metrics_match_scikit_learn():
-    """E.1–E.3 averaged over the targets, as scikit-learn's uniform average."""
+    """E.1–E.3 averaged over the targets, as scikit-learn's uniform average (its argument
+    order: y_true, y_pred)."""
     metrics = pytest.importorskip("sklearn.metrics")
     rng = np.random.default_rng(4)
     y = rng.normal(size=(40, 3)) * [1.0, 10.0, 100.0]
     f = y + rng.normal(size=(40, 3))
-    assert mean_squared_error(f, y) == pytest.approx(metrics.mean_squared_error(y, f), 1e-12)
-    assert mean_absolute_error(f, y) == pytest.approx(metrics.mean_absolute_error(y, f), 1e-12)
-    assert r2_score(f, y) == pytest.approx(metrics.r2_score(y, f), 1e-12)
+    assert mean_squared_error(y, f) == pytest.approx(metrics.mean_squared_error(y, f), 1e-12)
+    assert mean_absolute_error(y, f) == pytest.approx(metrics.mean_absolute_error(y, f), 1e-12)
+    assert r2_score(y, f) == pytest.approx(metrics.r2_score(y, f), 1e-12)
     # one target: (n,) and (n, 1) alike; a perfect fit scores R² = 1
-    assert r2_score(y[:, 0], y[:, :1]) == 1.0 and mean_squared_error(y[:, 0], y[:, 0]) == 0.0
-    assert r2_score(f[:, 1], y[:, 1]) == pytest.approx(metrics.r2_score(y[:, 1], f[:, 1]))
+    assert r2_score(y[:, :1], y[:, 0]) == 1.0 and mean_squared_error(y[:, 0], y[:, 0]) == 0.0
+    assert r2_score(y[:, 1], f[:, 1]) == pytest.approx(metrics.r2_score(y[:, 1], f[:, 1]))
 
 
 class FakeClock:
