@@ -593,7 +593,7 @@ def _prepared_data(
     if data.task == "regression" and wanted.task is None and verbose:
         log_line(
             f"task: regression (the labels of {data.name} are numbers that are not all integers, "
-            'or several columns); give `task="classification"` to train a classifier'
+            "or several columns); give `task=classification` to train a classifier"
         )
     if wanted.task is not None and data.task != wanted.task:
         raise NumbamlpError(
