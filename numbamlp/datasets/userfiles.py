@@ -821,7 +821,7 @@ def class_weights(
         name = label_name(label)
         if name not in position:
             raise NumbamlpError(
-                f"`class_weight`: {label!r} is not a class of the training data (its classes: "
+                f"`class_weight`: {name!r} is not a class of the training data (its classes: "
                 f"{', '.join(list(class_names)[:10])}{', …' if M > 10 else ''})"
             )
         if (

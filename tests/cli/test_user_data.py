@@ -246,7 +246,9 @@ def test_several_targets_and_task_regression_forced(diabetes, tmp_path):
     rng = np.random.default_rng(1)
     X = rng.normal(size=(80, 3))
     Y = np.stack([X @ [1, 2, 3], 2 * X[:, 0].round()], axis=1).round()  # integers
-    path = write_csv(tmp_path / "m.csv", X, ["a", "b", "c"], {"u": list(Y[:, 0]), "v": list(Y[:, 1])})
+    path = write_csv(
+        tmp_path / "m.csv", X, ["a", "b", "c"], {"u": list(Y[:, 0]), "v": list(Y[:, 1])}
+    )
     model = tmp_path / "m.npz"
     result = run("train", "--train-file", path, "--test-file", path, "--label-column", "u,v",
                  "--task", "regression", *FAST, "--save", model)  # fmt: skip

@@ -183,7 +183,7 @@ def test_class_weight_mapping_by_label():
     y = np.array([0, 1, 1])
     assert class_weights(y, ("3", "8"), {8: 2.5}).tolist() == [1.0, 2.5, 2.5]
     assert class_weights(y, ("no", "yes"), {"no": 0}).tolist() == [0.0, 1.0, 1.0]
-    with pytest.raises(NumbamlpError, match="`class_weight`: 5 is not a class"):
+    with pytest.raises(NumbamlpError, match="`class_weight`: '5' is not a class"):
         class_weights(y, ("3", "8"), {5: 1.0})
     with pytest.raises(NumbamlpError, match="finite number ≥ 0"):
         class_weights(y, ("3", "8"), {3: -1.0})
