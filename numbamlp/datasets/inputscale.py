@@ -156,12 +156,13 @@ class TargetRecord:
     def fit(cls, Y: np.ndarray, names: tuple[str, ...], standardize: bool = True) -> TargetRecord:
         if not standardize or Y.shape[0] == 0:
             return cls(tuple(names))
-        mu, sigma = standardisation(Y.reshape(Y.shape[0], -1))
+        mu, sigma = standardisation(Y[:, None] if Y.ndim == 1 else Y)
         return cls(tuple(names), tuple(float(v) for v in mu), tuple(float(v) for v in sigma))
 
     def standardise(self, Y: np.ndarray, dtype: Any = np.float64) -> np.ndarray:
         """ỹ = (y − μ^y)/σ^y (Z.2), computed in float64, cast to ``dtype``; Y (n, T)."""
-        y = np.array(Y, dtype=np.float64).reshape(len(Y), -1)
+        y = np.array(Y, dtype=np.float64)
+        y = y[:, None] if y.ndim == 1 else y
         if self.mean is not None and self.std is not None:
             y -= np.asarray(self.mean)  # (Z.2) ỹ_{s,i} = (y_{s,i} − μ^y_i)/σ^y_i
             y /= np.asarray(self.std)
@@ -169,7 +170,8 @@ class TargetRecord:
 
     def restore(self, F: np.ndarray) -> np.ndarray:
         """ŷ = μ^y + σ^y f (Z.2's inverse) in float64, F (n, T)."""
-        f = np.array(F, dtype=np.float64).reshape(len(F), -1)
+        f = np.array(F, dtype=np.float64)
+        f = f[:, None] if f.ndim == 1 else f
         if self.mean is not None and self.std is not None:
             f *= np.asarray(self.std)  # (Z.2) ŷ_{s,i} = μ^y_i + σ^y_i f_{s,i}
             f += np.asarray(self.mean)

@@ -271,3 +271,10 @@ def test_prepare_input_applies_z1_in_float64_then_casts():
         prepare_input(X[:, :3], record, "x")
     plain = InputRecord(1.0, "float64")
     assert prepare_input(X, plain, "x")[0] is X  # no record of Z.1: the input as it is
+
+
+def test_target_record_takes_empty_and_one_dimensional_targets():
+    target = TargetRecord.fit(np.array([1.0, 3.0]), ("y",))
+    assert target.standardise(np.empty((0, 1))).shape == (0, 1)
+    assert target.standardise(np.array([1.0, 3.0]))[:, 0].tolist() == [-1.0, 1.0]
+    assert target.restore(np.array([-1.0, 1.0]))[:, 0].tolist() == [1.0, 3.0]
