@@ -61,6 +61,7 @@ class EngineSetup:
         assert self.weights is not None
         return self.weights.shape[0] > 0
 
+
 @runtime_checkable
 class Engine(Protocol):
     """The training steps of one run, on one kind of hardware.

@@ -1,9 +1,9 @@
 """The ``kernels`` engine: one call per equation kernel from Python (passes.py, optimizers.py).
 
 The plain loops, easiest to read against the notes, and the reference the fused engine is
-tested against. Per step: gather the minibatch (I.1/I.2), forward (F.*), loss (L.1, S.1),
-backward (B.*), update (U.*); with sample weights, their factors ω_s (S.2) first. Every buffer is allocated when the engine is built; the steps
-allocate nothing.
+tested against. Per step: gather the minibatch (I.1/I.2), forward (F.*), loss (L.1 or L.2,
+S.1), backward (B.*), update (U.*); with sample weights, their factors ω_s (S.2) first. Every
+buffer is allocated when the engine is built; the steps allocate nothing.
 """
 
 from __future__ import annotations

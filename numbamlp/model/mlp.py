@@ -135,7 +135,9 @@ class MLP:
         """w as float64 (n,): finite, non-negative, with a positive sum (S.2), or a clear error."""
         w = np.asarray(sample_weight)
         if w.ndim != 1 or w.shape[0] != n:
-            raise NumbamlpError(f"{what} must hold one weight per sample ({n}), got shape {w.shape}")
+            raise NumbamlpError(
+                f"{what} must hold one weight per sample ({n}), got shape {w.shape}"
+            )
         if not np.issubdtype(w.dtype, np.number) or np.issubdtype(w.dtype, np.complexfloating):
             raise NumbamlpError(f"{what} must be numeric, got dtype {w.dtype}")
         w = np.ascontiguousarray(w, dtype=np.float64)

@@ -86,7 +86,7 @@ class Architecture:
 
     @property
     def task(self) -> str:
-        """"regression" for the identity head, else "classification"."""
+        """ "regression" for the identity head, else "classification"."""
         return "regression" if self.head == "identity" else "classification"
 
     @property

@@ -133,7 +133,7 @@ def forward(arch: Architecture, W, b, X):
     elif arch.head == "modified-softmax":
         F = modified_softmax(Z[-1])
     else:
-        F = Z[-1].copy()  # (F.5) identity head
+        F = np.array(Z[-1])  # (F.5) identity head: f = z^L
     return Z, H, F
 
 

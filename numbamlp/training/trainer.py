@@ -3,8 +3,8 @@
 Orchestration only: the Trainer draws each epoch's minibatches (I.1/I.2) and step sizes
 (G.*), keeps the position (epoch, minibatch, p), checks for divergence and restores a run;
 an engine (numbamlp/engines/) makes the steps — gather, forward (F.*), loss (L.1 or L.2, S.1,
-with sample weights S.2), backward (B.*), update (U.*). Every buffer is allocated when the Trainer is built; the loop
-itself allocates nothing.
+with sample weights S.2), backward (B.*), update (U.*). Every buffer is allocated when the
+Trainer is built; the loop itself allocates nothing.
 
 The engines run the same equations, chosen by ``config.engine``, ``device`` and ``cluster``:
 
@@ -60,8 +60,9 @@ class TrainingDiverged(NumbamlpError):
 #: minibatch and log M that of a uniform guess over the M classes (what a fresh network starts
 #: near; the max keeps unscaled data, whose first loss is far above log M, from counting as
 #: growth). For regression (L.2) the guess is f = 0 on standardised targets (Z.2), whose loss
-#: is ½ Σ_i E[y_i²] = T/2 for T targets: max(ℓ_ref, T/2). Checked per minibatch, so where it fires depends neither on how the minibatches were
-#: grouped into calls nor on a stop and resume. A run that learns never comes near: every
+#: is ½ Σ_i E[y_i²] = T/2 for T targets: max(ℓ_ref, T/2). Checked per minibatch, so where it
+#: fires depends neither on how the minibatches were grouped into calls nor on a stop and
+#: resume. A run that learns never comes near: every
 #: optimizer at 10 × its default γ, constant/step/cosine, on MNIST stays ≤ 1.07 × ℓ_ref (SGD at
 #: γ = 10: 2 ×; tests/training/test_exploding_loss.py). 10⁴ × is 23 000 nats on MNIST, logits
 #: thousands apart; `--optimizer sgd --lr 1e6` passes it at its second minibatch (ℓ = 4 · 10⁵).
@@ -375,8 +376,7 @@ class Trainer:
                     f"batch {q + 1} (step {step}), more than {GROWTH_LIMIT:g} times "
                     f"max(the first minibatch's loss {self.reference_loss:.4g}, "
                     f"{'a zero prediction' if self.regression else 'a uniform guess'}'s "
-                    f"{self._guess_loss():.4g}). "
-                    + self._smaller_lr_hint()
+                    f"{self._guess_loss():.4g}). " + self._smaller_lr_hint()
                 )
 
     def _finish_epoch(self) -> EpochMetrics:
@@ -524,7 +524,7 @@ def train(
     history = []
     for _ in range(config.epochs):
         metrics = trainer.train_epoch(on_batch)
-        if X_test is not None:
+        if X_test is not None and y_test is not None:
             metrics.test_accuracy = model.accuracy(X_test, y_test, scale)  # (P.1), or R² (E.3)
         history.append(metrics)
         if on_epoch is not None:

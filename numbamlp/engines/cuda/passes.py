@@ -93,9 +93,7 @@ def forward(ws: Workspace, params: DeviceParameters, threads: Threads) -> None:
         identity_forward[threads.per_sample(B)](ws.f, ws.z[L])  # (F.5)
 
 
-def loss(
-    ws: Workspace, params: DeviceParameters, y, mean, threads: Threads, omega=None
-) -> None:
+def loss(ws: Workspace, params: DeviceParameters, y, mean, threads: Threads, omega=None) -> None:
     """Minibatch loss ℓ = (1/B) Σ_s ℓ_s after a forward pass, written to ``mean[0]``: y the
     labels (L.1) or the identity head's targets (L.2); with ``omega`` weighted (S.2)."""
     arch = params.architecture

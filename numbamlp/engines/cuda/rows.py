@@ -1,5 +1,6 @@
-"""numbamlp/kernels/rows.py's row functions (F.4, F.5, S.1, S.2, P.1, B.1, B.5, L.2) for the device, built from the
-very Python functions the CPU compiles, as cuda/activations.py builds φ/φ′."""
+"""numbamlp/kernels/rows.py's row functions (F.4, F.5, S.1, S.2, P.1, B.1, B.5, L.2) for the
+device, built from the very Python functions the CPU compiles, as cuda/activations.py builds
+φ/φ′."""
 
 from __future__ import annotations
 

@@ -374,7 +374,9 @@ class FusedPlan:
         if used.min() < 0 or used.max() >= X.shape[0]:
             raise NumbamlpError("FusedPlan.run: indices must be rows of X")
         key = (id(y), y.shape[0])
-        if not self.regression and self._labels_checked != key:  # O(n): once per label array, not once per call
+        if (
+            not self.regression and self._labels_checked != key
+        ):  # O(n): once per label array, not once per call
             if y.min() < 0 or y.max() >= arch.n_classes:
                 raise NumbamlpError(f"FusedPlan.run: labels must be in 0..{arch.n_classes - 1}")
             self._labels_checked = key

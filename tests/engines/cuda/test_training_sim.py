@@ -29,8 +29,8 @@ def data():
 
 
 def pair(
-    optimizer="adam", head="softmax", dtype="float64", sampling="shuffle", lr=None, weight_decay=0.0,
-    sample_weight=None,
+    optimizer="adam", head="softmax", dtype="float64", sampling="shuffle", lr=None,
+    weight_decay=0.0, sample_weight=None,
 ):  # fmt: skip
     """A CPU trainer and a device trainer built from the same seed (4 steps per epoch); with the
     identity head a regressor of 2 targets."""
@@ -57,7 +57,14 @@ def pair(
         else:
             trainers.append(
                 Trainer(
-                    model, X, y, config, rng, scale=1 / 255, device="cuda", engine_options=TINY,
+                    model,
+                    X,
+                    y,
+                    config,
+                    rng,
+                    scale=1 / 255,
+                    device="cuda",
+                    engine_options=TINY,
                     sample_weight=sample_weight,
                 )  # fmt: skip
             )
