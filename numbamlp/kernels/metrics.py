@@ -1,4 +1,5 @@
-"""onehot / onecold, accuracy and the confusion matrix (Flux's names, MMiDS §7.3)."""
+"""onehot / onecold, accuracy and the confusion matrix (Flux's names, MMiDS §7.3); MSE, MAE and
+R² of regression (E.1–E.3)."""
 
 from __future__ import annotations
 
@@ -46,3 +47,44 @@ def format_confusion_matrix(C: np.ndarray, class_names: tuple[str, ...] | None =
         cells = " ".join(f"{C[a, b]:>{width}}" for b in range(M))
         lines.append(f"{names[a]:>{label_width}} | {cells}")
     return "\n".join(lines)
+
+
+# --- Regression (original units: the caller inverts Z.2 first), in float64 ----------------------
+
+
+def _regression_pair(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both as float64 (n, T); a 1-d array is one target."""
+    y_true = np.asarray(y_true, dtype=np.float64)
+    y_pred = np.asarray(y_pred, dtype=np.float64)
+    y_true = y_true.reshape(y_true.shape[0], -1)
+    y_pred = y_pred.reshape(y_pred.shape[0], -1)
+    if y_pred.shape != y_true.shape:
+        raise ValueError(f"shapes differ: {y_pred.shape} vs {y_true.shape}")
+    return y_true, y_pred
+
+
+def mean_squared_error(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """(E.1) MSE_i = (1/n) Σ_s (ŷ_{s,i} − y_{s,i})², averaged over the targets i."""
+    y_true, y_pred = _regression_pair(y_true, y_pred)
+    # (E.1) MSE_i = (1/n) Σ_s (ŷ_{s,i} − y_{s,i})²
+    return float(np.mean(np.mean((y_pred - y_true) ** 2, axis=0)))
+
+
+def mean_absolute_error(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """(E.2) MAE_i = (1/n) Σ_s |ŷ_{s,i} − y_{s,i}|, averaged over the targets i."""
+    y_true, y_pred = _regression_pair(y_true, y_pred)
+    # (E.2) MAE_i = (1/n) Σ_s |ŷ_{s,i} − y_{s,i}|
+    return float(np.mean(np.mean(np.abs(y_pred - y_true), axis=0)))
+
+
+def r2_score(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """(E.3) R²_i = 1 − Σ_s (y_{s,i} − ŷ_{s,i})² / Σ_s (y_{s,i} − ȳ_i)², averaged over the targets
+    i (scikit-learn's r2_score, uniform average; a constant target scores 1 if predicted
+    exactly, else 0, as scikit-learn's force_finite)."""
+    y_true, y_pred = _regression_pair(y_true, y_pred)
+    # (E.3) R²_i = 1 − Σ_s (y_{s,i} − ŷ_{s,i})² / Σ_s (y_{s,i} − ȳ_i)²
+    residual = np.sum((y_true - y_pred) ** 2, axis=0)
+    spread = np.sum((y_true - y_true.mean(axis=0)) ** 2, axis=0)
+    safe = np.where(spread > 0, spread, 1.0)
+    r2 = np.where(spread > 0, 1.0 - residual / safe, np.where(residual == 0, 1.0, 0.0))
+    return float(np.mean(r2))
