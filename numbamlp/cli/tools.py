@@ -84,7 +84,11 @@ def gradcheck(ctx: click.Context, **opts: Any) -> None:
     for k in range(1, model.architecture.L + 1):
         model.params.b[k][...] = rng.normal(scale=0.5, size=model.params.b[k].shape)
     X = rng.normal(size=(samples, inputs))
-    y = rng.integers(0, classes, size=samples)
+    y = (
+        rng.normal(size=(samples, classes))
+        if head == "identity"
+        else rng.integers(0, classes, size=samples)
+    )
     decay = f", weight decay λ = {weight_decay:g}" if weight_decay else ""
     click.echo(f"{model}, {samples} samples, ε = {eps:g}{decay}")
     click.echo(f"{'parameter':>10}  {'relative error':>15}  {'max |Δ|':>10}")

@@ -34,13 +34,32 @@ class EngineSetup:
     model: MLP  # θ is model.params.theta, updated in place (on a device: by to_host)
     X: np.ndarray  # the training inputs, (n, d_0): θ's dtype, or uint8 pixels
     scale: np.floating  # h^0 = scale · X_{I_s}, in θ's dtype
-    y: np.ndarray  # int64 labels, (n,)
+    y: np.ndarray  # int64 labels, (n,) (zero-length for regression)
     optimizer: Optimizer  # hyperparameters, state arrays, the step counter p
     sampler: Sampler  # index_matrix[q, :batch_sizes[q]] is minibatch q of the epoch
     lrs: np.ndarray  # float64 (steps,): γ of the step made on minibatch q
     batch_losses: np.ndarray  # float64 (steps,): receives ℓ of minibatch q (S.1)
     batch_correct: np.ndarray  # int64 (steps,): receives its samples classified right (P.1)
     weight_decay: float = 0.0  # λ of R.1
+    # The identity head's targets y_{s,:}, (n, T) in θ's dtype; zero rows for a classifier.
+    targets: np.ndarray | None = None
+    # The sample weights w_s of S.2, float64 (n,); zero-length: unweighted (S.1 alone).
+    weights: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        """The arrays left out become zero-length dummies of the types the kernels take (one
+        type signature per dtype, whichever arrays a run uses)."""
+        if self.targets is None:
+            d_L = self.model.architecture.n_outputs
+            object.__setattr__(self, "targets", np.zeros((0, d_L), self.model.dtype))
+        if self.weights is None:
+            object.__setattr__(self, "weights", np.zeros(0, np.float64))
+
+    @property
+    def weighted(self) -> bool:
+        """Whether the steps take the weighted minibatch mean (S.2)."""
+        assert self.weights is not None
+        return self.weights.shape[0] > 0
 
 
 @runtime_checkable
@@ -80,7 +99,8 @@ class Engine(Protocol):
         ...
 
     def accuracy(self, X: np.ndarray, y: np.ndarray, scale: float = 1.0) -> float:
-        """Fraction of (X · scale, y) that the current θ classifies right (P.1)."""
+        """Fraction of (X · scale, y) that the current θ classifies right (P.1); for a regressor
+        (y targets) R² (E.3)."""
         ...
 
 
@@ -118,4 +138,7 @@ class HostEngine:
         return bool(np.isfinite(self.setup.model.params.theta).all())
 
     def accuracy(self, X: np.ndarray, y: np.ndarray, scale: float = 1.0) -> float:
+        """Fraction classified right (P.1); for a regressor R² (E.3)."""
+        if self.setup.model.architecture.task == "regression":
+            return self.setup.model.accuracy(X, y, scale)
         return float(np.mean(self.setup.model.predict(X, scale) == y))

@@ -1,9 +1,9 @@
 """The ``kernels`` engine: one call per equation kernel from Python (passes.py, optimizers.py).
 
 The plain loops, easiest to read against the notes, and the reference the fused engine is
-tested against. Per step: gather the minibatch (I.1/I.2), forward (F.*), loss (L.1, S.1),
-backward (B.*), update (U.*). Every buffer is allocated when the engine is built; the steps
-allocate nothing.
+tested against. Per step: gather the minibatch (I.1/I.2), forward (F.*), loss (L.1 or L.2,
+S.1), backward (B.*), update (U.*); with sample weights, their factors ω_s (S.2) first. Every
+buffer is allocated when the engine is built; the steps allocate nothing.
 """
 
 from __future__ import annotations
@@ -11,7 +11,12 @@ from __future__ import annotations
 import math
 
 from numbamlp.engines.base import EngineSetup, HostEngine, adopt_state
-from numbamlp.kernels.forward import gather_batch, gather_labels
+from numbamlp.kernels.forward import (
+    gather_batch,
+    gather_labels,
+    gather_targets,
+    sample_weight_factors,
+)
 from numbamlp.model import passes
 from numbamlp.model.network import Parameters
 from numbamlp.model.workspace import Workspace
@@ -30,6 +35,8 @@ class KernelsEngine(HostEngine):
             self.workspace.rows(batch.shape[0])
         self.grads = Parameters.zeros(arch, dtype)
         self.state = adopt_state(setup.optimizer, arch.n_parameters, dtype)
+        self.regression = arch.task == "regression"
+        self.weighted = setup.weighted
 
     def run(self, first: int, count: int) -> int:
         for t in range(count):
@@ -44,13 +51,22 @@ class KernelsEngine(HostEngine):
         indices = setup.sampler.batches[q]
         ws = self.workspace.rows(indices.shape[0])
         gather_batch(ws.h[0], setup.X, indices, setup.scale)
-        gather_labels(ws.labels, setup.y, indices)
+        if self.regression:
+            gather_targets(ws.targets, setup.targets, indices)
+            y = ws.targets
+        else:
+            gather_labels(ws.labels, setup.y, indices)
+            y = ws.labels
+        omega = None
+        if self.weighted:
+            sample_weight_factors(ws.omega, setup.weights, indices)  # (S.2) ω_s
+            omega = ws.omega
         passes.forward(ws, params)
-        batch_loss = passes.loss(ws, params, ws.labels)
+        batch_loss = passes.loss(ws, params, y, omega)
         setup.batch_losses[q] = batch_loss
-        setup.batch_correct[q] = passes.correct(ws, params, ws.labels)
+        setup.batch_correct[q] = passes.correct(ws, params, y)
         if not math.isfinite(batch_loss):
             return False
-        passes.backward(ws, params, grads, ws.labels, setup.weight_decay)
+        passes.backward(ws, params, grads, y, setup.weight_decay, omega)
         setup.optimizer.step(params.theta, grads.theta, setup.lrs[q])
         return True

@@ -1,5 +1,5 @@
-"""Backward-pass kernels: one equation each (B.1–B.4, with the minibatch mean S.1, J.1, and the
-weight decay R.1).
+"""Backward-pass kernels: one equation each (B.1–B.5, with the minibatch mean S.1 and its
+weighted form S.2, J.1, and the weight decay R.1).
 
 Same layout as forward.py: ``delta[s, i]`` is δ^m_{s,i} = ∂ℓ_s/∂z^m_{s,i} for sample s of the
 batch. Each loop is parallel over the index whose outputs it owns: samples s for δ (B.1, B.4),
@@ -13,7 +13,7 @@ from numba import prange
 
 from numbamlp.kernels._jit import kernel
 from numbamlp.kernels.activations import phi_prime
-from numbamlp.kernels.rows import output_delta_entry_cpu
+from numbamlp.kernels.rows import output_delta_entry_cpu, squared_error_delta_entry_cpu
 
 
 @kernel
@@ -27,6 +27,26 @@ def output_delta(delta_L, f, y):
         for i in range(d_L):
             # (B.1) δ^L_{s,i} = f_{s,i} − 1_{Y_s=i}
             delta_L[s, i] = output_delta_entry_cpu(f[s, i], i, y[s])
+
+
+@kernel
+def squared_error_delta(delta_L, f, targets):
+    """(B.5) δ^L = ∇_{z^L} ℓ = f − y: squared error (L.2) after the identity head (F.5)."""
+    for s in prange(delta_L.shape[0]):
+        for i in range(delta_L.shape[1]):
+            # (B.5) δ^L_{s,i} = f_{s,i} − y_{s,i}
+            delta_L[s, i] = squared_error_delta_entry_cpu(f[s, i], targets[s, i])
+
+
+@kernel
+def weight_output_delta(delta_L, omega):
+    """(S.2) δ^L_{s,:} ← ω_s δ^L_{s,:}: the weighted minibatch mean's output error (then S.1's
+    (1/B) Σ_s in B.2 and B.3 gives Σ_s w_s ∇ℓ_s / Σ_s w_s)."""
+    for s in prange(delta_L.shape[0]):
+        omega_s = omega[s]
+        for i in range(delta_L.shape[1]):
+            # (S.2) δ^L_{s,i} ← ω_s δ^L_{s,i}
+            delta_L[s, i] = delta_L[s, i] * omega_s
 
 
 @kernel

@@ -1,5 +1,5 @@
-"""Forward-pass kernels: one equation each (F.1–F.4, L.1, S.1, R.1's penalty), parallel over
-samples s.
+"""Forward-pass kernels: one equation each (F.1–F.5, L.1, L.2, S.1, S.2, R.1's penalty), parallel
+over samples s.
 
 Layout: a minibatch activation is an array ``h[s, j]`` of shape (B, d): sample s of the batch,
 unit j of the layer, one sample per row. Weights are ``W[i, j]`` of shape (d_k, d_{k−1}) as in
@@ -16,7 +16,15 @@ from numba import prange
 
 from numbamlp.kernels._jit import kernel, serial
 from numbamlp.kernels.activations import phi
-from numbamlp.kernels.rows import minibatch_mean_cpu, modified_softmax_row_cpu, predicted_class_cpu
+from numbamlp.kernels.rows import (
+    identity_row_cpu,
+    minibatch_mean_cpu,
+    modified_softmax_row_cpu,
+    predicted_class_cpu,
+    sample_weight_factor_cpu,
+    squared_error_row_cpu,
+    weight_total_cpu,
+)
 
 
 @kernel
@@ -76,6 +84,41 @@ def modified_softmax_forward(f, z):
     for s in prange(z.shape[0]):
         # (F.4) f_{s,:} = γ̃(z^L_{s,:}), rows.modified_softmax_row
         modified_softmax_row_cpu(f, z, s)
+
+
+@kernel
+def identity_forward(f, z):
+    """(F.5) f = z^L: the identity head of regression."""
+    for s in prange(z.shape[0]):
+        # (F.5) f_{s,:} = z^L_{s,:}, rows.identity_row
+        identity_row_cpu(f, z, s)
+
+
+@kernel(fastmath=False)
+def squared_error(losses, f, targets):
+    """(L.2) ℓ_s = ½ Σ_i (f_{s,i} − y_{s,i})², y_{s,:} the minibatch's targets (row s)."""
+    for s in prange(f.shape[0]):
+        # (L.2) ℓ_s = ½ Σ_i (f_{s,i} − y_{s,i})², rows.squared_error_row
+        losses[s] = squared_error_row_cpu(f, targets, s, s)
+
+
+@serial
+def sample_weight_factors(omega, weights, indices):
+    """(S.2) ω_s = B · w_{I_s} / Σ_{s'} w_{I_{s'}} for the minibatch I (float64; the sum in
+    sample order). Serial: B numbers, and the sum must be one thread's."""
+    B = omega.shape[0]
+    total = weight_total_cpu(weights, indices, B)
+    for s in range(B):
+        # (S.2) ω_s = B · w_s / Σ_{s'} w_{s'}
+        omega[s] = sample_weight_factor_cpu(weights[indices[s]], B, total)
+
+
+@serial
+def weight_losses(losses, omega):
+    """(S.2) ℓ_s ← ω_s ℓ_s, so that S.1's mean is Σ_s w_s ℓ_s / Σ_s w_s."""
+    for s in range(losses.shape[0]):
+        # (S.2) ℓ_s ← ω_s ℓ_s
+        losses[s] = losses[s] * omega[s]
 
 
 @kernel(fastmath=False)
@@ -140,6 +183,15 @@ def count_correct(z, y, n_classes):
         if predicted_class_cpu(z, s, n_classes) == y[s]:
             correct += 1
     return correct
+
+
+@kernel
+def gather_targets(targets_batch, targets, indices):
+    """y_{s,:} = y_{I_s,:}: the minibatch's regression targets (I.1/I.2 chose the indices)."""
+    for s in prange(targets_batch.shape[0]):
+        row = indices[s]
+        for i in range(targets_batch.shape[1]):
+            targets_batch[s, i] = targets[row, i]
 
 
 @serial

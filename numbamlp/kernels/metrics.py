@@ -1,4 +1,5 @@
-"""onehot / onecold, accuracy and the confusion matrix (Flux's names, MMiDS §7.3)."""
+"""onehot / onecold, accuracy and the confusion matrix (Flux's names, MMiDS §7.3); MSE, MAE and
+R² of regression (E.1–E.3)."""
 
 from __future__ import annotations
 

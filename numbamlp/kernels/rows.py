@@ -1,5 +1,6 @@
 """Equations of one sample's row, each written once: the modified softmax head (F.4), the
-minibatch mean (S.1), the predicted class (P.1) and the output error δ^L (B.1).
+identity head (F.5), the minibatch mean (S.1), the predicted class (P.1), the output error δ^L
+(B.1, B.5), the squared error (L.2) and the sample weights' factor (S.2).
 
 Plain Python functions using only arithmetic and comparisons, so that one source compiles for
 every target, as activations.py's φ/φ′ and updates.py's U.1–U.6 do: forward.py and backward.py's
@@ -60,8 +61,54 @@ def output_delta_entry(f_si, i, label):
     return f_si - (1.0 if label == i else 0.0)
 
 
+# (F.5) f_{s,:} = z^L_{s,:} on row s: the identity head of regression
+def identity_row(f, z, s):
+    for i in range(f.shape[1]):
+        # (F.5) f_{s,i} = z^L_{s,i}
+        f[s, i] = z[s, i]
+
+
+# (L.2) ℓ_s = ½ Σ_i (f_{s,i} − y_{s,i})² on row s of f, against row ``row`` of the targets (the
+# minibatch's sample s is row I_s of the training set). Summed in float64 in unit order.
+def squared_error_row(f, targets, s, row):
+    total = 0.0
+    for i in range(f.shape[1]):
+        # (L.2) ℓ_s = ½ Σ_i (f_{s,i} − y_{s,i})²
+        r = f[s, i] - targets[row, i]
+        total += r * r
+    return 0.5 * total
+
+
+# (B.5) δ^L_{s,i} = ∂ℓ_s/∂z^L_{s,i} = f_{s,i} − y_{s,i}
+def squared_error_delta_entry(f_si, y_si):
+    return f_si - y_si
+
+
+# (S.2) Σ_s w_{I_s} over the B samples of a minibatch, in sample order (deterministic, whoever
+# computes it: every rank of an MPI job sums the whole batch alike)
+def weight_total(weights, batch, B):
+    total = 0.0
+    for s in range(B):
+        total += weights[batch[s]]
+    return total
+
+
+# (S.2) ω_s = B · w_s / Σ_{s'} w_{s'}: ℓ_s and δ^L_{s,:} are multiplied by it, then S.1's mean
+# gives Σ_s w_s ℓ_s / Σ_s w_s. All w_s = 1 gives B/B = 1.0 exactly (bitwise the unweighted run);
+# a minibatch whose weights are all 0 counts for nothing (ω_s = 0) instead of 0/0.
+def sample_weight_factor(w_s, B, total):
+    if total > 0.0:
+        return (B * w_s) / total
+    return 0.0
+
+
 # CPU builds.
 modified_softmax_row_cpu = scalar(modified_softmax_row)
 minibatch_mean_cpu = scalar(minibatch_mean)
 predicted_class_cpu = scalar(predicted_class)
 output_delta_entry_cpu = scalar(output_delta_entry)
+identity_row_cpu = scalar(identity_row)
+squared_error_row_cpu = scalar(squared_error_row)
+squared_error_delta_entry_cpu = scalar(squared_error_delta_entry)
+weight_total_cpu = scalar(weight_total)
+sample_weight_factor_cpu = scalar(sample_weight_factor)

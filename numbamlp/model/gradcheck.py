@@ -22,18 +22,23 @@ class LayerCheck:
 
 
 def numerical_gradient(
-    model: MLP, X: np.ndarray, y: np.ndarray, eps: float = 1e-6, weight_decay: float = 0.0
+    model: MLP,
+    X: np.ndarray,
+    y: np.ndarray,
+    eps: float = 1e-6,
+    weight_decay: float = 0.0,
+    sample_weight: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Central differences of the mean loss (ℓ_λ with ``weight_decay`` λ, R.1) with respect to
-    every component of θ."""
+    """Central differences of the mean loss (ℓ_λ with ``weight_decay`` λ, R.1; the weighted
+    mean with ``sample_weight``, S.2) with respect to every component of θ."""
     theta = model.params.theta
     grad = np.zeros_like(theta, dtype=np.float64)
     for r in range(theta.shape[0]):
         saved = theta[r]
         theta[r] = saved + eps
-        plus = model.loss(X, y, weight_decay=weight_decay)
+        plus = model.loss(X, y, weight_decay=weight_decay, sample_weight=sample_weight)
         theta[r] = saved - eps
-        minus = model.loss(X, y, weight_decay=weight_decay)
+        minus = model.loss(X, y, weight_decay=weight_decay, sample_weight=sample_weight)
         theta[r] = saved
         grad[r] = (plus - minus) / (2 * eps)
     return grad
@@ -64,12 +69,20 @@ def relative_error(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def check_gradient(
-    model: MLP, X: np.ndarray, y: np.ndarray, eps: float = 1e-6, weight_decay: float = 0.0
+    model: MLP,
+    X: np.ndarray,
+    y: np.ndarray,
+    eps: float = 1e-6,
+    weight_decay: float = 0.0,
+    sample_weight: np.ndarray | None = None,
 ) -> list[LayerCheck]:
     """Compare the backprop gradient with central differences, layer by layer; with
-    ``weight_decay`` λ, of the objective ℓ_λ with its penalty (R.1)."""
-    _, grads = model.loss_and_gradient(X, y, weight_decay)
-    numeric = model.architecture.layer_views(numerical_gradient(model, X, y, eps, weight_decay))
+    ``weight_decay`` λ, of the objective ℓ_λ with its penalty (R.1); with ``sample_weight``,
+    of the weighted mean (S.2). y: labels, or the identity head's targets."""
+    _, grads = model.loss_and_gradient(X, y, weight_decay, sample_weight)
+    numeric = model.architecture.layer_views(
+        numerical_gradient(model, X, y, eps, weight_decay, sample_weight)
+    )
     checks = []
     for k in range(1, model.architecture.L + 1):
         for name, analytic, approx in (

@@ -48,7 +48,10 @@ def training_bytes(
     P = architecture.n_parameters
     parameters = (2 + _STATE_ARRAYS.get(optimizer, 2)) * P * itemsize
     B = effective_batch_size(sampling, n_rows, batch_size)
-    per_row = (3 * sum(architecture.sizes) + architecture.n_classes + 1) * itemsize + 4 * 8
+    # h, z, δ, f, ℓ_s and the regression targets in θ's dtype; classes, indices, labels and
+    # the weights' factors ω_s in 8 bytes each
+    sizes = architecture.sizes
+    per_row = (3 * sum(sizes) + architecture.n_classes + sizes[-1] + 1) * itemsize + 5 * 8
     steps = -(-n_rows // B) if n_rows >= 1 else 1
     index = steps * B * 8 * (2 if sampling == "iid" else 1)  # iid: indices and their uniforms
     return parameters, B * per_row + index

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from numbamlp.errors import NumbamlpError
-from numbamlp.kernels.forward import gather_batch, predict_classes
+from numbamlp.kernels.forward import gather_batch, predict_classes, sample_weight_factors
+from numbamlp.kernels.metrics import r2_score
 from numbamlp.model import passes
 from numbamlp.model.network import DTYPES, Architecture, Parameters
 from numbamlp.model.workspace import Workspace
@@ -33,17 +34,19 @@ class MLP:
         cls,
         n_inputs: int,
         hidden: Sequence[int],
-        n_classes: int,
+        n_outputs: int,
         *,
         activations: str | Sequence[str] = "sigmoid",
         head: str = "softmax",
         dtype: str = "float32",
         rng: np.random.Generator,
     ) -> MLP:
-        """A network with Glorot-uniform weights and zero biases (N.1), drawn from ``rng``."""
+        """A network with Glorot-uniform weights and zero biases (N.1), drawn from ``rng``:
+        a classifier of ``n_outputs`` classes, or with ``head="identity"`` a regressor of
+        ``n_outputs`` targets."""
         if dtype not in DTYPES:
             raise NumbamlpError(f"unknown dtype {dtype!r}; choose one of: {', '.join(DTYPES)}")
-        arch = Architecture.for_classes(n_inputs, hidden, n_classes, activations, head)
+        arch = Architecture.for_classes(n_inputs, hidden, n_outputs, activations, head)
         return cls(arch, Parameters.glorot_uniform(arch, dtype, rng))
 
     def __getstate__(self) -> dict:
@@ -103,6 +106,47 @@ class MLP:
             )
         return np.ascontiguousarray(y, dtype=np.int64)
 
+    def check_targets(self, y: np.ndarray, n: int, what: str = "targets") -> np.ndarray:
+        """What the loss compares f with: int64 labels (n,) for a classifier (``check_labels``);
+        for a regressor C-contiguous (n, T) targets of the model's dtype ((n,) accepted for
+        T = 1), finite, or a clear error."""
+        if self.architecture.task == "classification":
+            return self.check_labels(y, n, what)
+        T = self.architecture.n_outputs
+        y = np.asarray(y)
+        if y.ndim == 1 and T == 1:
+            y = y.reshape(-1, 1)
+        if y.ndim != 2 or y.shape != (n, T):
+            raise NumbamlpError(
+                f"{what} must be an array of {n} rows × {T} target(s), got shape {y.shape}"
+            )
+        if not np.issubdtype(y.dtype, np.number) or np.issubdtype(y.dtype, np.complexfloating):
+            raise NumbamlpError(f"{what} must be numeric, got dtype {y.dtype}")
+        y = np.ascontiguousarray(y, dtype=self.dtype)
+        if not np.isfinite(y).all():
+            bad = np.argwhere(~np.isfinite(y))[0]
+            raise NumbamlpError(f"{what} contain NaN or Inf (first at row {bad[0]})")
+        return y
+
+    @staticmethod
+    def check_sample_weight(
+        sample_weight: np.ndarray, n: int, what: str = "`sample_weight`"
+    ) -> np.ndarray:
+        """w as float64 (n,): finite, non-negative, with a positive sum (S.2), or a clear error."""
+        w = np.asarray(sample_weight)
+        if w.ndim != 1 or w.shape[0] != n:
+            raise NumbamlpError(
+                f"{what} must hold one weight per sample ({n}), got shape {w.shape}"
+            )
+        if not np.issubdtype(w.dtype, np.number) or np.issubdtype(w.dtype, np.complexfloating):
+            raise NumbamlpError(f"{what} must be numeric, got dtype {w.dtype}")
+        w = np.ascontiguousarray(w, dtype=np.float64)
+        if not np.isfinite(w).all() or (w < 0).any():
+            raise NumbamlpError(f"{what} must be finite and non-negative")
+        if not w.sum() > 0:
+            raise NumbamlpError(f"{what} must have a positive sum")
+        return w
+
     # -- evaluation ------------------------------------------------------------------------
 
     def _eval_workspace(self) -> Workspace:
@@ -122,16 +166,27 @@ class MLP:
             passes.forward(ws, self.params)
             yield start, ws
 
-    def predict_proba(self, X: np.ndarray, scale: float = 1.0) -> np.ndarray:
-        """Class probabilities f_θ(x) of the inputs x = X · scale, shape (n, M)."""
+    def predict_values(self, X: np.ndarray, scale: float = 1.0) -> np.ndarray:
+        """The outputs f_θ(x) of the inputs x = X · scale: class probabilities (n, M), or the
+        identity head's values (n, T) (F.5)."""
         X = self.check_inputs(X, raw=True)
         out = np.empty((X.shape[0], self.architecture.n_classes), self.dtype)
         for start, ws in self._forward_chunks(X, scale):
             out[start : start + ws.batch_size] = ws.f
         return out
 
+    def predict_proba(self, X: np.ndarray, scale: float = 1.0) -> np.ndarray:
+        """Class probabilities f_θ(x) of the inputs x = X · scale, shape (n, M)."""
+        if self.architecture.task == "regression":
+            raise NumbamlpError("a regression model has no class probabilities; use `predict`")
+        return self.predict_values(X, scale)
+
     def predict(self, X: np.ndarray, scale: float = 1.0) -> np.ndarray:
-        """onecold(f_θ(x)) for x = X · scale: the most probable class of each row, shape (n,)."""
+        """onecold(f_θ(x)) for x = X · scale: the most probable class of each row, shape (n,);
+        for a regressor the outputs f_θ(x), shape (n, T), in the model's dtype (the standardised
+        target units: inverting Z.2 is the caller's)."""
+        if self.architecture.task == "regression":
+            return self.predict_values(X, scale)
         X = self.check_inputs(X, raw=True)
         out = np.empty(X.shape[0], np.int64)
         for start, ws in self._forward_chunks(X, scale):
@@ -140,30 +195,56 @@ class MLP:
         return out
 
     def accuracy(self, X: np.ndarray, y: np.ndarray, scale: float = 1.0) -> float:
-        """Fraction of rows whose predicted class is y."""
+        """Fraction of rows whose predicted class is y; for a regressor R² (E.3, in the model's
+        units), the score that takes accuracy's place."""
         X = self.check_inputs(X, raw=True)
-        y = self.check_labels(y, X.shape[0])
+        y = self.check_targets(y, X.shape[0])
+        if self.architecture.task == "regression":
+            return r2_score(y, self.predict_values(X, scale))
         return float(np.mean(self.predict(X, scale) == y))
 
     def loss(
-        self, X: np.ndarray, y: np.ndarray, scale: float = 1.0, weight_decay: float = 0.0
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        scale: float = 1.0,
+        weight_decay: float = 0.0,
+        sample_weight: np.ndarray | None = None,
     ) -> float:
-        """Mean cross-entropy (L.1, S.1) over all rows of X · scale, plus the weight decay's
-        penalty (λ/2) Σ_m ‖W^m‖² when ``weight_decay`` λ ≠ 0 (R.1): ℓ_λ."""
+        """Mean loss over all rows of X · scale — cross-entropy (L.1) of labels y, or squared
+        error (L.2) of targets y for the identity head — plus the weight decay's penalty
+        (λ/2) Σ_m ‖W^m‖² when ``weight_decay`` λ ≠ 0 (R.1): ℓ_λ. With ``sample_weight`` w the
+        mean is Σ_s w_s ℓ_s / Σ_s w_s (S.2)."""
         X = self.check_inputs(X, raw=True)
-        y = self.check_labels(y, X.shape[0])
+        y = self.check_targets(y, X.shape[0])
+        w = None if sample_weight is None else self.check_sample_weight(sample_weight, X.shape[0])
         total = 0.0
         for start, ws in self._forward_chunks(X, scale):
-            total += passes.loss(ws, self.params, y[start : start + ws.batch_size]) * ws.batch_size
-        return total / X.shape[0] + passes.penalty(self.params, weight_decay)
+            stop = start + ws.batch_size
+            mean = passes.loss(ws, self.params, y[start:stop])
+            if w is None:
+                total += mean * ws.batch_size
+            else:  # (S.2) Σ_s w_s ℓ_s, of the unweighted ℓ_s the pass left in ws.losses
+                total += float(np.dot(w[start:stop], ws.losses.astype(np.float64)))
+        n = X.shape[0] if w is None else float(w.sum())
+        return total / n + passes.penalty(self.params, weight_decay)
 
     def loss_and_accuracy(
         self, X: np.ndarray, y: np.ndarray, scale: float = 1.0
     ) -> tuple[float, float]:
         """``loss`` and ``accuracy`` of X · scale in one forward pass over its rows (the same
-        sums, so the same numbers)."""
+        sums, so the same numbers); for a regressor ``loss`` and R² (E.3, in the model's
+        units)."""
         X = self.check_inputs(X, raw=True)
-        y = self.check_labels(y, X.shape[0])
+        y = self.check_targets(y, X.shape[0])
+        if self.architecture.task == "regression":
+            total = 0.0
+            f = np.empty(y.shape, self.dtype)
+            for start, ws in self._forward_chunks(X, scale):
+                stop = start + ws.batch_size
+                total += passes.loss(ws, self.params, y[start:stop]) * ws.batch_size
+                f[start:stop] = ws.f
+            return total / X.shape[0], r2_score(y, f)
         total, right = 0.0, 0
         for start, ws in self._forward_chunks(X, scale):
             labels = y[start : start + ws.batch_size]
@@ -173,17 +254,27 @@ class MLP:
         return total / X.shape[0], right / X.shape[0]
 
     def loss_and_gradient(
-        self, X: np.ndarray, y: np.ndarray, weight_decay: float = 0.0
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        weight_decay: float = 0.0,
+        sample_weight: np.ndarray | None = None,
     ) -> tuple[float, Parameters]:
-        """ℓ(θ) = (1/n) Σ_s ℓ_s and ∇θ ℓ for one batch holding all rows of X; with
-        ``weight_decay`` λ ≠ 0, ℓ_λ and ∇θ ℓ_λ (R.1)."""
+        """ℓ(θ) = (1/n) Σ_s ℓ_s and ∇θ ℓ for one batch holding all rows of X (labels, or the
+        identity head's targets y); with ``weight_decay`` λ ≠ 0, ℓ_λ and ∇θ ℓ_λ (R.1); with
+        ``sample_weight`` w, the weighted mean Σ_s w_s ℓ_s / Σ_s w_s and its gradient (S.2)."""
         X = self.check_inputs(X)
-        y = self.check_labels(y, X.shape[0])
+        y = self.check_targets(y, X.shape[0])
         ws = Workspace(self.architecture, X.shape[0], self.dtype)
         ws.indices[:] = np.arange(X.shape[0])
         gather_batch(ws.h[0], X, ws.indices, self.dtype.type(1.0))
+        omega = None
+        if sample_weight is not None:
+            w = self.check_sample_weight(sample_weight, X.shape[0])
+            sample_weight_factors(ws.omega, w, ws.indices)  # (S.2) ω_s
+            omega = ws.omega
         grads = Parameters.zeros(self.architecture, self.dtype)
         passes.forward(ws, self.params)
-        value = passes.loss(ws, self.params, y) + passes.penalty(self.params, weight_decay)
-        passes.backward(ws, self.params, grads, y, weight_decay)
+        value = passes.loss(ws, self.params, y, omega) + passes.penalty(self.params, weight_decay)
+        passes.backward(ws, self.params, grads, y, weight_decay, omega)
         return value, grads

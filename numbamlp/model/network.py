@@ -17,7 +17,7 @@ from numbamlp.errors import NumbamlpError
 from numbamlp.kernels.activations import CODES
 from numbamlp.kernels.memory import aligned
 
-HEADS = ("softmax", "modified-softmax")
+HEADS = ("softmax", "modified-softmax", "identity")
 DTYPES = ("float32", "float64")
 
 
@@ -26,7 +26,8 @@ class Architecture:
     """Layer widths d_0..d_L, hidden activations φ_1..φ_{L−1}, and the output head.
 
     With the ``softmax`` head d_L = M classes (FB §2). With ``modified-softmax`` (MMiDS γ̃)
-    d_L = K − 1 and class K is the reference with logit 0.
+    d_L = K − 1 and class K is the reference with logit 0. With ``identity`` (regression, F.5)
+    d_L = T targets and f = z^L.
     """
 
     sizes: tuple[int, ...]
@@ -53,7 +54,7 @@ class Architecture:
             raise NumbamlpError(
                 f"unknown output head {self.head!r}; choose one of: {', '.join(HEADS)}"
             )
-        if self.n_classes < 2:
+        if self.task == "classification" and self.n_classes < 2:
             raise NumbamlpError("a classifier needs at least 2 classes")
 
     @classmethod
@@ -65,7 +66,8 @@ class Architecture:
         activations: str | Sequence[str] = "sigmoid",
         head: str = "softmax",
     ) -> Architecture:
-        """Build d_0..d_L from the input width, hidden widths and the number of classes."""
+        """Build d_0..d_L from the input width, hidden widths and the number of classes (for the
+        identity head: of targets, d_L = n_classes)."""
         if isinstance(activations, str):
             activations = [activations] * len(hidden)
         elif len(activations) == 1 and len(hidden) > 1:
@@ -83,7 +85,19 @@ class Architecture:
         return self.sizes[0]
 
     @property
+    def task(self) -> str:
+        """ "regression" for the identity head, else "classification"."""
+        return "regression" if self.head == "identity" else "classification"
+
+    @property
+    def n_outputs(self) -> int:
+        """d_L: the logits of a classifier, the targets T of a regressor."""
+        return self.sizes[-1]
+
+    @property
     def n_classes(self) -> int:
+        """M, the classes (the width of f); for the identity head d_L too (callers check
+        ``task``)."""
         return self.sizes[-1] + (1 if self.head == "modified-softmax" else 0)
 
     @property
@@ -114,7 +128,9 @@ class Architecture:
         for k in range(1, self.L + 1):
             act = f", {self.activations[k - 1]}" if k < self.L else ""
             layers.append(f"Dense({self.sizes[k - 1]} => {self.sizes[k]}{act})")
-        head = "γ̃ (modified softmax)" if self.head == "modified-softmax" else "softmax"
+        head = {"modified-softmax": "γ̃ (modified softmax)", "identity": "identity"}.get(
+            self.head, "softmax"
+        )
         return " → ".join([*layers, head])
 
 

@@ -12,8 +12,10 @@ from numbamlp.kernels.backward import (
     bias_gradient,
     hidden_delta,
     output_delta,
+    squared_error_delta,
     weight_decay_gradient,
     weight_gradient,
+    weight_output_delta,
 )
 from numbamlp.kernels.forward import (
     activation_forward,
@@ -21,8 +23,11 @@ from numbamlp.kernels.forward import (
     batch_mean,
     count_correct,
     cross_entropy,
+    identity_forward,
     modified_softmax_forward,
     softmax_forward,
+    squared_error,
+    weight_losses,
     weight_penalty,
 )
 from numbamlp.model.network import Parameters
@@ -40,13 +45,25 @@ def forward(ws: Workspace, params: Parameters) -> None:
             activation_forward(ws.h[k], ws.z[k], codes[k])  # (F.2)
     if arch.head == "softmax":
         softmax_forward(ws.f, ws.z[L])  # (F.3)
-    else:
+    elif arch.head == "modified-softmax":
         modified_softmax_forward(ws.f, ws.z[L])  # (F.4)
+    else:
+        identity_forward(ws.f, ws.z[L])  # (F.5)
 
 
-def loss(ws: Workspace, params: Parameters, y: np.ndarray) -> float:
-    """Minibatch loss ℓ = (1/B) Σ_s ℓ_s after a forward pass."""
-    cross_entropy(ws.losses, ws.z[params.architecture.L], y, params.architecture.n_classes)  # (L.1)
+def loss(
+    ws: Workspace, params: Parameters, y: np.ndarray, omega: np.ndarray | None = None
+) -> float:
+    """Minibatch loss ℓ = (1/B) Σ_s ℓ_s after a forward pass: y the labels (L.1) or, for the
+    identity head, the targets (B, T) (L.2). With the sample weights' factors ``omega`` (S.2)
+    ℓ_s ← ω_s ℓ_s first, so the mean is Σ_s w_s ℓ_s / Σ_s w_s."""
+    arch = params.architecture
+    if arch.task == "regression":
+        squared_error(ws.losses, ws.f, y)  # (L.2)
+    else:
+        cross_entropy(ws.losses, ws.z[arch.L], y, arch.n_classes)  # (L.1)
+    if omega is not None:
+        weight_losses(ws.losses, omega)  # (S.2)
     return batch_mean(ws.losses)  # (S.1)
 
 
@@ -61,21 +78,35 @@ def penalty(params: Parameters, weight_decay: float) -> float:
 
 
 def correct(ws: Workspace, params: Parameters, y: np.ndarray) -> int:
-    """How many samples of the batch the forward pass classified right (P.1, on z^L)."""
+    """How many samples of the batch the forward pass classified right (P.1, on z^L); 0 for
+    regression."""
+    if params.architecture.task == "regression":
+        return 0
     return count_correct(ws.z[params.architecture.L], y, params.architecture.n_classes)  # (P.1)
 
 
 def backward(
-    ws: Workspace, params: Parameters, grads: Parameters, y: np.ndarray, weight_decay: float = 0.0
+    ws: Workspace,
+    params: Parameters,
+    grads: Parameters,
+    y: np.ndarray,
+    weight_decay: float = 0.0,
+    omega: np.ndarray | None = None,
 ) -> None:
     """δ^L, then for m = L..1: ∇W^m, ∇b^m, and δ^{m−1}. Gradients are minibatch means, of ℓ_λ
-    when ``weight_decay`` λ ≠ 0 (λ W^m added to ∇W^m; with λ = 0 that kernel is not called)."""
+    when ``weight_decay`` λ ≠ 0 (λ W^m added to ∇W^m; with λ = 0 that kernel is not called);
+    y as in ``loss``; with ``omega`` (S.2) δ^L_{s,:} ← ω_s δ^L_{s,:}, the weighted mean."""
     arch = params.architecture
     codes = arch.activation_codes
     L = arch.L
     inv_batch = params.theta.dtype.type(1.0 / ws.batch_size)
     decay = params.theta.dtype.type(weight_decay)
-    output_delta(ws.delta[L], ws.f, y)  # (B.1)
+    if arch.task == "regression":
+        squared_error_delta(ws.delta[L], ws.f, y)  # (B.5)
+    else:
+        output_delta(ws.delta[L], ws.f, y)  # (B.1)
+    if omega is not None:
+        weight_output_delta(ws.delta[L], omega)  # (S.2)
     for m in range(L, 0, -1):
         weight_gradient(grads.W[m], ws.delta[m], ws.h[m - 1], inv_batch)  # (B.3)
         if weight_decay != 0:

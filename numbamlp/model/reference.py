@@ -68,6 +68,22 @@ def cross_entropy(Z, y, n_classes):
     return lse - Z[np.arange(Z.shape[0]), y]
 
 
+def squared_error(F, Y):
+    """(L.2) ℓ_s = ½ ‖f_s − y_s‖²."""
+    return 0.5 * ((F - Y) ** 2).sum(axis=1)
+
+
+def squared_error_delta(F, Y):
+    """(B.5) Δ^L = F − Y."""
+    return F - Y
+
+
+def sample_weight_factors(w):
+    """(S.2) ω_s = B w_s / Σ_s w_s."""
+    w = np.asarray(w, dtype=np.float64)
+    return w.shape[0] * w / w.sum()
+
+
 def onehot(y, n_classes):
     """1_Y as rows: (n, M)."""
     return np.eye(n_classes)[y]
@@ -112,18 +128,30 @@ def forward(arch: Architecture, W, b, X):
         Z.append(z)
         if k < arch.L:
             H.append(PHI[arch.activations[k - 1]](z))
-    F = softmax(Z[-1]) if arch.head == "softmax" else modified_softmax(Z[-1])
+    if arch.head == "softmax":
+        F = softmax(Z[-1])
+    elif arch.head == "modified-softmax":
+        F = modified_softmax(Z[-1])
+    else:
+        F = np.array(Z[-1])  # (F.5) identity head: f = z^L
     return Z, H, F
 
 
-def loss_and_gradient(arch: Architecture, W, b, X, y, weight_decay=0.0):
+def loss_and_gradient(arch: Architecture, W, b, X, y, weight_decay=0.0, sample_weight=None):
     """Mean loss and (∇W, ∇b) lists indexed by layer, by the matrix-form backprop; with
-    ``weight_decay`` λ, of ℓ_λ (R.1)."""
+    ``weight_decay`` λ, of ℓ_λ (R.1); y the targets (n, T) for the identity head (L.2, B.5);
+    with ``sample_weight``, the weighted mean (S.2)."""
     Z, H, F = forward(arch, W, b, X)
-    loss = cross_entropy(Z[arch.L], y, arch.n_classes).mean() + weight_penalty(W, weight_decay)
+    omega = np.ones(X.shape[0]) if sample_weight is None else sample_weight_factors(sample_weight)
+    if arch.head == "identity":
+        losses, Delta = squared_error(F, y), squared_error_delta(F, y)
+    else:
+        losses = cross_entropy(Z[arch.L], y, arch.n_classes)
+        Delta = output_delta(F, y, arch.sizes[-1])
+    loss = (omega * losses).mean() + weight_penalty(W, weight_decay)
+    Delta = Delta * omega[:, None]
     gW = [None] * (arch.L + 1)
     gb = [None] * (arch.L + 1)
-    Delta = output_delta(F, y, arch.sizes[-1])
     for m in range(arch.L, 0, -1):
         gW[m] = weight_decay_gradient(weight_gradient(Delta, H[m - 1]), W[m], weight_decay)
         gb[m] = bias_gradient(Delta)

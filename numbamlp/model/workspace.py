@@ -1,7 +1,9 @@
 """Buffers for one minibatch, allocated once per run and reused by every step.
 
 ``h[k]`` (k = 0..L−1), ``z[k]`` and ``delta[k]`` (k = 1..L) have shape (B, d_k); ``f`` holds the
-output probabilities (B, M); ``losses`` ℓ_s and ``classes`` are (B,). A last, shorter batch
+output probabilities (B, M) (the outputs (B, T) of the identity head); ``losses`` ℓ_s and
+``classes`` are (B,); ``targets`` (B, d_L) the minibatch's regression targets y_{s,:} and ``omega``
+(B, float64) its sample weights' factors ω_s (S.2). A last, shorter batch
 uses views of the first rows (``rows(n)``), also made once, so the training loop allocates
 nothing.
 """
@@ -36,6 +38,8 @@ class Workspace:
         self.classes = zeros(B, np.int64)
         self.indices = zeros(B, np.int64)
         self.labels = zeros(B, np.int64)
+        self.targets = zeros((B, sizes[L]), dtype)
+        self.omega = zeros(B, np.float64)
         self._views: dict[int, Workspace] = {B: self}
 
     def rows(self, n: int) -> Workspace:
@@ -55,6 +59,8 @@ class Workspace:
             view.classes = self.classes[:n]
             view.indices = self.indices[:n]
             view.labels = self.labels[:n]
+            view.targets = self.targets[:n]
+            view.omega = self.omega[:n]
             view._views = self._views
             self._views[n] = view
         return view

@@ -2,9 +2,9 @@
 
 Orchestration only: the Trainer draws each epoch's minibatches (I.1/I.2) and step sizes
 (G.*), keeps the position (epoch, minibatch, p), checks for divergence and restores a run;
-an engine (numbamlp/engines/) makes the steps — gather, forward (F.*), loss (L.1, S.1),
-backward (B.*), update (U.*). Every buffer is allocated when the Trainer is built; the loop
-itself allocates nothing.
+an engine (numbamlp/engines/) makes the steps — gather, forward (F.*), loss (L.1 or L.2, S.1,
+with sample weights S.2), backward (B.*), update (U.*). Every buffer is allocated when the
+Trainer is built; the loop itself allocates nothing.
 
 The engines run the same equations, chosen by ``config.engine``, ``device`` and ``cluster``:
 
@@ -59,8 +59,10 @@ class TrainingDiverged(NumbamlpError):
 #: loss exceeds GROWTH_LIMIT × max(ℓ_ref, log M), where ℓ_ref is the loss of the run's first
 #: minibatch and log M that of a uniform guess over the M classes (what a fresh network starts
 #: near; the max keeps unscaled data, whose first loss is far above log M, from counting as
-#: growth). Checked per minibatch, so where it fires depends neither on how the minibatches were
-#: grouped into calls nor on a stop and resume. A run that learns never comes near: every
+#: growth). For regression (L.2) the guess is f = 0 on standardised targets (Z.2), whose loss
+#: is ½ Σ_i E[y_i²] = T/2 for T targets: max(ℓ_ref, T/2). Checked per minibatch, so where it
+#: fires depends neither on how the minibatches were grouped into calls nor on a stop and
+#: resume. A run that learns never comes near: every
 #: optimizer at 10 × its default γ, constant/step/cosine, on MNIST stays ≤ 1.07 × ℓ_ref (SGD at
 #: γ = 10: 2 ×; tests/training/test_exploding_loss.py). 10⁴ × is 23 000 nats on MNIST, logits
 #: thousands apart; `--optimizer sgd --lr 1e6` passes it at its second minibatch (ℓ = 4 · 10⁵).
@@ -118,7 +120,7 @@ class EpochMetrics:
     lr: float  # γ_p at the epoch's last step
     # The running accuracy over the epoch's minibatches, each counted as it was trained (before
     # its step), as Keras reports it: no extra pass over the training set. None for an epoch
-    # resumed from a checkpoint written before numbamlp counted it.
+    # resumed from a checkpoint written before numbamlp counted it, and for regression.
     train_accuracy: float | None = None
     val_loss: float | None = None  # on the held-out validation rows, after the epoch
     val_accuracy: float | None = None
@@ -147,14 +149,19 @@ class Trainer:
         device: str = "cpu",
         cluster: Cluster | None = None,
         engine_options: Mapping[str, Any] | None = None,
+        sample_weight: np.ndarray | None = None,
     ) -> None:
-        """Training inputs are X_train · scale (scale = 1/255 for raw uint8 pixels).
+        """Training inputs are X_train · scale (scale = 1/255 for raw uint8 pixels); y_train the
+        int labels, or for a regressor (identity head) the float targets (n, T) ((n,) for T = 1),
+        already standardised (Z.2 is the caller's).
 
         device: "cpu", or "cuda" (the steps on a CUDA device; ``config.engine`` is then
             ignored: the device makes one launch per equation kernel).
         cluster: an engines.cluster.Cluster: the fused engine shares its steps among the ranks of
             that MPI job (same results as one process, bit for bit).
         engine_options: the engine's tuning options (``engines.make_engine``).
+        sample_weight: w_s ≥ 0 per training row, finite, with a positive sum: each step takes
+            the weighted minibatch mean Σ_s w_s ℓ_s / Σ_s w_s (S.2). None: the plain mean (S.1).
         """
         config.validate()
         self.model = model
@@ -162,7 +169,13 @@ class Trainer:
         self.rng = rng
         self.X = model.check_inputs(X_train, "training features", raw=True)
         self.scale = model.dtype.type(scale)
-        self.y = model.check_labels(y_train, self.X.shape[0], "training labels")
+        n = self.X.shape[0]
+        self.regression = model.architecture.task == "regression"
+        what = "training targets" if self.regression else "training labels"
+        self.y = model.check_targets(y_train, n, what)  # labels (n,) or targets (n, T)
+        self.sample_weight = (
+            None if sample_weight is None else model.check_sample_weight(sample_weight, n)
+        )
         self.sampler = Sampler(config.sampling, self.X.shape[0], config.batch_size, rng)
         arch = model.architecture
         self.optimizer = optimizer or Optimizer.create(
@@ -203,13 +216,15 @@ class Trainer:
             self.model,
             self.X,
             self.scale,
-            self.y,
+            np.zeros(0, np.int64) if self.regression else self.y,
             self.optimizer,
             self.sampler,
             self.lrs,
             self.batch_losses,
             self.batch_correct,
             self.config.weight_decay,
+            targets=self.y if self.regression else None,
+            weights=self.sample_weight,
         )
         self.engine: Engine = make_engine(
             self.config.engine, device, cluster, setup, **self._engine_options
@@ -243,14 +258,15 @@ class Trainer:
 
     def accuracy(self, X: np.ndarray, y: np.ndarray, scale: float = 1.0) -> float:
         """Fraction of (X · scale, y) that the current θ classifies right (P.1), computed where
-        θ is (on a device: there)."""
+        θ is (on a device: there); for regression R² (E.3) of the targets y."""
         return self.engine.accuracy(X, y, scale)
 
     def validation_metrics(
         self, X: np.ndarray, y: np.ndarray, scale: float = 1.0
     ) -> tuple[float, float]:
         """Mean cross-entropy (L.1, S.1) and accuracy (P.1) of the current θ on (X · scale, y),
-        computed on the host (a device copies θ back first)."""
+        or for regression the mean squared error ℓ (L.2, S.1) and R² (E.3, in the standardised
+        units of y), computed on the host (a device copies θ back first)."""
         self.host_state()
         return self.model.loss_and_accuracy(X, y, scale)
 
@@ -335,10 +351,15 @@ class Trainer:
             self.lrs[q] = self.schedule(p0 + q + 1)
         self.engine.start_epoch()
 
+    def _guess_loss(self) -> float:
+        """GROWTH_LIMIT's loss of a guess: log M (uniform over M classes), or T/2 (f = 0 on
+        standardised targets)."""
+        arch = self.model.architecture
+        return arch.n_outputs / 2 if self.regression else math.log(arch.n_classes)
+
     def _set_reference_loss(self, loss: float) -> None:
         self.reference_loss = loss
-        uniform = math.log(self.model.architecture.n_classes)
-        self._loss_limit = GROWTH_LIMIT * max(loss, uniform)
+        self._loss_limit = GROWTH_LIMIT * max(loss, self._guess_loss())
 
     def _check_growth(self, first: int) -> None:
         """Raise TrainingDiverged if a loss of minibatches first .. batch−1 (just made, all
@@ -353,9 +374,9 @@ class Trainer:
                 raise TrainingDiverged(
                     f"training diverged: the loss grew to {value:.4g} at epoch {self.epoch}, "
                     f"batch {q + 1} (step {step}), more than {GROWTH_LIMIT:g} times "
-                    f"max(the first minibatch's loss {self.reference_loss:.4g}, a uniform "
-                    f"guess's {math.log(self.model.architecture.n_classes):.4g}). "
-                    + self._smaller_lr_hint()
+                    f"max(the first minibatch's loss {self.reference_loss:.4g}, "
+                    f"{'a zero prediction' if self.regression else 'a uniform guess'}'s "
+                    f"{self._guess_loss():.4g}). " + self._smaller_lr_hint()
                 )
 
     def _finish_epoch(self) -> EpochMetrics:
@@ -365,7 +386,7 @@ class Trainer:
         sizes = self.sampler.batch_sizes
         mean_loss = float(self.batch_losses @ sizes) / sizes.sum()  # (S.1) over the epoch
         train_accuracy = int(self.batch_correct.sum()) / int(sizes.sum())
-        known, self._correct_known = self._correct_known, True
+        known, self._correct_known = self._correct_known and not self.regression, True
         return EpochMetrics(
             self.epoch,
             mean_loss,
@@ -499,12 +520,12 @@ def train(
         if y_test is None:
             raise NumbamlpError("test features without test labels")
         X_test = model.check_inputs(X_test, "test features", raw=True)
-        y_test = model.check_labels(y_test, X_test.shape[0], "test labels")
+        y_test = model.check_targets(y_test, X_test.shape[0], "test labels")
     history = []
     for _ in range(config.epochs):
         metrics = trainer.train_epoch(on_batch)
-        if X_test is not None:
-            metrics.test_accuracy = float(np.mean(model.predict(X_test, scale) == y_test))
+        if X_test is not None and y_test is not None:
+            metrics.test_accuracy = model.accuracy(X_test, y_test, scale)  # (P.1), or R² (E.3)
         history.append(metrics)
         if on_epoch is not None:
             on_epoch(metrics)

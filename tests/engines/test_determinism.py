@@ -68,6 +68,56 @@ def test_one_and_two_threads_give_bitwise_identical_theta(dtype, sampling, resto
     assert losses_1[-1] < 0.8 * losses_1[0]
 
 
+def train_regressor(threads: int, dtype: str, weighted: bool) -> tuple[bytes, list[float]]:
+    """As train_theta, for a regressor of 3 targets (F.5, L.2, B.5), optionally weighted."""
+    numba.set_num_threads(threads)
+    assert numba.get_num_threads() == threads
+    X, _ = synthetic_problem()
+    rng = np.random.default_rng(7)
+    Y = np.tanh(X @ rng.normal(size=(X.shape[1], 3)))
+    weights = rng.uniform(0.0, 3.0, size=X.shape[0]) if weighted else None
+    init_rng, sampling_rng = generators(seed=5)
+    model = MLP.create(
+        X.shape[1], [16, 12], 3, activations=["tanh", "relu"], head="identity", dtype=dtype,
+        rng=init_rng,
+    )  # fmt: skip
+    config = TrainConfig(epochs=3, batch_size=128, optimizer="adam", lr=1e-2)
+    trainer = Trainer(model, X, Y, config, sampling_rng, sample_weight=weights)
+    losses = [trainer.train_epoch().train_loss for _ in range(config.epochs)]
+    return model.params.theta.tobytes(), losses
+
+
+@needs_two_threads
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_regression_one_and_two_threads_give_bitwise_identical_theta(
+    dtype, weighted, restore_threads
+):
+    """The regressor, with and without sample weights (S.2, whose sum over a batch is one
+    thread's, in sample order): the same bits with 1 and with 2 threads."""
+    theta_1, losses_1 = train_regressor(1, dtype, weighted)
+    theta_2, losses_2 = train_regressor(2, dtype, weighted)
+    assert losses_1 == losses_2
+    assert theta_1 == theta_2
+    assert losses_1[-1] < 0.8 * losses_1[0]
+
+
+@needs_two_threads
+def test_weighted_classifier_one_and_two_threads_give_bitwise_identical_theta(restore_threads):
+    X, y = synthetic_problem()
+    weights = np.random.default_rng(8).uniform(0.0, 3.0, size=X.shape[0])
+    results = []
+    for threads in (1, 2):
+        numba.set_num_threads(threads)
+        init_rng, sampling_rng = generators(seed=5)
+        model = MLP.create(X.shape[1], [16], 4, activations="tanh", rng=init_rng)
+        config = TrainConfig(epochs=2, batch_size=128, optimizer="adam", lr=1e-2)
+        trainer = Trainer(model, X, y, config, sampling_rng, sample_weight=weights)
+        losses = [trainer.train_epoch().train_loss for _ in range(config.epochs)]
+        results.append((model.params.theta.tobytes(), losses))
+    assert results[0] == results[1]
+
+
 def test_same_seed_same_theta_and_different_seed_different_theta():
     """Reproducible for a seed at the default thread count; a different seed gives another θ."""
     X, y = synthetic_problem(n=300)
@@ -85,16 +135,21 @@ def test_same_seed_same_theta_and_different_seed_different_theta():
 # --- No allocation per step -------------------------------------------------------------------
 
 
-def epoch_allocation(n_batches: int, dtype: str, sampling: str) -> tuple[int, int]:
+def epoch_allocation(
+    n_batches: int, dtype: str, sampling: str, regression: bool = False, engine: str = "fused"
+) -> tuple[int, int]:
     """(bytes still held, peak bytes) traced by tracemalloc during one ``train_epoch`` after a
     warm-up epoch (which compiles, and makes the workspace views for every batch size)."""
     B = 64
     n = B * n_batches - 5  # a shorter last batch when shuffling
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(n, 20)), np.arange(n) % 3
-    model = MLP.create(20, [40], 3, activations="tanh", dtype=dtype, rng=rng)
-    config = TrainConfig(epochs=2, batch_size=B, optimizer="adam", sampling=sampling)
-    trainer = Trainer(model, X, y, config, np.random.default_rng(1))
+    head, weights = "softmax", None
+    if regression:  # a weighted regressor: targets (n, 3) and S.2's factors each step
+        y, head, weights = rng.normal(size=(n, 3)), "identity", rng.uniform(0.5, 2.0, size=n)
+    model = MLP.create(20, [40], 3, activations="tanh", head=head, dtype=dtype, rng=rng)
+    config = TrainConfig(epochs=2, batch_size=B, optimizer="adam", sampling=sampling, engine=engine)
+    trainer = Trainer(model, X, y, config, np.random.default_rng(1), sample_weight=weights)
     trainer.train_epoch()
     gc.collect()
     tracemalloc.start()
@@ -125,3 +180,12 @@ def test_training_epoch_allocates_nothing_per_step(sampling, dtype="float32"):
     # from the fourth epoch on) and its peak stay below one activation buffer.
     assert held_40 <= 4 * 1024, held_40
     assert peak_40 <= 8 * 1024, peak_40
+
+
+@pytest.mark.parametrize("engine", ["fused", "kernels"])
+def test_weighted_regression_epoch_allocates_nothing_per_step(engine):
+    """The same for a regressor with sample weights, with both CPU engines."""
+    held_10, peak_10 = epoch_allocation(10, "float32", "shuffle", True, engine)
+    held_40, peak_40 = epoch_allocation(40, "float32", "shuffle", True, engine)
+    assert abs(held_40 - held_10) <= 256, (held_10, held_40)
+    assert abs(peak_40 - peak_10) <= 256, (peak_10, peak_40)

@@ -161,6 +161,32 @@ def test_ranks_train_the_model_of_one_process(work, reference, config, ranks):
     assert result.stdout.count("test accuracy") == 1, result.stdout
 
 
+REGRESSION = Path(__file__).parent / "mpi_regression.py"
+
+
+@needs_mpi
+@pytest.mark.parametrize("hidden,weighted", [(8, False), (40, True)])
+def test_ranks_train_the_regressor_of_one_process(work, hidden, weighted):
+    """A regressor (the identity head's targets travel with every rank's setup), unweighted with
+    sharded layers, weighted (S.2: every rank sums the whole batch's weights) with a wide one:
+    2 ranks give one process's θ and losses, bit for bit."""
+    name = f"regression-{hidden}-{int(weighted)}"
+    runs = {}
+    for ranks in (None, 2):
+        out = work / f"{name}-{ranks}.npz"
+        command = [sys.executable, str(REGRESSION), str(out), str(hidden), str(int(weighted))]
+        if ranks is not None:
+            command = [MPIEXEC, "-n", str(ranks), "--oversubscribe", *command]
+        result = subprocess.run(
+            command, cwd=work, env=_environment(), capture_output=True, text=True, timeout=TIMEOUT
+        )
+        _ok(result)
+        with np.load(out) as saved:
+            runs[ranks] = (saved["theta"].tobytes(), saved["losses"].tolist())
+    assert runs[None] == runs[2]
+    assert runs[2][1][-1] < runs[2][1][0]  # it learned
+
+
 @needs_mpi
 def test_the_reference_run_on_two_ranks_is_the_default_run(work):
     """784-32-10 on MNIST (both layers sharded by default): 2 ranks = `numbamlp train`."""

@@ -30,7 +30,12 @@ from numbamlp.engines.fused import FusedPlan, expf, layout, preload, regions, ro
 from numbamlp.errors import NumbamlpError
 from numbamlp.kernels import intrinsics
 from numbamlp.kernels.activations import CODES
-from numbamlp.kernels.forward import gather_batch, gather_labels
+from numbamlp.kernels.forward import (
+    gather_batch,
+    gather_labels,
+    gather_targets,
+    sample_weight_factors,
+)
 from numbamlp.kernels.optimizers import OPTIMIZERS, Optimizer
 from numbamlp.model import passes
 from numbamlp.model.network import Architecture, Parameters
@@ -118,8 +123,11 @@ def step_sizes(name: str, steps: int) -> np.ndarray:
 # --- The two paths -----------------------------------------------------------------------------
 
 
-def per_kernel_steps(arch, theta, name, X, scale, y, matrix, sizes, lrs):
-    """θ, the optimizer state (stacked) and ℓ of each step, one kernel at a time."""
+def per_kernel_steps(
+    arch, theta, name, X, scale, y, matrix, sizes, lrs, targets=None, weights=None
+):
+    """θ, the optimizer state (stacked) and ℓ of each step, one kernel at a time; with the
+    identity head's ``targets`` (n, T), and with sample ``weights`` (S.2)."""
     params = Parameters(arch, theta.copy())
     dtype = theta.dtype
     grads = Parameters.zeros(arch, dtype)
@@ -130,10 +138,19 @@ def per_kernel_steps(arch, theta, name, X, scale, y, matrix, sizes, lrs):
         ws = ws_full.rows(int(B))
         indices = matrix[q, :B]
         gather_batch(ws.h[0], X, indices, dtype.type(scale))
-        gather_labels(ws.labels, y, indices)
+        if targets is None:
+            gather_labels(ws.labels, y, indices)
+            labels = ws.labels
+        else:
+            gather_targets(ws.targets, targets, indices)
+            labels = ws.targets
+        omega = None
+        if weights is not None:
+            sample_weight_factors(ws.omega, weights, indices)
+            omega = ws.omega
         passes.forward(ws, params)
-        losses.append(passes.loss(ws, params, ws.labels))
-        passes.backward(ws, params, grads, ws.labels)
+        losses.append(passes.loss(ws, params, labels, omega))
+        passes.backward(ws, params, grads, labels, 0.0, omega)
         optimizer.step(params.theta, grads.theta, lrs[q])
     state = np.stack([optimizer.state[k] for k in OPTIMIZERS[name][0]] or [np.zeros(0, dtype)])
     return params.theta, state, np.asarray(losses)
@@ -145,7 +162,10 @@ def fused_plan(arch, dtype, name, **options):
     return plan, plan.adopt_state(optimizer)
 
 
-def fused_steps(arch, theta, name, X, scale, y, matrix, sizes, lrs, splits=(None,), **options):
+def fused_steps(
+    arch, theta, name, X, scale, y, matrix, sizes, lrs, splits=(None,), targets=None,
+    weights=None, **options,
+):  # fmt: skip
     """The same steps through FusedPlan.run, in calls of ``splits`` steps each (None: all)."""
     plan, state = fused_plan(arch, theta.dtype, name, **options)
     theta = theta.copy()
@@ -153,7 +173,10 @@ def fused_steps(arch, theta, name, X, scale, y, matrix, sizes, lrs, splits=(None
     first = 0
     for count in splits:
         count = len(sizes) - first if count is None else count
-        done = plan.run(theta, state, X, scale, y, matrix, sizes, lrs, first, first, count, losses)
+        done = plan.run(
+            theta, state, X, scale, y, matrix, sizes, lrs, first, first, count, losses, None,
+            targets, weights,
+        )  # fmt: skip
         assert done == count
         first += count
     return theta, state, losses
@@ -501,7 +524,8 @@ def test_run_steps_allocates_nothing():
     lrs = step_sizes("adam", len(sizes))
     plan, state = fused_plan(arch, dtype, "adam")
     theta, losses = initial_theta(arch, dtype), np.zeros(len(sizes))
-    args = (theta, state, X, plan._spans_of(X), dtype(scale), y, matrix, sizes, lrs)
+    args = (theta, state, X, plan._spans_of(X), dtype(scale), y, plan._no_targets)
+    args += (plan._no_weights, matrix, sizes, lrs)
     tail = (plan.optimizer_code, plan.hyper, plan.h, plan.z, plan.delta, plan.f, plan.losses)
     tail += (plan.log_totals,)
     tail += (plan.G, plan.shards, plan.spans, plan.coef, plan.layout, plan.codes, plan.head)
@@ -617,3 +641,110 @@ def test_fused_cites_every_equation_it_computes():
     needed = {"F.1", "F.2", "F.3", "F.4", "L.1", "S.1", "B.1", "B.2", "B.3", "B.4"}
     needed |= {f"U.{k}" for k in range(1, 7)} | {"R.1"}
     assert needed <= cited, sorted(needed - cited)
+
+
+# --- Regression (F.5, L.2, B.5) and sample weights (S.2) ---------------------------------------
+
+
+def regression_targets(dtype, T: int = 3, seed: int = 4) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(N_ROWS, T)).astype(dtype)
+
+
+def sample_weights(seed: int = 5) -> np.ndarray:
+    """Weights of very different sizes, a few of them 0."""
+    w = np.random.default_rng(seed).uniform(0.0, 4.0, size=N_ROWS)
+    w[::7] = 0.0
+    return w
+
+
+def compare_extended(depth, head, activations, name, dtype, rtol, weighted, shard_bytes=None):
+    """compare() for the identity head (3 targets) and/or sample weights."""
+    arch = architecture(depth, head, activations)
+    X, scale, y = inputs("float", dtype, arch.n_classes)
+    targets = regression_targets(dtype, arch.n_outputs) if head == "identity" else None
+    weights = sample_weights() if weighted else None
+    matrix, sizes = minibatches(BATCH_SIZES)
+    lrs = step_sizes(name, len(sizes))
+    theta0 = initial_theta(arch, dtype)
+    expected = per_kernel_steps(
+        arch, theta0, name, X, scale, y, matrix, sizes, lrs, targets, weights
+    )
+    options = {} if shard_bytes is None else {"shard_bytes": shard_bytes}
+    got = fused_steps(
+        arch, theta0, name, X, scale, y, matrix, sizes, lrs, (1, None), targets, weights,
+        **options,
+    )  # fmt: skip
+    assert not np.array_equal(got[0], theta0)
+    for a, b in zip(got, expected, strict=True):
+        if b.size:
+            assert_close(a, b, rtol)
+    return got
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("shard_bytes", [None, 0])
+@pytest.mark.parametrize("depth", [1, 2, 3])
+@pytest.mark.parametrize("name", ["sgd", "adam"])
+def test_regression_matches_the_per_kernel_path(name, depth, shard_bytes, weighted):
+    """The identity head with the squared error, L = 1..3, with and without gradient shards
+    and sample weights: float64 to rounding, as the classifier."""
+    compare_extended(depth, "identity", ["tanh", "relu"], name, np.float64, 1e-12, weighted,
+                     shard_bytes)  # fmt: skip
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "softplus"])
+def test_regression_float32_matches_the_per_kernel_path(activation):
+    compare_extended(3, "identity", [activation, activation], "adam", np.float32, 1e-5, True)
+
+
+@pytest.mark.parametrize("head", HEADS)
+@pytest.mark.parametrize("depth", [1, 2, 3])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_weighted_classification_matches_the_per_kernel_path(dtype, depth, head):
+    """Sample weights (S.2) on the cross-entropy of both heads."""
+    rtol = 1e-12 if dtype == np.float64 else 1e-5
+    compare_extended(depth, head, ["sigmoid", "tanh"], "momentum", dtype, rtol, True)
+
+
+def test_weights_change_the_steps():
+    """The weights are not ignored: weighted and unweighted runs differ."""
+    weighted = compare_extended(2, "identity", ["tanh"], "sgd", np.float64, 1e-12, True)
+    plain = compare_extended(2, "identity", ["tanh"], "sgd", np.float64, 1e-12, False)
+    assert not np.allclose(weighted[0], plain[0])
+    assert not np.allclose(weighted[2], plain[2])
+
+
+@needs_two_threads
+@pytest.mark.parametrize("head", ["identity", "softmax"])
+def test_regression_and_weights_bitwise_for_any_thread_count(head, restore_threads):
+    """1 and 2 threads, 1 and 3 work items: the same bits (the weights' sum is one thread's)."""
+    results = []
+    for threads, n_items in ((1, 1), (2, 2), (2, 3)):
+        numba.set_num_threads(threads)
+        arch = architecture(3, head, ["tanh", "sigmoid"])
+        X, scale, y = inputs("float", np.float32, arch.n_classes)
+        targets = regression_targets(np.float32, arch.n_outputs) if head == "identity" else None
+        matrix, sizes = minibatches(BATCH_SIZES)
+        lrs = step_sizes("adam", len(sizes))
+        got = fused_steps(
+            arch, initial_theta(arch, np.float32), "adam", X, scale, y, matrix, sizes, lrs,
+            (None,), targets, sample_weights(), n_items=n_items,
+        )  # fmt: skip
+        results.append(tuple(a.tobytes() for a in got))
+    assert results[0] == results[1] == results[2]
+
+
+def test_plan_checks_targets_and_weights():
+    arch = architecture(2, "identity", ["tanh"])
+    X, scale, y = inputs("float", np.float64, arch.n_classes)
+    matrix, sizes = minibatches(BATCH_SIZES)
+    lrs = step_sizes("sgd", len(sizes))
+    plan, state = fused_plan(arch, np.float64, "sgd")
+    theta, losses = initial_theta(arch, np.float64), np.zeros(len(sizes))
+    with pytest.raises(NumbamlpError, match="targets"):
+        plan.run(theta, state, X, scale, None, matrix, sizes, lrs, 0, 0, 1, losses)
+    with pytest.raises(NumbamlpError, match="weights"):
+        plan.run(
+            theta, state, X, scale, None, matrix, sizes, lrs, 0, 0, 1, losses, None,
+            regression_targets(np.float64), np.ones(3),
+        )  # fmt: skip

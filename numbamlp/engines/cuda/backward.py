@@ -3,7 +3,8 @@
 Each thread owns the outputs it writes, as each CPU ``prange`` iteration does, so no atomics
 are needed and every sum runs in one fixed order (a run is reproducible bit for bit):
 
-* δ (B.1, B.4): thread (s, i) owns δ[s, i]; B.4 sums over i of the layer above in order;
+* δ (B.1, B.5, S.2's weighting, B.4): thread (s, i) owns δ[s, i]; B.4 sums over i of the layer
+  above in order;
 * ∇W (B.3): thread (i, j) owns ∇W[i, j] and sums over the samples s in order, the same
   order as the CPU loop, which sums over s for each (i, j) too;
 * ∇b (B.2): thread i owns ∇b[i] and sums over s in order;
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 from numbamlp.engines.cuda.activations import phi_prime
 from numbamlp.engines.cuda.backend import cuda
-from numbamlp.engines.cuda.rows import output_delta_entry
+from numbamlp.engines.cuda.rows import output_delta_entry, squared_error_delta_entry
 
 
 @cuda.jit
@@ -24,6 +25,26 @@ def output_delta(delta_L, f, y):
     if s < delta_L.shape[0] and i < delta_L.shape[1]:
         # (B.1) δ^L_{s,i} = f_{s,i} − 1_{Y_s=i}
         delta_L[s, i] = output_delta_entry(f[s, i], i, y[s])
+
+
+@cuda.jit
+def squared_error_delta(delta_L, f, targets):
+    """(B.5) δ^L = ∇_{z^L} ℓ = f − y: squared error (L.2) after the identity head (F.5); thread
+    (s, i)."""
+    s, i = cuda.grid(2)
+    if s < delta_L.shape[0] and i < delta_L.shape[1]:
+        # (B.5) δ^L_{s,i} = f_{s,i} − y_{s,i}
+        delta_L[s, i] = squared_error_delta_entry(f[s, i], targets[s, i])
+
+
+@cuda.jit
+def weight_output_delta(delta_L, omega):
+    """(S.2) δ^L_{s,:} ← ω_s δ^L_{s,:}: the weighted minibatch mean's output error (then S.1's
+    (1/B) Σ_s in B.2 and B.3 gives Σ_s w_s ∇ℓ_s / Σ_s w_s); thread (s, i)."""
+    s, i = cuda.grid(2)
+    if s < delta_L.shape[0] and i < delta_L.shape[1]:
+        # (S.2) δ^L_{s,i} ← ω_s δ^L_{s,i}
+        delta_L[s, i] = delta_L[s, i] * omega[s]
 
 
 @cuda.jit

@@ -26,7 +26,13 @@ from numbamlp.engines.base import FUSED_CHUNK, EngineSetup, adopt_state
 from numbamlp.engines.cuda import passes
 from numbamlp.engines.cuda.backend import cuda, require_device
 from numbamlp.engines.cuda.checks import count_nonfinite
-from numbamlp.engines.cuda.forward import gather_batch, gather_labels, predict_classes
+from numbamlp.engines.cuda.forward import (
+    gather_batch,
+    gather_labels,
+    gather_targets,
+    predict_classes,
+    sample_weight_factors,
+)
 from numbamlp.engines.cuda.launch import THREADS_1D, THREADS_2D, grid_1d
 from numbamlp.engines.cuda.optimizers import DeviceOptimizer
 from numbamlp.engines.cuda.passes import DeviceParameters, Threads, device_workspace
@@ -53,7 +59,14 @@ class CudaEngine:
         # The host's copy of the optimizer state, one array (to_host fills it in place).
         self.state = adopt_state(setup.optimizer, arch.n_parameters, model.dtype)
         self.X_device = cuda.to_device(np.ascontiguousarray(setup.X))
-        self.y_device = cuda.to_device(np.ascontiguousarray(setup.y, dtype=np.int64))
+        self.regression = arch.task == "regression"
+        # Only what the run uses goes to the device: the labels, or the regression targets;
+        # the sample weights (S.2) when there are some.
+        if self.regression:
+            self.targets_device = cuda.to_device(np.ascontiguousarray(setup.targets))
+        else:
+            self.y_device = cuda.to_device(np.ascontiguousarray(setup.y, dtype=np.int64))
+        self.weights_device = cuda.to_device(setup.weights) if setup.weighted else None
         self.params = DeviceParameters.from_host(arch, model.params.theta)
         self.grads = DeviceParameters.from_host(arch, np.zeros_like(model.params.theta))
         self.device_optimizer = DeviceOptimizer(setup.optimizer, self.threads.one_d)
@@ -119,11 +132,22 @@ class CudaEngine:
         gather_batch[threads.elementwise(B, ws.h[0].shape[1])](
             ws.h[0], self.X_device, indices, setup.scale
         )
-        gather_labels[threads.per_sample(B)](ws.labels, self.y_device, indices)
+        if self.regression:
+            gather_targets[threads.elementwise(B, ws.targets.shape[1])](
+                ws.targets, self.targets_device, indices
+            )
+            y = ws.targets
+        else:
+            gather_labels[threads.per_sample(B)](ws.labels, self.y_device, indices)
+            y = ws.labels
+        omega = None
+        if self.weights_device is not None:
+            sample_weight_factors[grid_1d(1, 1)](ws.omega, self.weights_device, indices)  # (S.2)
+            omega = ws.omega
         passes.forward(ws, self.params, threads)
-        passes.loss(ws, self.params, ws.labels, loss_slot, threads)
-        passes.correct(ws, self.params, ws.labels, correct_slot)
-        passes.backward(ws, self.params, self.grads, ws.labels, threads, setup.weight_decay)
+        passes.loss(ws, self.params, y, loss_slot, threads, omega)
+        passes.correct(ws, self.params, y, correct_slot)
+        passes.backward(ws, self.params, self.grads, y, threads, setup.weight_decay, omega)
         self.device_optimizer.step(self.params.theta, self.grads.theta, setup.lrs[q])
 
     def all_finite(self) -> bool:
@@ -133,12 +157,16 @@ class CudaEngine:
         return not int(self.nonfinite.copy_to_host().sum())
 
     def accuracy(self, X: np.ndarray, y: np.ndarray, scale: float = 1.0) -> float:
-        """Fraction of (X · scale, y) classified right by the current θ, computed on the device.
+        """Fraction of (X · scale, y) classified right by the current θ, computed on the device
+        (for a regressor R², E.3, of the outputs, on the host).
 
         Runs the forward pass in batches of the workspace's size; only the predicted classes
         of each batch come back to the host.
         """
         model = self.setup.model
+        if self.regression:  # R² (E.3) of the outputs, on the host
+            self.to_host()
+            return model.accuracy(X, y, scale)
         given = X
         X = model.check_inputs(X, "test features", raw=True)
         y = model.check_labels(y, X.shape[0], "test labels")

@@ -5,7 +5,8 @@ thread grid; what one CPU iteration computes, one thread computes, in the same o
 
 * elementwise kernels: thread (s, i) from ``s, i = cuda.grid(2)`` owns element [s, i];
 * per-sample kernels (softmax, cross-entropy, onecold): thread s owns row s and loops over it;
-* ``batch_mean``: one thread sums ℓ_s in sample order (deterministic, no atomics);
+* ``batch_mean``: one thread sums ℓ_s in sample order (deterministic, no atomics), as
+  ``sample_weight_factors`` sums the minibatch's weights;
   ``weight_penalty`` likewise sums (W^m_{ij})² in row order.
 
 Every kernel returns early for threads past the array's end (grids are rounded up to whole
@@ -20,7 +21,15 @@ import math
 
 from numbamlp.engines.cuda.activations import phi
 from numbamlp.engines.cuda.backend import cuda
-from numbamlp.engines.cuda.rows import minibatch_mean, modified_softmax_row, predicted_class
+from numbamlp.engines.cuda.rows import (
+    identity_row,
+    minibatch_mean,
+    modified_softmax_row,
+    predicted_class,
+    sample_weight_factor,
+    squared_error_row,
+    weight_total,
+)
 
 
 @cuda.jit
@@ -78,6 +87,45 @@ def modified_softmax_forward(f, z):
     if s < z.shape[0]:
         # (F.4) f_{s,:} = γ̃(z^L_{s,:}), rows.modified_softmax_row
         modified_softmax_row(f, z, s)
+
+
+@cuda.jit
+def identity_forward(f, z):
+    """(F.5) f = z^L: the identity head of regression."""
+    s = cuda.grid(1)
+    if s < z.shape[0]:
+        # (F.5) f_{s,:} = z^L_{s,:}, rows.identity_row
+        identity_row(f, z, s)
+
+
+@cuda.jit
+def squared_error(losses, f, targets):
+    """(L.2) ℓ_s = ½ Σ_i (f_{s,i} − y_{s,i})², y_{s,:} the minibatch's targets (row s)."""
+    s = cuda.grid(1)
+    if s < f.shape[0]:
+        # (L.2) ℓ_s = ½ Σ_i (f_{s,i} − y_{s,i})², rows.squared_error_row
+        losses[s] = squared_error_row(f, targets, s, s)
+
+
+@cuda.jit
+def sample_weight_factors(omega, weights, indices):
+    """(S.2) ω_s = B · w_{I_s} / Σ_{s'} w_{I_{s'}} for the minibatch I (float64; the sum in
+    sample order). Serial: B numbers, and the sum must be one thread's."""
+    if cuda.grid(1) == 0:
+        B = omega.shape[0]
+        total = weight_total(weights, indices, B)
+        for s in range(B):
+            # (S.2) ω_s = B · w_s / Σ_{s'} w_{s'}
+            omega[s] = sample_weight_factor(weights[indices[s]], B, total)
+
+
+@cuda.jit
+def weight_losses(losses, omega):
+    """(S.2) ℓ_s ← ω_s ℓ_s, so that S.1's mean is Σ_s w_s ℓ_s / Σ_s w_s; thread s."""
+    s = cuda.grid(1)
+    if s < losses.shape[0]:
+        # (S.2) ℓ_s ← ω_s ℓ_s
+        losses[s] = losses[s] * omega[s]
 
 
 @cuda.jit
@@ -141,6 +189,14 @@ def count_correct(count, z, y, n_classes):
             if predicted_class(z, s, n_classes) == y[s]:
                 correct += 1
         count[0] = correct
+
+
+@cuda.jit
+def gather_targets(targets_batch, targets, indices):
+    """y_{s,:} = y_{I_s,:}: the minibatch's regression targets (I.1/I.2 chose the indices)."""
+    s, i = cuda.grid(2)
+    if s < targets_batch.shape[0] and i < targets_batch.shape[1]:
+        targets_batch[s, i] = targets[indices[s], i]
 
 
 @cuda.jit

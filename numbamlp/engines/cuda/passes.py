@@ -14,8 +14,10 @@ from numbamlp.engines.cuda.backward import (
     bias_gradient,
     hidden_delta,
     output_delta,
+    squared_error_delta,
     weight_decay_gradient,
     weight_gradient,
+    weight_output_delta,
 )
 from numbamlp.engines.cuda.forward import (
     activation_forward,
@@ -23,8 +25,11 @@ from numbamlp.engines.cuda.forward import (
     batch_mean,
     count_correct,
     cross_entropy,
+    identity_forward,
     modified_softmax_forward,
     softmax_forward,
+    squared_error,
+    weight_losses,
 )
 from numbamlp.engines.cuda.launch import THREADS_1D, THREADS_2D, grid_1d, grid_2d
 from numbamlp.model.network import Architecture
@@ -82,23 +87,32 @@ def forward(ws: Workspace, params: DeviceParameters, threads: Threads) -> None:
             activation_forward[threads.elementwise(B, d_k)](ws.h[k], ws.z[k], codes[k])  # (F.2)
     if arch.head == "softmax":
         softmax_forward[threads.per_sample(B)](ws.f, ws.z[L])  # (F.3)
-    else:
+    elif arch.head == "modified-softmax":
         modified_softmax_forward[threads.per_sample(B)](ws.f, ws.z[L])  # (F.4)
+    else:
+        identity_forward[threads.per_sample(B)](ws.f, ws.z[L])  # (F.5)
 
 
-def loss(ws: Workspace, params: DeviceParameters, y, mean, threads: Threads) -> None:
-    """Minibatch loss ℓ = (1/B) Σ_s ℓ_s after a forward pass, written to ``mean[0]``."""
+def loss(ws: Workspace, params: DeviceParameters, y, mean, threads: Threads, omega=None) -> None:
+    """Minibatch loss ℓ = (1/B) Σ_s ℓ_s after a forward pass, written to ``mean[0]``: y the
+    labels (L.1) or the identity head's targets (L.2); with ``omega`` weighted (S.2)."""
     arch = params.architecture
-    cross_entropy[threads.per_sample(ws.batch_size)](
-        ws.losses, ws.z[arch.L], y, arch.n_classes
-    )  # (L.1)
+    B = ws.batch_size
+    if arch.task == "regression":
+        squared_error[threads.per_sample(B)](ws.losses, ws.f, y)  # (L.2)
+    else:
+        cross_entropy[threads.per_sample(B)](ws.losses, ws.z[arch.L], y, arch.n_classes)  # (L.1)
+    if omega is not None:
+        weight_losses[threads.per_sample(B)](ws.losses, omega)  # (S.2)
     batch_mean[grid_1d(1, 1)](mean, ws.losses)  # (S.1)
 
 
 def correct(ws: Workspace, params: DeviceParameters, y, count) -> None:
     """How many samples of the batch the forward pass classified right (P.1, on z^L), written
-    to ``count[0]``."""
+    to ``count[0]`` (left as it is, 0, for regression)."""
     arch = params.architecture
+    if arch.task == "regression":
+        return
     count_correct[grid_1d(1, 1)](count, ws.z[arch.L], y, arch.n_classes)  # (P.1)
 
 
@@ -109,15 +123,21 @@ def backward(
     y,
     threads: Threads,
     weight_decay: float = 0.0,
+    omega=None,
 ) -> None:
     """δ^L, then for m = L..1: ∇W^m, ∇b^m, and δ^{m−1}. Gradients are minibatch means, of ℓ_λ
-    when ``weight_decay`` λ ≠ 0 (R.1), as passes.backward."""
+    when ``weight_decay`` λ ≠ 0 (R.1), weighted by ``omega`` (S.2), as passes.backward."""
     arch = params.architecture
     codes = arch.activation_codes
     L, B, sizes = arch.L, ws.batch_size, arch.sizes
     inv_batch = np.dtype(params.theta.dtype).type(1.0 / B)
     decay = np.dtype(params.theta.dtype).type(weight_decay)
-    output_delta[threads.elementwise(B, sizes[L])](ws.delta[L], ws.f, y)  # (B.1)
+    if arch.task == "regression":
+        squared_error_delta[threads.elementwise(B, sizes[L])](ws.delta[L], ws.f, y)  # (B.5)
+    else:
+        output_delta[threads.elementwise(B, sizes[L])](ws.delta[L], ws.f, y)  # (B.1)
+    if omega is not None:
+        weight_output_delta[threads.elementwise(B, sizes[L])](ws.delta[L], omega)  # (S.2)
     for m in range(L, 0, -1):
         weight_gradient[threads.elementwise(sizes[m], sizes[m - 1])](
             grads.W[m], ws.delta[m], ws.h[m - 1], inv_batch

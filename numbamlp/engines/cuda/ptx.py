@@ -40,6 +40,7 @@ def _signatures(dtype_name: str) -> dict[str, list[tuple]]:
         return types.Array(dt, ndim, "C")
 
     F1, F2, I1 = a(ft, 1), a(ft, 2), a(types.int64, 1)
+    D1 = a(types.float64, 1)  # the sample weights and their factors ω_s (S.2)
     i64 = types.int64
     upd = {  # optimizers: θ, state…, g, γ, hyperparameters…
         "sgd_update": (F1, F1, ft),
@@ -57,6 +58,13 @@ def _signatures(dtype_name: str) -> dict[str, list[tuple]]:
         "softmax_forward": [(F2, F2)],
         "modified_softmax_forward": [(F2, F2)],
         "cross_entropy": [(F1, F2, I1, i64)],
+        "identity_forward": [(F2, F2)],
+        "squared_error": [(F1, F2, F2)],
+        "sample_weight_factors": [(D1, D1, I1)],
+        "weight_losses": [(F1, D1)],
+        "gather_targets": [(F2, F2, I1)],
+        "squared_error_delta": [(F2, F2, F2)],
+        "weight_output_delta": [(F2, D1)],
         "batch_mean": [(a(types.float64, 1), F1)],
         "predict_classes": [(I1, F2)],
         "count_correct": [(I1, F2, I1, i64)],

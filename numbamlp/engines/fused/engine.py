@@ -43,7 +43,7 @@ class FusedEngine(HostEngine):
         done = self.plan.run(
             s.model.params.theta, self.state, s.X, s.scale, s.y, s.sampler.index_matrix,
             s.sampler.batch_sizes, s.lrs, s.optimizer.step_count, first, count, s.batch_losses,
-            s.batch_correct,
+            s.batch_correct, s.targets, s.weights,
         )  # fmt: skip
         s.optimizer.step_count += done
         return done

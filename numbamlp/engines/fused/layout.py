@@ -40,7 +40,8 @@ BAND_BYTES = 256 * 1024
 # Output heads.
 SOFTMAX = 0  # (F.3)
 MODIFIED_SOFTMAX = 1  # (F.4)
-HEAD_CODES = {"softmax": SOFTMAX, "modified-softmax": MODIFIED_SOFTMAX}
+IDENTITY = 2  # (F.5), with the squared error (L.2, B.5)
+HEAD_CODES = {"softmax": SOFTMAX, "modified-softmax": MODIFIED_SOFTMAX, "identity": IDENTITY}
 
 # Optimizers, by integer code (kernels never take functions as arguments).
 SGD, MOMENTUM, ADAGRAD, ADADELTA, RMSPROP, ADAM = range(6)

@@ -30,6 +30,7 @@ from numbamlp.engines.fused.tiles import input_spans
 from numbamlp.errors import NumbamlpError
 from numbamlp.kernels.memory import CACHE_LINE, aligned_zeros, round_up
 from numbamlp.kernels.optimizers import OPTIMIZERS, Optimizer
+from numbamlp.kernels.rows import weight_total_cpu
 from numbamlp.model.network import Architecture
 
 
@@ -127,6 +128,11 @@ class FusedPlan:
             architecture, self.max_batch, self.dtype, self.sample_block, self.shard_bytes
         )
         self._labels_checked: tuple[int, int] | None = None
+        self.regression = architecture.task == "regression"
+        # What ``run`` passes for the arrays a run does not use: one type signature per dtype.
+        self._no_labels = np.zeros(0, np.int64)
+        self._no_targets = np.zeros((0, architecture.n_outputs), self.dtype)
+        self._no_weights = np.zeros(0, np.float64)
 
         sizes, L, B, dt = architecture.sizes, architecture.L, self.max_batch, self.dtype
         # The batch buffers start on a cache line: then so does every row h^{k}_{s,:} whose
@@ -178,6 +184,8 @@ class FusedPlan:
         count: int,
         batch_losses: np.ndarray,
         batch_correct: np.ndarray | None = None,
+        targets: np.ndarray | None = None,
+        weights: np.ndarray | None = None,
     ) -> int:
         """Train on the minibatches in rows first, …, first+count−1 of ``index_matrix``.
 
@@ -185,7 +193,7 @@ class FusedPlan:
         state: the optimizer state, shape (n_state, P) (``adopt_state``); updated in place.
         X, scale: the inputs are h^0 = scale · X_{I_s}: X of shape (n, d_0) is either this
             plan's dtype (scale 1) or uint8 (pixels, scale 1/255); scale is rounded to the dtype.
-        y: int64 labels, shape (n,).
+        y: int64 labels, shape (n,); for the identity head (regression) unused (may be empty).
         index_matrix: int64, shape (steps, ≥ max batch): row q holds minibatch q in its first
             batch_sizes[q] entries (I.1/I.2); every entry of the rows used must be a row of X.
         batch_sizes: int64, shape (steps,), each in 1..max batch.
@@ -194,16 +202,26 @@ class FusedPlan:
         batch_losses: float64, shape (steps,); receives ℓ of each minibatch trained on (S.1).
         batch_correct: int64, shape (steps,); receives how many samples of each minibatch
             were classified right before its step (P.1); None: not wanted.
+        targets: the identity head's targets, shape (n, T), this plan's dtype; None for a
+            classifier.
+        weights: the sample weights w (S.2), float64 (n,); None: the plain mean (S.1).
         Returns the number of steps completed: count, or q − first if the loss of minibatch q
         was not finite (it is written; its update is not made).
         """
-        self._check(theta, state, X, y, index_matrix, batch_sizes, lrs, first, count, batch_losses)
+        if y is None:
+            y = self._no_labels
+        targets = self._no_targets if targets is None else targets
+        weights = self._no_weights if weights is None else weights
+        self._check(
+            theta, state, X, y, targets, weights, index_matrix, batch_sizes, lrs, first, count,
+            batch_losses,
+        )  # fmt: skip
         batch_correct = self._correct_counts(batch_correct, batch_losses.shape[0])
         X_spans, scale = self._spans_of(X), self.dtype.type(scale)
         if self.exchange is not None:
             return self._run_exchanging(
-                theta, state, X, X_spans, scale, y, index_matrix, batch_sizes, lrs,
-                int(first_step_count), int(first), int(count), batch_losses, batch_correct,
+                theta, state, X, X_spans, scale, y, targets, weights, index_matrix, batch_sizes,
+                lrs, int(first_step_count), int(first), int(count), batch_losses, batch_correct,
             )  # fmt: skip
         done = run_steps(
             theta,
@@ -212,6 +230,8 @@ class FusedPlan:
             X_spans,
             scale,
             y,
+            targets,
+            weights,
             index_matrix,
             batch_sizes,
             lrs,
@@ -243,11 +263,13 @@ class FusedPlan:
         return int(done)
 
     def _run_exchanging(
-        self, theta, state, X, X_spans, scale, y, index_matrix, batch_sizes, lrs,
-        first_step_count, first, count, batch_losses, batch_correct,
+        self, theta, state, X, X_spans, scale, y, targets, weights, index_matrix, batch_sizes,
+        lrs, first_step_count, first, count, batch_losses, batch_correct,
     ) -> int:  # fmt: skip
         """``run_steps``' two calls per step, made from Python with the exchange between them:
-        region 1 on this process's share of the batch, the exchange, then ``finish_step``."""
+        region 1 on this process's share of the batch, the exchange, then ``finish_step``.
+        Every process sums the whole batch's weights itself (S.2), in sample order, so that
+        each computes the same ω_s as one process would."""
         exchange = self.exchange
         assert exchange is not None
         for t in range(count):
@@ -257,11 +279,14 @@ class FusedPlan:
             next_row = row + 1 if t + 1 < count else row
             next_B = int(batch_sizes[next_row])
             s_lo, s_hi = share.s_lo, share.s_hi
+            weight_sum = (
+                weight_total_cpu(weights, index_matrix[row], B) if weights.shape[0] else 0.0
+            )  # (S.2) Σ_s w_{I_s} over the whole batch
             if s_hi > s_lo:
                 forward_backward(
                     self.h, self.z, self.delta, share.f, share.losses, share.log_totals,
-                    self.shards, share.spans, theta, X, X_spans, scale, y,
-                    index_matrix[row, s_lo:s_hi],
+                    self.shards, share.spans, theta, X, X_spans, scale, y, targets, weights, B,
+                    weight_sum, index_matrix[row, s_lo:s_hi],
                     index_matrix[next_row, min(s_lo, next_B) : min(s_hi, next_B)],
                     share.layout, self.codes, self.head, self.sample_block,
                     self.flush_subnormals, share.correct,
@@ -299,7 +324,10 @@ class FusedPlan:
             self._x_spans = (key, spans)
         return self._x_spans[1]
 
-    def _check(self, theta, state, X, y, index_matrix, batch_sizes, lrs, first, count, losses):
+    def _check(
+        self, theta, state, X, y, targets, weights, index_matrix, batch_sizes, lrs, first, count,
+        losses,
+    ):  # fmt: skip
         """Shapes, dtypes and index ranges: the kernels check no bounds. (The messages are built
         only on failure: a training loop calls this often and must not allocate.)"""
         arch, P, dtype = self.architecture, self.architecture.n_parameters, self.dtype
@@ -309,7 +337,21 @@ class FusedPlan:
             (state.dtype != dtype or state.shape != (self.n_state, P), "state: see adopt_state"),
             (X.ndim != 2 or X.shape[1] != arch.n_inputs, "X must be (n, d_0)"),
             (X.dtype != dtype and X.dtype != np.uint8, "X must be uint8 or the plan's dtype"),
-            (y.dtype != np.int64 or y.shape != (X.shape[0],), "y must be int64, one per row of X"),
+            (
+                y.dtype != np.int64 or (y.shape != (X.shape[0],) and not self.regression),
+                "y must be int64, one per row of X",
+            ),
+            (
+                targets.dtype != dtype
+                or targets.ndim != 2
+                or targets.shape[1] != arch.n_outputs
+                or (self.regression and targets.shape[0] != X.shape[0]),
+                "targets must be (n, T) of the plan's dtype, one row per row of X",
+            ),
+            (
+                weights.dtype != np.float64 or weights.shape not in ((0,), (X.shape[0],)),
+                "weights must be float64, one per row of X",
+            ),
             (index_matrix.dtype != np.int64 or steps < 0, "index_matrix must be int64, 2-d"),
             (first < 0 or count < 0 or first + count > steps, "first/count exceed the rows"),
             (batch_sizes.dtype != np.int64 or batch_sizes.shape != (steps,), "batch_sizes"),
@@ -319,7 +361,7 @@ class FusedPlan:
         for failed, what in problems:
             if failed:
                 raise NumbamlpError(f"FusedPlan.run: {what}")
-        for a in (theta, state, X, y, index_matrix, batch_sizes, lrs, losses):
+        for a in (theta, state, X, y, targets, weights, index_matrix, batch_sizes, lrs, losses):
             if not a.flags.c_contiguous:
                 raise NumbamlpError("FusedPlan.run: arrays must be C-contiguous")
         if count == 0:
@@ -332,7 +374,9 @@ class FusedPlan:
         if used.min() < 0 or used.max() >= X.shape[0]:
             raise NumbamlpError("FusedPlan.run: indices must be rows of X")
         key = (id(y), y.shape[0])
-        if self._labels_checked != key:  # O(n): once per label array, not once per call
+        if (
+            not self.regression and self._labels_checked != key
+        ):  # O(n): once per label array, not once per call
             if y.min() < 0 or y.max() >= arch.n_classes:
                 raise NumbamlpError(f"FusedPlan.run: labels must be in 0..{arch.n_classes - 1}")
             self._labels_checked = key

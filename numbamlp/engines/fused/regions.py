@@ -23,6 +23,7 @@ from numbamlp.engines.fused.layout import (
     DECAY,
     GROUP,
     HYPER,
+    IDENTITY,
     INV_BATCH,
     LR,
     MOMENTUM,
@@ -44,15 +45,20 @@ from numbamlp.engines.fused.rows import (
     correct_rows,
     cross_entropy_rows,
     gather_rows,
+    identity_rows,
     modified_softmax_rows,
+    no_correct_rows,
     output_delta_rows,
     prefetch_rows,
+    sample_weight_rows,
     softmax_rows,
+    squared_error_delta_rows,
+    squared_error_rows,
 )
 from numbamlp.engines.fused.tiles import affine_rows, hidden_delta_rows, weight_gradient_rows
 from numbamlp.kernels._jit import helper, kernel, serial
 from numbamlp.kernels.intrinsics import enter_flush_mode, leave_flush_mode
-from numbamlp.kernels.rows import minibatch_mean_cpu
+from numbamlp.kernels.rows import minibatch_mean_cpu, weight_total_cpu
 from numbamlp.kernels.updates import (
     adadelta_element,
     adagrad_element,
@@ -65,14 +71,19 @@ from numbamlp.kernels.updates import (
 
 @kernel(fastmath=False)
 def forward_backward(
-    h, z, delta, f, losses, log_totals, shards, spans, theta, X, X_spans, scale, y, batch,
-    next_batch, layout, codes, head, sample_block, flush, correct,
+    h, z, delta, f, losses, log_totals, shards, spans, theta, X, X_spans, scale, y, targets,
+    sample_weights, B_step, weight_sum, batch, next_batch, layout, codes, head, sample_block, flush,
+    correct,
 ):  # fmt: skip
-    """Region 1: for each block of samples, h^0, F.1–F.4, L.1, B.1 and B.4, then B.3 and B.2
-    summed over the block's samples into its gradient shard, for the layers that have shards.
-    ``correct[s]``: whether sample s is classified right (P.1), for the training accuracy.
+    """Region 1: for each block of samples, h^0, F.1–F.5, L.1 or L.2, B.1 or B.5 (with S.2's
+    ω_s when there are sample weights) and B.4, then B.3 and B.2 summed over the block's samples
+    into its gradient shard, for the layers that have shards. ``correct[s]``: whether sample s
+    is classified right (P.1), for the training accuracy (0 for regression).
 
-    ``batch`` holds the step's B row indices I_s into X and y; ``codes[k]`` is φ_k's code.
+    ``batch`` holds the step's row indices I_s into X and y (labels), or targets (the identity
+    head's, (n, T)); ``sample_weights``: w (n,), or zero-length for none; ``B_step`` and
+    ``weight_sum`` are the whole minibatch's size and Σ_s w_{I_s} (with an exchange, ``batch``
+    is this process's share only). ``codes[k]`` is φ_k's code.
     ``next_batch``: the next step's row indices, whose rows each block prefetches for the block
     of the same number (the same thread, as prange hands out the blocks in the same way).
     """
@@ -92,13 +103,22 @@ def forward_backward(
             if k < L:
                 activation_rows(activations(h, layout, k, B), z_k, codes[k], s0, s1)
         z_L = layer_rows(z, layout, L, B)
-        if head == SOFTMAX:
-            softmax_rows(f, log_totals, z_L, s0, s1)
+        delta_L = layer_rows(delta, layout, L, B)
+        if head == IDENTITY:  # regression: f = z^L, ½‖f − y‖², δ^L = f − y
+            identity_rows(f, z_L, s0, s1)
+            squared_error_rows(losses, f, targets, batch, s0, s1)
+            no_correct_rows(correct, s0, s1)
+            squared_error_delta_rows(delta_L, f, targets, batch, s0, s1)
         else:
-            modified_softmax_rows(f, log_totals, z_L, s0, s1)
-        cross_entropy_rows(losses, log_totals, z_L, y, batch, s0, s1)
-        correct_rows(correct, z_L, y, batch, f.shape[1], s0, s1)
-        output_delta_rows(layer_rows(delta, layout, L, B), f, y, batch, s0, s1)
+            if head == SOFTMAX:
+                softmax_rows(f, log_totals, z_L, s0, s1)
+            else:
+                modified_softmax_rows(f, log_totals, z_L, s0, s1)
+            cross_entropy_rows(losses, log_totals, z_L, y, batch, s0, s1)
+            correct_rows(correct, z_L, y, batch, f.shape[1], s0, s1)
+            output_delta_rows(delta_L, f, y, batch, s0, s1)
+        if sample_weights.shape[0] > 0:  # (S.2) before B.4 and the shards read δ^L
+            sample_weight_rows(losses, delta_L, sample_weights, batch, B_step, weight_sum, s0, s1)
         for m in range(L - 1, 0, -1):
             delta_m = layer_rows(delta, layout, m, B)
             delta_next = layer_rows(delta, layout, m + 1, B)
@@ -310,6 +330,8 @@ def run_steps(
     X_spans,
     scale,
     y,
+    targets,
+    sample_weights,
     batches,
     batch_sizes,
     lrs,
@@ -341,7 +363,8 @@ def run_steps(
     """Steps p = step_count+1, …, step_count+count on the minibatches in rows first, …,
     first+count−1 of ``batches``; returns how many steps were completed.
 
-    Per step: region 1 on the whole batch, then ``finish_step`` (ℓ, the correct count, and
+    Per step: with sample weights their sum over the batch in sample order (S.2), region 1 on
+    the whole batch, then ``finish_step`` (ℓ, the correct count, and
     region 2 unless ℓ is not finite: then the function returns). ``FusedPlan.run`` with an
     exchange makes the same two calls per step from Python, with the exchange between them.
     Serial itself; the two regions it calls run in parallel (a parallel function called from
@@ -353,9 +376,14 @@ def run_steps(
         batch = batches[row, :B]
         next_row = row + 1 if t + 1 < count else row
         next_batch = batches[next_row, : batch_sizes[next_row]]
+        # (S.2) Σ_s w_{I_s}, in sample order; nothing to sum without weights
+        weight_sum = (
+            weight_total_cpu(sample_weights, batch, B) if sample_weights.shape[0] > 0 else 0.0
+        )
         forward_backward(
             h, z, delta, f, losses, log_totals, shards, spans, theta, X, X_spans, scale, y,
-            batch, next_batch, layout, codes, head, sample_block, flush, correct,
+            targets, sample_weights, B, weight_sum, batch, next_batch, layout, codes, head,
+            sample_block, flush, correct,
         )  # fmt: skip
         if not finish_step(
             theta, state, losses, correct, row, B, step_count + t + 1, lrs, batch_losses,

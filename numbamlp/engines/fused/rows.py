@@ -1,5 +1,6 @@
 """Region 1's row-wise helpers: one equation each, for the samples s0 ≤ s < s1 of one block —
-the gather, φ (F.2), the heads (F.3, F.4), the loss ℓ_s (L.1), the count (P.1) and δ^L (B.1).
+the gather, φ (F.2), the heads (F.3, F.4, F.5), the loss ℓ_s (L.1, L.2), the count (P.1), δ^L
+(B.1, B.5) and the sample weights' factors (S.2).
 """
 
 from __future__ import annotations
@@ -14,9 +15,13 @@ from numbamlp.kernels.activations import SIGMOID, phi
 from numbamlp.kernels.intrinsics import prefer_wide_vectors, prefetch_to_l2
 from numbamlp.kernels.memory import CACHE_LINE
 from numbamlp.kernels.rows import (
+    identity_row_cpu,
     modified_softmax_row_cpu,
     output_delta_entry_cpu,
     predicted_class_cpu,
+    sample_weight_factor_cpu,
+    squared_error_delta_entry_cpu,
+    squared_error_row_cpu,
 )
 
 
@@ -147,3 +152,52 @@ def output_delta_rows(delta_L, f, y, batch, s0, s1):
         for i in range(delta_L.shape[1]):
             # (B.1) δ^L_{s,i} = f_{s,i} − 1_{Y_s=i}
             delta_L[s, i] = output_delta_entry_cpu(f[s, i], i, label)
+
+
+@helper
+def identity_rows(f, z, s0, s1):
+    """(F.5) f = z^L for the block's samples: the identity head of regression."""
+    for s in range(s0, s1):
+        # (F.5) f_{s,:} = z^L_{s,:}, rows.identity_row
+        identity_row_cpu(f, z, s)
+
+
+@helper
+def squared_error_rows(losses, f, targets, batch, s0, s1):
+    """(L.2) ℓ_s = ½ Σ_i (f_{s,i} − y_{I_s,i})² for the block's samples (forward.squared_error's
+    row function)."""
+    for s in range(s0, s1):
+        # (L.2) ℓ_s = ½ Σ_i (f_{s,i} − y_{s,i})², rows.squared_error_row
+        losses[s] = squared_error_row_cpu(f, targets, s, batch[s])
+
+
+@helper
+def squared_error_delta_rows(delta_L, f, targets, batch, s0, s1):
+    """(B.5) δ^L = f − y for the block's samples."""
+    for s in range(s0, s1):
+        row = batch[s]
+        for i in range(delta_L.shape[1]):
+            # (B.5) δ^L_{s,i} = f_{s,i} − y_{s,i}
+            delta_L[s, i] = squared_error_delta_entry_cpu(f[s, i], targets[row, i])
+
+
+@helper
+def no_correct_rows(correct, s0, s1):
+    """(P.1) has no meaning for regression: its count is 0."""
+    for s in range(s0, s1):
+        correct[s] = 0
+
+
+@helper
+def sample_weight_rows(losses, delta_L, weights, batch, B, total, s0, s1):
+    """(S.2) ℓ_s ← ω_s ℓ_s and δ^L_{s,:} ← ω_s δ^L_{s,:}, ω_s = B · w_{I_s} / Σ_{s'} w_{I_{s'}},
+    for the block's samples: B and the total are the whole minibatch's (``run_steps`` sums the
+    weights in sample order, once per step), as forward.weight_losses and
+    backward.weight_output_delta take them."""
+    for s in range(s0, s1):
+        omega_s = sample_weight_factor_cpu(weights[batch[s]], B, total)
+        # (S.2) ℓ_s ← ω_s ℓ_s
+        losses[s] = losses[s] * omega_s
+        for i in range(delta_L.shape[1]):
+            # (S.2) δ^L_{s,i} ← ω_s δ^L_{s,i}
+            delta_L[s, i] = delta_L[s, i] * omega_s

@@ -239,3 +239,51 @@ def test_optimizer_updates(rng, dtype, name):
         getattr(cpu_optimizers, name), getattr(gpu_optimizers, name), grid_1d(N_PARAMS, 2),
         args, tuple(range(1 + n_state)), dtype,
     )  # fmt: skip
+
+
+# --- Regression (F.5, L.2, B.5) and sample weights (S.2) -------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_identity_head_squared_error_and_its_delta(rng, dtype):
+    T = 3
+    z = rng.normal(size=(B, T)).astype(dtype)
+    targets = rng.normal(size=(B, T)).astype(dtype)
+    f = z.copy()
+    run_twins(
+        cpu_forward.identity_forward, gpu_forward.identity_forward, grid_1d(B, 2),
+        [poisoned((B, T), dtype), z], (0,), dtype,
+    )  # fmt: skip
+    run_twins(
+        cpu_forward.squared_error, gpu_forward.squared_error, grid_1d(B, 2),
+        [poisoned(B, dtype), f, targets], (0,), dtype,
+    )  # fmt: skip
+    run_twins(
+        cpu_backward.squared_error_delta, gpu_backward.squared_error_delta, grid_2d(B, T, 2),
+        [poisoned((B, T), dtype), f, targets], (0,), dtype,
+    )  # fmt: skip
+    all_targets = rng.normal(size=(9, T)).astype(dtype)
+    indices = rng.permutation(9)[:B].astype(np.int64)
+    run_twins(
+        cpu_forward.gather_targets, gpu_forward.gather_targets, grid_2d(B, T, 2),
+        [poisoned((B, T), dtype), all_targets, indices], (0,), dtype,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sample_weights(rng, dtype):
+    weights = rng.uniform(0.0, 3.0, size=9)
+    indices = rng.permutation(9)[:B].astype(np.int64)
+    run_twins(
+        cpu_forward.sample_weight_factors, gpu_forward.sample_weight_factors, grid_1d(1, 1),
+        [poisoned(B, np.float64), weights, indices], (0,), np.float64,
+    )  # fmt: skip
+    omega = rng.uniform(0.0, 2.0, size=B)
+    run_twins(
+        cpu_forward.weight_losses, gpu_forward.weight_losses, grid_1d(B, 2),
+        [rng.random(B).astype(dtype), omega], (0,), dtype,
+    )  # fmt: skip
+    run_twins(
+        cpu_backward.weight_output_delta, gpu_backward.weight_output_delta, grid_2d(B, M, 2),
+        [rng.normal(size=(B, M)).astype(dtype), omega], (0,), dtype,
+    )  # fmt: skip

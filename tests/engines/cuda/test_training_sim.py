@@ -29,15 +29,21 @@ def data():
 
 
 def pair(
-    optimizer="adam", head="softmax", dtype="float64", sampling="shuffle", lr=None, weight_decay=0.0
-):
-    """A CPU trainer and a device trainer built from the same seed (4 steps per epoch)."""
+    optimizer="adam", head="softmax", dtype="float64", sampling="shuffle", lr=None,
+    weight_decay=0.0, sample_weight=None,
+):  # fmt: skip
+    """A CPU trainer and a device trainer built from the same seed (4 steps per epoch); with the
+    identity head a regressor of 2 targets."""
     X, y = data()
+    outputs = CLASSES
+    if head == "identity":
+        outputs = 2
+        y = np.random.default_rng(4).normal(size=(N, outputs))
     trainers = []
     for kind in ("cpu", "gpu"):
         init_rng, rng = generators(5)
         model = MLP.create(
-            D0, [5, 4], CLASSES, activations=["tanh", "softplus"], head=head, dtype=dtype,
+            D0, [5, 4], outputs, activations=["tanh", "softplus"], head=head, dtype=dtype,
             rng=init_rng,
         )  # fmt: skip
         config = TrainConfig(
@@ -45,10 +51,22 @@ def pair(
             engine="kernels", weight_decay=weight_decay,
         )  # fmt: skip
         if kind == "cpu":
-            trainers.append(Trainer(model, X, y, config, rng, scale=1 / 255))
+            trainers.append(
+                Trainer(model, X, y, config, rng, scale=1 / 255, sample_weight=sample_weight)
+            )
         else:
             trainers.append(
-                Trainer(model, X, y, config, rng, scale=1 / 255, device="cuda", engine_options=TINY)
+                Trainer(
+                    model,
+                    X,
+                    y,
+                    config,
+                    rng,
+                    scale=1 / 255,
+                    device="cuda",
+                    engine_options=TINY,
+                    sample_weight=sample_weight,
+                )  # fmt: skip
             )
     return trainers
 
@@ -182,3 +200,28 @@ def test_device_run_resumed_from_a_checkpoint_is_bitwise_the_straight_run(tmp_pa
     assert second.model.params.theta.tobytes() == straight.model.params.theta.tobytes()
     for name, value in straight.optimizer.state.items():
         assert second.optimizer.state[name].tobytes() == value.tobytes()
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_regression_epochs_equal_the_cpu_epochs(dtype, weighted):
+    """The identity head with the squared error (F.5, L.2, B.5), with and without sample
+    weights (S.2): two epochs on the device equal the CPU's kernels engine."""
+    weights = np.random.default_rng(6).uniform(0.0, 3.0, size=N) if weighted else None
+    cpu, gpu = pair("adam", "identity", dtype, sample_weight=weights)
+    for _ in range(2):
+        cpu_metrics = cpu.train_epoch()
+        gpu_metrics = gpu.train_epoch()
+        assert abs(gpu_metrics.train_loss - cpu_metrics.train_loss) <= 1e-5 * cpu_metrics.train_loss
+        assert gpu_metrics.train_accuracy is None
+    assert_same_state(cpu, gpu, dtype)
+
+
+def test_weighted_classification_steps_equal_the_cpu_steps():
+    weights = np.random.default_rng(6).uniform(0.0, 3.0, size=N)
+    cpu, gpu = pair("sgd", sample_weight=weights)
+    plain, _ = pair("sgd")
+    for trainer in (cpu, gpu, plain):
+        trainer.train_steps(3)
+    assert_same_state(cpu, gpu, "float64")
+    assert not np.allclose(cpu.model.params.theta, plain.model.params.theta)
