@@ -97,8 +97,8 @@ what happened before the fix, for the rows that found a bug.
 | `npz-rows-mismatch` | arrays | error: data file F: X has 2 rows but y has 3 labels; they must match one to one. |  |
 | `npz-y-negative` | arrays | valid: X (2, 3) float64, y (2,): classes "-1", "0" |  |
 | `npz-y-fraction` | arrays | valid: X (2, 3) float64, y (2, 1): regression targets |  |
-| `npz-y-1e300` | arrays | valid: X (2, 3) float64, y (2,): classes "0", "1e300" as a whole number |  |
-| `npz-y-float16` | arrays | valid: X (2, 3) float64, y (2,) | numpy printed RuntimeWarning: overflow encountered in cast |
+| `npz-y-1e300` | arrays | valid: X (2, 3) float64, y (2, 1): a float array, a regression's targets |  |
+| `npz-y-float16` | arrays | valid: X (2, 3) float64, y (2, 1): a float array, a regression's targets | numpy printed RuntimeWarning: overflow encountered in cast |
 | `csv-empty` | arrays | error: data file F is empty; a CSV file needs a header row naming the columns, one of them 'label' for the labels. |  |
 | `csv-no-label-column` | arrays | error: data file F has no label column 'label'; its columns are: a, b … |  |
 | `csv-only-label-column` | arrays | error: data file F has only the label column 'label' and no feature columns. |  |
@@ -1346,7 +1346,7 @@ CATALOGUE: list[BadInput] = [
         "npz-y-1e300",
         "arrays",
         npz_bytes({"X": np.ones((2, 3)), "y": np.array([0, 1e300])}, False),
-        None,  # two classes, 0 and 1e300
+        None,  # a float array: a regression's targets
     ),
     BadInput(
         "npz-y-float16",

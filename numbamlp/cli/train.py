@@ -78,7 +78,7 @@ CLASS_WEIGHTS = ("balanced",)
     "--task",
     type=click.Choice(TASKS),
     default=None,
-    help="[default: regression when the labels are numbers that are not all integers (or "
+    help="[default: regression when the labels are floating-point numbers, 2.5 or 151.0 (or "
     "several columns), else classification].",
 )
 @click.option(

@@ -155,7 +155,8 @@ def _csv_diagnose(
                     continue
                 try:
                     float(cell)
-                    ok = "_" not in cell  # Python accepts 1_000; numpy's parser does not
+                    # Python accepts 1_000 and non-ASCII digits ('١'); numpy's parser does not
+                    ok = "_" not in cell and cell.isascii()
                 except ValueError:
                     ok = False
                 if not ok:
@@ -280,8 +281,14 @@ def _csv_arrays(
             ) from None
         # Only label cells are text (class names): the numbers and the labels read apart.
         numeric = [j for j in range(len(header)) if j not in label_idx]
-        values = _loadtxt(p, has_header, np.float64, numeric)
-        text = np.char.strip(_loadtxt(p, has_header, str, label_idx))
+        try:
+            values = _loadtxt(p, has_header, np.float64, numeric)
+            text = np.char.strip(_loadtxt(p, has_header, str, label_idx))
+        except (ValueError, UnicodeDecodeError, OSError) as e2:
+            raise NumbamlpError(
+                f"data file {p} could not be parsed: {str(e2).rstrip('.')}. Fix the file and "
+                "try again."
+            ) from None
         data = np.zeros((values.shape[0], len(header)))
         data[:, numeric] = values
     if data.shape[0] == 0:
@@ -293,7 +300,13 @@ def _csv_arrays(
         raise NumbamlpError(f"data file {p} could not be parsed: {problem}.")
     labels = None
     if wanted:
-        labels = text if text is not None else data[:, label_idx].copy()
+        # as written: "3" is an integer class, "151.0" a number (infer_task)
+        if text is None:
+            try:
+                text = np.char.strip(_loadtxt(p, has_header, str, label_idx))
+            except (ValueError, UnicodeDecodeError, OSError) as e:
+                raise NumbamlpError(f"data file {p} could not be parsed: {e}.") from None
+        labels = text
     weights = data[:, weight_idx[0]].copy() if weight_idx else None
     drop = label_idx + weight_idx
     X = np.ascontiguousarray(np.delete(data, drop, axis=1)) if drop else data
@@ -355,10 +368,12 @@ def _label_column(values: np.ndarray, data: LabelledFile, column: int = 0) -> np
         if missing.size:
             i = int(missing[0])
             raise _missing(data.what, data.describe_row(i), _short(name), str(values[i]))
-        try:
-            return values.astype(np.float64)
-        except ValueError:
-            return values
+        for kind in (np.int64, np.float64):  # integers as written ("3"), then numbers
+            try:
+                return values.astype(kind)
+            except (ValueError, OverflowError):
+                continue
+        return values
     if values.dtype.kind == "f":
         values = values.astype(np.float64)
         bad = np.flatnonzero(~np.isfinite(values))
@@ -391,10 +406,12 @@ def _is_continuous(values: np.ndarray) -> bool:
 
 
 def infer_task(data: LabelledFile) -> str:
-    """Regression when the labels are several columns or numbers that are not all integers,
-    else classification."""
+    """Regression when the labels are several columns or floating-point numbers (a CSV
+    column with a decimal point or an exponent in some cell, such as 151.0 or 2.5, or a float
+    array in an .npz), else classification (integers as written, booleans, text)."""
     columns = _columns(data)
-    return "regression" if len(columns) > 1 or _is_continuous(columns[0]) else "classification"
+    numbers = columns[0].dtype.kind == "f"
+    return "regression" if len(columns) > 1 or numbers else "classification"
 
 
 def class_names_of(values: np.ndarray) -> tuple[tuple[str, ...], np.ndarray]:
@@ -611,12 +628,12 @@ def load_arrays_file(
     Classification (``task`` "classification", or None and labels that are not continuous
     numbers): y (n,) int64 class indices, into ``class_names`` when given (a model's classes:
     a label not among them is an error), else into the file's own sorted unique labels.
-    Regression (``task`` "regression", or None and several label columns or non-integer
-    numbers): y (n, T) float64 targets.
+    Regression (``task`` "regression", or None and several label columns or floating-point
+    numbers: infer_task): y (n, T) float64 targets.
     """
     data = read_labelled_file(path, label_column)
     if task is None:
-        task = infer_task(data)
+        task = "classification" if class_names is not None else infer_task(data)
     if task == "regression":
         return data.X, targets(data)
     return data.X, class_indices(data, class_names=class_names)[1]
@@ -637,7 +654,7 @@ def load_user_dataset(
 
     Without ``test_file``, a ``holdout`` fraction of the training rows, drawn with ``rng``
     (required then), becomes the test set. ``task`` None infers it (infer_task: regression for
-    non-integer numbers or several label columns). Classification: the classes are the
+    floating-point numbers or several label columns). Classification: the classes are the
     training file's sorted unique labels (scikit-learn's order; a test label not among them is
     an error), or, with ``n_classes``, the labels are the class indices 0..n_classes−1
     themselves. Regression: y (n, T) float64, ``target_names`` the label columns.
@@ -848,7 +865,7 @@ def arrays_dataset(
 ) -> Dataset:
     """A Dataset of arrays (``fit(X, y, X_test=…, y_test=…)``): labels of any type as in files
     (classes sorted as scikit-learn sorts them; with ``n_classes`` the class indices
-    themselves), or regression targets (``task``, or inferred: non-integer numbers, or y of
+    themselves), or regression targets (``task``, or inferred: a float array, or y of
     shape (n, T))."""
     if task is not None and task not in TASKS:
         raise NumbamlpError(f"`task`: unknown task {task!r}; choose one of: {', '.join(TASKS)}")

@@ -109,7 +109,8 @@ def fit(
     The data's labels may be of any type (text, integers with gaps, booleans): the classes are
     their sorted unique values, as scikit-learn's; ``n_classes`` instead takes them as the
     class indices 0..n_classes−1 themselves. ``task`` None infers classification or regression
-    (regression when the labels are numbers that are not all integers, or several target
+    (regression when the labels are floating-point numbers — 2.5 or 151.0 in a CSV, a float
+    array — or several target
     columns); ``"regression"`` trains the identity head on the squared error. ``standardize``
     (Z.1: each feature less its training mean, over its standard deviation; a regression's
     targets too, Z.2) is on for feature data when None, off for the built-in image sets of

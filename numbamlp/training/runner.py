@@ -592,8 +592,8 @@ def _prepared_data(
     wanted = plan.data
     if data.task == "regression" and wanted.task is None and verbose:
         log_line(
-            f"task: regression (the labels of {data.name} are numbers that are not all integers, "
-            "or several columns); give `task=classification` to train a classifier"
+            f"task: regression (the labels of {data.name} are floating-point numbers, or several "
+            "columns); give `task=classification` to train a classifier"
         )
     if wanted.task is not None and data.task != wanted.task:
         raise NumbamlpError(

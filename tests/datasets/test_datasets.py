@@ -245,11 +245,14 @@ def test_csv_errors(tmp_path, text, pattern):
 
 
 def test_csv_float_labels_that_are_integers(tmp_path):
-    """3.0 is the class "3": classes are the sorted unique labels, as scikit-learn's."""
+    """Labels written as floats (3.0) are a regression's targets unless the task says
+    classification; then 3.0 is the class "3" (the sorted unique labels, as scikit-learn's)."""
     p = write_csv(tmp_path / "d.csv", "a,label\n1,3.0\n2,0\n3,3\n")
-    assert load_arrays_file(p)[1].tolist() == [1, 0, 1]
-    ds = load_user_dataset(p, p)
+    assert load_arrays_file(p)[1].tolist() == [[3.0], [0.0], [3.0]]
+    assert load_arrays_file(p, task="classification")[1].tolist() == [1, 0, 1]
+    ds = load_user_dataset(p, p, task="classification")
     assert ds.class_names == ("0", "3") and ds.n_classes == 2
+    assert load_user_dataset(p, p).task == "regression"
 
 
 def test_npz_happy_path_keeps_float32(tmp_path):
@@ -259,8 +262,9 @@ def test_npz_happy_path_keeps_float32(tmp_path):
     assert X2.dtype == np.float32 and y2.dtype == np.int64
     np.testing.assert_array_equal(X2, X)
     np.savez(tmp_path / "i.npz", X=X.astype(np.int32), y=np.array([0.0, 1.0, 2.0, 0.0]))
-    X3, y3 = load_arrays_file(tmp_path / "i.npz")
+    X3, y3 = load_arrays_file(tmp_path / "i.npz", task="classification")
     assert X3.dtype == np.float64 and y3.tolist() == [0, 1, 2, 0]
+    assert load_arrays_file(tmp_path / "i.npz")[1].shape == (4, 1)  # float y: a regression
 
 
 @pytest.mark.parametrize(
@@ -371,7 +375,7 @@ def test_holdout_needs_rng_and_valid_fraction(tmp_path):
 
 
 def test_user_dataset_single_class(tmp_path):
-    np.savez(tmp_path / "one.npz", X=np.ones((3, 2)), y=np.zeros(3))
+    np.savez(tmp_path / "one.npz", X=np.ones((3, 2)), y=np.zeros(3, dtype=np.int64))
     with pytest.raises(NumbamlpError, match="only one class"):
         load_user_dataset(tmp_path / "one.npz", rng=np.random.default_rng(0))
 
@@ -498,7 +502,7 @@ def test_npz_float16_labels_without_a_numpy_warning(tmp_path):
     # "RuntimeWarning: overflow encountered in cast" next to the CLI's output.
     p = tmp_path / "f16.npz"
     np.savez(p, X=np.ones((3, 2)), y=np.array([0, 1, 2], dtype=np.float16))
-    assert load_arrays_file(p)[1].tolist() == [0, 1, 2]
+    assert load_arrays_file(p, task="classification")[1].tolist() == [0, 1, 2]
 
 
 def test_csv_message_stays_one_line(tmp_path):

@@ -123,6 +123,20 @@ def test_non_integer_numbers_are_a_regression(tmp_path):
     assert ds.class_names == ()
 
 
+def test_the_task_follows_how_the_labels_are_written(tmp_path):
+    """151.0 (diabetes' targets as numpy writes them) is a number, 151 a class; a float array
+    in an .npz is a regression's, an integer array a classification's."""
+    floats = write(tmp_path / "f.csv", "x,y\n1,151.0\n2,75.0\n3,1e2\n")
+    integers = write(tmp_path / "i.csv", "x,y\n1,151\n2,75\n3,100\n")
+    assert load_user_dataset(floats, floats, label_column="y").task == "regression"
+    ds = load_user_dataset(integers, integers, label_column="y")
+    assert ds.task == "classification" and ds.class_names == ("75", "100", "151")
+    np.savez(tmp_path / "f.npz", X=np.ones((3, 1)), y=np.array([1.0, 2.0, 1.0]))
+    np.savez(tmp_path / "i.npz", X=np.ones((3, 1)), y=np.array([1, 2, 1]))
+    assert load_user_dataset(tmp_path / "f.npz", tmp_path / "f.npz").task == "regression"
+    assert load_user_dataset(tmp_path / "i.npz", tmp_path / "i.npz").task == "classification"
+
+
 def test_several_target_columns(tmp_path):
     p = write(tmp_path / "r.csv", "a,y1,b,y2\n1,1,2,10\n2,2,3,20\n")
     ds = load_user_dataset(p, p, label_column="y1,y2")
