@@ -256,3 +256,32 @@ def test_several_targets_and_task_regression_forced(diabetes, tmp_path):
     assert "Dense(32 => 2)" in result.output
     result = run("predict", "--model", model, "--input", path, "--label-column", "u,v")
     assert result.stdout.splitlines()[0] == "u,v"
+
+
+@pytest.mark.parametrize(
+    "weights, fragment",
+    [
+        ((-1, 1, 1), "sample weight -1.0 at row 0 is not a finite number ≥ 0"),
+        ((0, 0, 0), "every sample weight is 0"),
+        (("", 1, 1), "missing value '' at line 2, column 'w'"),
+    ],
+)
+def test_bad_weights_are_one_error_line(tmp_path, weights, fragment):
+    path = tmp_path / "w.csv"
+    rows = [f"{a},{w},{label}" for a, w, label in zip((1, 2, 3), weights, "xyx", strict=True)]
+    path.write_text("\n".join(["a,w,label", *rows]) + "\n")
+    result = run("train", "--train-file", path, "--test-file", path,
+                 "--sample-weight-column", "w", "--epochs", "1")  # fmt: skip
+    one_error_line(result, str(path), fragment)
+
+
+def test_weight_options_that_do_not_fit_the_data_are_one_error_line(iris, diabetes):
+    result = run("train", "--train-file", iris["train"], "--label-column", "species",
+                 "--sample-weight-column", "nope")  # fmt: skip
+    one_error_line(result, "no sample weight column 'nope'", "--sample-weight-column")
+    result = run("train", "--sample-weight-column", "w", "--epochs", "1")
+    one_error_line(result, "--sample-weight-column", "--train-file")
+    _needs_identity_head()
+    result = run("train", "--train-file", diabetes["train"], "--label-column", "progression",
+                 "--class-weight", "balanced")  # fmt: skip
+    one_error_line(result, "--class-weight", "a regression has no classes")
