@@ -116,18 +116,28 @@ class Dataset:
             return None
         return self.target if self.target is not None else TargetRecord(self.target_names)
 
-    def standardized(self, standardize: bool | None, dtype: str | np.dtype) -> Dataset:
+    def standardized(
+        self,
+        standardize: bool | None,
+        dtype: str | np.dtype,
+        record: InputRecord | None = None,
+        target: TargetRecord | None = None,
+    ) -> Dataset:
         """The data the network trains on. ``standardize`` True: Z.1 over the training rows'
         features (computed in float64, cast to ``dtype``, the model's), and Z.2 of a
         regression's targets; None: so for feature data, not for images of bytes (uint8: the
-        built-in sets keep their pixels × 1/255, bit for bit as before); False: as it is."""
+        built-in sets keep their pixels × 1/255, bit for bit as before); False: as it is.
+        ``record`` and ``target``: the statistics of a model being trained further (a run
+        continued on new rows keeps the standardisation it started with), used instead of
+        this data's own when they standardise."""
         if self.input is not None:
             return self
         if standardize is None:
             standardize = self.X_train_raw.dtype != np.uint8
         if not standardize:
             return self
-        record = record_for(self.X_train_raw, self.feature_scale, standardize=True)
+        if record is None or not record.standardized:
+            record = record_for(self.X_train_raw, self.feature_scale, standardize=True)
         fields: dict[str, object] = {
             "X_train_raw": record.standardise(self.X_train_raw, self.feature_scale, dtype),
             "X_test_raw": record.standardise(self.X_test_raw, self.feature_scale, dtype),
@@ -135,7 +145,8 @@ class Dataset:
             "input": record,
         }
         if self.task == "regression":
-            target = TargetRecord.fit(self.y_train, self.target_names)
+            if target is None or target.mean is None:
+                target = TargetRecord.fit(self.y_train, self.target_names)
             fields |= {
                 "y_train": target.standardise(self.y_train),
                 "y_test": target.standardise(self.y_test),

@@ -602,8 +602,9 @@ def _prepared_data(
     if wanted.sample_weight_column is not None and wanted.train_file is None:
         raise NumbamlpError("`sample_weight_column`: names a column of `train_file`; give one")
     resume = plan.resume
-    dtype = model if model is not None else resume.model if resume is not None else None
-    dtype = dtype.dtype if dtype is not None else plan.config.dtype
+    network = getattr(model, "model", model)  # an MLP, or a FitResult's (fit(model=result))
+    network = network if network is not None else resume.model if resume is not None else None
+    dtype = network.dtype if network is not None else plan.config.dtype
     weights = data.sample_weight
     if inputs.sample_weight is not None and weights is None:
         weights = check_sample_weights(
@@ -618,7 +619,9 @@ def _prepared_data(
         weights = check_sample_weights(weights, weights.shape[0], "`class_weight`")
     if weights is not None:
         weights = np.ascontiguousarray(weights, dtype=np.float64)
-    return data.standardized(wanted.standardize, dtype), weights
+    # a run that continues an earlier one (fit(model=result)) keeps the statistics it began with
+    record, target = getattr(model, "input", None), getattr(model, "target", None)
+    return data.standardized(wanted.standardize, dtype, record, target), weights
 
 
 def log_line(message: str) -> None:

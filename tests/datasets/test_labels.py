@@ -292,3 +292,16 @@ def test_target_record_takes_empty_and_one_dimensional_targets():
     assert target.standardise(np.empty((0, 1))).shape == (0, 1)
     assert target.standardise(np.array([1.0, 3.0]))[:, 0].tolist() == [-1.0, 1.0]
     assert target.restore(np.array([-1.0, 1.0]))[:, 0].tolist() == [1.0, 3.0]
+
+
+def test_a_continued_model_keeps_its_standardisation():
+    """Dataset.standardized(record=…): training further on new rows applies the statistics
+    the model began with, not the new rows' own."""
+    X = _features()
+    y = np.arange(30) % 2
+    first = Dataset("a", X, y, X[:0], y[:0], 2, ("0", "1"), "t").standardized(None, "float64")
+    later = Dataset("b", X[:10] + 5, y[:10], X[:0], y[:0], 2, ("0", "1"), "t")
+    again = later.standardized(None, "float64", first.input)
+    assert again.input is first.input
+    np.testing.assert_array_equal(again.X_train_raw, first.input.standardise(X[:10] + 5))
+    assert later.standardized(False, "float64", first.input) is later
