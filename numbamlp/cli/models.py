@@ -36,9 +36,9 @@ from numbamlp.training.config import DATASETS
 )
 @click.option(
     "--label-column",
-    default="label",
-    show_default=True,
-    help="Label column of a CSV test file (a regression's targets: a comma list, y1,y2).",
+    default=None,
+    help="Label column of a CSV test file (a regression's targets: a comma list, y1,y2) "
+    "[default: the training file's, as the model records it, else label].",
 )
 @click.option("--threads", type=click.IntRange(min=1), default=None)
 def evaluate(
@@ -46,7 +46,7 @@ def evaluate(
     dataset: str | None,
     data_dir: str | None,
     test_file: str | None,
-    label_column: str,
+    label_column: str | None,
     threads: int | None,
 ) -> None:
     """Print the test accuracy, the confusion matrix and each class's precision, recall and F1
@@ -65,6 +65,7 @@ def evaluate(
     loaded = load_model(model_path)
     model = loaded.model
     class_names = loaded.metadata.get("class_names")
+    label_column = label_column or recorded_column(loaded.metadata, "label_column") or "label"
     scale = 1.0
     if test_file is not None:
         source = test_file
@@ -143,7 +144,12 @@ def _evaluate_regression(loaded: Any, X: Any, y: Any, scale: float, source: str)
     "array, .npz the arrays classes (n,) and class_names (M,), with --proba probabilities "
     "(n, M) (a regressor's: values (n, T) and target_names).",
 )
-@click.option("--label-column", default="label", show_default=True)
+@click.option(
+    "--label-column",
+    default=None,
+    help="A label column of a CSV input, left out [default: the training file's, as the model "
+    "records it, else label].",
+)
 @click.option(
     "--proba",
     is_flag=True,
@@ -155,7 +161,7 @@ def predict(
     model_path: str,
     input_path: str,
     output_path: str | None,
-    label_column: str,
+    label_column: str | None,
     proba: bool,
     threads: int | None,
 ) -> None:
@@ -181,7 +187,10 @@ def predict(
     model = loaded.model
     if loaded.target is not None and proba:
         raise NumbamlpError("`proba`: the model is a regressor; it predicts values, not classes")
-    X = userfiles.load_features_file(input_path, label_column=label_column)
+    label_column = label_column or recorded_column(loaded.metadata, "label_column") or "label"
+    X = userfiles.load_features_file(
+        input_path, label_column, recorded_column(loaded.metadata, "sample_weight_column")
+    )
     X, scale = model_inputs(model, loaded.input, X, f"features of {input_path}")
     lines = io.StringIO()
     writer = csv.writer(lines, lineterminator="\n")
@@ -223,6 +232,13 @@ def predict(
     else:
         atomic_write(output_path, lambda f: f.write(lines.getvalue().encode()))
         click.echo(f"wrote {n} predictions to {output_path}", err=True)
+
+
+def recorded_column(metadata: dict[str, Any], key: str) -> str | None:
+    """A column name the model file records of its training file (``label_column``,
+    ``sample_weight_column``), or None."""
+    value = metadata.get(key)
+    return value if isinstance(value, str) and value else None
 
 
 #: predict's output formats, by suffix (lower case).

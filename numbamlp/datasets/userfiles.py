@@ -753,12 +753,15 @@ def load_user_dataset(
     )
 
 
-def load_features_file(path: str | os.PathLike[str], label_column: str = "label") -> np.ndarray:
+def load_features_file(
+    path: str | os.PathLike[str], label_column: str = "label", weight_column: str | None = None
+) -> np.ndarray:
     """Features only, for prediction: (n, d), integer arrays kept as they are (raw pixels,
     which the model's input record scales: inputscale.py), anything else as floats.
 
     .npz: array ``X`` (``y`` is ignored if present). .npy: the (n, d) array itself
-    (``numpy.save``). .csv: a header row, whose label column is dropped if present; a first
+    (``numpy.save``). .csv: a header row, whose label column(s) and ``weight_column`` are
+    dropped if present; a first
     line of numbers only is data (the file has no header). Anything else is read as IDX: 3-d
     uint8 images are flattened (still uint8); a 2-d IDX array is taken as (n, d) features.
     """
@@ -775,7 +778,11 @@ def load_features_file(path: str | os.PathLike[str], label_column: str = "label"
         fix = "save it with numpy.save(path, features)"
         X = read_npy(p, lambda reason: NumbamlpError(f"input file {p}: {reason}; {fix}."))
     elif suffix == ".csv":
-        X, _, columns, has_header, _ = _csv_arrays(p, label_column, require_label=False)
+        if weight_column is not None and weight_column not in _csv_header(p):
+            weight_column = None  # the training file's weights: dropped where present
+        X, _, columns, has_header, _ = _csv_arrays(
+            p, label_column, require_label=False, weight_column=weight_column
+        )
         describe_row = _csv_line_describer(p, has_header)
     else:
         images = read_idx(p)

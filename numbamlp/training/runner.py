@@ -228,7 +228,11 @@ class Session:
         data, trainer, history = self.data, self.trainer, self.run.history
         builtin = self.plan.data.train_file is None and data.name != "arrays"
         target = data.target_record()
-        extra = {} if target is None else {"target": target.as_metadata()}
+        extra: dict[str, Any] = {} if target is None else {"target": target.as_metadata()}
+        if self.plan.data.train_file is not None:  # what predict and evaluate leave out
+            extra["label_column"] = self.plan.data.label_column
+            if self.plan.data.sample_weight_column is not None:
+                extra["sample_weight_column"] = self.plan.data.sample_weight_column
         return extra | {
             "dataset": data.name if builtin else None,
             "class_names": list(data.class_names),

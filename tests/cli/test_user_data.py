@@ -285,3 +285,32 @@ def test_weight_options_that_do_not_fit_the_data_are_one_error_line(iris, diabet
     result = run("train", "--train-file", diabetes["train"], "--label-column", "progression",
                  "--class-weight", "balanced")  # fmt: skip
     one_error_line(result, "--class-weight", "a regression has no classes")
+
+
+def test_predict_and_evaluate_take_the_recorded_label_column(iris, tmp_path):
+    """The model records the training file's label column: the test file itself (its species
+    column left out) is input for predict, and evaluate needs no --label-column."""
+    assert load_model(iris["model"]).metadata["label_column"] == "species"
+    result = run("predict", "--model", iris["model"], "--input", iris["test"])
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout.splitlines()) == 45
+    result = run("evaluate", "--model", iris["model"], "--test-file", iris["test"])
+    assert result.exit_code == 0, result.output
+    assert "accuracy" in result.output
+
+
+def test_predict_leaves_out_the_recorded_weight_column(iris, tmp_path):
+    text = Path(iris["train"]).read_text().splitlines()
+    weighted = tmp_path / "w.csv"
+    rows = [f"{line},{1 + i % 2}" for i, line in enumerate(text[1:])]
+    weighted.write_text("\n".join([text[0] + ",w", *rows]) + "\n")
+    model = tmp_path / "w.npz"
+    result = run(
+        "train", "--train-file", weighted, "--test-file", iris["test"], "--label-column",
+        "species", "--sample-weight-column", "w", "--epochs", "2", "--save", model,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert load_model(model).metadata["sample_weight_column"] == "w"
+    result = run("predict", "--model", model, "--input", weighted)
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout.splitlines()) == 105
