@@ -368,12 +368,14 @@ def _label_column(values: np.ndarray, data: LabelledFile, column: int = 0) -> np
         if missing.size:
             i = int(missing[0])
             raise _missing(data.what, data.describe_row(i), _short(name), str(values[i]))
-        for kind in (np.int64, np.float64):  # integers as written ("3"), then numbers
-            try:
-                return values.astype(kind)
-            except (ValueError, OverflowError):
-                continue
-        return values
+        try:
+            return values.astype(np.int64)  # integers as written ("3")
+        except (ValueError, OverflowError):
+            pass
+        try:
+            values = values.astype(np.float64)  # numbers: checked finite below
+        except (ValueError, OverflowError):
+            return values
     if values.dtype.kind == "f":
         values = values.astype(np.float64)
         bad = np.flatnonzero(~np.isfinite(values))

@@ -305,3 +305,11 @@ def test_a_continued_model_keeps_its_standardisation():
     assert again.input is first.input
     np.testing.assert_array_equal(again.X_train_raw, first.input.standardise(X[:10] + 5))
     assert later.standardized(False, "float64", first.input) is later
+
+
+@pytest.mark.parametrize("cell", ["inf", "-1e999"])
+def test_an_infinite_target_is_one_error(tmp_path, cell):
+    # Found by tests/test_properties.py (NUMBAMLP_FUZZ=deep): "inf" read as a target.
+    p = write(tmp_path / "r.csv", f"x,y\n0,1.5\n1,{cell}\n")
+    with pytest.raises(NumbamlpError, match=r"label -?inf at row 1 \(line 3\) is not a finite"):
+        load_user_dataset(p, p, label_column="y")
