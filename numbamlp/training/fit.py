@@ -56,8 +56,11 @@ def fit(
     decay_epochs: float = 5.0,
     min_lr: float = 0.0,
     sampling: str = "shuffle",
-    batch_size: int = 128,
-    epochs: int = 20,
+    batch_size: int | None = None,
+    epochs: int | None = None,
+    max_epochs: int = 1000,
+    tol: float = 1e-4,
+    n_iter_no_change: int = 10,
     seed: int | None = 0,
     threads: int | None = None,
     dtype: str = "float32",
@@ -89,7 +92,8 @@ def fit(
     --help``): the network (``hidden``, ``activation``, ``head``, ``dtype``), the optimizer
     (``optimizer``, ``lr``, ``momentum``, ``beta1``, ``beta2``, ``rho``, ``eps``,
     ``weight_decay``), the step sizes (``schedule``, ``decay_rate``, ``decay_epochs``,
-    ``min_lr``), the minibatches (``sampling``, ``batch_size``, ``epochs``, ``seed``), the
+    ``min_lr``), the minibatches (``sampling``, ``batch_size``, ``seed``), the length (``epochs``,
+    ``max_epochs``, ``tol``, ``n_iter_no_change``, below), the
     engine (``engine``, ``device``, ``threads``, ``distributed``, ``mpi_timeout``), validation
     (``validation_fraction``, ``patience``), and the files (``save``, ``metrics_out``,
     ``checkpoint_dir``, ``checkpoint_every``, ``resume``), and ``progress``: a progress bar
@@ -100,6 +104,15 @@ def fit(
     standard output: ``0`` nothing (errors and the interruption messages still go to standard
     error), ``1`` (the default) the model, one line per epoch and the summary line.
     ``callbacks`` observe the run (numbamlp.Callback).
+
+    The length: ``epochs=N`` trains exactly N epochs. Without it (``None``, the default) a
+    built-in image set trains 20 (MMiDS §7.3), and other data until the monitored loss converges
+    — the training loss, or with ``validation_fraction`` the validation loss (then keeping the
+    best epoch's weights) — that is until for ``n_iter_no_change`` epochs in a row it has not
+    fallen below its best − ``tol`` (scikit-learn's rule and defaults), at most ``max_epochs``;
+    ``result.converged`` and ``result.stop_reason`` say how it ended. ``batch_size=None`` is
+    128 on a built-in set, else about a tenth of the training rows, between 16 and 200
+    (training.config.default_batch_size). A run that makes fewer than 100 steps in all warns.
 
     ``resume`` continues the run whose checkpoint is in that directory (or file), bit for bit
     as if it had not stopped. It keeps the options the run started with: a keyword left at its
@@ -155,6 +168,7 @@ def fit(
         given,
         data_given,
         epochs=epochs,
+        stopping={"max_epochs": max_epochs, "tol": tol, "n_iter_no_change": n_iter_no_change},
         checkpoint_every=checkpoint_every,
         resume=resume,
         given_options=frozenset(given_options),
