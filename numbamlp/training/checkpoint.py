@@ -120,11 +120,8 @@ def save_checkpoint(
         meta["checkpoint"]["early_stopping"] = early_stopping
     if convergence is not None:
         meta["checkpoint"]["convergence"] = convergence
-    arrays = {
-        name: array
-        for name, array in ((BEST_THETA, best_theta), (CONVERGENCE_BEST_THETA, convergence_best_theta))
-        if array is not None
-    }
+    named = ((BEST_THETA, best_theta), (CONVERGENCE_BEST_THETA, convergence_best_theta))
+    arrays = {name: array for name, array in named if array is not None}
     save_model(path, model, optimizer, metadata=meta, arrays=arrays or None)
 
 

@@ -91,7 +91,11 @@ class RunPlan:
         """``outputs``: ``save`` and ``metrics_out`` as given (None: not given). ``stopping``:
         ``max_epochs``, ``tol`` and ``n_iter_no_change`` as given (absent: their defaults)."""
         outputs = {name: (outputs or {}).get(name) for name in OUTPUTS}
-        stops = {"max_epochs": MAX_EPOCHS, "tol": TOL, "n_iter_no_change": N_ITER_NO_CHANGE}
+        stops: dict[str, Any] = {
+            "max_epochs": MAX_EPOCHS,
+            "tol": TOL,
+            "n_iter_no_change": N_ITER_NO_CHANGE,
+        }
         stops |= stopping or {}
         if epochs is not None:
             _check_count("epochs", epochs)
@@ -105,9 +109,7 @@ class RunPlan:
                 if data_given.get(name) is not None
             }
             data = DataConfig(**(data_given | files))
-            return cls(
-                run_config(given), data, epochs, checkpoint_every, outputs=outputs, **stops
-            )
+            return cls(run_config(given), data, epochs, checkpoint_every, outputs=outputs, **stops)
         from numbamlp.training.checkpoint import load_checkpoint
 
         checkpoint = load_checkpoint(resume)
@@ -242,7 +244,7 @@ def _adopt_stopping(
     """A resumed run to convergence keeps its ``tol`` and ``n_iter_no_change``; ``max_epochs``
     may change (not below the epoch reached, and not under the cosine schedule)."""
     defaults = {"max_epochs": MAX_EPOCHS, "tol": TOL, "n_iter_no_change": N_ITER_NO_CHANGE}
-    stops = {}
+    stops: dict[str, Any] = {}
     for name, default in defaults.items():
         theirs = record.get(name)
         mine = given[name]

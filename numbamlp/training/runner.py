@@ -429,7 +429,7 @@ class Session:
             from numbamlp.model.modelio import save_model
 
             meta = self.metadata()
-            if best_epoch:
+            if keeper is not None:
                 meta.update(
                     test_accuracy=final_accuracy, best_epoch=best_epoch, val_loss=keeper.best_loss
                 )
@@ -640,7 +640,7 @@ def _model_and_trainer(
     engine = {"device": config.device, "cluster": cluster}  # the factory builds the engine
     train_config = TrainConfig(
         epochs=plan.length,
-        batch_size=config.batch_size,
+        batch_size=int(config.batch_size or 0),  # settled by then (RunPlan.settle)
         optimizer=config.optimizer,
         lr=config.lr,
         schedule=config.schedule,
