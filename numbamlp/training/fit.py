@@ -32,7 +32,7 @@ def fit(
     *,
     X_test: np.ndarray | None = None,
     y_test: np.ndarray | None = None,
-    model: MLP | None = None,
+    model: MLP | FitResult | None = None,
     dataset: str = "mnist",
     data_dir: str | None = None,
     train_file: str | None = None,
@@ -86,7 +86,11 @@ def fit(
     Data: a ``Dataset`` (``load_mnist()``, ``load_dataset(...)``), or arrays ``fit(X, y,
     X_test=..., y_test=...)`` with integer labels 0..M−1, or nothing (``dataset``,
     ``train_file``/``test_file`` name what to load, as ``numbamlp train`` does). ``model``
-    continues training an existing MLP (with a fresh optimizer) instead of creating one.
+    continues training an existing MLP (with a fresh optimizer) instead of creating one; given
+    the ``FitResult`` of an earlier run, it continues that run exactly — its optimizer's state
+    and step count, its minibatch generator — on the data given now (so that ``fit(X, y,
+    epochs=1)`` then ``fit(X, y, model=result, epochs=1)`` is bitwise ``fit(X, y, epochs=2)``
+    under a constant step size; the estimators' ``partial_fit``).
 
     Every other keyword is the ``numbamlp train`` option of the same name (``numbamlp train
     --help``): the network (``hidden``, ``activation``, ``head``, ``dtype``), the optimizer

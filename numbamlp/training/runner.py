@@ -78,6 +78,10 @@ class FitResult:
     #: Why the run ended, in words ("the training loss improved by less than tol=0.0001 for
     #: 10 epochs"); empty for a run that made its fixed number of epochs.
     stop_reason: str = ""
+    #: The optimizer (its state and step count p) and the minibatch generator's state where
+    #: the run ended: ``fit(..., model=result)`` continues from them exactly.
+    optimizer: Any = None
+    generator: dict[str, Any] | None = None
 
 
 @dataclass
@@ -455,6 +459,8 @@ class Session:
             outputs=self.written(),
             converged=converged,
             stop_reason=reason,
+            optimizer=trainer.optimizer,
+            generator=trainer.rng.bit_generator.state,
         )
         failed = self.output_error()
         if failed is not None:
@@ -520,6 +526,13 @@ def prepare(
     init_rng, train_rng = generators(config.seed)
     preload_seconds = 0.0
     data, model = inputs.data, inputs.model
+    previous = None
+    if isinstance(model, FitResult):  # a run to continue exactly
+        if model.optimizer is None or model.generator is None:
+            raise NumbamlpError("`model`: this result cannot be continued (it has no optimizer)")
+        previous, model = model, model.model
+        if resume is not None:
+            raise NumbamlpError("`model`: a resumed run continues its checkpoint's model")
     if data is None:
         preload = config.engine == "fused" and not on_gpu
         data, preload_seconds = load_data(plan, train_rng, inputs.download, preload)
@@ -532,7 +545,7 @@ def prepare(
     plan.settle(builtin_images(data), X_train.shape[0])
     config = plan.config
     model, trainer, history = _model_and_trainer(
-        cluster, plan, data, X_train, y_train, model, init_rng, train_rng
+        cluster, plan, data, X_train, y_train, model, init_rng, train_rng, previous
     )
     early = _early_stopping(config.patience, model, resume)
     converging = _converging(plan, model, X_val is not None)
@@ -628,9 +641,10 @@ def _model_and_trainer(
     model: Any,
     init_rng: Any,
     train_rng: Any,
+    previous: FitResult | None = None,
 ) -> tuple[Any, Any, list[dict[str, Any]]]:
     """The network (new, given, or the checkpoint's), its trainer (put where the checkpoint
-    stood), and the history so far."""
+    stood, or where ``previous``, a run to continue, ended), and the history so far."""
     from numbamlp.model.mlp import MLP
     from numbamlp.training.trainer import TrainConfig
 
@@ -667,7 +681,19 @@ def _model_and_trainer(
             )
         elif model.architecture.sizes[0] != data.n_features:
             raise NumbamlpError("`model`: the model's inputs do not fit the data's features")
-        trainer = Trainer(model, X_train, y_train, train_config, train_rng, scale=scale, **engine)
+        optimizer = None
+        if previous is not None:  # continue it: its optimizer state and its minibatch stream
+            optimizer = previous.optimizer
+            if optimizer.name != config.optimizer:
+                raise NumbamlpError(
+                    f"`model`: the run to continue used the optimizer {optimizer.name}; give "
+                    f"`optimizer={optimizer.name}`, or pass `model=result.model` to continue "
+                    "with a fresh optimizer"
+                )
+            train_rng.bit_generator.state = previous.generator
+        trainer = Trainer(
+            model, X_train, y_train, train_config, train_rng, optimizer, scale=scale, **engine
+        )
         return model, trainer, []
     from numbamlp.training.checkpoint import fingerprint
 
