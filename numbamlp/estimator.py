@@ -1,4 +1,5 @@
-"""MLPClassifier: numbamlp as a scikit-learn classifier (``fit``, ``partial_fit``, ``predict``, …).
+"""MLPClassifier and MLPRegressor: numbamlp as scikit-learn estimators (``fit``, ``partial_fit``,
+``predict``, …).
 
 Orchestration only, no math: ``fit`` validates the data with scikit-learn's own
 ``validate_data``, maps the labels to classes 0..M−1 (``classes_``, sorted as scikit-learn
@@ -13,7 +14,9 @@ scikit-learn's, and without it there is nothing to plug the estimator into. This
 without scikit-learn (so ``numbamlp.MLPClassifier`` resolves), and building the estimator then
 raises an ImportError naming the extra.
 
-It passes scikit-learn's ``check_estimator`` with its defaults, with no expected failure.
+Both pass scikit-learn's ``check_estimator`` with their defaults, with no expected failure.
+MLPRegressor trains the identity head on the squared error (``numbamlp.fit(task="regression")``)
+and scores with R².
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import numpy as np
 from numbamlp.errors import NumbamlpError
 
 try:
-    from sklearn.base import BaseEstimator, ClassifierMixin
+    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.utils import check_random_state
     from sklearn.utils.multiclass import check_classification_targets
@@ -36,12 +39,16 @@ try:
 except ImportError:  # the estimator says what is missing when it is built
     HAVE_SKLEARN = False
     _BASES: tuple[type, ...] = (object,)
+    _CLASSIFIER: tuple[type, ...] = ()
+    _REGRESSOR: tuple[type, ...] = ()
 else:
     HAVE_SKLEARN = True
-    _BASES = (ClassifierMixin, BaseEstimator)
+    _BASES = (BaseEstimator,)
+    _CLASSIFIER = (ClassifierMixin,)
+    _REGRESSOR = (RegressorMixin,)
 
 NEEDS_SKLEARN = (
-    'numbamlp.MLPClassifier needs scikit-learn: pip install "numbamlp[sklearn]" '
+    'numbamlp.{} needs scikit-learn: pip install "numbamlp[sklearn]" '
     "(or train with numbamlp.fit directly)"
 )
 
@@ -68,7 +75,172 @@ OWN_NAMES = {
 ACTIVATION_NAMES = {"logistic": "sigmoid"}
 
 
-class MLPClassifier(*_BASES):  # type: ignore[misc]
+class _MLP(*_BASES):  # type: ignore[misc]
+    """What MLPClassifier and MLPRegressor share: the parameters, fit, partial_fit."""
+
+    def __init__(
+        self,
+        hidden_layer_sizes: int | Sequence[int] = (100,),
+        activation: str | Sequence[str] = "relu",
+        *,
+        alpha: float = 0.0,
+        batch_size: int | str = "auto",
+        learning_rate_init: float | None = None,
+        max_iter: int = 200,
+        tol: float = 1e-4,
+        n_iter_no_change: int = 10,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        random_state: Any = 0,
+        verbose: int = 0,
+        warm_start: bool = False,
+        shuffle: bool = True,
+        optimizer: str = "adam",
+        optimizer_options: dict[str, float] | None = None,
+        schedule: str = "constant",
+        dtype: str = "float32",
+        threads: int | None = None,
+        engine: str = "fused",
+    ) -> None:
+        if not HAVE_SKLEARN:
+            raise ImportError(NEEDS_SKLEARN.format(type(self).__name__))
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.shuffle = shuffle
+        self.optimizer = optimizer
+        self.optimizer_options = optimizer_options
+        self.schedule = schedule
+        self.dtype = dtype
+        self.threads = threads
+        self.engine = engine
+
+    # --- training ------------------------------------------------------------------------------
+
+    def fit(self, X: Any, y: Any) -> Any:
+        """Train on (X, y) until the loss converges (at most ``max_iter`` epochs). With
+        ``warm_start`` a fitted estimator continues its previous fit exactly."""
+        continuing = self.warm_start and hasattr(self, "_result")
+        X, y = self._data(X, y, reset=not continuing)
+        self._train(X, y, epochs=None, previous=self._result if continuing else None)
+        return self
+
+    def _partial_fit(self, X: Any, y: Any) -> Any:
+        first = not hasattr(self, "_result")
+        X, y = self._data(X, y, reset=first)
+        self._train(X, y, epochs=1, previous=None if first else self._result)
+        return self
+
+    def _data(self, X: Any, y: Any, reset: bool) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def _check_dtype(self) -> np.dtype:
+        from numbamlp.model.network import DTYPES
+
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        return np.dtype(self.dtype)
+
+    def _fit_options(self) -> dict[str, Any]:
+        """What this kind of estimator adds to fit_keywords (the classes, the task)."""
+        return {}
+
+    def fit_keywords(self) -> dict[str, Any]:
+        """The ``numbamlp.fit`` keywords this estimator's parameters stand for (checked)."""
+        options = dict(self.optimizer_options or {})
+        if "mu" in options:  # the optimizers' name for the momentum
+            options["momentum"] = options.pop("mu")
+        unknown = sorted(set(options) - {"momentum", "beta1", "beta2", "rho", "eps"})
+        if unknown:
+            raise ValueError(
+                f"{type(self).__name__}: unknown optimizer option(s) {', '.join(unknown)}; "
+                "use mu, beta1, beta2, rho, eps"
+            )
+        if self.shuffle is not True:
+            raise ValueError(
+                f"{type(self).__name__}: shuffle={self.shuffle!r} is not supported; numbamlp "
+                "draws every epoch's minibatches as a permutation of the rows (shuffle=True)"
+            )
+        if self.early_stopping not in (True, False):
+            raise ValueError(f"early_stopping must be True or False, got {self.early_stopping!r}")
+        hidden = self.hidden_layer_sizes
+        hidden = [hidden] if isinstance(hidden, (int, numbers.Integral)) else hidden
+        activation = self.activation
+        if isinstance(activation, str):
+            activation = ACTIVATION_NAMES.get(activation, activation)
+        else:
+            activation = [ACTIVATION_NAMES.get(a, a) for a in activation]
+        return {
+            "hidden": [_plain(d) for d in hidden],
+            "activation": activation,
+            "weight_decay": _plain(self.alpha),
+            "batch_size": None if self.batch_size == "auto" else _plain(self.batch_size),
+            "lr": self.learning_rate_init,
+            "max_epochs": _plain(self.max_iter),
+            "tol": _plain(self.tol),
+            "n_iter_no_change": _plain(self.n_iter_no_change),
+            "validation_fraction": self.validation_fraction if self.early_stopping else 0.0,
+            "seed": _seed(self.random_state),
+            "verbose": 1 if self.verbose else 0,
+            "sampling": "shuffle",
+            "optimizer": self.optimizer,
+            "schedule": self.schedule,
+            "dtype": self.dtype,
+            "threads": _plain(self.threads),
+            "engine": self.engine,
+            **{key: options.get(key) for key in ("momentum", "beta1", "beta2", "rho", "eps")},
+            **self._fit_options(),
+        }
+
+    def _train(self, X: np.ndarray, y: np.ndarray, epochs: int | None, previous: Any) -> None:
+        from numbamlp.training.fit import fit
+        from numbamlp.training.trainer import TrainingDiverged
+
+        keywords = self.fit_keywords()
+        try:
+            result = fit(X, y, model=previous, epochs=epochs, **keywords)
+        except TrainingDiverged:
+            raise
+        except NumbamlpError as exc:
+            raise ValueError(f"{type(self).__name__}: {_in_our_names(str(exc))}") from None
+        history = result.history
+        self._result = result
+        self.model_ = result.model
+        self.history_ = history
+        self.loss_curve_ = [float(record["train_loss"]) for record in history]
+        self.best_loss_ = min(self.loss_curve_) if self.loss_curve_ else None
+        if keywords["validation_fraction"]:
+            self.validation_loss_curve_ = [float(record["val_loss"]) for record in history]
+        self.n_iter_ = len(history)
+        self.converged_ = result.converged
+        if result.converged is False:
+            warnings.warn(
+                f"{type(self).__name__}: {_in_our_names(result.stop_reason)}".replace("`", ""),
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+
+    # --- prediction ----------------------------------------------------------------------------
+
+    def _inputs(self, X: Any) -> np.ndarray:
+        check_is_fitted(self)
+        return validate_data(self, X, reset=False, dtype=self.model_.dtype, order="C")
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "model_")
+
+
+class MLPClassifier(*_CLASSIFIER, _MLP):  # type: ignore[misc]
     """A feed-forward network classifier trained with numbamlp's Numba kernels.
 
     scikit-learn's ``MLPClassifier`` parameters where the concept is the same, with its
@@ -121,7 +293,7 @@ class MLPClassifier(*_BASES):  # type: ignore[misc]
         Other hyperparameters by their numbamlp names (mu, beta1, beta2, rho, eps).
     schedule : str, default "constant"
         Step sizes: constant, step, inverse-time or cosine.
-    head : {"softmax", "modified-softmax"}, default "softmax"
+    head : {"softmax", "modified-softmax"}, default "softmax"  (MLPClassifier only)
         FB §2's softmax (M outputs) or MMiDS's γ̃ (M−1 outputs, last class logit 0).
     dtype : {"float32", "float64"}, default "float32"
     threads : int or None, default None
@@ -165,80 +337,66 @@ class MLPClassifier(*_BASES):  # type: ignore[misc]
         threads: int | None = None,
         engine: str = "fused",
     ) -> None:
-        if not HAVE_SKLEARN:
-            raise ImportError(NEEDS_SKLEARN)
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.alpha = alpha
-        self.batch_size = batch_size
-        self.learning_rate_init = learning_rate_init
-        self.max_iter = max_iter
-        self.tol = tol
-        self.n_iter_no_change = n_iter_no_change
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.random_state = random_state
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.shuffle = shuffle
-        self.optimizer = optimizer
-        self.optimizer_options = optimizer_options
-        self.schedule = schedule
+        super().__init__(
+            hidden_layer_sizes,
+            activation,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate_init=learning_rate_init,
+            max_iter=max_iter,
+            tol=tol,
+            n_iter_no_change=n_iter_no_change,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            random_state=random_state,
+            verbose=verbose,
+            warm_start=warm_start,
+            shuffle=shuffle,
+            optimizer=optimizer,
+            optimizer_options=optimizer_options,
+            schedule=schedule,
+            dtype=dtype,
+            threads=threads,
+            engine=engine,
+        )
         self.head = head
-        self.dtype = dtype
-        self.threads = threads
-        self.engine = engine
-
-    # --- training ------------------------------------------------------------------------------
 
     def fit(self, X: Any, y: Any) -> MLPClassifier:
         """Train on (X, y) until the loss converges (at most ``max_iter`` epochs); labels may be
         of any type (strings, any integers). With ``warm_start`` a fitted estimator continues
         its previous fit exactly."""
-        continuing = self.warm_start and hasattr(self, "_result")
-        X, y_index = self._data(X, y, reset=not continuing)
-        self._train(X, y_index, epochs=None, previous=self._result if continuing else None)
-        return self
+        return super().fit(X, y)
 
     def partial_fit(self, X: Any, y: Any, classes: Any = None) -> MLPClassifier:
         """One epoch over (X, y), continuing the previous ``fit``/``partial_fit`` exactly: θ, the
         optimizer's state and step count, the minibatch stream. Two ``partial_fit`` calls on the
         same data give bitwise the network of ``fit`` with ``max_iter=2`` (constant step size).
         The first call needs ``classes``, every label that will ever be seen."""
-        first = not hasattr(self, "_result")
-        if first:
+        if not hasattr(self, "_result"):
             if classes is None:
                 raise ValueError(
                     f"{type(self).__name__}.partial_fit: the first call needs `classes` (every "
                     "label that will be seen)"
                 )
-            self._set_classes(np.unique(np.asarray(classes)))
+            self.classes_ = np.unique(np.asarray(classes))
         elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
             raise ValueError(
                 f"`classes` {np.unique(classes)!r} differs from the first call's {self.classes_!r}"
             )
-        X, y_index = self._data(X, y, reset=first, classes=self.classes_)
-        self._train(X, y_index, epochs=1, previous=None if first else self._result)
-        return self
+        return self._partial_fit(X, y)
 
-    def _data(
-        self, X: Any, y: Any, reset: bool, classes: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(X, class indices) checked by scikit-learn's validation; ``classes`` given (a
-        continued fit), the labels must be among them."""
-        from numbamlp.model.network import DTYPES
-
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
-        X, y = validate_data(self, X, y, dtype=np.dtype(self.dtype), order="C", reset=reset)
+    def _data(self, X: Any, y: Any, reset: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(X, class indices) checked by scikit-learn's validation; a fit that keeps its
+        classes (partial_fit, warm_start) takes only labels among them."""
+        X, y = validate_data(self, X, y, dtype=self._check_dtype(), order="C", reset=reset)
         check_classification_targets(y)
-        if classes is None and reset:
+        if reset and not (hasattr(self, "classes_") and not hasattr(self, "_result")):
             classes = np.unique(y)
             if classes.shape[0] < 2:
                 raise ValueError(
                     f"y has 1 class ({classes[0]!r}); a classifier needs at least 2 classes"
                 )
-            self._set_classes(classes)
+            self.classes_ = classes
         classes = self.classes_
         index = np.searchsorted(classes, y)
         unseen = (index >= classes.shape[0]) | (classes[np.minimum(index, len(classes) - 1)] != y)
@@ -248,92 +406,8 @@ class MLPClassifier(*_BASES):  # type: ignore[misc]
             )
         return X, index.astype(np.int64)
 
-    def _set_classes(self, classes: np.ndarray) -> None:
-        self.classes_ = classes
-
-    def fit_keywords(self) -> dict[str, Any]:
-        """The ``numbamlp.fit`` keywords this estimator's parameters stand for (checked)."""
-        options = dict(self.optimizer_options or {})
-        if "mu" in options:  # the optimizers' name for the momentum
-            options["momentum"] = options.pop("mu")
-        unknown = sorted(set(options) - {"momentum", "beta1", "beta2", "rho", "eps"})
-        if unknown:
-            raise ValueError(
-                f"{type(self).__name__}: unknown optimizer option(s) {', '.join(unknown)}; "
-                "use mu, beta1, beta2, rho, eps"
-            )
-        if self.shuffle is not True:
-            raise ValueError(
-                f"{type(self).__name__}: shuffle={self.shuffle!r} is not supported; numbamlp "
-                "draws every epoch's minibatches as a permutation of the rows (shuffle=True)"
-            )
-        if self.early_stopping not in (True, False):
-            raise ValueError(f"early_stopping must be True or False, got {self.early_stopping!r}")
-        hidden = self.hidden_layer_sizes
-        hidden = [hidden] if isinstance(hidden, (int, numbers.Integral)) else hidden
-        activation = self.activation
-        if isinstance(activation, str):
-            activation = ACTIVATION_NAMES.get(activation, activation)
-        else:
-            activation = [ACTIVATION_NAMES.get(a, a) for a in activation]
-        return {
-            "hidden": [_plain(d) for d in hidden],
-            "activation": activation,
-            "weight_decay": _plain(self.alpha),
-            "batch_size": None if self.batch_size == "auto" else _plain(self.batch_size),
-            "lr": self.learning_rate_init,
-            "max_epochs": _plain(self.max_iter),
-            "tol": _plain(self.tol),
-            "n_iter_no_change": _plain(self.n_iter_no_change),
-            "validation_fraction": self.validation_fraction if self.early_stopping else 0.0,
-            "seed": _seed(self.random_state),
-            "verbose": 1 if self.verbose else 0,
-            "sampling": "shuffle",
-            "optimizer": self.optimizer,
-            "schedule": self.schedule,
-            "head": self.head,
-            "dtype": self.dtype,
-            "threads": _plain(self.threads),
-            "engine": self.engine,
-            **{key: options.get(key) for key in ("momentum", "beta1", "beta2", "rho", "eps")},
-        }
-
-    def _train(self, X: np.ndarray, y: np.ndarray, epochs: int | None, previous: Any) -> None:
-        from numbamlp.training.fit import fit
-        from numbamlp.training.trainer import TrainingDiverged
-
-        keywords = self.fit_keywords()
-        try:
-            result = fit(
-                X,
-                y,
-                n_classes=int(self.classes_.shape[0]),
-                model=previous,
-                epochs=epochs,
-                **keywords,
-            )
-        except TrainingDiverged:
-            raise
-        except NumbamlpError as exc:
-            raise ValueError(f"{type(self).__name__}: {_in_our_names(str(exc))}") from None
-        history = result.history
-        self._result = result
-        self.model_ = result.model
-        self.history_ = history
-        self.loss_curve_ = [float(record["train_loss"]) for record in history]
-        self.best_loss_ = min(self.loss_curve_) if self.loss_curve_ else None
-        if keywords["validation_fraction"]:
-            self.validation_loss_curve_ = [float(record["val_loss"]) for record in history]
-        self.n_iter_ = len(history)
-        self.converged_ = result.converged
-        if result.converged is False:
-            warnings.warn(
-                f"{type(self).__name__}: {_in_our_names(result.stop_reason)}".replace("`", ""),
-                ConvergenceWarning,
-                stacklevel=3,
-            )
-
-    # --- prediction ----------------------------------------------------------------------------
+    def _fit_options(self) -> dict[str, Any]:
+        return {"n_classes": int(self.classes_.shape[0]), "head": self.head}
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, shape (n, M); column k is class ``classes_[k]``."""
@@ -345,12 +419,51 @@ class MLPClassifier(*_BASES):  # type: ignore[misc]
         X = self._inputs(X)
         return self.classes_[self.model_.predict(X)]
 
-    def _inputs(self, X: Any) -> np.ndarray:
-        check_is_fitted(self)
-        return validate_data(self, X, reset=False, dtype=self.model_.dtype, order="C")
 
-    def __sklearn_is_fitted__(self) -> bool:
-        return hasattr(self, "model_")
+class MLPRegressor(*_REGRESSOR, _MLP):  # type: ignore[misc]
+    """A feed-forward network regressor trained with numbamlp's Numba kernels: the identity
+    head (F.5) on the squared error (L.2), one output per target, the targets standardised
+    (Z.2) and restored at ``predict``. ``score`` is R² (E.3), scikit-learn's.
+
+    Its parameters are MLPClassifier's (scikit-learn's names and defaults, then numbamlp's),
+    without ``head``; ``partial_fit(X, y)`` continues the previous fit exactly, one epoch.
+    ``predict`` returns (n,) for a ``y`` of one dimension, else (n, T).
+    """
+
+    def partial_fit(self, X: Any, y: Any) -> MLPRegressor:
+        """One epoch over (X, y), continuing the previous ``fit``/``partial_fit`` exactly."""
+        return self._partial_fit(X, y)
+
+    def _data(self, X: Any, y: Any, reset: bool) -> tuple[np.ndarray, np.ndarray]:
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            dtype=self._check_dtype(),
+            order="C",
+            reset=reset,
+            multi_output=True,
+            y_numeric=True,
+        )
+        y = np.asarray(y, dtype=np.float64)
+        if reset:
+            self.n_outputs_ = 1 if y.ndim == 1 else y.shape[1]
+            self._one_target = y.ndim == 1
+        elif (1 if y.ndim == 1 else y.shape[1]) != self.n_outputs_:
+            raise ValueError(f"y has another number of targets than the {self.n_outputs_} fitted")
+        return X, y.reshape(y.shape[0], -1)
+
+    def _fit_options(self) -> dict[str, Any]:
+        return {"task": "regression"}
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The predicted targets, in the units of ``y``: (n,) when ``y`` was one column."""
+        X = self._inputs(X)
+        values = np.asarray(self.model_.predict(X), dtype=np.float64)
+        target = getattr(self._result, "target", None)  # Z.2's μ^y, σ^y: ŷ = μ^y + σ^y f
+        if target is not None:
+            values = np.asarray(target.restore(values), dtype=np.float64)
+        return values.ravel() if self._one_target else values.reshape(values.shape[0], -1)
 
 
 def _in_our_names(message: str) -> str:

@@ -293,3 +293,64 @@ def test_without_scikit_learn_it_says_which_extra_to_install():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
     assert 'pip install "numbamlp[sklearn]"' in out.stdout
+
+
+# --- MLPRegressor: the identity head on the squared error, R² ----------------------------------
+
+from numbamlp import MLPRegressor  # noqa: E402
+from numbamlp.model.network import HEADS  # noqa: E402
+
+needs_regression = pytest.mark.skipif(
+    "identity" not in HEADS, reason="the identity head (regression) is not built yet"
+)
+
+
+@needs_regression
+@parametrize_with_checks([MLPRegressor(), MLPRegressor(hidden_layer_sizes=(8,), alpha=1e-3)])
+def test_scikit_learn_estimator_checks_of_the_regressor(estimator, check):
+    check(estimator)
+
+
+def _surface(n: int, seed: int, targets: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-2, 2, size=(n, 3))
+    Y = np.stack([np.sin(X[:, 0]) + X[:, 1] * X[:, 2], X[:, 0] - 2 * X[:, 1]], axis=1)
+    Y = 1000.0 * Y + 500.0  # far from standardised: the targets' Z.2 is undone at predict
+    return X, Y[:, 0] if targets == 1 else Y[:, :targets]
+
+
+@needs_regression
+def test_the_regressor_fits_a_surface_in_its_own_units():
+    X, y = _surface(400, 0)
+    reg = MLPRegressor(hidden_layer_sizes=(32,), activation="tanh").fit(X, y)
+    predicted = reg.predict(X)
+    assert predicted.shape == (400,) and predicted.dtype == np.float64
+    assert reg.score(X, y) > 0.9 and reg.n_outputs_ == 1
+    assert abs(predicted.mean() - y.mean()) < 100  # in y's units (y ~ 500 ± 1500)
+
+
+@needs_regression
+def test_several_targets_give_several_columns():
+    X, Y = _surface(300, 1, targets=2)
+    reg = MLPRegressor(hidden_layer_sizes=(16,)).fit(X, Y)
+    assert reg.predict(X).shape == (300, 2) and reg.n_outputs_ == 2
+    assert reg.score(X, Y) > 0.5
+
+
+@needs_regression
+def test_two_partial_fits_of_the_regressor_are_fit_with_max_iter_2():
+    X, y = _surface(150, 2)
+    whole = MLPRegressor(hidden_layer_sizes=(8,), max_iter=2).fit(X, y)
+    parts = MLPRegressor(hidden_layer_sizes=(8,)).partial_fit(X, y).partial_fit(X, y)
+    np.testing.assert_array_equal(parts.model_.params.theta, whole.model_.params.theta)
+    np.testing.assert_array_equal(parts.predict(X), whole.predict(X))
+
+
+def test_the_regressor_has_the_classifier_s_parameters_but_the_head():
+    ours = set(MLPRegressor().get_params())
+    assert ours == set(MLPClassifier().get_params()) - {"head"}
+    from sklearn.neural_network import MLPRegressor as Theirs
+
+    theirs = Theirs().get_params()
+    for name in ("hidden_layer_sizes", "activation", "max_iter", "tol", "n_iter_no_change"):
+        assert MLPRegressor().get_params()[name] == theirs[name]

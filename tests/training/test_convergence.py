@@ -202,3 +202,21 @@ def test_early_stopping_with_tol_counts_only_improvements_by_tol():
     assert again.state() == early.state()
     with pytest.raises(NumbamlpError, match="does not fit"):
         EarlyStopping(2, theta).restore(early.state(), None)
+
+
+def test_a_fit_result_given_as_model_continues_that_run_exactly(arrays):
+    """fit(epochs=1) then fit(model=result, epochs=1) is fit(epochs=2): θ, the optimizer's
+    state and step count, and the minibatch stream go on (the estimators' partial_fit)."""
+    X, y, _, _ = arrays
+    straight = fit(X, y, epochs=2, batch_size=16, verbose=0)
+    first = fit(X, y, epochs=1, batch_size=16, verbose=0)
+    second = fit(X, y, model=first, epochs=1, batch_size=16, verbose=0)
+    assert second.model is first.model and second.step == straight.step == 30
+    np.testing.assert_array_equal(second.model.params.theta, straight.model.params.theta)
+    for name, value in straight.optimizer.state.items():
+        np.testing.assert_array_equal(second.optimizer.state[name], value)
+    fresh = fit(X, y, model=fit(X, y, epochs=1, batch_size=16, verbose=0).model, epochs=1,
+                batch_size=16, verbose=0)  # fmt: skip
+    assert not np.array_equal(fresh.model.params.theta, straight.model.params.theta)
+    with pytest.raises(NumbamlpError, match="used the optimizer adam; give `optimizer=adam`"):
+        fit(X, y, model=second, optimizer="sgd", epochs=1, verbose=0)
