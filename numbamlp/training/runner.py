@@ -773,8 +773,13 @@ def _announce(session: Session, n_threads: int) -> None:
         session.log(
             f"warning: this run makes only {steps} optimisation step(s) ({session.run.epochs} "
             f"epoch(s) of {trainer.sampler.steps_per_epoch} minibatch(es) of "
-            f"{trainer.sampler.batch_size}), too few to learn much; give more `epochs` (or none: "
-            "train until the loss converges) or a smaller `batch_size`",
+            f"{trainer.sampler.batch_size}), too few to learn much; give "
+            + (
+                "a larger `max_epochs`"
+                if session.plan.converges
+                else "more `epochs` (or none: train until the loss converges)"
+            )
+            + " or a smaller `batch_size`",
             err=True,
         )
     if session.cluster is not None:

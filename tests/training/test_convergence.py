@@ -117,6 +117,8 @@ def test_few_steps_warn_naming_the_options(arrays, capsys):
     assert "`epochs`" in err and "`batch_size`" in err
     fit(X, y, epochs=10)  # 100 steps: no warning
     assert "warning" not in capsys.readouterr().err
+    fit(X, y, max_epochs=2)  # converging: the cap is what to raise
+    assert "give a larger `max_epochs` or a smaller `batch_size`" in capsys.readouterr().err
 
 
 def test_the_command_line_warns_in_its_flags(tmp_path):
