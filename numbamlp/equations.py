@@ -99,9 +99,43 @@ _EQUATIONS = [
         "coupled, as PyTorch's Adam(weight_decay=λ), not AdamW — PyTorch's weight_decay also "
         "decays the biases unless parameter groups leave them out)",
     ),
+    # Regression head and loss (not in the notes: FB §2's network with φ_L the identity)
+    Equation(
+        "F.5",
+        "identity output (regression: one unit per target)",
+        "f_{s,i} = z^L_{s,i}",
+        "standard (FB §2 with φ_L = identity; scikit-learn's MLPRegressor)",
+    ),
+    Equation(
+        "L.2",
+        "squared error",
+        "ℓ_s = ½ Σ_i (f_{s,i} − y_{s,i})²",
+        "standard (the Gaussian negative log-likelihood up to constants; scikit-learn's "
+        "squared_loss)",
+    ),
+    Equation(
+        "S.2",
+        "weighted minibatch mean (sample weights w_s ≥ 0)",
+        "ℓ = Σ_s w_s ℓ_s / Σ_s w_s,  ∇θ ℓ = Σ_s w_s ∇θ ℓ_s / Σ_s w_s;  computed as "
+        "ω_s = B w_s / Σ_{s′} w_{s′}, ℓ_s ← ω_s ℓ_s, δ^L_s ← ω_s δ^L_s, then S.1",
+        "standard (FB §1 Q2's objective with weighted observations; scikit-learn's "
+        "sample_weight)",
+    ),
+    Equation(
+        "C.1",
+        "balanced class weights",
+        "w_s = n / (M · n_{Y_s}),  n_k = #{r : Y_r = k}",
+        "standard (scikit-learn's class_weight='balanced')",
+    ),
     # Backward pass
     Equation(
         "B.1", "output delta", "δ^L_{s,i} = ∂ℓ_s/∂z^L_{s,i} = f_{s,i} − 1_{Y_s=i}", "FB §2 Q2"
+    ),
+    Equation(
+        "B.5",
+        "output delta of the squared error",
+        "δ^L_{s,i} = ∂ℓ_s/∂z^L_{s,i} = f_{s,i} − y_{s,i}",
+        "standard (FB §2 Q2's computation with L.2 in place of L.1)",
     ),
     Equation("B.2", "bias gradient", "∂ℓ_s/∂b^m_i = δ^m_{s,i}", "FB §2 Q2 (m=L), Q3"),
     Equation(
@@ -167,6 +201,45 @@ _EQUATIONS = [
         "gradient assembly",
         "∇f_{x,y}(w) = (p_1; …; p_L), in the order of w = (w_1; …; w_L)",
         "MMiDS §7.2",
+    ),
+    # Preprocessing (not in the notes: the notes' MNIST pixels are already in [0, 1])
+    Equation(
+        "Z.1",
+        "input standardisation (over the n training rows; σ_j := 1 for a constant feature)",
+        "x̃_{s,j} = (x_{s,j} − μ_j)/σ_j,  μ_j = (1/n) Σ_r x_{r,j},  "
+        "σ_j = √((1/n) Σ_r (x_{r,j} − μ_j)²)",
+        "standard (scikit-learn's StandardScaler)",
+    ),
+    Equation(
+        "Z.2",
+        "target standardisation (regression) and its inverse at prediction",
+        "ỹ_{s,i} = (y_{s,i} − μ^y_i)/σ^y_i,  ŷ_{s,i} = μ^y_i + σ^y_i f_{s,i}",
+        "standard (scikit-learn's TransformedTargetRegressor with a StandardScaler)",
+    ),
+    # Metrics (evaluation only)
+    Equation(
+        "E.1",
+        "mean squared error (averaged over the T targets)",
+        "MSE = (1/(nT)) Σ_s Σ_i (ŷ_{s,i} − y_{s,i})²",
+        "standard (scikit-learn's mean_squared_error)",
+    ),
+    Equation(
+        "E.2",
+        "mean absolute error (averaged over the T targets)",
+        "MAE = (1/(nT)) Σ_s Σ_i |ŷ_{s,i} − y_{s,i}|",
+        "standard (scikit-learn's mean_absolute_error)",
+    ),
+    Equation(
+        "E.3",
+        "coefficient of determination (averaged over the T targets)",
+        "R² = (1/T) Σ_i (1 − Σ_s (y_{s,i} − ŷ_{s,i})² / Σ_s (y_{s,i} − ȳ_i)²)",
+        "standard (scikit-learn's r2_score, uniform average)",
+    ),
+    Equation(
+        "E.4",
+        "per-class precision, recall and F1 (0 where a denominator is 0)",
+        "P_k = C_{kk} / Σ_a C_{ak},  R_k = C_{kk} / Σ_b C_{kb},  F1_k = 2 P_k R_k / (P_k + R_k)",
+        "standard (scikit-learn's precision_recall_fscore_support, zero_division=0)",
     ),
     # Activations φ and φ′
     Equation("A.1", "sigmoid", "σ(t) = 1/(1+e^{−t}),  σ′(t) = σ(t)(1−σ(t))", "MMiDS §7.1"),
