@@ -118,8 +118,7 @@ _EQUATIONS = [
         "weighted minibatch mean (sample weights w_s ≥ 0)",
         "ℓ = Σ_s w_s ℓ_s / Σ_s w_s,  ∇θ ℓ = Σ_s w_s ∇θ ℓ_s / Σ_s w_s;  computed as "
         "ω_s = B w_s / Σ_{s′} w_{s′}, ℓ_s ← ω_s ℓ_s, δ^L_s ← ω_s δ^L_s, then S.1",
-        "standard (FB §1 Q2's objective with weighted observations; scikit-learn's "
-        "sample_weight)",
+        "standard (FB §1 Q2's objective with weighted observations; scikit-learn's sample_weight)",
     ),
     Equation(
         "C.1",

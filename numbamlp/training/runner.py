@@ -73,7 +73,8 @@ class FitResult:
     #: or remembered by the checkpoint): a resumed run writes them too.
     outputs: dict[str, str] = field(default_factory=dict)
     #: A run given no ``epochs``: True when it stopped because its monitored loss converged,
-    #: False when it reached ``max_epochs`` first; None for a run of a fixed length.
+    #: False when it reached ``max_epochs`` first; None for a run of a fixed length (or one
+    #: that `patience` or a callback ended first).
     converged: bool | None = None
     #: Why the run ended, in words ("the training loss improved by less than tol=0.0001 for
     #: 10 epochs"); empty for a run that made its fixed number of epochs.
@@ -405,9 +406,7 @@ class Session:
                     f"{keeper.best_loss:.4f})"
                 )
             epochs = f"{ran} epoch{'' if ran == 1 else 's'}, best epoch {keeper.best_epoch}"
-            if converged is not None:
-                epochs += ", converged" if converged else ""
-        elif converged:
+        if converged:
             epochs += ", converged"
         first = self.first_batch_done
         ready = f"; ready in {first - self.called:.2f} s" if first is not None else ""
@@ -476,11 +475,14 @@ class Session:
 
     def _convergence(self) -> tuple[bool | None, str]:
         """(converged, why) of a run given no ``epochs``: whether its monitored loss converged or
-        it reached ``max_epochs`` first; (None, "") for a run of a fixed length."""
+        it reached ``max_epochs`` first; (None, "") for a run of a fixed length, or one that
+        something else ended (``patience``, a callback's ``stop_training``)."""
         converging, plan = self.converging, self.plan
         if converging is None:
             return None, ""
         what = "validation loss" if self.X_val is not None else "training loss"
+        if not converging.stopped and self.trainer.epoch < plan.max_epochs:
+            return None, ""  # ended otherwise: by `patience`, or by a callback
         if converging.stopped:
             return True, (
                 f"converged: the {what} improved by less than tol={plan.tol:g} for "

@@ -222,3 +222,11 @@ def test_a_fit_result_given_as_model_continues_that_run_exactly(arrays):
     assert not np.array_equal(fresh.model.params.theta, straight.model.params.theta)
     with pytest.raises(NumbamlpError, match="used the optimizer adam; give `optimizer=adam`"):
         fit(X, y, model=second, optimizer="sgd", epochs=1, verbose=0)
+
+
+def test_patience_ending_a_run_first_is_neither_converged_nor_not(arrays):
+    X, y, _, _ = arrays
+    result = fit(X, y, lr=0.05, validation_fraction=0.25, patience=2, n_iter_no_change=50,
+                 verbose=0)  # fmt: skip
+    assert result.epochs < 1000 and result.best_epoch is not None
+    assert result.converged is None and result.stop_reason == ""
