@@ -31,7 +31,7 @@ import numpy as np
 from numbamlp.errors import NumbamlpError
 
 try:
-    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+    from sklearn.base import BaseEstimator, ClassifierMixin, MultiOutputMixin, RegressorMixin
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.utils import check_random_state
     from sklearn.utils.multiclass import check_classification_targets
@@ -45,7 +45,7 @@ else:
     HAVE_SKLEARN = True
     _BASES = (BaseEstimator,)
     _CLASSIFIER = (ClassifierMixin,)
-    _REGRESSOR = (RegressorMixin,)
+    _REGRESSOR = (MultiOutputMixin, RegressorMixin)
 
 NEEDS_SKLEARN = (
     'numbamlp.{} needs scikit-learn: pip install "numbamlp[sklearn]" '

@@ -414,7 +414,8 @@ class Session:
         timing = f"{total:.1f} s{ready}"
         if self.plan.finished:
             timing = "the run had finished: its outputs written without training"
-        summary = f"test accuracy {shown} after {epochs} ({timing})"
+        regression = getattr(self.model.architecture, "task", "") == "regression"
+        summary = f"test {'R²' if regression else 'accuracy'} {shown} after {epochs} ({timing})"
         if not self.outputs.save:
             summary += " (the model was not saved: give `save=PATH` to keep it)"
         self.log(summary)
