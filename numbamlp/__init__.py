@@ -49,6 +49,7 @@ _EXPORTS = {
     "save_model": "numbamlp.model.modelio",
     "load_model": "numbamlp.model.modelio",
     "MLPClassifier": "numbamlp.estimator",
+    "MLPRegressor": "numbamlp.estimator",
     "export_safetensors": "numbamlp.model.export",
     "NumbamlpError": "numbamlp.errors",
 }
@@ -72,6 +73,7 @@ __all__ = [  # the same names, spelt out for linters (tests/test_api.py checks t
     "save_model",
     "load_model",
     "MLPClassifier",
+    "MLPRegressor",
     "export_safetensors",
     "NumbamlpError",
 ]
@@ -79,7 +81,7 @@ __all__ = [  # the same names, spelt out for linters (tests/test_api.py checks t
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ imports these
     from numbamlp.datasets.loaders import Dataset, load_dataset, load_fashion_mnist, load_mnist
     from numbamlp.errors import NumbamlpError
-    from numbamlp.estimator import MLPClassifier
+    from numbamlp.estimator import MLPClassifier, MLPRegressor
     from numbamlp.model.export import export_safetensors
     from numbamlp.model.mlp import MLP
     from numbamlp.model.modelio import load_model, save_model

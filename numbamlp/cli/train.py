@@ -178,8 +178,44 @@ CLASS_WEIGHTS = ("balanced",)
     show_default=True,
     help="shuffle: a permutation per epoch; iid: indices uniform with replacement (FB §1).",
 )
-@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
-@click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Minibatch size [default: 128 for --dataset; for your own data about a tenth of the "
+    "training rows, 16 to 200].",
+)
+@click.option(
+    "--epochs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Train exactly this many epochs [default: 20 for --dataset; for your own data until "
+    "the loss converges (--tol, --n-iter-no-change), at most --max-epochs].",
+)
+@click.option(
+    "--max-epochs",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Without --epochs: the most epochs a run to convergence makes.",
+)
+@click.option(
+    "--tol",
+    type=float,
+    default=1e-4,
+    show_default=True,
+    callback=nonnegative_float,
+    help="Without --epochs: the run has converged when the monitored loss (training loss; "
+    "val_loss with --validation-fraction) has not fallen below its best − tol for "
+    "--n-iter-no-change epochs in a row (as scikit-learn's MLPClassifier).",
+)
+@click.option(
+    "--n-iter-no-change",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Without --epochs: epochs without an improvement by --tol before the run stops.",
+)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option(
     "--threads",
@@ -289,7 +325,8 @@ def train(ctx: click.Context, **opts: Any) -> None:
     """Train an MLP; the defaults reproduce MMiDS §7.3 on MNIST.
 
     Dense(784 => 32, σ) → Dense(32 => 10) → softmax, cross-entropy, Adam(1e-3), batch 128,
-    20 shuffled epochs, float32, Glorot-uniform weights, seed 0.
+    20 shuffled epochs, float32, Glorot-uniform weights, seed 0. On your own data (--train-file)
+    it trains until the loss converges, with minibatches of about a tenth of the rows.
 
     Ctrl-C (or SIGTERM) finishes the current minibatches, writes a checkpoint and says how to
     resume; a second Ctrl-C stops at once.

@@ -14,8 +14,8 @@ be resumed with ``fit(resume=...)``. ``run.stop_training = True`` ends training 
 current epoch as if its planned epochs were done (early stopping does this).
 
 The run's own services are callbacks too, in this module: the epoch log, the progress bar, the
-throttled evaluation (MMiDS §7.3's ``throttle(evalcb, 2)``), the metrics file, checkpointing
-and early stopping. Importing this module is cheap (no NumPy, no Numba).
+throttled evaluation (MMiDS §7.3's ``throttle(evalcb, 2)``), the metrics file, checkpointing,
+early stopping and the convergence stop. Importing this module is cheap (no NumPy, no Numba).
 """
 
 from __future__ import annotations
@@ -234,6 +234,24 @@ class EarlyStoppingCallback(Callback):
         if metrics.val_loss is None:
             return
         if self.early.update(metrics.epoch, metrics.val_loss, run.model.params.theta):
+            run.stop_training = True
+
+
+class ConvergenceCallback(Callback):
+    """Stops a run given no ``epochs`` once its monitored loss has converged: the training loss,
+    or with a validation set the validation loss, has not fallen below its best − ``tol`` for
+    ``n_iter_no_change`` epochs in a row (scikit-learn's rule; a validation.EarlyStopping with
+    ``tol``, restored from a checkpoint if resumed)."""
+
+    def __init__(self, converging: Any, monitor: str) -> None:
+        self.converging = converging
+        self.monitor = monitor  # "train_loss" or "val_loss"
+
+    def on_epoch_end(self, run: Run, metrics: EpochMetrics) -> None:
+        loss = getattr(metrics, self.monitor)
+        if loss is None:
+            return
+        if self.converging.update(metrics.epoch, loss, run.model.params.theta):
             run.stop_training = True
 
 

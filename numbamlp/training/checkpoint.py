@@ -10,6 +10,9 @@ unpickled, written atomically) whose metadata also holds, under ``"checkpoint"``
 * ``history``: the metrics of the epochs completed.
 * ``early_stopping`` (runs with ``--patience``): validation.EarlyStopping's state, its best θ
   in the array ``checkpoint/best_theta`` next to θ.
+* ``convergence`` (runs without ``--epochs`` on data of their own): the convergence stop's
+  state (validation.EarlyStopping with ``tol``), its best θ (when it watches a validation set) in
+  ``checkpoint/convergence_best_theta``.
 
 Because it is a model file, ``numbamlp evaluate --model`` and ``predict`` accept a checkpoint.
 A run keeps one checkpoint per directory, ``DIR/checkpoint.npz``; each write replaces it
@@ -36,6 +39,8 @@ CHECKPOINT_NAME = "checkpoint.npz"
 CHECKPOINT_VERSION = 1
 #: The array holding early stopping's best θ (validation.EarlyStopping.best_theta).
 BEST_THETA = "checkpoint/best_theta"
+#: The array holding the convergence stop's best θ (when it watches the validation loss).
+CONVERGENCE_BEST_THETA = "checkpoint/convergence_best_theta"
 
 
 @dataclass
@@ -50,6 +55,8 @@ class Checkpoint:
     history: list[dict[str, Any]] = field(default_factory=list)
     early_stopping: dict[str, Any] | None = None
     best_theta: np.ndarray | None = None
+    convergence: dict[str, Any] | None = None
+    convergence_best_theta: np.ndarray | None = None
 
     @property
     def where(self) -> str:
@@ -95,6 +102,8 @@ def save_checkpoint(
     metadata: dict[str, Any] | None = None,
     early_stopping: dict[str, Any] | None = None,
     best_theta: np.ndarray | None = None,
+    convergence: dict[str, Any] | None = None,
+    convergence_best_theta: np.ndarray | None = None,
 ) -> None:
     """Write a checkpoint atomically. θ must be finite: a diverged run is never saved over the
     last good checkpoint."""
@@ -109,8 +118,11 @@ def save_checkpoint(
     }
     if early_stopping is not None:
         meta["checkpoint"]["early_stopping"] = early_stopping
-    arrays = None if best_theta is None else {BEST_THETA: best_theta}
-    save_model(path, model, optimizer, metadata=meta, arrays=arrays)
+    if convergence is not None:
+        meta["checkpoint"]["convergence"] = convergence
+    named = ((BEST_THETA, best_theta), (CONVERGENCE_BEST_THETA, convergence_best_theta))
+    arrays = {name: array for name, array in named if array is not None}
+    save_model(path, model, optimizer, metadata=meta, arrays=arrays or None)
 
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
@@ -147,6 +159,9 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     early_stopping = part.get("early_stopping")
     if early_stopping is not None and not isinstance(early_stopping, dict):
         raise bad("the early-stopping state is malformed")
+    convergence = part.get("convergence")
+    if convergence is not None and not isinstance(convergence, dict):
+        raise bad("the convergence state is malformed")
     return Checkpoint(
         path,
         loaded.model,
@@ -156,6 +171,8 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         history,
         early_stopping,
         loaded.arrays.get(BEST_THETA),
+        convergence,
+        loaded.arrays.get(CONVERGENCE_BEST_THETA),
     )
 
 
@@ -189,12 +206,15 @@ class CheckpointWriter:
         training_set: tuple[np.ndarray, np.ndarray],
         early_stopping: Any = None,
         enabled: bool = True,
+        convergence: Any = None,
     ) -> None:
-        """``early_stopping``: the run's validation.EarlyStopping, if it has one."""
+        """``early_stopping``, ``convergence``: the run's validation.EarlyStopping objects (its
+        ``patience`` stop and its convergence stop), if it has them."""
         self.trainer, self.run, self.history = trainer, run, history
         self.enabled = enabled  # False: only check θ and note the position (MPI ranks ≠ 0)
         self.metadata, self.training_set = metadata, training_set
         self.early_stopping = early_stopping
+        self.convergence = convergence
         self.last: Path | None = None
         self.last_where = ""
 
@@ -225,11 +245,16 @@ class CheckpointWriter:
         return path
 
     def _early_stopping_parts(self) -> dict[str, Any]:
+        parts: dict[str, Any] = {}
         early = self.early_stopping
-        if early is None:
-            return {}
-        best = early.best_theta if early.best_epoch else None
-        return {"early_stopping": early.state(), "best_theta": best}
+        if early is not None:
+            best = early.best_theta if early.best_epoch else None
+            parts |= {"early_stopping": early.state(), "best_theta": best}
+        converging = self.convergence
+        if converging is not None:
+            best = converging.best_theta if converging.best_epoch else None
+            parts |= {"convergence": converging.state(), "convergence_best_theta": best}
+        return parts
 
     def is_current(self) -> bool:
         """Whether the last checkpoint written is of the trainer's present position."""

@@ -37,6 +37,28 @@ ENGINES = ("fused", "kernels")
 DEVICES = ("cpu", "cuda")
 DTYPES = ("float32", "float64")
 
+#: The length and batch size of a run on a built-in image set that gives neither (MMiDS §7.3's).
+BUILTIN_EPOCHS = 20
+BUILTIN_BATCH_SIZE = 128
+#: A run on data of its own without ``epochs`` trains until the monitored loss has not fallen
+#: below best − ``tol`` for ``n_iter_no_change`` epochs in a row (scikit-learn's rule and
+#: defaults), at most ``max_epochs``: with the default step size (Adam, 1e-3) iris, wine, breast
+#: cancer and digits stop by that rule after 300–650 epochs of ~10 minibatches, well within it.
+MAX_EPOCHS = 1000
+TOL = 1e-4
+N_ITER_NO_CHANGE = 10
+#: A run making fewer optimisation steps than this in all is warned about.
+FEW_STEPS = 100
+
+
+def default_batch_size(n: int) -> int:
+    """The minibatch size of a run on n training rows of its own that gives no ``batch_size``:
+    about a tenth of the rows, so that every epoch makes ~10 steps (a few hundred rows would
+    otherwise be one full batch, one step per epoch, as scikit-learn's min(200, n) makes them),
+    at least 16 rows (fewer make noisy steps), at most scikit-learn's 200, at most n."""
+    return max(1, min(200, n, max(16, math.ceil(n / 10))))
+
+
 #: Old spellings of parameters in checkpoints, by the parameter's name now.
 OLD_KEYS = {"momentum": "mu"}
 
@@ -120,7 +142,7 @@ class RunConfig:
     decay_epochs: float = 5.0
     min_lr: float = 0.0
     sampling: str = "shuffle"
-    batch_size: int = 128
+    batch_size: int | None = None  # None until the data is known (default_batch_size)
     seed: int | None = 0
     dtype: str = "float32"
     engine: str = "fused"
@@ -247,7 +269,8 @@ def check_run_config(config: RunConfig) -> None:
             raise NumbamlpError(
                 f"`{name}`: unknown {name} {value!r}; choose one of: {', '.join(choices)}"
             )
-    _check_int("batch_size", config.batch_size)
+    if config.batch_size is not None:
+        _check_int("batch_size", config.batch_size)
     if config.seed is not None and (not isinstance(config.seed, int) or config.seed < 0):
         raise NumbamlpError(f"`seed`: must be an integer ≥ 0 (or None), got {config.seed!r}")
     for name in ("lr", "eps", "decay_epochs"):

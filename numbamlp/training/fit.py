@@ -32,7 +32,7 @@ def fit(
     *,
     X_test: np.ndarray | None = None,
     y_test: np.ndarray | None = None,
-    model: MLP | None = None,
+    model: MLP | FitResult | None = None,
     dataset: str = "mnist",
     data_dir: str | None = None,
     train_file: str | None = None,
@@ -61,8 +61,11 @@ def fit(
     decay_epochs: float = 5.0,
     min_lr: float = 0.0,
     sampling: str = "shuffle",
-    batch_size: int = 128,
-    epochs: int = 20,
+    batch_size: int | None = None,
+    epochs: int | None = None,
+    max_epochs: int = 1000,
+    tol: float = 1e-4,
+    n_iter_no_change: int = 10,
     seed: int | None = 0,
     threads: int | None = None,
     dtype: str = "float32",
@@ -88,13 +91,18 @@ def fit(
     Data: a ``Dataset`` (``load_mnist()``, ``load_dataset(...)``), or arrays ``fit(X, y,
     X_test=..., y_test=...)`` with integer labels 0..M−1, or nothing (``dataset``,
     ``train_file``/``test_file`` name what to load, as ``numbamlp train`` does). ``model``
-    continues training an existing MLP (with a fresh optimizer) instead of creating one.
+    continues training an existing MLP (with a fresh optimizer) instead of creating one; given
+    the ``FitResult`` of an earlier run, it continues that run exactly — its optimizer's state
+    and step count, its minibatch generator — on the data given now (so that ``fit(X, y,
+    epochs=1)`` then ``fit(X, y, model=result, epochs=1)`` is bitwise ``fit(X, y, epochs=2)``
+    under a constant step size; the estimators' ``partial_fit``).
 
     Every other keyword is the ``numbamlp train`` option of the same name (``numbamlp train
     --help``): the network (``hidden``, ``activation``, ``head``, ``dtype``), the optimizer
     (``optimizer``, ``lr``, ``momentum``, ``beta1``, ``beta2``, ``rho``, ``eps``,
     ``weight_decay``), the step sizes (``schedule``, ``decay_rate``, ``decay_epochs``,
-    ``min_lr``), the minibatches (``sampling``, ``batch_size``, ``epochs``, ``seed``), the
+    ``min_lr``), the minibatches (``sampling``, ``batch_size``, ``seed``), the length (``epochs``,
+    ``max_epochs``, ``tol``, ``n_iter_no_change``, below), the
     engine (``engine``, ``device``, ``threads``, ``distributed``, ``mpi_timeout``), validation
     (``validation_fraction``, ``patience``), and the files (``save``, ``metrics_out``,
     ``checkpoint_dir``, ``checkpoint_every``, ``resume``), and ``progress``: a progress bar
@@ -118,6 +126,15 @@ def fit(
     the training rows (arrays given to fit); ``sample_weight_column`` names the column of
     ``train_file`` that holds them; ``class_weight`` ``"balanced"`` (C.1: n/(M·n_k)) or a
     mapping {label: weight} multiplies them by class.
+
+    The length: ``epochs=N`` trains exactly N epochs. Without it (``None``, the default) a
+    built-in image set trains 20 (MMiDS §7.3), and other data until the monitored loss converges
+    — the training loss, or with ``validation_fraction`` the validation loss (then keeping the
+    best epoch's weights) — that is until for ``n_iter_no_change`` epochs in a row it has not
+    fallen below its best − ``tol`` (scikit-learn's rule and defaults), at most ``max_epochs``;
+    ``result.converged`` and ``result.stop_reason`` say how it ended. ``batch_size=None`` is
+    128 on a built-in set, else about a tenth of the training rows, between 16 and 200
+    (training.config.default_batch_size). A run that makes fewer than 100 steps in all warns.
 
     ``resume`` continues the run whose checkpoint is in that directory (or file), bit for bit
     as if it had not stopped. It keeps the options the run started with: a keyword left at its
@@ -177,6 +194,7 @@ def fit(
         given,
         data_given,
         epochs=epochs,
+        stopping={"max_epochs": max_epochs, "tol": tol, "n_iter_no_change": n_iter_no_change},
         checkpoint_every=checkpoint_every,
         resume=resume,
         given_options=frozenset(given_options),

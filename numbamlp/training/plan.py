@@ -8,20 +8,27 @@ these checks before it starts reading the data.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from numbamlp.errors import NumbamlpError
 from numbamlp.training.config import (
     ACTIVATIONS,
+    BUILTIN_BATCH_SIZE,
+    BUILTIN_EPOCHS,
+    MAX_EPOCHS,
+    N_ITER_NO_CHANGE,
+    TOL,
     DataConfig,
     RunConfig,
     adopt_checkpoint,
     adopt_data,
     check_run_config,
+    default_batch_size,
     run_config,
 )
 
@@ -32,7 +39,9 @@ class RunPlan:
 
     config: RunConfig
     data: DataConfig
-    epochs: int
+    #: Exactly this many epochs; None: until the monitored loss converges (``tol``,
+    #: ``n_iter_no_change``), at most ``max_epochs``. ``settle`` makes it 20 on a built-in set.
+    epochs: int | None
     checkpoint_every: int | None
     resume: Any = None  # checkpoint.Checkpoint
     #: Where the run writes its model (``save``) and metrics (``metrics_out``): as given, or
@@ -43,21 +52,54 @@ class RunPlan:
     #: A resumed run that had already finished (killed before writing its outputs): its
     #: outputs are written from the checkpoint, nothing is trained.
     finished: bool = False
+    max_epochs: int = MAX_EPOCHS
+    tol: float = TOL
+    n_iter_no_change: int = N_ITER_NO_CHANGE
+
+    @property
+    def converges(self) -> bool:
+        """Whether the run stops when its monitored loss converges (no ``epochs`` given)."""
+        return self.epochs is None
+
+    @property
+    def length(self) -> int:
+        """The most epochs the run makes: ``epochs``, else ``max_epochs``."""
+        return self.max_epochs if self.epochs is None else self.epochs
+
+    def settle(self, builtin: bool, n_train: int) -> None:
+        """Fill in what the data decides, once it is known: on a built-in image set 20 epochs of
+        128 (MMiDS §7.3, unchanged), on data of its own a batch size suited to its ``n_train``
+        training rows (default_batch_size) and, without ``epochs``, training to convergence."""
+        if self.config.batch_size is None:
+            size = BUILTIN_BATCH_SIZE if builtin else default_batch_size(n_train)
+            self.config = replace(self.config, batch_size=size)
+        if self.epochs is None and builtin and self.resume is None:
+            self.epochs = BUILTIN_EPOCHS
 
     @classmethod
     def create(
         cls,
         given: dict[str, Any],
         data_given: dict[str, Any],
-        epochs: int,
+        epochs: int | None,
         checkpoint_every: int | None,
         resume: str | os.PathLike[str] | None,
         given_options: frozenset[str] = frozenset(),
         outputs: dict[str, str | os.PathLike[str] | None] | None = None,
+        stopping: dict[str, Any] | None = None,
     ) -> RunPlan:
-        """``outputs``: ``save`` and ``metrics_out`` as given (None: not given)."""
+        """``outputs``: ``save`` and ``metrics_out`` as given (None: not given). ``stopping``:
+        ``max_epochs``, ``tol`` and ``n_iter_no_change`` as given (absent: their defaults)."""
         outputs = {name: (outputs or {}).get(name) for name in OUTPUTS}
-        _check_count("epochs", epochs)
+        stops: dict[str, Any] = {
+            "max_epochs": MAX_EPOCHS,
+            "tol": TOL,
+            "n_iter_no_change": N_ITER_NO_CHANGE,
+        }
+        stops |= stopping or {}
+        if epochs is not None:
+            _check_count("epochs", epochs)
+        _check_stopping(stops)
         if checkpoint_every is not None:
             _check_count("checkpoint_every", checkpoint_every)
         if resume is None:
@@ -67,7 +109,7 @@ class RunPlan:
                 if data_given.get(name) is not None
             }
             data = DataConfig(**(data_given | files))
-            return cls(run_config(given), data, epochs, checkpoint_every, outputs=outputs)
+            return cls(run_config(given), data, epochs, checkpoint_every, outputs=outputs, **stops)
         from numbamlp.training.checkpoint import load_checkpoint
 
         checkpoint = load_checkpoint(resume)
@@ -82,19 +124,26 @@ class RunPlan:
         config = adopt_checkpoint(saved, given, given_options)
         check_run_config(config)
         data = adopt_data(saved_data, data_given, given_options)
-        planned = run.get("config", {}).get("epochs")
+        record = run.get("config", {})
+        planned = record.get("epochs")  # None: a run to convergence (0.2.0 on)
+        converging = planned is None and "max_epochs" in record
         epoch = checkpoint.trainer["epoch"]
-        epochs_given = epochs != 20 or "epochs" in given_options
-        if epochs_given:  # it may lengthen the run
+        epochs_given = epochs is not None
+        if converging and not epochs_given:
+            stops = _adopt_stopping(record, stops, given_options, epoch, config.schedule)
+        elif epochs_given:  # it may lengthen the run
             if epochs < epoch:
                 raise NumbamlpError(f"`epochs`: the checkpoint is already at epoch {epoch}")
-            if config.schedule == "cosine" and epochs != planned:
+            length = record.get("max_epochs") if converging else planned
+            if config.schedule == "cosine" and epochs != length:
                 raise NumbamlpError(
-                    f"`epochs`: the cosine schedule's length is fixed by the run's {planned} epochs"
+                    f"`epochs`: the cosine schedule's length is fixed by the run's {length} epochs"
                 )
         elif isinstance(planned, int) and planned >= 1:
             epochs = planned
-        saved_every = run.get("config", {}).get("checkpoint_every")
+        else:
+            epochs = BUILTIN_EPOCHS  # a checkpoint without its length: as before 0.2.0
+        saved_every = record.get("checkpoint_every")
         if checkpoint_every is None and isinstance(saved_every, int):
             checkpoint_every = saved_every
         recorded = run.get("outputs")
@@ -106,7 +155,8 @@ class RunPlan:
         )
         outputs |= {name: recorded[name] for name in taken}
         writes = any(outputs.values())
-        early = checkpoint.early_stopping
+        early, converged = checkpoint.early_stopping, checkpoint.convergence
+        length = stops["max_epochs"] if epochs is None else epochs
         finished = False
         if isinstance(early, dict) and early.get("stopped") is True:
             if not writes or epochs_given:
@@ -116,15 +166,33 @@ class RunPlan:
                     f"{early.get('best_epoch')}); start a new run to train further"
                 )
             finished = True
-        elif checkpoint.trainer["batch"] == 0 and epoch >= epochs:
+        elif epochs is None and isinstance(converged, dict) and converged.get("stopped") is True:
             if not writes:
                 raise NumbamlpError(
+                    f"the run in {checkpoint.path} converged at epoch {epoch}; pass `epochs=N` "
+                    f"(N > {epoch}) to train it further, or `save=PATH` to write its model"
+                )
+            finished = True
+        elif checkpoint.trainer["batch"] == 0 and epoch >= length:
+            if not writes:
+                more = "max_epochs" if epochs is None else "epochs"
+                raise NumbamlpError(
                     f"the run in {checkpoint.path} has finished its {epoch} epochs; pass "
-                    f"`epochs=N` (N > {epoch}) to train it further, or `save=PATH` to write "
+                    f"`{more}=N` (N > {epoch}) to train it further, or `save=PATH` to write "
                     "its model"
                 )
             finished = True
-        return cls(config, data, epochs, checkpoint_every, checkpoint, outputs, taken, finished)
+        return cls(
+            config,
+            data,
+            epochs,
+            checkpoint_every,
+            checkpoint,
+            outputs,
+            taken,
+            finished,
+            **stops,
+        )
 
     def run_record(self) -> dict[str, Any]:
         """What a checkpoint stores of the run (``run`` in checkpoint.py)."""
@@ -133,7 +201,13 @@ class RunPlan:
             "options": self.config.to_json(),
             "data": self.data.to_json(),
             "fingerprint": None,  # of the training set, filled in at the first write
-            "config": {"epochs": self.epochs, "checkpoint_every": self.checkpoint_every},
+            "config": {
+                "epochs": self.epochs,  # None: to convergence, by the three below
+                "checkpoint_every": self.checkpoint_every,
+                "max_epochs": self.max_epochs,
+                "tol": self.tol,
+                "n_iter_no_change": self.n_iter_no_change,
+            },
             # what the run writes when it ends: a resumed run writes them too (absolute, so
             # that it may be resumed from another directory)
             "outputs": {
@@ -150,6 +224,47 @@ OUTPUTS = ("save", "metrics_out")
 def _check_count(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise NumbamlpError(f"`{name}`: must be a positive integer, got {value!r}")
+
+
+def _check_stopping(stops: dict[str, Any]) -> None:
+    _check_count("max_epochs", stops["max_epochs"])
+    _check_count("n_iter_no_change", stops["n_iter_no_change"])
+    tol = stops["tol"]
+    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 <= tol < math.inf:
+        raise NumbamlpError(f"`tol`: must be a finite number ≥ 0, got {tol!r}")
+
+
+def _adopt_stopping(
+    record: dict[str, Any],
+    given: dict[str, Any],
+    given_options: frozenset[str],
+    epoch: int,
+    schedule: str,
+) -> dict[str, Any]:
+    """A resumed run to convergence keeps its ``tol`` and ``n_iter_no_change``; ``max_epochs``
+    may change (not below the epoch reached, and not under the cosine schedule)."""
+    defaults = {"max_epochs": MAX_EPOCHS, "tol": TOL, "n_iter_no_change": N_ITER_NO_CHANGE}
+    stops: dict[str, Any] = {}
+    for name, default in defaults.items():
+        theirs = record.get(name)
+        mine = given[name]
+        if (mine == default and name not in given_options) or mine == theirs:
+            stops[name] = theirs
+            continue
+        if name != "max_epochs":
+            raise NumbamlpError(
+                f"`{name}`: the checkpoint's run used {theirs}; a resumed run keeps the options "
+                f"it started with (leave `{name}` out, or start a new run without `resume`)"
+            )
+        if mine < epoch:
+            raise NumbamlpError(f"`max_epochs`: the checkpoint is already at epoch {epoch}")
+        if schedule == "cosine":
+            raise NumbamlpError(
+                f"`max_epochs`: the cosine schedule's length is fixed by the run's {theirs} epochs"
+            )
+        stops[name] = mine
+    _check_stopping(stops)
+    return stops
 
 
 def check_writable(path: str | os.PathLike[str] | None, name: str) -> None:

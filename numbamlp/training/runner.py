@@ -22,6 +22,7 @@ from numbamlp.errors import NumbamlpError
 from numbamlp.training.callbacks import (
     Callback,
     Checkpointing,
+    ConvergenceCallback,
     EarlyStoppingCallback,
     EpochLogger,
     MetricsFile,
@@ -29,6 +30,7 @@ from numbamlp.training.callbacks import (
     Run,
     ThrottledEvaluation,
 )
+from numbamlp.training.config import DATASETS, FEW_STEPS
 from numbamlp.training.plan import (
     RunPlan,
     arrays_dataset,
@@ -76,6 +78,17 @@ class FitResult:
     input: Any = None
     target: Any = None
     class_names: tuple[str, ...] = ()
+    #: A run given no ``epochs``: True when it stopped because its monitored loss converged,
+    #: False when it reached ``max_epochs`` first; None for a run of a fixed length (or one
+    #: that `patience` or a callback ended first).
+    converged: bool | None = None
+    #: Why the run ended, in words ("the training loss improved by less than tol=0.0001 for
+    #: 10 epochs"); empty for a run that made its fixed number of epochs.
+    stop_reason: str = ""
+    #: The optimizer (its state and step count p) and the minibatch generator's state where
+    #: the run ended: ``fit(..., model=result)`` continues from them exactly.
+    optimizer: Any = None
+    generator: dict[str, Any] | None = None
 
 
 @dataclass
@@ -183,6 +196,7 @@ class Session:
     X_test: Any
     y_test: Any
     early: Any  # validation.EarlyStopping or None
+    converging: Any  # validation.EarlyStopping of the convergence stop, or None
     writer: Any  # checkpoint.CheckpointWriter
     checkpointing: Checkpointing
     observers: list[Callback]
@@ -382,30 +396,47 @@ class Session:
         final_accuracy = history[-1]["test_accuracy"] if history else self.test_accuracy()
         ran = trainer.epoch
         epochs = f"{self.run.epochs} epoch{'' if self.run.epochs == 1 else 's'}"
+        converged, reason = self._convergence()
+        if converged is not None:
+            epochs = f"{ran} epoch{'' if ran == 1 else 's'}"
+            self.log(reason)
         best_epoch = None
-        if early is not None and early.best_epoch:
+        keeper = early if early is not None and early.best_epoch else None
+        converging = self.converging
+        if keeper is None and converging is not None and converging.best_theta is not None:
+            keeper = converging if converging.best_epoch else None
+        if keeper is not None:
             # scikit-learn's MLPClassifier(early_stopping=True): the model is the best epoch's
-            trainer.load_parameters(early.best_theta)
+            trainer.load_parameters(keeper.best_theta)
             final_accuracy = self.test_accuracy()
-            best_epoch = early.best_epoch
-            why = (
-                f"val_loss has not improved for {early.patience} epoch(s), stopped after epoch "
-                f"{ran}"
-                if early.stopped
-                else f"ran all {ran} epochs"
-            )
-            self.log(
-                f"early stopping: {why}; restored the weights of the best epoch, "
-                f"{early.best_epoch} (val_loss {early.best_loss:.4f})"
-            )
-            epochs = f"{ran} epoch{'' if ran == 1 else 's'}, best epoch {early.best_epoch}"
+            best_epoch = keeper.best_epoch
+            if keeper is early:
+                why = (
+                    f"val_loss has not improved for {early.patience} epoch(s), stopped after "
+                    f"epoch {ran}"
+                    if early.stopped
+                    else f"ran all {ran} epochs"
+                )
+                self.log(
+                    f"early stopping: {why}; restored the weights of the best epoch, "
+                    f"{early.best_epoch} (val_loss {early.best_loss:.4f})"
+                )
+            else:
+                self.log(
+                    f"restored the weights of the best epoch, {keeper.best_epoch} (val_loss "
+                    f"{keeper.best_loss:.4f})"
+                )
+            epochs = f"{ran} epoch{'' if ran == 1 else 's'}, best epoch {keeper.best_epoch}"
+        if converged:
+            epochs += ", converged"
         first = self.first_batch_done
         ready = f"; ready in {first - self.called:.2f} s" if first is not None else ""
         shown = "n/a" if final_accuracy is None else f"{final_accuracy:.4f}"
         timing = f"{total:.1f} s{ready}"
         if self.plan.finished:
             timing = "the run had finished: its outputs written without training"
-        summary = f"test accuracy {shown} after {epochs} ({timing})"
+        regression = getattr(self.model.architecture, "task", "") == "regression"
+        summary = f"test {'R²' if regression else 'accuracy'} {shown} after {epochs} ({timing})"
         if not self.outputs.save:
             summary += " (the model was not saved: give `save=PATH` to keep it)"
         self.log(summary)
@@ -423,9 +454,9 @@ class Session:
             from numbamlp.model.modelio import save_model
 
             meta = self.metadata()
-            if best_epoch:
+            if keeper is not None:
                 meta.update(
-                    test_accuracy=final_accuracy, best_epoch=best_epoch, val_loss=early.best_loss
+                    test_accuracy=final_accuracy, best_epoch=best_epoch, val_loss=keeper.best_loss
                 )
             failed = self.output_error()
             try:
@@ -447,6 +478,10 @@ class Session:
             summary=summary,
             step=trainer.step_count,
             outputs=self.written(),
+            converged=converged,
+            stop_reason=reason,
+            optimizer=trainer.optimizer,
+            generator=trainer.rng.bit_generator.state,
             **self.data_records(),
         )
         failed = self.output_error()
@@ -460,6 +495,27 @@ class Session:
             error.result = result  # type: ignore[attr-defined]
             raise error
         return result
+
+    def _convergence(self) -> tuple[bool | None, str]:
+        """(converged, why) of a run given no ``epochs``: whether its monitored loss converged or
+        it reached ``max_epochs`` first; (None, "") for a run of a fixed length, or one that
+        something else ended (``patience``, a callback's ``stop_training``)."""
+        converging, plan = self.converging, self.plan
+        if converging is None:
+            return None, ""
+        what = "validation loss" if self.X_val is not None else "training loss"
+        if not converging.stopped and self.trainer.epoch < plan.max_epochs:
+            return None, ""  # ended otherwise: by `patience`, or by a callback
+        if converging.stopped:
+            return True, (
+                f"converged: the {what} improved by less than tol={plan.tol:g} for "
+                f"{plan.n_iter_no_change} epochs; stopped after epoch {self.trainer.epoch}"
+            )
+        return False, (
+            f"not converged: the {what} still improved by tol={plan.tol:g} within the last "
+            f"{plan.n_iter_no_change} epochs when the run reached `max_epochs={plan.max_epochs}`; "
+            "give a larger `max_epochs` (or a larger `lr`) to train to convergence"
+        )
 
     def output_error(self, close: bool = False) -> NumbamlpError | None:
         """The first error of an output that the run gave up on (the metrics file); with
@@ -495,6 +551,13 @@ def prepare(
     init_rng, train_rng = generators(config.seed)
     preload_seconds = 0.0
     data, model = inputs.data, inputs.model
+    previous = None
+    if isinstance(model, FitResult):  # a run to continue exactly
+        if model.optimizer is None or model.generator is None:
+            raise NumbamlpError("`model`: this result cannot be continued (it has no optimizer)")
+        previous, model = model, model.model
+        if resume is not None:
+            raise NumbamlpError("`model`: a resumed run continues its checkpoint's model")
     if data is None:
         preload = config.engine == "fused" and not on_gpu
         data, preload_seconds = load_data(plan, train_rng, inputs.download, preload)
@@ -515,10 +578,13 @@ def prepare(
     X_train, y_train, X_val, y_val = _split(plan, data)
     if weights is not None and X_val is not None:
         weights = _split(plan, replace(data, X_train_raw=data.X_train_raw, y_train=weights))[1]
+    plan.settle(builtin_images(data), X_train.shape[0])
+    config = plan.config
     model, trainer, history = _model_and_trainer(
-        cluster, plan, data, X_train, y_train, model, init_rng, train_rng, weights
+        cluster, plan, data, X_train, y_train, model, init_rng, train_rng, previous, weights
     )
     early = _early_stopping(config.patience, model, resume)
+    converging = _converging(plan, model, X_val is not None)
     X_test_raw = model.check_inputs(data.X_test_raw, "test features", raw=True)
     if data.task == "regression":
         y_test_checked = model.check_targets(data.y_test, X_test_raw.shape[0], "test targets")
@@ -540,6 +606,7 @@ def prepare(
         (data.X_train_raw, data.y_train),
         early,
         enabled=lead,
+        convergence=converging,
     )
     checkpointing = Checkpointing(writer, outputs.checkpoint_dir, plan.checkpoint_every)
     services: list[Callback] = []
@@ -547,6 +614,9 @@ def prepare(
         services.append(ProgressBar())
     if early is not None:
         services.append(EarlyStoppingCallback(early))
+    if converging is not None:
+        monitor = "train_loss" if X_val is None else "val_loss"
+        services.append(ConvergenceCallback(converging, monitor))
     if outputs.verbose:
         services.append(EpochLogger())
     if outputs.eval_every is not None:
@@ -554,7 +624,7 @@ def prepare(
     if outputs.metrics_out is not None and lead:
         services.append(MetricsFile(outputs.metrics_out))
     services.append(checkpointing)
-    run = Run(trainer, model, plan.epochs, history, lambda *a, **k: None, lambda: None)
+    run = Run(trainer, model, plan.length, history, lambda *a, **k: None, lambda: None)
     session = Session(
         plan,
         outputs,
@@ -567,6 +637,7 @@ def prepare(
         X_test_raw,
         y_test_checked,
         early,
+        converging,
         writer,
         checkpointing,
         services + list(callbacks),
@@ -659,10 +730,11 @@ def _model_and_trainer(
     model: Any,
     init_rng: Any,
     train_rng: Any,
+    previous: FitResult | None = None,
     weights: Any = None,
 ) -> tuple[Any, Any, list[dict[str, Any]]]:
     """The network (new, given, or the checkpoint's), its trainer (put where the checkpoint
-    stood), and the history so far."""
+    stood, or where ``previous``, a run to continue, ended), and the history so far."""
     from numbamlp.model.mlp import MLP
     from numbamlp.training.trainer import TrainConfig
 
@@ -673,8 +745,8 @@ def _model_and_trainer(
     if weights is not None:  # S.2's weighted mean; unweighted runs keep S.1's code path
         engine["sample_weight"] = weights
     train_config = TrainConfig(
-        epochs=plan.epochs,
-        batch_size=config.batch_size,
+        epochs=plan.length,
+        batch_size=int(config.batch_size or 0),  # settled by then (RunPlan.settle)
         optimizer=config.optimizer,
         lr=config.lr,
         schedule=config.schedule,
@@ -701,7 +773,19 @@ def _model_and_trainer(
             )
         elif model.architecture.sizes[0] != data.n_features:
             raise NumbamlpError("`model`: the model's inputs do not fit the data's features")
-        trainer = Trainer(model, X_train, y_train, train_config, train_rng, scale=scale, **engine)
+        optimizer = None
+        if previous is not None:  # continue it: its optimizer state and its minibatch stream
+            optimizer = previous.optimizer
+            if optimizer.name != config.optimizer:
+                raise NumbamlpError(
+                    f"`model`: the run to continue used the optimizer {optimizer.name}; give "
+                    f"`optimizer={optimizer.name}`, or pass `model=result.model` to continue "
+                    "with a fresh optimizer"
+                )
+            train_rng.bit_generator.state = previous.generator
+        trainer = Trainer(
+            model, X_train, y_train, train_config, train_rng, optimizer, scale=scale, **engine
+        )
         return model, trainer, []
     from numbamlp.training.checkpoint import fingerprint
 
@@ -776,6 +860,20 @@ def _announce(session: Session, n_threads: int) -> None:
             f"rows; each epoch is one batch of {trainer.sampler.batch_size}",
             err=True,
         )
+    steps = trainer.sampler.steps_per_epoch * session.run.epochs
+    if steps < FEW_STEPS and session.plan.resume is None:
+        session.log(
+            f"warning: this run makes only {steps} optimisation step(s) ({session.run.epochs} "
+            f"epoch(s) of {trainer.sampler.steps_per_epoch} minibatch(es) of "
+            f"{trainer.sampler.batch_size}), too few to learn much; give "
+            + (
+                "a larger `max_epochs`"
+                if session.plan.converges
+                else "more `epochs` (or none: train until the loss converges)"
+            )
+            + " or a smaller `batch_size`",
+            err=True,
+        )
     if session.cluster is not None:
         session.log(f"distributed: {session.cluster.size} MPI rank(s), {n_threads} thread(s) each")
     resume = session.plan.resume
@@ -803,6 +901,34 @@ def _early_stopping(patience: int | None, model: Any, resume: Any) -> Any:
         except NumbamlpError as exc:
             raise NumbamlpError(f"cannot resume {resume.path}: {exc}") from None
     return early
+
+
+def _converging(plan: RunPlan, model: Any, validates: bool) -> Any:
+    """The convergence stop of a run given no ``epochs`` (None otherwise): scikit-learn's
+    ``tol``/``n_iter_no_change`` rule on the training loss, or with a validation set on the
+    validation loss (then keeping the best epoch's weights, as scikit-learn's early_stopping),
+    with a resumed run's state."""
+    if not plan.converges:
+        return None
+    from numbamlp.training.validation import EarlyStopping
+
+    theta = model.params.theta
+    converging = EarlyStopping(plan.n_iter_no_change, theta, plan.tol, keep_best=validates)
+    resume = plan.resume
+    if resume is not None and resume.convergence is not None:
+        try:
+            converging.restore(resume.convergence, resume.convergence_best_theta)
+        except NumbamlpError as exc:
+            raise NumbamlpError(f"cannot resume {resume.path}: {exc}") from None
+    return converging
+
+
+def builtin_images(data: Any) -> bool:
+    """Whether ``data`` is one of the built-in image sets (MNIST, Fashion-MNIST: bytes), whose
+    default run is MMiDS §7.3's (20 epochs of 128)."""
+    import numpy as np
+
+    return data.name.lower() in DATASETS and data.X_train_raw.dtype == np.uint8
 
 
 def compiled_kernels() -> int:

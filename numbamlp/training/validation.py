@@ -7,10 +7,15 @@ fraction of 0 holds out nothing and draws nothing: the run is the one without th
 
 ``EarlyStopping`` is sklearn's MLPClassifier(early_stopping=True) and Keras's
 EarlyStopping(patience=N, restore_best_weights=True): after each epoch the validation loss is
-measured; the run stops when it has not improved (fallen strictly below the best so far) for
-``patience`` epochs in a row, and the network keeps the weights of its best epoch, also when the
-run ends without stopping. Its state is plain JSON plus the best θ, so a checkpoint carries it
-and a resumed run stops at the same epoch with the same weights.
+measured; the run stops when it has not improved (fallen strictly below the best so far by more
+than ``tol``, 0 for ``patience``) for ``patience`` epochs in a row, and the network keeps the
+weights of its best epoch, also when the run ends without stopping. Its state is plain JSON plus
+the best θ, so a checkpoint carries it and a resumed run stops at the same epoch with the same
+weights.
+
+The convergence stop of a run without ``epochs`` (fit's ``tol`` and ``n_iter_no_change``, as
+scikit-learn's) is the same rule on the training loss (``keep_best=False``: the last θ is the
+model, as in scikit-learn) or, with a validation set, on the validation loss.
 """
 
 from __future__ import annotations
@@ -55,38 +60,51 @@ def split_validation(
 class EarlyStopping:
     """Tracks the best validation loss of a run and the θ it was reached with.
 
-    ``update(epoch, val_loss, theta)`` after every epoch returns True when the run should stop.
-    ``best_theta`` is a buffer made once (θ is copied into it, no allocation per epoch).
+    ``update(epoch, loss, theta)`` after every epoch returns True when the run should stop: when
+    for ``patience`` epochs in a row the loss did not fall below best − ``tol`` (scikit-learn's
+    ``n_iter_no_change`` and ``tol``; the best loss itself follows every strict improvement).
+    ``best_theta`` is a buffer made once (θ is copied into it, no allocation per epoch); with
+    ``keep_best=False`` there is none and the run keeps its last θ.
     """
 
-    def __init__(self, patience: int, theta: np.ndarray) -> None:
+    def __init__(
+        self, patience: int, theta: np.ndarray, tol: float = 0.0, keep_best: bool = True
+    ) -> None:
         if not isinstance(patience, int) or patience < 1:
             raise NumbamlpError(f"patience must be a positive integer, got {patience}")
         self.patience = patience
+        self.tol = float(tol)
+        self.keep_best = keep_best
         self.best_loss = math.inf
         self.best_epoch = 0  # 0: no epoch measured yet
-        self.wait = 0  # epochs since the best one
+        self.wait = 0  # epochs since the loss last fell below best − tol
         self.stopped = False
-        self.best_theta = np.empty_like(theta)
+        self.best_theta = np.empty_like(theta) if keep_best else None
 
-    def update(self, epoch: int, val_loss: float, theta: np.ndarray) -> bool:
-        if val_loss < self.best_loss:
-            self.best_loss, self.best_epoch, self.wait = float(val_loss), epoch, 0
-            np.copyto(self.best_theta, theta)
+    def update(self, epoch: int, loss: float, theta: np.ndarray) -> bool:
+        if loss < self.best_loss - self.tol:
+            self.wait = 0
         else:
             self.wait += 1
+        if loss < self.best_loss:
+            self.best_loss, self.best_epoch = float(loss), epoch
+            if self.best_theta is not None:
+                np.copyto(self.best_theta, theta)
         self.stopped = self.wait >= self.patience
         return self.stopped
 
     def state(self) -> dict[str, Any]:
         """The JSON part of the state (best_theta is stored as an array beside it)."""
-        return {
+        state = {
             "patience": self.patience,
             "best_loss": self.best_loss if self.best_epoch else None,
             "best_epoch": self.best_epoch,
             "wait": self.wait,
             "stopped": self.stopped,
         }
+        if self.tol or not self.keep_best:  # a patience run's state is as before
+            state |= {"tol": self.tol, "keep_best": self.keep_best}
+        return state
 
     def restore(self, state: Any, best_theta: np.ndarray | None) -> None:
         """Put back a ``state()`` and its best θ (from a checkpoint); anything that does not fit
@@ -99,15 +117,21 @@ class EarlyStopping:
         ints = (patience, best_epoch, wait)
         if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in ints):
             raise NumbamlpError("the early-stopping state's counts are not counts")
-        if patience != self.patience or not isinstance(stopped, bool):
+        if (
+            patience != self.patience
+            or not isinstance(stopped, bool)
+            or state.get("tol", 0.0) != self.tol
+            or state.get("keep_best", True) != self.keep_best
+        ):
             raise NumbamlpError("the early-stopping state does not fit this run")
         if best_epoch:
             if not isinstance(best_loss, (int, float)) or not math.isfinite(best_loss):
                 raise NumbamlpError("the early-stopping state's best loss is not a number")
+            self.best_loss = float(best_loss)
+        if best_epoch and self.best_theta is not None:
             if best_theta is None or best_theta.shape != self.best_theta.shape:
                 raise NumbamlpError("the early-stopping state's best weights are missing")
             if best_theta.dtype != self.best_theta.dtype or not np.isfinite(best_theta).all():
                 raise NumbamlpError("the early-stopping state's best weights are malformed")
             np.copyto(self.best_theta, best_theta)
-            self.best_loss = float(best_loss)
         self.best_epoch, self.wait, self.stopped = best_epoch, wait, stopped

@@ -98,3 +98,25 @@ def test_a_checkpoint_resumes_under_either_name(data, tmp_path):
     refused = run("train", "--resume", ckpt, "--epochs", "3", "--output", "softmax")
     assert refused.exit_code == 2
     assert "--head" in refused.output and "modified-softmax" in refused.output
+
+
+def test_the_length_options_and_their_ranges(data, tmp_path):
+    help_text = run("train", "--help").output
+    assert {"--epochs", "--max-epochs", "--tol", "--n-iter-no-change", "--batch-size"} <= (
+        _help_options("train")
+    )
+    assert "until the loss converges" in help_text
+    for args, message in (
+        (("--tol", "-1"), "must be a finite number ≥ 0"),
+        (("--max-epochs", "0"), "0 is not in the range x>=1"),
+        (("--n-iter-no-change", "0"), "0 is not in the range x>=1"),
+    ):
+        result = run("train", "--train-file", data / "train.npz", *args)
+        assert result.exit_code == 2 and message in result.output, result.output
+    converged = run("train", "--train-file", data / "train.npz", "--tol", "0.01",
+                    "--n-iter-no-change", "2", "--max-epochs", "400")  # fmt: skip
+    assert converged.exit_code == 0, converged.output
+    assert "converged: the training loss improved by less than tol=0.01 for 2 epochs" in (
+        converged.output
+    )
+    assert ", converged (" in converged.output
