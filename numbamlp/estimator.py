@@ -83,7 +83,7 @@ class _MLP(*_BASES):  # type: ignore[misc]
         hidden_layer_sizes: int | Sequence[int] = (100,),
         activation: str | Sequence[str] = "relu",
         *,
-        alpha: float = 0.0,
+        alpha: float | None = None,
         batch_size: int | str = "auto",
         learning_rate_init: float | None = None,
         max_iter: int = 200,
@@ -258,12 +258,13 @@ class MLPClassifier(*_CLASSIFIER, _MLP):  # type: ignore[misc]
     activation : str or tuple of str, default "relu"
         φ of every hidden layer, or one per layer: scikit-learn's identity, logistic (= sigmoid),
         tanh, relu, and numbamlp's sigmoid, leaky_relu, softplus.
-    alpha : float, default 0.0
+    alpha : float or None, default None
         λ of the L2 weight decay (R.1): each step follows ∇(ℓ + (λ/2) Σ W²), ℓ the minibatch's
-        mean loss, biases not decayed (``numbamlp.fit``'s ``weight_decay``). scikit-learn's alpha
-        is the same penalty divided by the minibatch's size B (its loss adds (α/2B) Σ W² to the
-        mean loss), so its ``alpha=a`` is ``alpha=a / B`` here; its default 1e-4 over B = 200 is
-        5e-7, and 0.0 here.
+        mean loss, biases not decayed (``numbamlp.fit``'s ``weight_decay``). None: 1/n for n
+        training rows (the MAP estimate under a standard normal prior on the weights;
+        training.config.default_weight_decay), as ``fit`` does for data of its own.
+        scikit-learn's alpha is the same penalty divided by the minibatch's size B (its loss adds
+        (α/2B) Σ W² to the mean loss), so its ``alpha=a`` is ``alpha=a / B`` here.
     batch_size : int or "auto", default "auto"
         "auto": about a tenth of the training rows, 16 to 200 (scikit-learn: min(200, n)).
     learning_rate_init : float or None, default None
@@ -323,7 +324,7 @@ class MLPClassifier(*_CLASSIFIER, _MLP):  # type: ignore[misc]
         hidden_layer_sizes: int | Sequence[int] = (100,),
         activation: str | Sequence[str] = "relu",
         *,
-        alpha: float = 0.0,
+        alpha: float | None = None,
         batch_size: int | str = "auto",
         learning_rate_init: float | None = None,
         max_iter: int = 200,

@@ -60,7 +60,7 @@ def test_the_parameters_are_scikit_learn_s_with_its_defaults_where_the_concept_i
     # the same names, other defaults, each on purpose (docs/python.md): alpha is λ, not λ·B;
     # learning_rate_init None is the optimizer's default (Adam: 1e-3, theirs); random_state 0
     # is reproducible; verbose is an int
-    assert (ours["alpha"], ours["learning_rate_init"], ours["random_state"]) == (0.0, None, 0)
+    assert (ours["alpha"], ours["learning_rate_init"], ours["random_state"]) == (None, None, 0)
     assert {"optimizer", "schedule", "head", "dtype", "threads", "engine"} <= set(ours)
 
 

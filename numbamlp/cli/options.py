@@ -21,10 +21,12 @@ def positive_float(ctx: click.Context, param: click.Parameter, value: float | No
     return value
 
 
-def nonnegative_float(ctx: click.Context, param: click.Parameter, value: float) -> float:
+def nonnegative_float(
+    ctx: click.Context, param: click.Parameter, value: float | None
+) -> float | None:
     import math
 
-    if not (math.isfinite(value) and value >= 0):
+    if value is not None and not (math.isfinite(value) and value >= 0):
         raise click.BadParameter(f"must be a finite number ≥ 0, got {value}")
     return value
 
@@ -33,7 +35,8 @@ WEIGHT_DECAY_HELP = (
     "λ of L2 weight decay: minimise ℓ + (λ/2) Σ W² over the weights, biases not decayed (as "
     "scikit-learn's alpha, Keras's kernel_regularizer); coupled: λW is added to the gradient "
     "before every optimizer, as PyTorch's Adam(weight_decay=λ), not AdamW (PyTorch's also "
-    "decays the biases unless given parameter groups). 0: none."
+    "decays the biases unless given parameter groups). 0: none. Default: none on the built-in "
+    "image sets, 1/n for data of your own (n training rows: a standard normal prior's MAP)."
 )
 
 

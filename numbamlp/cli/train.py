@@ -145,7 +145,7 @@ CLASS_WEIGHTS = ("balanced",)
 @click.option(
     "--weight-decay",
     type=float,
-    default=0.0,
+    default=None,
     show_default=True,
     callback=nonnegative_float,
     help=WEIGHT_DECAY_HELP,

@@ -55,7 +55,7 @@ def fit(
     beta2: float | None = None,
     rho: float | None = None,
     eps: float | None = None,
-    weight_decay: float = 0.0,
+    weight_decay: float | None = None,
     schedule: str = "constant",
     decay_rate: float = 0.5,
     decay_epochs: float = 5.0,

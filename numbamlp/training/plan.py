@@ -29,6 +29,7 @@ from numbamlp.training.config import (
     adopt_data,
     check_run_config,
     default_batch_size,
+    default_weight_decay,
     run_config,
 )
 
@@ -69,10 +70,14 @@ class RunPlan:
     def settle(self, builtin: bool, n_train: int) -> None:
         """Fill in what the data decides, once it is known: on a built-in image set 20 epochs of
         128 (MMiDS §7.3, unchanged), on data of its own a batch size suited to its ``n_train``
-        training rows (default_batch_size) and, without ``epochs``, training to convergence."""
+        training rows (default_batch_size), a weight decay (default_weight_decay; none on the
+        built-in sets) and, without ``epochs``, training to convergence."""
         if self.config.batch_size is None:
             size = BUILTIN_BATCH_SIZE if builtin else default_batch_size(n_train)
             self.config = replace(self.config, batch_size=size)
+        if self.config.weight_decay is None:
+            decay = 0.0 if builtin else default_weight_decay(n_train)
+            self.config = replace(self.config, weight_decay=decay)
         if self.epochs is None and builtin and self.resume is None:
             self.epochs = BUILTIN_EPOCHS
 

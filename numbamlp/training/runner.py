@@ -755,7 +755,7 @@ def _model_and_trainer(
         min_lr=config.min_lr,
         sampling=config.sampling,
         engine=config.engine,
-        weight_decay=config.weight_decay,
+        weight_decay=config.weight_decay or 0.0,  # settled by then (RunPlan.settle)
         optimizer_options=config.optimizer_options(),
     )
     scale = data.feature_scale

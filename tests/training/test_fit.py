@@ -278,6 +278,7 @@ def test_a_checkpoint_written_by_0_1_0_still_resumes(files, tmp_path):
         momentum=0.8,
         lr=0.05,
         batch_size=32,
+        weight_decay=0.0,  # what 0.1.0 trained with (the default 1/n came later)
         verbose=0,
     )
     fit(**options, epochs=2, save=tmp_path / "straight.npz")

@@ -306,10 +306,11 @@ def test_cli_decay_is_used_recorded_and_kept_by_resume(data, tmp_path):
 
 def test_cli_checkpoint_from_before_weight_decay_resumes_without_it(data, tmp_path):
     """A checkpoint written before --weight-decay existed has no such option: it resumes with
-    λ = 0, the value every run then had."""
-    plain = run(*train_args(data, "--epochs", "2", "--save", tmp_path / "plain.npz"))
+    λ = 0, the value every run then had (on data of its own too: the default 1/n came later)."""
+    old_run = ("--weight-decay", "0")
+    plain = run(*train_args(data, "--epochs", "2", *old_run, "--save", tmp_path / "plain.npz"))
     assert plain.exit_code == 0, plain.output
-    part = run(*train_args(data, "--epochs", "1", "--checkpoint-dir", tmp_path / "ck"))
+    part = run(*train_args(data, "--epochs", "1", *old_run, "--checkpoint-dir", tmp_path / "ck"))
     assert part.exit_code == 0, part.output
     path = tmp_path / "ck" / "checkpoint.npz"
     loaded = load_model(path)
