@@ -298,14 +298,8 @@ def test_without_scikit_learn_it_says_which_extra_to_install():
 # --- MLPRegressor: the identity head on the squared error, R² ----------------------------------
 
 from numbamlp import MLPRegressor  # noqa: E402
-from numbamlp.model.network import HEADS  # noqa: E402
-
-needs_regression = pytest.mark.skipif(
-    "identity" not in HEADS, reason="the identity head (regression) is not built yet"
-)
 
 
-@needs_regression
 @parametrize_with_checks([MLPRegressor(), MLPRegressor(hidden_layer_sizes=(8,), alpha=1e-3)])
 def test_scikit_learn_estimator_checks_of_the_regressor(estimator, check):
     check(estimator)
@@ -319,7 +313,6 @@ def _surface(n: int, seed: int, targets: int = 1) -> tuple[np.ndarray, np.ndarra
     return X, Y[:, 0] if targets == 1 else Y[:, :targets]
 
 
-@needs_regression
 def test_the_regressor_fits_a_surface_in_its_own_units():
     X, y = _surface(400, 0)
     reg = MLPRegressor(hidden_layer_sizes=(32,), activation="tanh").fit(X, y)
@@ -329,7 +322,6 @@ def test_the_regressor_fits_a_surface_in_its_own_units():
     assert abs(predicted.mean() - y.mean()) < 100  # in y's units (y ~ 500 ± 1500)
 
 
-@needs_regression
 def test_several_targets_give_several_columns():
     X, Y = _surface(300, 1, targets=2)
     reg = MLPRegressor(hidden_layer_sizes=(16,)).fit(X, Y)
@@ -337,7 +329,6 @@ def test_several_targets_give_several_columns():
     assert reg.score(X, Y) > 0.5
 
 
-@needs_regression
 def test_two_partial_fits_of_the_regressor_are_fit_with_max_iter_2():
     X, y = _surface(150, 2)
     whole = MLPRegressor(hidden_layer_sizes=(8,), max_iter=2).fit(X, y)

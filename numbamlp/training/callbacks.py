@@ -96,8 +96,13 @@ def epoch_line(metrics: EpochMetrics) -> str:
     def shown(value: float | None) -> str:
         return "n/a" if value is None else f"{value:.4f}"
 
-    line = f"epoch {metrics.epoch:3d}  train_loss {metrics.train_loss:.4f}  train_accuracy "
-    line += shown(metrics.train_accuracy)
+    line = f"epoch {metrics.epoch:3d}  train_loss {metrics.train_loss:.4f}"
+    if metrics.regression:  # (E.1–E.3) in the targets' own units
+        if metrics.val_loss is not None:
+            line += f"  val_loss {metrics.val_loss:.4f}  val_r2 {shown(metrics.val_accuracy)}"
+        line += f"  test_mse {shown(metrics.test_mse)}  test_mae {shown(metrics.test_mae)}"
+        return line + f"  test_r2 {shown(metrics.test_accuracy)}  seconds {metrics.seconds:.2f}"
+    line += f"  train_accuracy {shown(metrics.train_accuracy)}"
     if metrics.val_loss is not None:
         line += f"  val_loss {metrics.val_loss:.4f}  val_accuracy {shown(metrics.val_accuracy)}"
     return line + f"  test_accuracy {shown(metrics.test_accuracy)}  seconds {metrics.seconds:.2f}"

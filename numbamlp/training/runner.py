@@ -59,7 +59,7 @@ class FitResult:
 
     model: MLP
     history: list[dict[str, Any]]
-    test_accuracy: float | None
+    test_accuracy: float | None  # for a regression its R² (E.3)
     epochs: int  # epochs completed
     seconds: float
     stopped: str | None = None
@@ -207,6 +207,10 @@ class Session:
     started: float = 0.0
 
     @property
+    def regression(self) -> bool:
+        return bool(self.model.architecture.task == "regression")
+
+    @property
     def lead(self) -> bool:
         """Whether this process logs and writes: the only one, or MPI rank 0."""
         return self.cluster is None or self.cluster.rank == 0
@@ -232,10 +236,28 @@ class Session:
         }
 
     def test_accuracy(self) -> float | None:
-        """P.1 on the test set with the current θ (None without a test set)."""
+        """P.1 on the test set with the current θ, or a regression's R² (E.3); None without a
+        test set."""
         if self.X_test.shape[0] == 0:
             return None
         return self.trainer.accuracy(self.X_test, self.y_test, self.data.feature_scale)
+
+    def test_errors(self) -> tuple[float | None, float | None, float | None]:
+        """A regression's MSE, MAE and R² on the test set (E.1–E.3), in the targets' own units
+        (Z.2 inverted on both sides); None without a test set."""
+        if self.X_test.shape[0] == 0:
+            return None, None, None
+        from numbamlp.kernels.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+        self.trainer.host_state()  # θ on the host (a device copies it back)
+        target = self.data.target_record()
+        truth = target.restore(self.y_test)
+        guess = target.restore(self.model.predict(self.X_test, self.data.feature_scale))
+        return (
+            mean_squared_error(truth, guess),
+            mean_absolute_error(truth, guess),
+            r2_score(truth, guess),
+        )
 
     def metadata(self) -> dict[str, Any]:
         """The model file's metadata at this point of the run."""
@@ -252,7 +274,7 @@ class Session:
             "class_names": list(data.class_names),
             "epochs": trainer.epoch if trainer.at_epoch_boundary else trainer.epoch - 1,
             "seed": self.plan.config.seed,
-            "test_accuracy": history[-1]["test_accuracy"] if history else None,
+            "test_accuracy": test_score(history[-1]) if history else None,
             "weight_decay": self.plan.config.weight_decay,  # λ of R.1: the steps followed ℓ_λ
             "input": data.input_record().as_metadata(),
         }
@@ -269,7 +291,11 @@ class Session:
         """An epoch's test metrics and, with a validation set, its validation metrics."""
         if self.cluster is not None:  # the ranks' θ must still be one θ
             self.cluster.check_parameters(self.model.params.theta, self.trainer.state)
-        metrics.test_accuracy = self.test_accuracy()
+        if self.regression:
+            metrics.regression = True
+            metrics.test_mse, metrics.test_mae, metrics.test_accuracy = self.test_errors()
+        else:
+            metrics.test_accuracy = self.test_accuracy()
         if self.X_val is not None:
             metrics.val_loss, metrics.val_accuracy = self.trainer.validation_metrics(
                 self.X_val, self.y_val, self.data.feature_scale
@@ -393,7 +419,7 @@ class Session:
         line, the model file."""
         trainer, early, history = self.trainer, self.early, self.run.history
         total = time.perf_counter() - self.started
-        final_accuracy = history[-1]["test_accuracy"] if history else self.test_accuracy()
+        final_accuracy = test_score(history[-1]) if history else self.test_accuracy()
         ran = trainer.epoch
         epochs = f"{self.run.epochs} epoch{'' if self.run.epochs == 1 else 's'}"
         converged, reason = self._convergence()
@@ -435,8 +461,9 @@ class Session:
         timing = f"{total:.1f} s{ready}"
         if self.plan.finished:
             timing = "the run had finished: its outputs written without training"
-        regression = getattr(self.model.architecture, "task", "") == "regression"
-        summary = f"test {'R²' if regression else 'accuracy'} {shown} after {epochs} ({timing})"
+        summary = (
+            f"test {'R²' if self.regression else 'accuracy'} {shown} after {epochs} ({timing})"
+        )
         if not self.outputs.save:
             summary += " (the model was not saved: give `save=PATH` to keep it)"
         self.log(summary)
@@ -921,6 +948,11 @@ def _converging(plan: RunPlan, model: Any, validates: bool) -> Any:
         except NumbamlpError as exc:
             raise NumbamlpError(f"cannot resume {resume.path}: {exc}") from None
     return converging
+
+
+def test_score(record: dict[str, Any]) -> float | None:
+    """An epoch record's test score: its accuracy, or a regression's R² (E.3)."""
+    return record.get("test_accuracy", record.get("test_r2"))
 
 
 def builtin_images(data: Any) -> bool:

@@ -123,13 +123,28 @@ class EpochMetrics:
     # resumed from a checkpoint written before numbamlp counted it, and for regression.
     train_accuracy: float | None = None
     val_loss: float | None = None  # on the held-out validation rows, after the epoch
-    val_accuracy: float | None = None
+    val_accuracy: float | None = None  # R² (E.3) for a regression
+    # A regression's test metrics in the targets' own units (E.1, E.2); its R² (E.3) is held
+    # in test_accuracy's place and recorded as test_r2.
+    test_mse: float | None = None
+    test_mae: float | None = None
+    regression: bool = False
 
     def as_dict(self) -> dict:
-        """The fields as a dict; val_loss and val_accuracy only when there is a validation set."""
+        """The fields as a dict; val_loss and val_accuracy only when there is a validation set.
+        A regression's record names its scores for what they are: test_mse, test_mae, test_r2
+        (and val_r2), with no accuracy fields."""
         record = asdict(self)
+        del record["regression"]
         if self.val_loss is None:
             del record["val_loss"], record["val_accuracy"]
+        if not self.regression:
+            del record["test_mse"], record["test_mae"]
+            return record
+        del record["train_accuracy"]
+        record["test_r2"] = record.pop("test_accuracy")
+        if "val_accuracy" in record:
+            record["val_r2"] = record.pop("val_accuracy")
         return record
 
 

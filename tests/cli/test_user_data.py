@@ -187,13 +187,6 @@ def test_bad_class_weight_is_one_error_line(iris):
 # --- regression: runs once the identity head (F.5, L.2, B.5) is in the model -------------------
 
 
-def _needs_identity_head() -> None:
-    from numbamlp.model import network
-
-    if "identity" not in network.HEADS:
-        pytest.skip("the identity output head (regression) is not in this build yet")
-
-
 @pytest.fixture(scope="module")
 def diabetes(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("diabetes")
@@ -212,7 +205,6 @@ def diabetes(tmp_path_factory) -> dict[str, Path]:
 
 
 def test_regression_is_inferred_trained_predicted_and_evaluated(diabetes):
-    _needs_identity_head()
     from numbamlp.kernels.metrics import r2_score
 
     model = diabetes["root"] / "model.npz"
@@ -242,7 +234,6 @@ def test_regression_is_inferred_trained_predicted_and_evaluated(diabetes):
 
 
 def test_several_targets_and_task_regression_forced(diabetes, tmp_path):
-    _needs_identity_head()
     rng = np.random.default_rng(1)
     X = rng.normal(size=(80, 3))
     Y = np.stack([X @ [1, 2, 3], 2 * X[:, 0].round()], axis=1).round()  # integers
@@ -281,7 +272,6 @@ def test_weight_options_that_do_not_fit_the_data_are_one_error_line(iris, diabet
     one_error_line(result, "no sample weight column 'nope'", "--sample-weight-column")
     result = run("train", "--sample-weight-column", "w", "--epochs", "1")
     one_error_line(result, "--sample-weight-column", "--train-file")
-    _needs_identity_head()
     result = run("train", "--train-file", diabetes["train"], "--label-column", "progression",
                  "--class-weight", "balanced")  # fmt: skip
     one_error_line(result, "--class-weight", "a regression has no classes")
@@ -314,3 +304,28 @@ def test_predict_leaves_out_the_recorded_weight_column(iris, tmp_path):
     result = run("predict", "--model", model, "--input", weighted)
     assert result.exit_code == 0, result.output
     assert len(result.stdout.splitlines()) == 105
+
+
+def test_a_regression_logs_and_records_mse_mae_and_r2_in_the_targets_units(diabetes, tmp_path):
+    """The epoch line and --metrics-out carry E.1–E.3 on the test set, in the targets' own
+    units (what `numbamlp predict` writes), and no accuracy fields."""
+    import json
+
+    from numbamlp.kernels.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+    model, metrics = tmp_path / "model.npz", tmp_path / "metrics.jsonl"
+    result = run("train", "--train-file", diabetes["train"], "--test-file", diabetes["test"],
+                 "--label-column", "progression", *FAST, "--save", model,
+                 "--metrics-out", metrics)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert re.search(r"^epoch +40 +train_loss \S+ +test_mse \S+ +test_mae \S+ +test_r2 ",
+                     result.output, re.M), result.output  # fmt: skip
+    last = json.loads(metrics.read_text().splitlines()[-1])
+    assert not {"test_accuracy", "train_accuracy"} & set(last)
+    predicted = run("predict", "--model", model, "--input", diabetes["features"])
+    values = np.array([float(v) for v in predicted.stdout.splitlines()[1:]])
+    truth = diabetes["y_test"]
+    assert last["test_mse"] == pytest.approx(mean_squared_error(truth, values), rel=1e-4)
+    assert last["test_mae"] == pytest.approx(mean_absolute_error(truth, values), rel=1e-4)
+    assert last["test_r2"] == pytest.approx(r2_score(truth, values), abs=1e-4)
+    assert last["test_mse"] > 100  # units of the targets (hundreds), not standardised ones

@@ -1,10 +1,7 @@
 """``numbamlp.fit``'s data keywords (issue 18): task, standardize, sample_weight,
-class_weight, and what the saved model records of them. The runs that need the regression head
-or the weighted Trainer skip until the model has them (``identity`` in network.HEADS)."""
+class_weight, and what the saved model records of them."""
 
 from __future__ import annotations
-
-import inspect
 
 import numpy as np
 import pytest
@@ -22,20 +19,6 @@ def _blobs(n=96, seed=0):
     y = rng.integers(0, 3, n)
     X = (rng.normal(size=(n, 4)) + 2 * np.eye(3, 4)[y]) * [1, 50, 0.1, 1] + [0, 200, 1, 0]
     return X, y
-
-
-def _needs_weights() -> None:
-    from numbamlp.training.trainer import Trainer
-
-    if "sample_weight" not in inspect.signature(Trainer).parameters:
-        pytest.skip("the weighted Trainer (S.2) is not in this build yet")
-
-
-def _needs_identity_head() -> None:
-    from numbamlp.model import network
-
-    if "identity" not in network.HEADS:
-        pytest.skip("the identity output head (regression) is not in this build yet")
 
 
 def test_arrays_are_standardised_by_default_and_recorded(tmp_path):
@@ -85,7 +68,6 @@ def test_class_weight_and_sample_weight_errors():
 def test_constant_weights_are_the_unweighted_run_bitwise():
     """S.2: all w_s = c ⇒ ω_s = B·c/(B·c) = 1 exactly ⇒ the unweighted run, bit for bit; the
     weights of class_weight "balanced" on balanced classes are 1 too."""
-    _needs_weights()
     X, y = _blobs(96)
     y = np.arange(96) % 3  # 32 rows per class: C.1 gives every row n/(M·n_k) = 1
     plain = numbamlp.fit(X, y, **FAST)
@@ -98,7 +80,6 @@ def test_constant_weights_are_the_unweighted_run_bitwise():
 
 
 def test_regression_from_arrays_predicts_in_the_targets_units(tmp_path):
-    _needs_identity_head()
     rng = np.random.default_rng(2)
     X = rng.normal(size=(120, 3)) * [1, 10, 100]
     Y = np.stack([X @ [1.0, 0.1, 0.01], X[:, 0] ** 2], axis=1) * 50 + 1000
