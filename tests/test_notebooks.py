@@ -49,6 +49,7 @@ def test_there_is_one_notebook_per_topic():
         "04-mnist",
         "05-performance",
         "06-errata",
+        "07-tables",
     ]
 
 
