@@ -16,7 +16,7 @@ import importlib
 import os
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 #: How long a waiting OpenMP thread spins before it sleeps (GNU libgomp, which Numba's ``omp``
 #: threading layer uses). The fused engine waits at two barriers per step, so when another
