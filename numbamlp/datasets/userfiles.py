@@ -509,9 +509,11 @@ def targets(data: LabelledFile) -> np.ndarray:
     return np.ascontiguousarray(np.stack([c.astype(np.float64) for c in columns], axis=1))
 
 
-def check_sample_weights(w: np.ndarray, n: int, what: str) -> np.ndarray:
+def check_sample_weights(
+    w: np.ndarray, n: int, what: str, describe_row: RowDescriber | None = None
+) -> np.ndarray:
     """Sample weights as float64 (n,): finite, non-negative, not all zero; else one clear
-    error naming the first bad one."""
+    error naming the first bad one (where ``describe_row`` says, e.g. a CSV's line)."""
     w = np.asarray(w)
     if w.ndim != 1 or w.shape[0] != n or w.dtype.kind not in "biuf":
         raise NumbamlpError(
@@ -522,8 +524,9 @@ def check_sample_weights(w: np.ndarray, n: int, what: str) -> np.ndarray:
     bad = np.flatnonzero(~np.isfinite(w) | (w < 0))
     if bad.size:
         i = int(bad[0])
+        where = f"row {i}" if describe_row is None else describe_row(i)
         raise NumbamlpError(
-            f"{what}: sample weight {w[i]} at row {i} is not a finite number ≥ 0; weights "
+            f"{what}: sample weight {w[i]} at {where} is not a finite number ≥ 0; weights "
             "must be finite and non-negative"
         )
     if n and not w.sum() > 0:
@@ -582,7 +585,7 @@ def read_labelled_file(
         )
     if data.weights is not None:
         where = f"{what}, column {_short(str(weight_column))}"
-        data.weights = check_sample_weights(data.weights, X.shape[0], where)
+        data.weights = check_sample_weights(data.weights, X.shape[0], where, data.describe_row)
     return data
 
 

@@ -252,7 +252,7 @@ def test_several_targets_and_task_regression_forced(diabetes, tmp_path):
 @pytest.mark.parametrize(
     "weights, fragment",
     [
-        ((-1, 1, 1), "sample weight -1.0 at row 0 is not a finite number ≥ 0"),
+        ((-1, 1, 1), "sample weight -1.0 at row 0 (line 2) is not a finite number ≥ 0"),
         ((0, 0, 0), "every sample weight is 0"),
         (("", 1, 1), "missing value '' at line 2, column 'w'"),
     ],

@@ -170,7 +170,7 @@ def test_sample_weight_column_is_not_a_feature(tmp_path):
 @pytest.mark.parametrize(
     "weights, message",
     [
-        ("-1,1", "sample weight -1.0 at row 0 is not a finite number ≥ 0"),
+        ("-1,1", "sample weight -1.0 at row 0 (line 2) is not a finite number ≥ 0"),
         ("0,0", "every sample weight is 0"),
     ],
 )
