@@ -27,7 +27,7 @@ def test_train_on_the_simulated_device_and_save(tmp_path):
     args = [
         "train", "--device", "cuda", "--train-file", tmp_path / "train.npz",
         "--test-file", tmp_path / "test.npz", "--hidden", "5", "--batch-size", "8",
-        "--epochs", "3", "--lr", "0.05", "--dtype", "float64", "--save", model,
+        "--epochs", "3", "--lr", "0.2", "--dtype", "float64", "--save", model,
     ]  # fmt: skip
     result = CliRunner().invoke(main, [str(a) for a in args])
     assert result.exit_code == 0, result.output
