@@ -47,6 +47,11 @@ else:
     _CLASSIFIER = (ClassifierMixin,)
     _REGRESSOR = (MultiOutputMixin, RegressorMixin)
 
+#: The dtypes the estimators take features in: float32 stays float32, anything else becomes
+#: float64. fit standardises them (Z.1) in float64 and only then rounds them to θ's dtype, and
+#: predict does the same, so both see the same numbers.
+FLOATS = (np.float64, np.float32)
+
 NEEDS_SKLEARN = (
     'numbamlp.{} needs scikit-learn: pip install "numbamlp[sklearn]" '
     "(or train with numbamlp.fit directly)"
@@ -236,10 +241,11 @@ class _MLP(*_BASES):  # type: ignore[misc]
         from numbamlp.datasets.inputscale import prepare_input
 
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=self.model_.dtype, order="C")
         record = getattr(self._result, "input", None)  # fit standardised the features (Z.1)
-        if record is None:
-            return X
+        if record is None or not record.standardized:
+            return validate_data(self, X, reset=False, dtype=self.model_.dtype, order="C")
+        # Z.1 on the features as given, as fit did (FLOATS): not first rounded to θ's dtype
+        X = validate_data(self, X, reset=False, dtype=FLOATS, order="C")
         return prepare_input(X, record, "X", dtype=self.model_.dtype)[0]
 
     def __sklearn_is_fitted__(self) -> bool:
@@ -395,7 +401,8 @@ class MLPClassifier(*_CLASSIFIER, _MLP):  # type: ignore[misc]
     def _data(self, X: Any, y: Any, reset: bool) -> tuple[np.ndarray, np.ndarray]:
         """(X, class indices) checked by scikit-learn's validation; a fit that keeps its
         classes (partial_fit, warm_start) takes only labels among them."""
-        X, y = validate_data(self, X, y, dtype=self._check_dtype(), order="C", reset=reset)
+        self._check_dtype()
+        X, y = validate_data(self, X, y, dtype=FLOATS, order="C", reset=reset)
         check_classification_targets(y)
         if reset and not (hasattr(self, "classes_") and not hasattr(self, "_result")):
             classes = np.unique(y)
@@ -442,11 +449,12 @@ class MLPRegressor(*_REGRESSOR, _MLP):  # type: ignore[misc]
         return self._partial_fit(X, y)
 
     def _data(self, X: Any, y: Any, reset: bool) -> tuple[np.ndarray, np.ndarray]:
+        self._check_dtype()
         X, y = validate_data(
             self,
             X,
             y,
-            dtype=self._check_dtype(),
+            dtype=FLOATS,
             order="C",
             reset=reset,
             multi_output=True,

@@ -96,7 +96,7 @@ def test_it_trains_the_network_numbamlp_fit_trains():
         random_state=3, alpha=1e-3, activation="logistic",
     ).fit(X, y)  # fmt: skip
     result = fit(
-        X.astype(np.float32), np.unique(y, return_inverse=True)[1], hidden=[5], lr=0.02,
+        X, np.unique(y, return_inverse=True)[1], hidden=[5], lr=0.02,
         max_epochs=4, batch_size=16, seed=3, weight_decay=1e-3, activation="sigmoid", verbose=0,
     )  # fmt: skip
     np.testing.assert_array_equal(clf.model_.params.theta, result.model.params.theta)
