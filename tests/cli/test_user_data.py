@@ -329,3 +329,24 @@ def test_a_regression_logs_and_records_mse_mae_and_r2_in_the_targets_units(diabe
     assert last["test_mae"] == pytest.approx(mean_absolute_error(truth, values), rel=1e-4)
     assert last["test_r2"] == pytest.approx(r2_score(truth, values), abs=1e-4)
     assert last["test_mse"] > 100  # units of the targets (hundreds), not standardised ones
+
+
+def test_predict_standardises_the_features_as_training_did(tmp_path):
+    """Z.1 in float64 on the features as read, then θ's dtype: predict feeds the network the
+    very numbers training made of the same rows, even for a narrow feature (3 ± 0.01) that
+    rounding to float32 first would shift by ~1e-5 of its spread."""
+    rng = np.random.default_rng(0)
+    y = np.arange(60) % 2
+    X = np.column_stack([3 + 0.01 * rng.normal(size=60) + 0.01 * y, rng.normal(size=60) + y])
+    data = write_csv(tmp_path / "t.csv", X, ["narrow", "wide"], {"label": list(y)})
+    model, out = tmp_path / "m.npz", tmp_path / "p.npz"
+    trained = run("train", "--train-file", data, "--test-file", data, "--epochs", "5",
+                  "--save", model, "-q")  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    predicted = run("predict", "--model", model, "--input", data, "--proba", "--output", out)
+    assert predicted.exit_code == 0, predicted.output
+    loaded = load_model(model)
+    features = loaded.input.standardise(X, 1.0, loaded.model.dtype)  # what training made
+    expected = loaded.model.predict_proba(features)
+    with np.load(out) as written:
+        np.testing.assert_array_equal(written["probabilities"], expected)
