@@ -348,3 +348,19 @@ def test_without_onnx_the_error_names_the_extra(model_file, tmp_path, monkeypatc
 
 def test_numbamlp_export_onnx_is_the_library_function():
     assert numbamlp.export_onnx is export_onnx
+
+
+def test_serving_md_s_five_lines(tmp_path, monkeypatch):
+    """docs/serving.md's "In five lines", run as written on an exported γ̃ model."""
+    page = (Path(__file__).resolve().parents[2] / "docs" / "serving.md").read_text()
+    start = page.index("import json, numpy as np, onnxruntime as ort\n")
+    snippet = page[start : page.index("```", start)]
+    assert len([line for line in snippet.splitlines() if line.strip()]) == 5
+    model = _model((4, 3), ("leaky_relu", "softplus"), "modified-softmax")
+    export_onnx(tmp_path / "model.onnx", model, {"class_names": ["ant", "bee", "cat", "dog"]})
+    monkeypatch.chdir(tmp_path)
+    X = _inputs()
+    scope = {"X": X}
+    exec(snippet, scope)
+    assert scope["predicted"] == [["ant", "bee", "cat", "dog"][k] for k in model.predict(X)]
+    np.testing.assert_allclose(scope["probabilities"], model.predict_proba(X), atol=1e-6)
