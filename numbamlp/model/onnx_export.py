@@ -254,6 +254,11 @@ def _activation_nodes(
 def _input_features(model: MLP, record: Any) -> str:
     """What the graph's input takes, in words (metadata ``input_features``)."""
     d, dtype = model.architecture.sizes[0], model.dtype
+    if not record.known:
+        return (
+            f"the features the network was trained on (n, {d}) as {dtype}: the model file "
+            "records no training data, so scale them as the training data was"
+        )
     if record.integer:
         top = np.iinfo(record.dtype).max
         what = f"{record.dtype} pixel values 0..{top} (n, {d}) as {dtype}"
