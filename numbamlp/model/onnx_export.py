@@ -153,48 +153,11 @@ def onnx_model(model: MLP, metadata: dict[str, Any] | None = None) -> Any:
             name = arch.activations[k - 1]
             nodes += _activation_nodes(name, z, h, k, model.dtype, initializers, helper)
             tags += ["F.2", ONNX_ACTIVATIONS[name][2]]
-    outputs: list[Any]
-    M = arch.n_classes
-    if regression:
-        tags.append("F.5")
-        if target is not None and target.mean is not None:
-            tags.append("Z.2")
-        outputs = [helper.make_tensor_value_info(VALUES, elem, ["n", M])]
+    if regression:  # (F.5) the last Gemm's output is the graph's: values (n, T)
+        tags += ["F.5", "Z.2"] if target is not None and target.mean is not None else ["F.5"]
+        outputs = [helper.make_tensor_value_info(VALUES, elem, ["n", arch.n_classes])]
     else:
-        logits = f"z{L}"
-        if arch.head == "modified-softmax":
-            initializers += [
-                numpy_helper.from_array(np.array([0, 0, 0, 1], np.int64), "pad_reference"),
-                numpy_helper.from_array(np.zeros((), model.dtype), "reference_logit"),
-            ]
-            nodes.append(
-                helper.make_node(
-                    "Pad", [logits, "pad_reference", "reference_logit"], ["logits"],
-                    name="reference_class", mode="constant",
-                    doc_string=f"(F.4) γ̃: append class {M}'s logit 0 to the {M - 1} logits",
-                )
-            )  # fmt: skip
-            logits = "logits"
-            tags.append("F.4")
-        else:
-            tags.append("F.3")
-        nodes.append(
-            helper.make_node(
-                "Softmax", [logits], [PROBABILITIES], name="softmax", axis=1,
-                doc_string="(F.3) f_{s,i} = e^{z_{s,i}} / Σ_j e^{z_{s,j}}",
-            )
-        )  # fmt: skip
-        nodes.append(
-            helper.make_node(
-                "ArgMax", [PROBABILITIES], [LABEL], name="onecold", axis=1, keepdims=0,
-                doc_string="(P.1) ŷ_s = argmax_k f_{s,k} (the first of equal maxima)",
-            )
-        )  # fmt: skip
-        tags.append("P.1")
-        outputs = [
-            helper.make_tensor_value_info(PROBABILITIES, elem, ["n", M]),
-            helper.make_tensor_value_info(LABEL, onnx.TensorProto.INT64, ["n"]),
-        ]
+        outputs = _classification_head(arch, f"z{L}", model.dtype, nodes, initializers, tags)
     graph = helper.make_graph(
         nodes,
         "numbamlp_mlp",
@@ -214,6 +177,51 @@ def onnx_model(model: MLP, metadata: dict[str, Any] | None = None) -> Any:
     helper.set_model_props(proto, onnx_metadata(model, metadata, tags))
     onnx.checker.check_model(proto, full_check=True)
     return proto
+
+
+def _classification_head(
+    arch: Any, logits: str, dtype: np.dtype, nodes: list, initializers: list, tags: list
+) -> list:
+    """Append the head's nodes to ``nodes`` — γ̃'s reference logit (F.4), Softmax (F.3),
+    ArgMax (P.1) — and return the graph outputs probabilities (n, M) and label (n,)."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    M = arch.n_classes
+    if arch.head == "modified-softmax":
+        initializers += [
+            numpy_helper.from_array(np.array([0, 0, 0, 1], np.int64), "pad_reference"),
+            numpy_helper.from_array(np.zeros((), dtype), "reference_logit"),
+        ]
+        nodes.append(
+            helper.make_node(
+                "Pad", [logits, "pad_reference", "reference_logit"], ["logits"],
+                name="reference_class", mode="constant",
+                doc_string=f"(F.4) γ̃: class {M}'s logit 0 appended to the {M - 1} logits",
+            )
+        )  # fmt: skip
+        logits = "logits"
+        tags.append("F.4")
+        softmax = "(F.4) f_{s,i} = e^{z_{s,i}} / (1 + Σ_{j<M} e^{z_{s,j}}), with z_{s,M} = 0"
+    else:
+        tags.append("F.3")
+        softmax = "(F.3) f_{s,i} = e^{z_{s,i}} / Σ_j e^{z_{s,j}}"
+    nodes.append(
+        helper.make_node("Softmax", [logits], [PROBABILITIES], name="softmax", axis=1,
+                         doc_string=softmax)
+    )  # fmt: skip
+    nodes.append(
+        helper.make_node(
+            "ArgMax", [PROBABILITIES], [LABEL], name="onecold", axis=1, keepdims=0,
+            doc_string="(P.1) ŷ_s = argmax_k f_{s,k} (the first of equal maxima)",
+        )
+    )  # fmt: skip
+    tags.append("P.1")
+    elem = helper.np_dtype_to_tensor_dtype(dtype)
+    return [
+        helper.make_tensor_value_info(PROBABILITIES, elem, ["n", M]),
+        helper.make_tensor_value_info(LABEL, onnx.TensorProto.INT64, ["n"]),
+    ]
 
 
 def _activation_nodes(
