@@ -327,6 +327,29 @@ def test_command_writes_the_graph(model_file, tmp_path):
     assert json.loads(meta["class_names"]) == list("wxyz")
 
 
+def test_a_full_disk_leaves_the_previous_file(model_file, tmp_path, monkeypatch):
+    """The graph is written atomically: a write that fails is one error line, and the file
+    that was there is unchanged, with no partial file beside it."""
+    import errno
+    import os
+
+    from numbamlp.datasets import atomic
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(atomic.os, "fsync", full)
+    out = tmp_path / "m.onnx"
+    out.write_bytes(b"an older export")
+    one_error_line(
+        run("export", "--model", model_file, "--format", "onnx", "--output", out),
+        "No space left on device",
+        "unchanged",
+    )
+    assert out.read_bytes() == b"an older export"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
 def test_an_onnx_suffix_chooses_the_format(model_file, tmp_path):
     result = run("export", "--model", model_file, "--output", tmp_path / "m.onnx")
     assert result.exit_code == 0, result.output
