@@ -51,6 +51,7 @@ _EXPORTS = {
     "MLPClassifier": "numbamlp.estimator",
     "MLPRegressor": "numbamlp.estimator",
     "export_safetensors": "numbamlp.model.export",
+    "export_onnx": "numbamlp.model.onnx_export",
     "NumbamlpError": "numbamlp.errors",
 }
 __all__ = [  # the same names, spelt out for linters (tests/test_api.py checks they agree)
@@ -75,6 +76,7 @@ __all__ = [  # the same names, spelt out for linters (tests/test_api.py checks t
     "MLPClassifier",
     "MLPRegressor",
     "export_safetensors",
+    "export_onnx",
     "NumbamlpError",
 ]
 
@@ -85,6 +87,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ im
     from numbamlp.model.export import export_safetensors
     from numbamlp.model.mlp import MLP
     from numbamlp.model.modelio import load_model, save_model
+    from numbamlp.model.onnx_export import export_onnx
     from numbamlp.training.callbacks import Callback, Run
     from numbamlp.training.fit import fit, train
     from numbamlp.training.randomness import generators

@@ -35,7 +35,7 @@ def test_import_numbamlp_loads_no_numba_and_names_load_on_use():
 def test_every_exported_name_is_the_module_s_own():
     from numbamlp import errors, estimator
     from numbamlp.datasets import loaders as datasets
-    from numbamlp.model import export, modelio
+    from numbamlp.model import export, modelio, onnx_export
     from numbamlp.model import mlp as model
     from numbamlp.training import callbacks, runner
     from numbamlp.training import fit as fitting
@@ -49,6 +49,7 @@ def test_every_exported_name_is_the_module_s_own():
     assert numbamlp.save_model is modelio.save_model
     assert numbamlp.MLPClassifier is estimator.MLPClassifier
     assert numbamlp.export_safetensors is export.export_safetensors
+    assert numbamlp.export_onnx is onnx_export.export_onnx
     assert numbamlp.NumbamlpError is errors.NumbamlpError
     assert set(numbamlp.__all__) == {"__version__", *numbamlp._EXPORTS}
     for name in numbamlp.__all__:
@@ -183,4 +184,4 @@ def test_export_help_loads_no_numba():
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
-    assert "--format [safetensors]" in out.stdout and out.stderr.strip() == "False"
+    assert "--format [safetensors|onnx]" in out.stdout and out.stderr.strip() == "False"

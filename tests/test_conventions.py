@@ -95,6 +95,10 @@ def test_the_command_line_s_choices_are_the_registries():
     from numbamlp.datasets import userfiles
 
     assert userfiles.TASKS == runconfig.TASKS == _choices("task")
+    from numbamlp.model import export
+
+    (fmt,) = [p for p in cli.export_model.params if p.name == "export_format"]
+    assert export.EXPORT_FORMATS == runconfig.EXPORT_FORMATS == tuple(fmt.type.choices)
 
 
 # --- the layers: imports point one way ---------------------------------------------------------

@@ -16,7 +16,7 @@ from numbamlp.cli.options import (
 from numbamlp.errors import NumbamlpError
 
 # The choices are the registries' names (tests/test_conventions.py checks it).
-from numbamlp.training.config import DATASETS
+from numbamlp.training.config import DATASETS, EXPORT_FORMATS
 
 
 @click.command()
@@ -274,11 +274,13 @@ def prediction_format(path: str, proba: bool) -> str:
 @click.option(
     "--format",
     "export_format",
-    type=click.Choice(("safetensors",)),
-    default="safetensors",
-    show_default=True,
+    type=click.Choice(EXPORT_FORMATS),
+    default=None,
     help="safetensors: tensors named as a PyTorch nn.Sequential of Linear and activation "
-    'modules ("0.weight", "0.bias", "2.weight", …), W^k of shape (d_k, d_{k-1}).',
+    'modules ("0.weight", "0.bias", "2.weight", …), W^k of shape (d_k, d_{k-1}); onnx: the '
+    "network as an ONNX graph (Gemm, the activations, Softmax) that takes the raw features "
+    "and outputs probabilities and label, or a regressor's values [default: onnx for an "
+    "--output ending .onnx, else safetensors].",
 )
 @click.option(
     "--output",
@@ -287,18 +289,34 @@ def prediction_format(path: str, proba: bool) -> str:
     type=click.Path(dir_okay=False),
     help="The file to write (atomically; an existing file is replaced only when complete).",
 )
-def export_model(model_path: str, export_format: str, output_path: str) -> None:
-    """Write a saved model's weights for other frameworks (needs numbamlp[export])."""
+def export_model(model_path: str, export_format: str | None, output_path: str) -> None:
+    """Write a saved model for other frameworks: its weights as safetensors (needs
+    numbamlp[export]) or the network as an ONNX graph (needs numbamlp[onnx])."""
     check_writable(output_path, "output_path")
     from numbamlp.datasets.paths import check_distinct_paths
 
     check_distinct_paths({"output_path": output_path}, [("model_path", model_path)])
-    from numbamlp.model.export import export_safetensors
     from numbamlp.model.modelio import load_model
 
+    if export_format is None:
+        export_format = "onnx" if Path(output_path).suffix.lower() == ".onnx" else "safetensors"
     loaded = load_model(model_path)
-    export_safetensors(output_path, loaded.model, loaded.metadata)
     arch = loaded.model.architecture
+    if export_format == "onnx":
+        from numbamlp.model.onnx_export import export_onnx
+
+        export_onnx(output_path, loaded.model, loaded.metadata)
+        outputs = "values" if arch.head == "identity" else "probabilities and label"
+        click.echo(
+            f"wrote an ONNX graph ({arch.L} Gemm layers, {arch.n_parameters:,} parameters, "
+            f"{loaded.model.dtype}; input features (n, {arch.sizes[0]}), outputs {outputs}) "
+            f"to {output_path}",
+            err=True,
+        )
+        return
+    from numbamlp.model.export import export_safetensors
+
+    export_safetensors(output_path, loaded.model, loaded.metadata)
     click.echo(
         f"wrote {2 * arch.L} tensors ({arch.n_parameters:,} parameters, {loaded.model.dtype}) "
         f"to {output_path}",

@@ -46,6 +46,9 @@ from numbamlp.datasets.inputscale import record_from_metadata, target_from_metad
 from numbamlp.errors import NumbamlpError
 from numbamlp.model.mlp import MLP
 
+#: The formats `numbamlp export` writes: safetensors (here) and ONNX (onnx_export.py).
+EXPORT_FORMATS = ("safetensors", "onnx")
+
 FORMAT = "numbamlp-safetensors"
 FORMAT_VERSION = 1
 NEEDS_SAFETENSORS = (
@@ -80,27 +83,56 @@ def safetensors_tensors(
 ) -> dict[str, np.ndarray]:
     """W^k and b^k of every layer under their nn.Sequential names, as contiguous copies; with
     Z.1 (Z.2) of the model file's ``metadata`` folded into the first (last) layer."""
-    params, tensors = model.params, {}
+    tensors = {}
+    for k, (W, b) in enumerate(folded_layers(model, metadata), start=1):
+        tensors[tensor_name(k, "weight")], tensors[tensor_name(k, "bias")] = W, b
+    return tensors
+
+
+def folded_layers(
+    model: MLP,
+    metadata: dict[str, Any] | None = None,
+    fold_scale: bool = False,
+    first_dtype: Any = None,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(W^k, b^k) for k = 1..L as contiguous copies in the model's dtype (layer 1 in
+    ``first_dtype`` when given), with the model file's Z.1 folded into layer 1 and its Z.2 into
+    layer L (computed in float64). Z.1 brings the record's input scale s with it; ``fold_scale``
+    folds s even without Z.1 (W¹' = s W¹), so that layer 1 takes the raw features (pixels 0..255
+    rather than pixels/255)."""
+    params = model.params
     L = model.architecture.L
-    for k in range(1, L + 1):
-        tensors[tensor_name(k, "weight")] = np.ascontiguousarray(params.W[k]).copy()
-        tensors[tensor_name(k, "bias")] = np.ascontiguousarray(params.b[k]).copy()
+    dtypes = [model.dtype if first_dtype is None or k > 1 else np.dtype(first_dtype)
+              for k in range(1, L + 1)]  # fmt: skip
+    layers = [
+        (params.W[k].astype(dtypes[k - 1]), params.b[k].astype(dtypes[k - 1]))
+        for k in range(1, L + 1)
+    ]
     record = _input_record(metadata)
     if record is not None and record.standardized:
         mu, sigma = np.asarray(record.mean), np.asarray(record.std)
         W, b = params.W[1].astype(np.float64), params.b[1].astype(np.float64)
         # F.1 of x̃ = (x·s − μ)/σ (Z.1): Σ_j W_ij (x_j s − μ_j)/σ_j + b_i
-        tensors[tensor_name(1, "weight")] = (W * (record.scale / sigma)).astype(model.dtype)
-        tensors[tensor_name(1, "bias")] = (b - W @ (mu / sigma)).astype(model.dtype)
+        layers[0] = (
+            (W * (record.scale / sigma)).astype(dtypes[0]),
+            (b - W @ (mu / sigma)).astype(dtypes[0]),
+        )
+    elif fold_scale:
+        scale = record_from_metadata(metadata or {}).scale
+        if scale != 1.0:
+            # F.1 of x = X_raw · s: Σ_j (s W_ij) X_raw_j + b_i
+            W = params.W[1].astype(np.float64)
+            layers[0] = ((W * scale).astype(dtypes[0]), layers[0][1])
     target = target_from_metadata(metadata or {})
     if target is not None and target.mean is not None and target.std is not None:
         mu_y, sigma_y = np.asarray(target.mean), np.asarray(target.std)
-        W = tensors[tensor_name(L, "weight")].astype(np.float64)
-        b = tensors[tensor_name(L, "bias")].astype(np.float64)
+        W, b = layers[L - 1][0].astype(np.float64), layers[L - 1][1].astype(np.float64)
         # (Z.2) ŷ = μ^y + σ^y f, f = W^L h + b^L
-        tensors[tensor_name(L, "weight")] = (sigma_y[:, None] * W).astype(model.dtype)
-        tensors[tensor_name(L, "bias")] = (sigma_y * b + mu_y).astype(model.dtype)
-    return tensors
+        layers[L - 1] = (
+            (sigma_y[:, None] * W).astype(dtypes[L - 1]),
+            (sigma_y * b + mu_y).astype(dtypes[L - 1]),
+        )
+    return layers
 
 
 def _input_record(metadata: dict[str, Any] | None) -> Any:

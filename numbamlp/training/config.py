@@ -36,6 +36,7 @@ SAMPLINGS = ("shuffle", "iid")
 ENGINES = ("fused", "kernels")
 DEVICES = ("cpu", "cuda")
 DTYPES = ("float32", "float64")
+EXPORT_FORMATS = ("safetensors", "onnx")  # numbamlp export --format (model/export.py)
 
 #: The length and batch size of a run on a built-in image set that gives neither (MMiDS §7.3's).
 BUILTIN_EPOCHS = 20

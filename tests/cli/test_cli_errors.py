@@ -66,7 +66,7 @@ BAD = [
     (("predict", "--model", M, "--input", M, "--proba=1"), "--proba: does not take a value"),
     (("predict", "--model", M, "--input", M, "--threads", "0"), "--threads: 0 is not in the"),
     (("export", "--model", M), "--output: missing; give --output FILE"),
-    (("export", "--model", M, "--format", "onnx", "--output", "w"), "--format: 'onnx' is not"),
+    (("export", "--model", M, "--format", "torch", "--output", "w"), "--format: 'torch' is not"),
     (
         ("export", "--model", M, "--output", M),
         "--output {root}/model.npz is the same file as --model",

@@ -128,8 +128,8 @@ def test_bad_outputs_are_refused(model_file, tmp_path):
     )
     assert model_file.read_bytes() == before
     one_error_line(
-        run("export", "--model", model_file, "--format", "onnx", "--output", tmp_path / "w"),
-        "'onnx' is not 'safetensors'",
+        run("export", "--model", model_file, "--format", "torch", "--output", tmp_path / "w"),
+        "'torch' is not one of 'safetensors', 'onnx'",
     )
 
 
