@@ -3,18 +3,20 @@ ONNX runtime) without numbamlp.
 
 The graph (``format`` "numbamlp-onnx", version 1; opset 17, IR version 8), for layers k = 1..L:
 
-* input ``features``, shape (n, d_0), in the model's dtype (float32; float64 for a float64
-  model): the features **as the training data had them** — the columns of your CSV/NPZ file,
+* input ``features``, shape (n, d_0), float64 for every model (a float32 model without Z.1
+  casts it to float32 first, as ``numbamlp predict`` rounds its input): the features **as the
+  training data had them** — the columns of your CSV/NPZ file,
   or an image set's pixel values 0..255, as ``X.astype(numpy.float32)``. Nothing is to be
   scaled or standardised first: the record's input scale s (1/255 for pixels) and Z.1's μ and σ
   are folded into the first Gemm, W¹'_{ij} = W¹_{ij}·s/σ_j, b¹'_i = b¹_i − Σ_j W¹_{ij} μ_j/σ_j
   (export.folded_layers, computed in float64). This is the input ``numbamlp predict`` and the
-  estimators' ``predict`` take, rounded to the model's dtype as they round it.
-* with Z.1 folded into a float32 model, the first layer computes in float64: a ``Cast`` of the
-  features, the Gemm with W¹' and b¹' stored in float64, a ``Cast`` of z¹ back to float32.
-  numbamlp standardises in float64 too; in float32, b¹' − W¹'x would lose the digits that
-  Z.1 divides by σ (a feature 3 ± 0.01: x/σ ≈ 300, rounded to 2·10⁻⁵). Every other layer, and
-  the first when nothing or only the scale is folded, computes in the model's dtype.
+  estimators' ``predict`` take.
+* with Z.1 folded into a float32 model, the features come in float64 and the first layer
+  computes in float64: the Gemm with W¹' and b¹' stored in float64, then a ``Cast`` of z¹ to
+  float32. numbamlp standardises the features in float64, as read, before rounding to θ's
+  dtype; in float32, b¹' − W¹'x would lose the digits that Z.1 divides by σ (a feature
+  3 ± 0.01: x/σ ≈ 300, rounded to 2·10⁻⁵). Every other layer, and the first when nothing or
+  only the scale is folded, computes in the model's dtype.
 * one ``Gemm`` per layer (F.1, z^k = h^{k−1} W^kᵀ + b^k: ``transB=1``, so W^k is stored as numbamlp
   holds it, (d_k, d_{k−1})), then for k < L the activation φ_k (F.2): ``Sigmoid`` (A.1), ``Tanh``
   (A.2), ``Relu`` (A.3), ``LeakyRelu`` with alpha 0.01 (A.4), ``Softplus`` (A.5), ``Identity``
@@ -112,13 +114,13 @@ def onnx_model(model: MLP, metadata: dict[str, Any] | None = None) -> Any:
     regression = arch.head == "identity"
     if record.standardized:
         tags.append("Z.1")
-    h = INPUT
-    if wide:
-        h = f"{INPUT}_float64"
+    h = INPUT  # float64: a standardised model's first layer takes it as it is (Z.1 in float64)
+    if not wide and model.dtype != np.float64:
+        h = f"{INPUT}_{model.dtype}"
         nodes.append(
             helper.make_node(
-                "Cast", [INPUT], [h], name="features_cast", to=onnx.TensorProto.DOUBLE,
-                doc_string="(Z.1) the features in float64, as numbamlp standardises them",
+                "Cast", [INPUT], [h], name="features_cast", to=elem,
+                doc_string=f"(F.1) h^0 = x, rounded to the model's dtype, {model.dtype}",
             )
         )  # fmt: skip
     for k, (W, b) in enumerate(layers, start=1):
@@ -161,7 +163,7 @@ def onnx_model(model: MLP, metadata: dict[str, Any] | None = None) -> Any:
     graph = helper.make_graph(
         nodes,
         "numbamlp_mlp",
-        [helper.make_tensor_value_info(INPUT, elem, ["n", arch.sizes[0]])],
+        [helper.make_tensor_value_info(INPUT, onnx.TensorProto.DOUBLE, ["n", arch.sizes[0]])],
         outputs,
         initializer=initializers,
         doc_string=repr(model),
@@ -264,14 +266,14 @@ def _input_features(model: MLP, record: Any) -> str:
     d, dtype = model.architecture.sizes[0], model.dtype
     if not record.known:
         return (
-            f"the features the network was trained on (n, {d}) as {dtype}: the model file "
+            f"the features the network was trained on (n, {d}) as float64: the model file "
             "records no training data, so scale them as the training data was"
         )
     if record.integer:
         top = np.iinfo(record.dtype).max
-        what = f"{record.dtype} pixel values 0..{top} (n, {d}) as {dtype}"
+        what = f"{record.dtype} pixel values 0..{top} (n, {d}) as float64"
     else:
-        what = f"the training data's features (n, {d}) as they are, as {dtype}"
+        what = f"the training data's features (n, {d}) as they are, as float64"
     folded = []
     if record.scale != 1.0:
         folded.append(f"the scale {record.scale:.6g}")
@@ -280,7 +282,7 @@ def _input_features(model: MLP, record: Any) -> str:
     if folded:
         what += f"; {' and '.join(folded)} folded into the first Gemm"
     if record.standardized and dtype != np.float64:
-        what += ", which computes in float64"
+        what += f", which computes in float64 (the layers after it in {dtype})"
     return what
 
 

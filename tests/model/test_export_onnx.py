@@ -75,7 +75,9 @@ def _predict_inputs(loaded, X: np.ndarray) -> tuple[np.ndarray, float]:
 def _run(source, X: np.ndarray) -> dict[str, np.ndarray]:
     session = _session(source)
     names = [o.name for o in session.get_outputs()]
-    return dict(zip(names, session.run(None, {"features": X}), strict=True))
+    # every graph takes float64 features (a float32 model casts them, as predict rounds them)
+    features = np.asarray(X, dtype=np.float64)
+    return dict(zip(names, session.run(None, {"features": features}), strict=True))
 
 
 # --- the graph in ONNX Runtime equals predict -------------------------------------------------
@@ -134,7 +136,7 @@ def test_the_graph_is_gemm_activation_softmax_argmax_with_w_k_as_numbamlp_holds_
     proto = onnx_model(model, {"class_names": list("abcd"), "dataset": "iris", "seed": 1})
     graph = proto.graph
     assert [n.op_type for n in graph.node] == [
-        "Gemm", "Tanh", "Gemm", "Relu", "Gemm", "Pad", "Softmax", "ArgMax",
+        "Cast", "Gemm", "Tanh", "Gemm", "Relu", "Gemm", "Pad", "Softmax", "ArgMax",
     ]  # fmt: skip
     for node in graph.node:
         assert node.doc_string.startswith("(")  # its equation's tag
@@ -153,7 +155,7 @@ def test_the_graph_is_gemm_activation_softmax_argmax_with_w_k_as_numbamlp_holds_
     assert [o.name for o in graph.output] == ["probabilities", "label"]
     shape = [d.dim_param or d.dim_value for d in graph.input[0].type.tensor_type.shape.dim]
     assert shape == ["n", 5]
-    assert graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.DOUBLE
     assert proto.opset_import[0].version == 17 and proto.producer_name == "numbamlp"
     meta = _meta(proto)
     assert meta["format"] == "numbamlp-onnx" and meta["format_version"] == "1"
@@ -203,14 +205,15 @@ def test_a_standardised_classifier_takes_the_raw_features(tmp_path):
     loaded = load_model(tmp_path / "m.npz")
     assert loaded.input.standardized
     export_onnx(tmp_path / "m.onnx", loaded.model, loaded.metadata)
-    out = _run(tmp_path / "m.onnx", X.astype(np.float32))
+    out = _run(tmp_path / "m.onnx", X)  # float64: a standardised model's input
     X_tilde, scale = _predict_inputs(loaded, X)
     np.testing.assert_array_equal(out["label"], loaded.model.predict(X_tilde, scale))
     np.testing.assert_allclose(
         out["probabilities"], loaded.model.predict_proba(X_tilde, scale), rtol=0, atol=1e-6
     )
     graph = onnx.load(tmp_path / "m.onnx").graph  # layer 1 in float64, then float32
-    assert [n.op_type for n in graph.node][:4] == ["Cast", "Gemm", "Cast", "Sigmoid"]
+    assert [n.op_type for n in graph.node][:3] == ["Gemm", "Cast", "Sigmoid"]
+    assert graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.DOUBLE
     W = _initializers(tmp_path / "m.onnx")
     assert W["W1"].dtype == W["b1"].dtype == np.float64 and W["W2"].dtype == np.float32
     meta = _meta(tmp_path / "m.onnx")
@@ -231,7 +234,7 @@ def test_the_graph_gives_what_the_predict_command_writes(tmp_path):
     result = run("export", "--model", tmp_path / "m.npz", "--output", tmp_path / "m.onnx")
     assert result.exit_code == 0, result.output
     predicted = np.load(tmp_path / "p.npz")
-    out = _run(tmp_path / "m.onnx", X.astype(np.float32))
+    out = _run(tmp_path / "m.onnx", X)
     np.testing.assert_array_equal(out["label"], predicted["classes"])
     np.testing.assert_allclose(out["probabilities"], predicted["probabilities"], atol=1e-6)
     names = json.loads(_meta(tmp_path / "m.onnx")["class_names"])
@@ -249,7 +252,7 @@ def test_a_standardised_regressor_gives_values_in_the_targets_units(tmp_path, hi
     loaded = load_model(tmp_path / "m.npz")
     assert loaded.target is not None and loaded.target.mean is not None
     export_onnx(tmp_path / "m.onnx", loaded.model, loaded.metadata)
-    out = _run(tmp_path / "m.onnx", X.astype(np.float32))
+    out = _run(tmp_path / "m.onnx", X)
     X_tilde, scale = _predict_inputs(loaded, X)
     expected = loaded.target.restore(loaded.model.predict(X_tilde, scale))  # Z.2 inverted
     for t, sigma in enumerate(loaded.target.std):  # 1e-5 of the value, or of σ^y near 0
@@ -296,7 +299,7 @@ def test_an_mnist_model_takes_the_pixels_0_to_255(tmp_path):
     )
     meta = _meta(tmp_path / "m.onnx")
     assert meta["input_features"] == (
-        "uint8 pixel values 0..255 (n, 784) as float32; the scale 0.00392157 folded into the "
+        "uint8 pixel values 0..255 (n, 784) as float64; the scale 0.00392157 folded into the "
         "first Gemm"
     )
 
