@@ -532,6 +532,7 @@ def test_run_steps_allocates_nothing():
     tail += (plan.cuts,)
     tail += (plan.sample_block, plan.flush_subnormals)
     tail += (np.zeros(len(sizes), np.int64), plan.correct)  # batch_correct, correct
+    tail += (plan.drop_key, plan.drop_thresholds, plan.drop_scales)  # no dropout
 
     def run(count: int) -> tuple[int, int, int]:
         gc.collect()
