@@ -763,6 +763,7 @@ def _model_and_trainer(
     """The network (new, given, or the checkpoint's), its trainer (put where the checkpoint
     stood, or where ``previous``, a run to continue, ended), and the history so far."""
     from numbamlp.model.mlp import MLP
+    from numbamlp.training.randomness import dropout_seed
     from numbamlp.training.trainer import TrainConfig
 
     config, resume = plan.config, plan.resume
@@ -783,6 +784,8 @@ def _model_and_trainer(
         sampling=config.sampling,
         engine=config.engine,
         weight_decay=config.weight_decay or 0.0,  # settled by then (RunPlan.settle)
+        dropout=config.dropout,
+        dropout_seed=dropout_seed(config.seed),
         optimizer_options=config.optimizer_options(),
     )
     scale = data.feature_scale
@@ -876,6 +879,8 @@ def _announce(session: Session, n_threads: int) -> None:
         f"samples ({data.source})"
     )
     decay = f", weight decay {config.weight_decay:g}" if config.weight_decay else ""
+    if config.dropout:
+        decay += ", dropout " + ",".join(f"{p:g}" for p in config.dropout)
     session.log(
         f"optimizer: {config.optimizer} {trainer.optimizer.hyper}{decay}, "
         f"schedule {config.schedule}, sampling {config.sampling}, batch "
