@@ -88,6 +88,7 @@ for inputs, expected in kat:
 # $x \ge \lceil p_m 2^{32}\rceil$. **(D.1)** Its mean is $1 - p_m$ (within a binomial bound),
 # and it is a pure function: the same integers give the same mask, in any batch order.
 
+
 # %%
 def mask(rate, rows, layer=1, step=1, seed=0, units=64):
     r = np.zeros((len(rows), units), np.uint8)
@@ -238,16 +239,18 @@ for rate in (0.0, 0.5):
 
 # %%
 e = np.arange(1, epochs + 1)
-fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.2))
-for rate, style in ((0.0, "-"), (0.5, "--")):
+fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(12, 3.2))
+for rate, colour in ((0.0, "C0"), (0.5, "C1")):
     c = curves[rate]
-    ax1.plot(e, c[:, 0], style, label=f"train, p = {rate}")
-    ax1.plot(e, c[:, 1], style, label=f"test, p = {rate}")
-    ax2.plot(e, c[:, 2], style, label=f"p = {rate}")
-ax1.set(xlabel="epoch", ylabel="mean cross-entropy (L.1), no mask", yscale="log",
-        title=f"784-{hidden}-10 on {n_train} MNIST images")  # fmt: skip
-ax1.legend()
-ax2.set(xlabel="epoch", ylabel="test accuracy", title="test accuracy")
-ax2.legend()
+    ax1.plot(e, c[:, 0], color=colour, label=f"p = {rate}")
+    ax2.plot(e, c[:, 1], color=colour, label=f"p = {rate}")
+    ax3.plot(e, c[:, 2], color=colour, label=f"p = {rate}")
+ax1.set(xlabel="epoch", ylabel="mean cross-entropy (L.1)", yscale="log",
+        title=f"train loss, 784-{hidden}-10, {n_train} images")  # fmt: skip
+ax2.set(xlabel="epoch", ylabel="mean cross-entropy (L.1)",
+        title=f"test loss ({y_test.shape[0]} images)")  # fmt: skip
+ax3.set(xlabel="epoch", ylabel="accuracy", title="test accuracy")
+for ax in (ax1, ax2, ax3):
+    ax.legend()
 fig.tight_layout()
 plt.show()

@@ -109,7 +109,8 @@ def dropout_delta_row(delta, s, sample, layer, step, k0, k1, threshold, scale):
             j = 4 * q + w
             # (D.1) r^m_{s,j} = 1[u(seed, p, i_s, m, j) ≥ p_m]
             if words[w] >= threshold:
-                # (D.3) δ^m_{s,j} = (Σ_i W^{m+1}_{ij} δ^{m+1}_{s,i}) · r^m_{s,j}/(1 − p_m) · φ′_m(z^m_{s,j})
+                # (D.3) δ^m_{s,j} = (Σ_i W^{m+1}_{ij} δ^{m+1}_{s,i})
+                #       · r^m_{s,j}/(1 − p_m) · φ′_m(z^m_{s,j})
                 delta[s, j] = delta[s, j] * scale
             else:
                 delta[s, j] = 0.0
@@ -168,7 +169,8 @@ def dropout_forward(h, indices, layer, step, key, threshold, scale):
     """(D.2) h̃^m = h^m ⊙ r^m / (1 − p_m) in place, after F.2; parallel over samples."""
     for s in prange(h.shape[0]):
         sample = np.uint64(indices[s]) & MASK32
-        dropout_forward_row_cpu(h, s, sample, np.uint64(layer), np.uint64(step), key[0], key[1], threshold, scale
+        dropout_forward_row_cpu(
+            h, s, sample, np.uint64(layer), np.uint64(step), key[0], key[1], threshold, scale
         )
 
 
@@ -178,5 +180,6 @@ def dropout_backward(delta, indices, layer, step, key, threshold, scale):
     samples."""
     for s in prange(delta.shape[0]):
         sample = np.uint64(indices[s]) & MASK32
-        dropout_delta_row_cpu(delta, s, sample, np.uint64(layer), np.uint64(step), key[0], key[1], threshold, scale
+        dropout_delta_row_cpu(
+            delta, s, sample, np.uint64(layer), np.uint64(step), key[0], key[1], threshold, scale
         )

@@ -264,9 +264,7 @@ def parse_dropout(value: Any) -> tuple[float, ...]:
         try:
             rate = float(entry)
         except (TypeError, ValueError):
-            raise NumbamlpError(
-                f"`dropout`: a rate is a number in [0, 1), got {entry!r}"
-            ) from None
+            raise NumbamlpError(f"`dropout`: a rate is a number in [0, 1), got {entry!r}") from None
         if not (math.isfinite(rate) and 0.0 <= rate < 1.0):
             raise NumbamlpError(f"`dropout`: each rate must be in [0, 1), got {rate:g}")
         rates.append(rate)

@@ -73,8 +73,8 @@ class CudaEngine:
             self.y_device = cuda.to_device(np.ascontiguousarray(setup.y, dtype=np.int64))
         self.weights_device = cuda.to_device(setup.weights) if setup.weighted else None
         # Dropout (D.1–D.3): the key on the device; None without it (or with rate 0).
-        active = setup.dropout is not None and setup.dropout.active
-        self.dropout = DeviceDropout(setup.dropout) if active else None
+        dropout = setup.dropout
+        self.dropout = DeviceDropout(dropout) if dropout is not None and dropout.active else None
         self.params = DeviceParameters.from_host(arch, model.params.theta)
         self.grads = DeviceParameters.from_host(arch, np.zeros_like(model.params.theta))
         self.device_optimizer = DeviceOptimizer(setup.optimizer, self.threads.one_d)

@@ -1,9 +1,9 @@
 """Compile every CUDA kernel to PTX without a GPU: the type check the simulator does not do.
 
 ``python -m numbamlp.engines.cuda.ptx [--cc 9.0 ...]`` compiles each kernel of cuda/forward.py,
-backward.py, optimizers.py, checks.py and dropout.py for float32 and float64, with the argument types the
-trainer passes, for each compute capability given; it prints one line per kernel and exits 1 if
-any fails. It needs NVVM, which the ``cuda`` extra installs as wheels (numba-cuda[cu13]).
+backward.py, optimizers.py, checks.py and dropout.py for float32 and float64, with the argument
+types the trainer passes, for each compute capability given; it prints one line per kernel and
+exits 1 if any fails. It needs NVVM, which the ``cuda`` extra installs as wheels (numba-cuda[cu13]).
 
 Both backends ask the driver for the current device's compute capability while compiling a
 kernel that calls a device function (φ, φ′), even when the target is given. With no GPU there

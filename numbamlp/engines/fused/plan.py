@@ -29,9 +29,9 @@ from numbamlp.engines.fused.regions import finish_step, forward_backward, run_st
 from numbamlp.engines.fused.tiles import input_spans
 from numbamlp.errors import NumbamlpError
 from numbamlp.kernels.dropout import Dropout
-from numbamlp.kernels.philox import MASK32
 from numbamlp.kernels.memory import CACHE_LINE, aligned_zeros, round_up
 from numbamlp.kernels.optimizers import OPTIMIZERS, Optimizer
+from numbamlp.kernels.philox import MASK32
 from numbamlp.kernels.rows import weight_total_cpu
 from numbamlp.model.network import Architecture
 

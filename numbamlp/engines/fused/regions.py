@@ -59,8 +59,8 @@ from numbamlp.engines.fused.rows import (
 )
 from numbamlp.engines.fused.tiles import affine_rows, hidden_delta_rows, weight_gradient_rows
 from numbamlp.kernels._jit import helper, kernel, serial
-from numbamlp.kernels.philox import MASK32
 from numbamlp.kernels.intrinsics import enter_flush_mode, leave_flush_mode
+from numbamlp.kernels.philox import MASK32
 from numbamlp.kernels.rows import minibatch_mean_cpu, weight_total_cpu
 from numbamlp.kernels.updates import (
     adadelta_element,

@@ -13,9 +13,9 @@ from numbamlp.engines.fused.expf import exp_nonpositive_float32
 from numbamlp.kernels._jit import helper
 from numbamlp.kernels.activations import SIGMOID, phi
 from numbamlp.kernels.dropout import dropout_delta_row_cpu, dropout_forward_row_cpu
-from numbamlp.kernels.philox import MASK32
 from numbamlp.kernels.intrinsics import prefer_wide_vectors, prefetch_to_l2
 from numbamlp.kernels.memory import CACHE_LINE
+from numbamlp.kernels.philox import MASK32
 from numbamlp.kernels.rows import (
     identity_row_cpu,
     modified_softmax_row_cpu,
