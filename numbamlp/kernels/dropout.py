@@ -84,36 +84,50 @@ def dropout_mask_row(r, s, sample, layer, step, k0, k1, threshold):
             r[s, 4 * q + w] = 1 if words[w] >= threshold else 0
 
 
-# (D.2) h̃^m_{s,:} on row s of h, in place: h^m_{s,j} r^m_{s,j} / (1 − p_m), scale = 1/(1 − p_m)
+# (D.2) h̃^m_{s,:} on row s of h, in place: h^m_{s,j} · r^m_{s,j} / (1 − p_m), scale = 1/(1 − p_m).
+# Four units per Philox call; the factor r/(1 − p_m) ∈ {0, scale} is a select, not a branch (a
+# branch on a coin flip is mispredicted half the time).
 def dropout_forward_row(h, s, sample, layer, step, k0, k1, threshold, scale):
     d = h.shape[1]
-    for q in range((d + 3) // 4):
-        words = _philox(step, sample, layer, np.uint64(q), k0, k1)
-        for w in range(min(4, d - 4 * q)):
-            j = 4 * q + w
-            # (D.1) r^m_{s,j} = 1[u(seed, p, i_s, m, j) ≥ p_m]
-            if words[w] >= threshold:
-                # (D.2) h̃^m_{s,j} = h^m_{s,j} · r^m_{s,j} / (1 − p_m)
-                h[s, j] = h[s, j] * scale
-            else:
-                h[s, j] = 0.0
+    zero = scale - scale
+    for q in range(d // 4):
+        x0, x1, x2, x3 = _philox(step, sample, layer, np.uint64(q), k0, k1)
+        j = 4 * q
+        # (D.1) r^m_{s,j} = 1[u(seed, p, i_s, m, j) ≥ p_m], u = x / 2^32: x ≥ ⌈p_m 2^32⌉
+        # (D.2) h̃^m_{s,j} = h^m_{s,j} · r^m_{s,j} / (1 − p_m),  j = 4q, …, 4q + 3
+        h[s, j] = h[s, j] * (scale if x0 >= threshold else zero)
+        h[s, j + 1] = h[s, j + 1] * (scale if x1 >= threshold else zero)
+        h[s, j + 2] = h[s, j + 2] * (scale if x2 >= threshold else zero)
+        h[s, j + 3] = h[s, j + 3] * (scale if x3 >= threshold else zero)
+    if d % 4:
+        words = _philox(step, sample, layer, np.uint64(d // 4), k0, k1)
+        for w in range(d % 4):
+            j = d - d % 4 + w
+            # (D.2) the same for the last d mod 4 units
+            h[s, j] = h[s, j] * (scale if words[w] >= threshold else zero)
 
 
 # (D.3) δ^m_{s,:} on row s, in place, once it holds (Σ_i W^{m+1}_{ij} δ^{m+1}_{s,i}) φ′_m(z^m_{s,j})
 # (B.4): the same mask and factor as D.2 (the same five integers give the same r^m_{s,j})
 def dropout_delta_row(delta, s, sample, layer, step, k0, k1, threshold, scale):
     d = delta.shape[1]
-    for q in range((d + 3) // 4):
-        words = _philox(step, sample, layer, np.uint64(q), k0, k1)
-        for w in range(min(4, d - 4 * q)):
-            j = 4 * q + w
-            # (D.1) r^m_{s,j} = 1[u(seed, p, i_s, m, j) ≥ p_m]
-            if words[w] >= threshold:
-                # (D.3) δ^m_{s,j} = (Σ_i W^{m+1}_{ij} δ^{m+1}_{s,i})
-                #       · r^m_{s,j}/(1 − p_m) · φ′_m(z^m_{s,j})
-                delta[s, j] = delta[s, j] * scale
-            else:
-                delta[s, j] = 0.0
+    zero = scale - scale
+    for q in range(d // 4):
+        x0, x1, x2, x3 = _philox(step, sample, layer, np.uint64(q), k0, k1)
+        j = 4 * q
+        # (D.1) r^m_{s,j} = 1[u(seed, p, i_s, m, j) ≥ p_m], u = x / 2^32: x ≥ ⌈p_m 2^32⌉
+        # (D.3) δ^m_{s,j} = (Σ_i W^{m+1}_{ij} δ^{m+1}_{s,i})
+        #       · r^m_{s,j}/(1 − p_m) · φ′_m(z^m_{s,j}),  j = 4q, …, 4q + 3
+        delta[s, j] = delta[s, j] * (scale if x0 >= threshold else zero)
+        delta[s, j + 1] = delta[s, j + 1] * (scale if x1 >= threshold else zero)
+        delta[s, j + 2] = delta[s, j + 2] * (scale if x2 >= threshold else zero)
+        delta[s, j + 3] = delta[s, j + 3] * (scale if x3 >= threshold else zero)
+    if d % 4:
+        words = _philox(step, sample, layer, np.uint64(d // 4), k0, k1)
+        for w in range(d % 4):
+            j = d - d % 4 + w
+            # (D.3) the same for the last d mod 4 units
+            delta[s, j] = delta[s, j] * (scale if words[w] >= threshold else zero)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ four 32-bit output words are a pure function of a 128-bit counter (c0, c1, c2, c
 key (k0, k1). No state: the same integers give the same words on any thread, process or device.
 
 Written once as plain Python integer arithmetic, built for the CPU below (``philox4x32_10_cpu``,
-inlined into the kernels that call it) and as a CUDA device function by
+inlined by Numba into the row functions that call it, whose loops over counters LLVM then
+vectorises) and as a CUDA device function by
 engines/cuda/dropout.py. Each 32-bit word is held in a uint64 and kept below 2^32 by masking, so
 that the round's 32 × 32 → 64-bit product (``mulhilo``) is one uint64 multiply on both targets;
 every constant is a uint64 (Numba types uint64 mixed with int64 as float64).
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from numbamlp.kernels._jit import scalar
+from numbamlp.kernels._jit import inlined
 
 M0 = np.uint64(0xD2511F53)
 M1 = np.uint64(0xCD9E8D57)
@@ -46,5 +47,5 @@ def philox4x32_10(c0, c1, c2, c3, k0, k1):
     return c0, c1, c2, c3
 
 
-# CPU build.
-philox4x32_10_cpu = scalar(philox4x32_10)
+# CPU build, inlined into its callers so that their loops over counters vectorise.
+philox4x32_10_cpu = inlined(philox4x32_10)

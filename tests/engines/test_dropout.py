@@ -135,3 +135,28 @@ def test_fit_dropout_option_checked_recorded_and_kept_on_resume(tmp_path):
     d = numbamlp.fit(X, y, hidden=[8, 8], epochs=3, verbose=0, resume=tmp_path / "ck")
     e = numbamlp.fit(X, y, hidden=[8, 8], dropout="0.2,0.5", epochs=3, verbose=0)
     assert d.model.params.theta.tobytes() == e.model.params.theta.tobytes()
+
+
+@pytest.mark.parametrize("engine", ["fused", "kernels"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu"])
+def test_a_rate_that_keeps_every_unit_runs_the_dropout_code_and_changes_nothing(
+    engine, dtype, activation
+):
+    """p = 1e-30: D.2 and D.3 run on every hidden row (⌈p 2^32⌉ = 1), yet every unit is kept
+    (a word is 0 with probability 2^-32) and 1/(1 − p) is 1.0 in either precision: θ must be
+    bitwise that of the run without dropout. So the dropout path — the masks' application and
+    the fused engine's φ′ taken again from z^m (σ as F.2 computed it) — adds no rounding."""
+    X, y = problem()
+    thetas = []
+    for rates in ((), (1e-30,)):
+        init_rng, sampling_rng = generators(seed=5)
+        model = MLP.create(20, [16, 12], 4, activations=activation, dtype=dtype, rng=init_rng)
+        config = TrainConfig(epochs=1, batch_size=64, lr=1e-2, engine=engine, dropout=rates,
+                             dropout_seed=5)  # fmt: skip
+        t = Trainer(model, X, y, config, sampling_rng)
+        if rates and engine == "fused":
+            assert (t.engine.plan.drop_thresholds[1:3] == 1).all()
+        t.train_epoch()
+        thetas.append(model.params.theta.tobytes())
+    assert thetas[0] == thetas[1]

@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from numbamlp.engines.fused.expf import exp_nonpositive_float32
-from numbamlp.kernels._jit import helper
+from numbamlp.kernels._jit import helper, inlined
 from numbamlp.kernels.activations import SIGMOID, phi
 from numbamlp.kernels.dropout import dropout_delta_row_cpu, dropout_forward_row_cpu
 from numbamlp.kernels.intrinsics import prefer_wide_vectors, prefetch_to_l2
@@ -64,6 +64,17 @@ def activation_rows(h, z, code, s0, s1):
         for i in range(z.shape[1]):
             # (F.2) h^k_{s,i} = φ_k(z^k_{s,i})
             h[s, i] = phi(code, z[s, i])
+
+
+@inlined
+def sigmoid_float32(t):
+    """(A.1) σ(t) in float32 as ``sigmoid_rows_float32`` computes it: 1/(1+e) for t ≥ 0 and
+    e/(1+e) for t < 0, with e = e^{−|t|} from ``exp_nonpositive_float32``. Inlined by Numba, so
+    that a loop calling it vectorises; tiles.hidden_delta_rows takes σ′ through it on a layer
+    whose h^m the forward pass replaced by h̃^m (D.2)."""
+    one = np.float32(1.0)
+    e = exp_nonpositive_float32(-abs(t))
+    return one / (one + e) if t >= 0 else e / (one + e)
 
 
 @helper
