@@ -785,7 +785,12 @@ def _model_and_trainer(
         engine=config.engine,
         weight_decay=config.weight_decay or 0.0,  # settled by then (RunPlan.settle)
         dropout=config.dropout,
-        dropout_seed=dropout_seed(config.seed),
+        # a run without a seed drew its key's seed: the checkpoint keeps it for the resumed run
+        dropout_seed=(
+            int(resume.trainer["dropout_seed"])
+            if resume is not None and resume.trainer.get("dropout_seed") is not None
+            else dropout_seed(config.seed)
+        ),
         optimizer_options=config.optimizer_options(),
     )
     scale = data.feature_scale

@@ -448,6 +448,8 @@ class Trainer:
             "epoch_correct": [int(v) for v in self.batch_correct[: self.batch]],
             "epoch_seconds": self.epoch_seconds if self.batch else 0.0,
             "reference_loss": self.reference_loss,
+            # the seed of dropout's key (D.1): the run's seed, or one drawn for a run without
+            "dropout_seed": self.config.dropout_seed if self.config.dropout else None,
         }
 
     def restore(self, run_state: dict) -> None:

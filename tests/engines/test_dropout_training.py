@@ -160,3 +160,15 @@ def test_a_rate_that_keeps_every_unit_runs_the_dropout_code_and_changes_nothing(
         t.train_epoch()
         thetas.append(model.params.theta.tobytes())
     assert thetas[0] == thetas[1]
+
+
+def test_a_run_without_a_seed_keeps_its_dropout_key_across_a_resume(tmp_path):
+    """``seed=None``: the key's seed is drawn once and kept in the checkpoint, so the resumed
+    run draws the masks the interrupted one would have."""
+    X, y = problem(300)
+    numbamlp.fit(X, y, hidden=[8], dropout=0.5, seed=None, epochs=1, verbose=0,
+                 checkpoint_dir=tmp_path / "ck")  # fmt: skip
+    drawn = load_checkpoint(tmp_path / "ck").trainer["dropout_seed"]
+    assert isinstance(drawn, int)
+    numbamlp.fit(X, y, hidden=[8], epochs=2, verbose=0, resume=tmp_path / "ck")
+    assert load_checkpoint(tmp_path / "ck").trainer["dropout_seed"] == drawn
