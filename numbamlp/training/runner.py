@@ -276,6 +276,7 @@ class Session:
             "seed": self.plan.config.seed,
             "test_accuracy": test_score(history[-1]) if history else None,
             "weight_decay": self.plan.config.weight_decay,  # λ of R.1: the steps followed ℓ_λ
+            "dropout": list(self.plan.config.dropout),  # p_m of D.1–D.3 in training ([]: none)
             "input": data.input_record().as_metadata(),
         }
 

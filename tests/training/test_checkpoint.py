@@ -303,6 +303,7 @@ def test_cli_dropout_run_resumed_equals_the_straight_run(data, tmp_path):
     assert_same_model(tmp_path / "plain.npz", tmp_path / "z.npz")  # rate 0: the plain run
     a, b = load_model(tmp_path / "full.npz"), load_model(tmp_path / "plain.npz")
     assert a.model.params.theta.tobytes() != b.model.params.theta.tobytes()
+    assert a.metadata["dropout"] == [0.5] and b.metadata["dropout"] == []
     bad = run(*train_args(data, "--dropout", "1.5", "--epochs", "1"))
     assert bad.exit_code == 2 and "--dropout" in bad.output and "[0, 1)" in bad.output
 
