@@ -21,7 +21,7 @@ not part of the repository; docs/derivation.md says what each section contains):
         background, §7.2 computing the gradient, §7.3 implementation
 Equations marked "standard" are not in the notes (optimizers the notes only name, schedules,
 initialisation); their source is the paper or library whose definition is followed. R.1 (weight
-decay) is an extension of the notes' objective; its source says so.
+decay) and D.1–D.3 (dropout) are extensions of the notes' network; their sources say so.
 """
 
 from __future__ import annotations
@@ -98,6 +98,28 @@ _EQUATIONS = [
         "weights (biases not decayed, as scikit-learn's alpha and Keras's kernel_regularizer; "
         "coupled, as PyTorch's Adam(weight_decay=λ), not AdamW — PyTorch's weight_decay also "
         "decays the biases unless parameter groups leave them out)",
+    ),
+    # Dropout (an extension: not in the notes)
+    Equation(
+        "D.1",
+        "dropout mask, a pure function of five integers (Philox4x32-10)",
+        "r^m_{s,j} = 1[u(seed, p, i_s, m, j) ≥ p_m],  u = word (j mod 4) of "
+        "Philox4x32-10(counter (p, i_s, m, ⌊j/4⌋), key (seed mod 2^32, ⌊seed/2^32⌋)) / 2^32",
+        "standard (not in the notes: an extension of FB §2's network): Srivastava et al., "
+        "JMLR 15 (2014); the generator Salmon et al., SC'11 (Random123)",
+    ),
+    Equation(
+        "D.2",
+        "inverted dropout on hidden layer m (training only; the layer above reads h̃^m)",
+        "h̃^m_{s,j} = h^m_{s,j} · r^m_{s,j} / (1 − p_m)",
+        "standard (not in the notes: an extension of FB §2's F.2): inverted dropout, as "
+        "PyTorch's and Keras's Dropout",
+    ),
+    Equation(
+        "D.3",
+        "the delta recursion through a dropped layer",
+        "δ^m_{s,j} = (Σ_i W^{m+1}_{ij} δ^{m+1}_{s,i}) · r^m_{s,j} / (1 − p_m) · φ′_m(z^m_{s,j})",
+        "standard (not in the notes): FB §2 Q3's B.4 through D.2",
     ),
     # Regression head and loss (not in the notes: FB §2's network with φ_L the identity)
     Equation(

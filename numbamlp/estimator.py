@@ -89,6 +89,7 @@ class _MLP(*_BASES):  # type: ignore[misc]
         activation: str | Sequence[str] = "relu",
         *,
         alpha: float | None = None,
+        dropout: float | Sequence[float] = 0.0,
         batch_size: int | str = "auto",
         learning_rate_init: float | None = None,
         max_iter: int = 200,
@@ -112,6 +113,7 @@ class _MLP(*_BASES):  # type: ignore[misc]
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.alpha = alpha
+        self.dropout = dropout
         self.batch_size = batch_size
         self.learning_rate_init = learning_rate_init
         self.max_iter = max_iter
@@ -189,6 +191,9 @@ class _MLP(*_BASES):  # type: ignore[misc]
             "hidden": [_plain(d) for d in hidden],
             "activation": activation,
             "weight_decay": _plain(self.alpha),
+            "dropout": self.dropout
+            if isinstance(self.dropout, str)
+            else [_plain(p) for p in np.atleast_1d(self.dropout)],
             "batch_size": None if self.batch_size == "auto" else _plain(self.batch_size),
             "lr": self.learning_rate_init,
             "max_epochs": _plain(self.max_iter),
@@ -271,6 +276,11 @@ class MLPClassifier(*_CLASSIFIER, _MLP):  # type: ignore[misc]
         training.config.default_weight_decay), as ``fit`` does for data of its own.
         scikit-learn's alpha is the same penalty divided by the minibatch's size B (its loss adds
         (α/2B) Σ W² to the mean loss), so its ``alpha=a`` is ``alpha=a / B`` here.
+    dropout : float or tuple of float, default 0.0
+        Dropout rate p of the hidden layers (D.1–D.3), one for all or one per hidden layer, each
+        in [0, 1) (``numbamlp.fit``'s ``dropout``): inverted dropout whose masks are a function
+        of the seed, the step, the sample, the layer and the unit. 0: none. Prediction uses
+        every unit.
     batch_size : int or "auto", default "auto"
         "auto": about a tenth of the training rows, 16 to 200 (scikit-learn: min(200, n)).
     learning_rate_init : float or None, default None
@@ -331,6 +341,7 @@ class MLPClassifier(*_CLASSIFIER, _MLP):  # type: ignore[misc]
         activation: str | Sequence[str] = "relu",
         *,
         alpha: float | None = None,
+        dropout: float | Sequence[float] = 0.0,
         batch_size: int | str = "auto",
         learning_rate_init: float | None = None,
         max_iter: int = 200,
@@ -354,6 +365,7 @@ class MLPClassifier(*_CLASSIFIER, _MLP):  # type: ignore[misc]
             hidden_layer_sizes,
             activation,
             alpha=alpha,
+            dropout=dropout,
             batch_size=batch_size,
             learning_rate_init=learning_rate_init,
             max_iter=max_iter,

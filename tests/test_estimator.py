@@ -62,6 +62,24 @@ def test_the_parameters_are_scikit_learn_s_with_its_defaults_where_the_concept_i
     # is reproducible; verbose is an int
     assert (ours["alpha"], ours["learning_rate_init"], ours["random_state"]) == (None, None, 0)
     assert {"optimizer", "schedule", "head", "dtype", "threads", "engine"} <= set(ours)
+    assert ours["dropout"] == 0.0  # numbamlp's (D.1–D.3); scikit-learn's MLP has none
+
+
+def test_dropout_is_numbamlp_fit_s_dropout():
+    """``dropout=`` reaches numbamlp.fit: the same network as fit(dropout=…), another than
+    without it; prediction uses every unit (two predictions of one model agree)."""
+    X, y = _blobs(200, 1)
+    clf = MLPClassifier(hidden_layer_sizes=(6, 5), dropout=(0.2, 0.5), max_iter=3,
+                        batch_size=16, random_state=3).fit(X, y)  # fmt: skip
+    result = fit(
+        X.astype(np.float32), y, hidden=[6, 5], dropout=[0.2, 0.5], max_epochs=3, batch_size=16,
+        seed=3, activation="relu", weight_decay=1 / 200, verbose=0,
+    )  # fmt: skip
+    np.testing.assert_array_equal(clf.model_.params.theta, result.model.params.theta)
+    plain = MLPClassifier(hidden_layer_sizes=(6, 5), max_iter=3, batch_size=16,
+                          random_state=3).fit(X, y)  # fmt: skip
+    assert not np.array_equal(clf.model_.params.theta, plain.model_.params.theta)
+    np.testing.assert_array_equal(clf.predict_proba(X), clf.predict_proba(X))
 
 
 def _blobs(n: int, seed: int, labels=(0, 1, 2)) -> tuple[np.ndarray, np.ndarray]:
@@ -242,6 +260,7 @@ def test_bad_data_is_a_value_error_naming_it(X, y, message):
         ({"hidden_layer_sizes": (0,)}, "layer width must be positive"),
         ({"shuffle": False}, "shuffle=False is not supported"),
         ({"alpha": -1.0}, "`alpha`: must be a finite number"),
+        ({"dropout": 1.0}, "`dropout`: each rate must be in"),
     ],
 )
 def test_bad_parameters_are_value_errors_at_fit(params, message):

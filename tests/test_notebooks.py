@@ -50,6 +50,7 @@ def test_there_is_one_notebook_per_topic():
         "05-performance",
         "06-errata",
         "07-tables",
+        "08-dropout",
     ]
 
 

@@ -12,13 +12,18 @@ from numbamlp.training.trainer import Trainer as _Trainer
 class Trainer:
     """``pixels``: train on X as bytes, round(255·X) with scale 1/255, as `numbamlp train` does
     with MNIST (a quarter of the memory traffic of float32 X); otherwise on the float32 X every
-    baseline gets."""
+    baseline gets. ``dropout``: the rate p of D.1–D.3 on the hidden layer (0: none)."""
 
-    def __init__(self, X, y, hidden, batch_size, lr=1e-3, seed=0, engine="fused", pixels=False):
+    def __init__(
+        self, X, y, hidden, batch_size, lr=1e-3, seed=0, engine="fused", pixels=False, dropout=0.0
+    ):
         self.name = "numbamlp" if engine == "fused" else f"numbamlp-{engine}"
         rng = np.random.default_rng(seed)
         self.model = MLP.create(X.shape[1], [hidden], int(np.max(y)) + 1, rng=rng)
-        config = TrainConfig(epochs=1, batch_size=batch_size, lr=lr, engine=engine)
+        config = TrainConfig(
+            epochs=1, batch_size=batch_size, lr=lr, engine=engine,
+            dropout=(dropout,) if dropout else (), dropout_seed=seed,
+        )  # fmt: skip
         scale = 1.0
         if pixels:
             self.name += "-pixels"

@@ -151,6 +151,16 @@ CLASS_WEIGHTS = ("balanced",)
     help=WEIGHT_DECAY_HELP,
 )
 @click.option(
+    "--dropout",
+    type=str,
+    default=None,
+    help="Dropout rate p of the hidden layers, in [0, 1): one for all of them (0.5), or one per "
+    "hidden layer (0.2,0.5). Inverted dropout: a unit is kept with probability 1 − p and scaled "
+    "by 1/(1 − p); evaluation and prediction use every unit. The masks are a function of the "
+    "seed, the step, the sample, the layer and the unit: the trained weights do not depend on "
+    "--threads, the engine, MPI or resuming. Default: none.",
+)
+@click.option(
     "--schedule",
     type=click.Choice(SCHEDULES),
     default="constant",

@@ -14,6 +14,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from numbamlp.kernels.dropout import Dropout
 from numbamlp.kernels.memory import aligned_zeros
 from numbamlp.kernels.optimizers import OPTIMIZERS, Optimizer
 from numbamlp.kernels.sampling import Sampler
@@ -45,6 +46,8 @@ class EngineSetup:
     targets: np.ndarray | None = None
     # The sample weights w_s of S.2, float64 (n,); zero-length: unweighted (S.1 alone).
     weights: np.ndarray | None = None
+    # Dropout (D.1–D.3) on the hidden layers; None, or rate 0 everywhere: none.
+    dropout: Dropout | None = None
 
     def __post_init__(self) -> None:
         """The arrays left out become zero-length dummies of the types the kernels take (one

@@ -37,6 +37,7 @@ class KernelsEngine(HostEngine):
         self.state = adopt_state(setup.optimizer, arch.n_parameters, dtype)
         self.regression = arch.task == "regression"
         self.weighted = setup.weighted
+        self.dropout = setup.dropout if setup.dropout is not None and setup.dropout.active else None
 
     def run(self, first: int, count: int) -> int:
         for t in range(count):
@@ -61,12 +62,13 @@ class KernelsEngine(HostEngine):
         if self.weighted:
             sample_weight_factors(ws.omega, setup.weights, indices)  # (S.2) ω_s
             omega = ws.omega
-        passes.forward(ws, params)
+        p = setup.optimizer.step_count + 1  # the step this minibatch makes (D.1's p)
+        passes.forward(ws, params, self.dropout, indices, p)
         batch_loss = passes.loss(ws, params, y, omega)
         setup.batch_losses[q] = batch_loss
         setup.batch_correct[q] = passes.correct(ws, params, y)
         if not math.isfinite(batch_loss):
             return False
-        passes.backward(ws, params, grads, y, setup.weight_decay, omega)
+        passes.backward(ws, params, grads, y, setup.weight_decay, omega, self.dropout, indices, p)
         setup.optimizer.step(params.theta, grads.theta, setup.lrs[q])
         return True

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from numbamlp.errors import NumbamlpError
+from numbamlp.kernels.dropout import Dropout
 from numbamlp.kernels.forward import gather_batch, predict_classes, sample_weight_factors
 from numbamlp.kernels.metrics import r2_score
 from numbamlp.model import passes
@@ -259,10 +260,14 @@ class MLP:
         y: np.ndarray,
         weight_decay: float = 0.0,
         sample_weight: np.ndarray | None = None,
+        dropout: Dropout | None = None,
+        step: int = 1,
     ) -> tuple[float, Parameters]:
         """ℓ(θ) = (1/n) Σ_s ℓ_s and ∇θ ℓ for one batch holding all rows of X (labels, or the
         identity head's targets y); with ``weight_decay`` λ ≠ 0, ℓ_λ and ∇θ ℓ_λ (R.1); with
-        ``sample_weight`` w, the weighted mean Σ_s w_s ℓ_s / Σ_s w_s and its gradient (S.2)."""
+        ``sample_weight`` w, the weighted mean Σ_s w_s ℓ_s / Σ_s w_s and its gradient (S.2);
+        with ``dropout``, those of the thinned network of step ``step`` (D.1–D.3: row s of X is
+        sample i_s = s), whose masks are fixed by (seed, step, s, m, j)."""
         X = self.check_inputs(X)
         y = self.check_targets(y, X.shape[0])
         ws = Workspace(self.architecture, X.shape[0], self.dtype)
@@ -274,7 +279,7 @@ class MLP:
             sample_weight_factors(ws.omega, w, ws.indices)  # (S.2) ω_s
             omega = ws.omega
         grads = Parameters.zeros(self.architecture, self.dtype)
-        passes.forward(ws, self.params)
+        passes.forward(ws, self.params, dropout, ws.indices, step)
         value = passes.loss(ws, self.params, y, omega) + passes.penalty(self.params, weight_decay)
-        passes.backward(ws, self.params, grads, y, weight_decay, omega)
+        passes.backward(ws, self.params, grads, y, weight_decay, omega, dropout, ws.indices, step)
         return value, grads

@@ -17,6 +17,7 @@ from numbamlp.kernels.backward import (
     weight_gradient,
     weight_output_delta,
 )
+from numbamlp.kernels.dropout import Dropout, dropout_backward, dropout_forward
 from numbamlp.kernels.forward import (
     activation_forward,
     affine_forward,
@@ -34,8 +35,16 @@ from numbamlp.model.network import Parameters
 from numbamlp.model.workspace import Workspace
 
 
-def forward(ws: Workspace, params: Parameters) -> None:
-    """h^0 (already in ws.h[0]) → z^1, h^1, …, z^L → f."""
+def forward(
+    ws: Workspace,
+    params: Parameters,
+    dropout: Dropout | None = None,
+    indices: np.ndarray | None = None,
+    step: int = 0,
+) -> None:
+    """h^0 (already in ws.h[0]) → z^1, h^1, …, z^L → f. With ``dropout`` (training only), h^k
+    of a layer that drops becomes h̃^k (D.2) after F.2, its mask drawn from the run's key, the
+    step p and the samples' rows ``indices`` in the training set (D.1)."""
     arch = params.architecture
     codes = arch.activation_codes
     L = arch.L
@@ -43,6 +52,11 @@ def forward(ws: Workspace, params: Parameters) -> None:
         affine_forward(ws.z[k], params.W[k], params.b[k], ws.h[k - 1])  # (F.1)
         if k < L:
             activation_forward(ws.h[k], ws.z[k], codes[k])  # (F.2)
+            if dropout is not None and dropout.thresholds[k]:
+                dropout_forward(
+                    ws.h[k], indices, k, step, dropout.key, dropout.thresholds[k],
+                    dropout.scales[k],
+                )  # (D.2)  # fmt: skip
     if arch.head == "softmax":
         softmax_forward(ws.f, ws.z[L])  # (F.3)
     elif arch.head == "modified-softmax":
@@ -92,10 +106,15 @@ def backward(
     y: np.ndarray,
     weight_decay: float = 0.0,
     omega: np.ndarray | None = None,
+    dropout: Dropout | None = None,
+    indices: np.ndarray | None = None,
+    step: int = 0,
 ) -> None:
     """δ^L, then for m = L..1: ∇W^m, ∇b^m, and δ^{m−1}. Gradients are minibatch means, of ℓ_λ
     when ``weight_decay`` λ ≠ 0 (λ W^m added to ∇W^m; with λ = 0 that kernel is not called);
-    y as in ``loss``; with ``omega`` (S.2) δ^L_{s,:} ← ω_s δ^L_{s,:}, the weighted mean."""
+    y as in ``loss``; with ``omega`` (S.2) δ^L_{s,:} ← ω_s δ^L_{s,:}, the weighted mean. With
+    ``dropout`` (as ``forward`` had it), δ^{m−1} of a layer that drops is B.4 times the same
+    mask and factor (D.3); ws.h holds h̃, which B.3 reads."""
     arch = params.architecture
     codes = arch.activation_codes
     L = arch.L
@@ -116,3 +135,8 @@ def backward(
             hidden_delta(
                 ws.delta[m - 1], params.W[m], ws.delta[m], ws.z[m - 1], codes[m - 1]
             )  # (B.4)
+            if dropout is not None and dropout.thresholds[m - 1]:
+                dropout_backward(
+                    ws.delta[m - 1], indices, m - 1, step, dropout.key,
+                    dropout.thresholds[m - 1], dropout.scales[m - 1],
+                )  # (D.3)  # fmt: skip

@@ -25,6 +25,7 @@ LATER_PARAMETERS: dict[str, Any] = {
     "weight_decay": 0.0,
     "validation_fraction": 0.0,
     "patience": None,
+    "dropout": (),
 }
 #: The registries' names, which the command line's choices must equal (tests check both).
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "softplus", "identity")
@@ -160,10 +161,12 @@ class RunConfig:
     device: str = "cpu"
     validation_fraction: float = 0.0
     patience: int | None = None
+    dropout: tuple[float, ...] = ()  # p_m of D.1–D.3: one for every hidden layer, or one each
 
     def to_json(self) -> dict[str, Any]:
         record = asdict(self)
         record["hidden"], record["activation"] = list(self.hidden), list(self.activation)
+        record["dropout"] = list(self.dropout)
         return record
 
     @classmethod
@@ -186,6 +189,7 @@ class RunConfig:
         values["activation"] = parse_activations(
             values["activation"] or ["sigmoid"], len(hidden), activations
         )
+        values["dropout"] = parse_dropout(values["dropout"])
         return cls(**values)
 
     def optimizer_options(self) -> dict[str, float]:
@@ -245,8 +249,35 @@ LATER_DATA: dict[str, Any] = {
 TASKS = ("classification", "regression")
 
 
+def parse_dropout(value: Any) -> tuple[float, ...]:
+    """The dropout rates as RunConfig holds them: from a number, a text "0.2,0.5" (the command
+    line's) or a sequence; () for none, and for rate 0 everywhere (the same run)."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        entries: list[Any] = [e for e in value.replace(" ", "").split(",") if e]
+    elif isinstance(value, (int, float)):
+        entries = [value]
+    else:
+        entries = list(value)
+    rates = []
+    for entry in entries:
+        try:
+            rate = float(entry)
+        except (TypeError, ValueError):
+            raise NumbamlpError(f"`dropout`: a rate is a number in [0, 1), got {entry!r}") from None
+        if not (math.isfinite(rate) and 0.0 <= rate < 1.0):
+            raise NumbamlpError(f"`dropout`: each rate must be in [0, 1), got {rate:g}")
+        rates.append(rate)
+    if not any(rates):
+        return ()
+    return tuple(rates)
+
+
 def _normalised(name: str, value: Any, hidden: tuple[int, ...]) -> Any:
     """A run parameter in the form RunConfig holds it."""
+    if name == "dropout":
+        return parse_dropout(value)
     if name == "hidden":
         return parse_hidden(value)
     if name == "activation":
@@ -296,6 +327,13 @@ def check_run_config(config: RunConfig) -> None:
         raise NumbamlpError(
             f"`weight_decay`: must be a finite number ≥ 0, got {config.weight_decay}"
         )
+    if config.dropout and len(config.dropout) not in (1, len(config.hidden)):
+        raise NumbamlpError(
+            f"`dropout`: give one rate, or one per hidden layer ({len(config.hidden)}), got "
+            f"{len(config.dropout)}"
+        )
+    if config.dropout and not config.hidden:
+        raise NumbamlpError("`dropout`: the network has no hidden layer to drop units of")
     fraction = config.validation_fraction
     if not (_is_number(fraction) and math.isfinite(fraction) and 0.0 <= fraction < 1.0):
         raise NumbamlpError(

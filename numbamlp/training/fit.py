@@ -56,6 +56,7 @@ def fit(
     rho: float | None = None,
     eps: float | None = None,
     weight_decay: float | None = None,
+    dropout: float | Sequence[float] | str | None = None,
     schedule: str = "constant",
     decay_rate: float = 0.5,
     decay_epochs: float = 5.0,
@@ -100,7 +101,11 @@ def fit(
     Every other keyword is the ``numbamlp train`` option of the same name (``numbamlp train
     --help``): the network (``hidden``, ``activation``, ``head``, ``dtype``), the optimizer
     (``optimizer``, ``lr``, ``momentum``, ``beta1``, ``beta2``, ``rho``, ``eps``,
-    ``weight_decay``), the step sizes (``schedule``, ``decay_rate``, ``decay_epochs``,
+    ``weight_decay``), dropout (``dropout``: the rate p of D.1–D.3, one for every hidden layer or
+    one per hidden layer, each in [0, 1); the masks are a function of the seed, the step, the
+    sample's row, the layer and the unit, so the trained θ is the same for any thread or process
+    count, engine or device, and after a resume; evaluation and prediction use no mask), the
+    step sizes (``schedule``, ``decay_rate``, ``decay_epochs``,
     ``min_lr``), the minibatches (``sampling``, ``batch_size``, ``seed``), the length (``epochs``,
     ``max_epochs``, ``tol``, ``n_iter_no_change``, below), the
     engine (``engine``, ``device``, ``threads``, ``distributed``, ``mpi_timeout``), validation
@@ -162,6 +167,7 @@ def fit(
         "rho": rho,
         "eps": eps,
         "weight_decay": weight_decay,
+        "dropout": dropout,
         "schedule": schedule,
         "decay_rate": decay_rate,
         "decay_epochs": decay_epochs,

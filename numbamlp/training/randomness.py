@@ -22,3 +22,12 @@ def validation_generator(seed: int | None) -> np.random.Generator:
     are those of ``generators(seed)``: a validation split leaves the initial weights and the
     minibatch stream of the seed as they were, and a run without one never draws from it."""
     return np.random.default_rng(seed).spawn(3)[2]
+
+
+def dropout_seed(seed: int | None) -> int:
+    """The integer whose two 32-bit halves key dropout's masks (D.1): the run's seed itself, so
+    that the masks are a function of (seed, step, sample, layer, unit) alone; for a run without
+    a seed, one drawn from fresh entropy (such a run is not reproducible in any case)."""
+    if seed is not None:
+        return int(seed)
+    return int(np.random.default_rng().integers(0, 2**63 - 1))

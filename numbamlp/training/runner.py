@@ -276,6 +276,7 @@ class Session:
             "seed": self.plan.config.seed,
             "test_accuracy": test_score(history[-1]) if history else None,
             "weight_decay": self.plan.config.weight_decay,  # λ of R.1: the steps followed ℓ_λ
+            "dropout": list(self.plan.config.dropout),  # p_m of D.1–D.3 in training ([]: none)
             "input": data.input_record().as_metadata(),
         }
 
@@ -763,6 +764,7 @@ def _model_and_trainer(
     """The network (new, given, or the checkpoint's), its trainer (put where the checkpoint
     stood, or where ``previous``, a run to continue, ended), and the history so far."""
     from numbamlp.model.mlp import MLP
+    from numbamlp.training.randomness import dropout_seed
     from numbamlp.training.trainer import TrainConfig
 
     config, resume = plan.config, plan.resume
@@ -783,6 +785,13 @@ def _model_and_trainer(
         sampling=config.sampling,
         engine=config.engine,
         weight_decay=config.weight_decay or 0.0,  # settled by then (RunPlan.settle)
+        dropout=config.dropout,
+        # a run without a seed drew its key's seed: the checkpoint keeps it for the resumed run
+        dropout_seed=(
+            int(resume.trainer["dropout_seed"])
+            if resume is not None and resume.trainer.get("dropout_seed") is not None
+            else dropout_seed(config.seed)
+        ),
         optimizer_options=config.optimizer_options(),
     )
     scale = data.feature_scale
@@ -876,6 +885,8 @@ def _announce(session: Session, n_threads: int) -> None:
         f"samples ({data.source})"
     )
     decay = f", weight decay {config.weight_decay:g}" if config.weight_decay else ""
+    if config.dropout:
+        decay += ", dropout " + ",".join(f"{p:g}" for p in config.dropout)
     session.log(
         f"optimizer: {config.optimizer} {trainer.optimizer.hyper}{decay}, "
         f"schedule {config.schedule}, sampling {config.sampling}, batch "

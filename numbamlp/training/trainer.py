@@ -29,6 +29,7 @@ import numpy as np
 
 from numbamlp.engines import ENGINES, FUSED_CHUNK, Engine, EngineSetup, make_engine
 from numbamlp.errors import NumbamlpError
+from numbamlp.kernels.dropout import Dropout
 from numbamlp.kernels.optimizers import OPTIMIZERS, Optimizer
 from numbamlp.kernels.sampling import Sampler
 from numbamlp.model.mlp import MLP
@@ -87,6 +88,9 @@ class TrainConfig:
     # λ of the L2 weight decay (R.1): the steps follow ∇ℓ_λ = ∇ℓ + λW (weights only, not the
     # biases), whatever the optimizer — coupled, as PyTorch's Adam(weight_decay=λ), not AdamW.
     weight_decay: float = 0.0
+    # Dropout (D.1–D.3): the hidden layers' rates (() none) and the seed its key comes from.
+    dropout: tuple[float, ...] = ()
+    dropout_seed: int = 0
 
     def validate(self) -> None:
         if not isinstance(self.epochs, int) or self.epochs < 1:
@@ -240,10 +244,19 @@ class Trainer:
             self.config.weight_decay,
             targets=self.y if self.regression else None,
             weights=self.sample_weight,
+            dropout=self._dropout(),
         )
         self.engine: Engine = make_engine(
             self.config.engine, device, cluster, setup, **self._engine_options
         )
+
+    def _dropout(self) -> Dropout | None:
+        """The run's dropout (D.1–D.3) for the engine, None without it."""
+        if not self.config.dropout:
+            return None
+        arch = self.model.architecture
+        config = self.config
+        return Dropout.create(config.dropout, config.dropout_seed, arch.L, self.model.dtype)
 
     @property
     def state(self) -> np.ndarray:
@@ -435,6 +448,8 @@ class Trainer:
             "epoch_correct": [int(v) for v in self.batch_correct[: self.batch]],
             "epoch_seconds": self.epoch_seconds if self.batch else 0.0,
             "reference_loss": self.reference_loss,
+            # the seed of dropout's key (D.1): the run's seed, or one drawn for a run without
+            "dropout_seed": self.config.dropout_seed if self.config.dropout else None,
         }
 
     def restore(self, run_state: dict) -> None:

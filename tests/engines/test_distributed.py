@@ -161,6 +161,21 @@ def test_ranks_train_the_model_of_one_process(work, reference, config, ranks):
     assert result.stdout.count("test accuracy") == 1, result.stdout
 
 
+@needs_mpi
+def test_ranks_train_the_dropout_model_of_one_process(work):
+    """Dropout (D.1–D.3): each rank draws the masks of its share of the batch from the samples'
+    rows in the training set, so 2 ranks train the network of one process, bit for bit."""
+    options = ["--hidden", "40", "--dropout", "0.5", "--batch-size", "32", "--epochs", "2"]
+    for name, ranks in (("dropout-1", None), ("dropout-2", 2)):
+        _ok(_run([*DATA, *options, "--save", f"{name}.npz", "--metrics-out", f"{name}.jsonl"],
+                 work, ranks))  # fmt: skip
+    _assert_identical(_outcome(work, "dropout-2"), _outcome(work, "dropout-1"))
+    _ok(_run([*DATA, "--hidden", "40", "--batch-size", "32", "--epochs", "2", "--save",
+              "no-dropout.npz", "--metrics-out", "no-dropout.jsonl"], work, None))  # fmt: skip
+    with np.load(work / "dropout-1.npz") as a, np.load(work / "no-dropout.npz") as b:
+        assert not np.array_equal(a["theta"], b["theta"])
+
+
 REGRESSION = Path(__file__).parent / "mpi_regression.py"
 
 

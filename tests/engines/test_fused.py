@@ -514,9 +514,11 @@ def test_a_non_finite_loss_stops_before_its_update():
 # --- No allocation ----------------------------------------------------------------------------
 
 
-def test_run_steps_allocates_nothing():
+@pytest.mark.parametrize("dropout", [False, True], ids=["plain", "dropout"])
+def test_run_steps_allocates_nothing(dropout):
     """After a warm-up call, 40 steps allocate no more than 4: nothing per step, neither Python
-    objects (tracemalloc) nor arrays of Numba's runtime (its allocation counter)."""
+    objects (tracemalloc) nor arrays of Numba's runtime (its allocation counter); with dropout
+    too (D.1–D.3: Philox's words are a tuple of integers, no array)."""
     dtype = np.float32
     arch = architecture(3, "softmax", ["tanh", "sigmoid"])
     X, scale, y = inputs("uint8", dtype)
@@ -532,6 +534,11 @@ def test_run_steps_allocates_nothing():
     tail += (plan.cuts,)
     tail += (plan.sample_block, plan.flush_subnormals)
     tail += (np.zeros(len(sizes), np.int64), plan.correct)  # batch_correct, correct
+    if dropout:  # p = 0.5 on both hidden layers
+        plan.drop_key[:] = (7, 1)
+        plan.drop_thresholds[1:3] = 2**31
+        plan.drop_scales[1:3] = 2.0
+    tail += (plan.drop_key, plan.drop_thresholds, plan.drop_scales)
 
     def run(count: int) -> tuple[int, int, int]:
         gc.collect()

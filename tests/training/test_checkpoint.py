@@ -283,6 +283,31 @@ def test_cli_resume_at_an_epoch_end_equals_the_straight_run(data, tmp_path):
     assert [h["epoch"] for h in load_checkpoint(tmp_path / "ck").history] == [1, 2, 3]
 
 
+def test_cli_dropout_run_resumed_equals_the_straight_run(data, tmp_path):
+    """`--dropout`: the masks are a function of (seed, step, sample, layer, unit), so a run
+    stopped at an epoch's end and resumed (without repeating the option: the checkpoint keeps
+    it) trains the straight run's weights; the option changes them."""
+    rates = ("--dropout", "0.5")
+    full = run(*train_args(data, *rates, "--epochs", "2", "--save", tmp_path / "full.npz"))
+    assert full.exit_code == 0, full.output
+    part = run(*train_args(data, *rates, "--epochs", "1", "--checkpoint-dir", tmp_path / "ck"))
+    assert part.exit_code == 0, part.output
+    rest = run("train", "--resume", tmp_path / "ck", "--epochs", "2", "-q", "--save",
+               tmp_path / "resumed.npz")  # fmt: skip
+    assert rest.exit_code == 0, rest.output
+    assert_same_model(tmp_path / "full.npz", tmp_path / "resumed.npz")
+    plain = run(*train_args(data, "--epochs", "2", "--save", tmp_path / "plain.npz"))
+    assert plain.exit_code == 0, plain.output
+    zero = run(*train_args(data, "--dropout", "0", "--epochs", "2", "--save", tmp_path / "z.npz"))
+    assert zero.exit_code == 0, zero.output
+    assert_same_model(tmp_path / "plain.npz", tmp_path / "z.npz")  # rate 0: the plain run
+    a, b = load_model(tmp_path / "full.npz"), load_model(tmp_path / "plain.npz")
+    assert a.model.params.theta.tobytes() != b.model.params.theta.tobytes()
+    assert a.metadata["dropout"] == [0.5] and b.metadata["dropout"] == []
+    bad = run(*train_args(data, "--dropout", "1.5", "--epochs", "1"))
+    assert bad.exit_code == 2 and "--dropout" in bad.output and "[0, 1)" in bad.output
+
+
 def _signal_at(monkeypatch, batch: int, signum: int = signal.SIGINT) -> None:
     """Deliver a real signal to this process once the trainer has made ``batch`` minibatches
     of epoch 2 (the CLI runs in-process under CliRunner, so its handler receives it)."""
@@ -385,6 +410,7 @@ def test_cli_interrupt_without_checkpoint_dir_still_saves(data, tmp_path, monkey
         (["--seed", "4"], "--seed"),
         (["--dtype", "float64"], "--dtype"),
         (["--engine", "kernels"], "--engine"),
+        (["--dropout", "0.3"], "--dropout"),
         (["--epochs", "1"], "already at epoch 2"),
     ],
 )

@@ -286,7 +286,7 @@ def test_a_checkpoint_written_by_0_1_0_still_resumes(files, tmp_path):
     path = tmp_path / "ck" / CHECKPOINT_NAME
     new = load_checkpoint(path)
     old_options = dict(new.run["options"], hidden=["8"], activation=["sigmoid"], mu=0.8)
-    for later in ("momentum", "weight_decay", "validation_fraction", "patience"):
+    for later in ("momentum", "weight_decay", "validation_fraction", "patience", "dropout"):
         del old_options[later]
     metadata = {k: v for k, v in load_model(path).metadata.items() if k != "checkpoint"}
     old_run = dict(new.run, options=old_options)

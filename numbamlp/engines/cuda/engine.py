@@ -35,7 +35,12 @@ from numbamlp.engines.cuda.forward import (
 )
 from numbamlp.engines.cuda.launch import THREADS_1D, THREADS_2D, grid_1d
 from numbamlp.engines.cuda.optimizers import DeviceOptimizer
-from numbamlp.engines.cuda.passes import DeviceParameters, Threads, device_workspace
+from numbamlp.engines.cuda.passes import (
+    DeviceDropout,
+    DeviceParameters,
+    Threads,
+    device_workspace,
+)
 
 #: Threads that share the finiteness count of θ (each sums a strided slice).
 CHECK_THREADS = 256
@@ -67,6 +72,9 @@ class CudaEngine:
         else:
             self.y_device = cuda.to_device(np.ascontiguousarray(setup.y, dtype=np.int64))
         self.weights_device = cuda.to_device(setup.weights) if setup.weighted else None
+        # Dropout (D.1–D.3): the key on the device; None without it (or with rate 0).
+        dropout = setup.dropout
+        self.dropout = DeviceDropout(dropout) if dropout is not None and dropout.active else None
         self.params = DeviceParameters.from_host(arch, model.params.theta)
         self.grads = DeviceParameters.from_host(arch, np.zeros_like(model.params.theta))
         self.device_optimizer = DeviceOptimizer(setup.optimizer, self.threads.one_d)
@@ -144,10 +152,14 @@ class CudaEngine:
         if self.weights_device is not None:
             sample_weight_factors[grid_1d(1, 1)](ws.omega, self.weights_device, indices)  # (S.2)
             omega = ws.omega
-        passes.forward(ws, self.params, threads)
+        p = setup.optimizer.step_count + 1  # the step this minibatch makes (D.1's p)
+        passes.forward(ws, self.params, threads, self.dropout, indices, p)
         passes.loss(ws, self.params, y, loss_slot, threads, omega)
         passes.correct(ws, self.params, y, correct_slot)
-        passes.backward(ws, self.params, self.grads, y, threads, setup.weight_decay, omega)
+        passes.backward(
+            ws, self.params, self.grads, y, threads, setup.weight_decay, omega, self.dropout,
+            indices, p,
+        )  # fmt: skip
         self.device_optimizer.step(self.params.theta, self.grads.theta, setup.lrs[q])
 
     def all_finite(self) -> bool:

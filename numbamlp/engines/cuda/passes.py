@@ -19,6 +19,7 @@ from numbamlp.engines.cuda.backward import (
     weight_gradient,
     weight_output_delta,
 )
+from numbamlp.engines.cuda.dropout import dropout_backward, dropout_forward
 from numbamlp.engines.cuda.forward import (
     activation_forward,
     affine_forward,
@@ -32,6 +33,7 @@ from numbamlp.engines.cuda.forward import (
     weight_losses,
 )
 from numbamlp.engines.cuda.launch import THREADS_1D, THREADS_2D, grid_1d, grid_2d
+from numbamlp.kernels.dropout import Dropout
 from numbamlp.model.network import Architecture
 from numbamlp.model.workspace import Workspace
 
@@ -47,6 +49,16 @@ class DeviceParameters:
     @classmethod
     def from_host(cls, architecture: Architecture, theta: np.ndarray) -> DeviceParameters:
         return cls(architecture, cuda.to_device(np.ascontiguousarray(theta)))
+
+
+class DeviceDropout:
+    """A run's Dropout (kernels/dropout.py) for the device: the key uploaded once, the
+    thresholds and factors kept as host scalars (launch arguments)."""
+
+    def __init__(self, dropout: Dropout) -> None:
+        self.key = cuda.to_device(dropout.key)
+        self.thresholds = dropout.thresholds
+        self.scales = dropout.scales
 
 
 def device_zeros(shape, dtype):
@@ -73,8 +85,16 @@ class Threads:
         return grid_2d(rows, cols, self.two_d)
 
 
-def forward(ws: Workspace, params: DeviceParameters, threads: Threads) -> None:
-    """h^0 (already in ws.h[0]) → z^1, h^1, …, z^L → f."""
+def forward(
+    ws: Workspace,
+    params: DeviceParameters,
+    threads: Threads,
+    dropout: DeviceDropout | None = None,
+    indices=None,
+    step: int = 0,
+) -> None:
+    """h^0 (already in ws.h[0]) → z^1, h^1, …, z^L → f; with ``dropout``, h̃^k (D.2) after F.2
+    on the layers that drop, as passes.forward."""
     arch = params.architecture
     codes = arch.activation_codes
     L, B = arch.L, ws.batch_size
@@ -85,6 +105,11 @@ def forward(ws: Workspace, params: DeviceParameters, threads: Threads) -> None:
         )  # (F.1)
         if k < L:
             activation_forward[threads.elementwise(B, d_k)](ws.h[k], ws.z[k], codes[k])  # (F.2)
+            if dropout is not None and dropout.thresholds[k]:
+                dropout_forward[threads.per_sample(B)](
+                    ws.h[k], indices, np.uint64(k), np.uint64(step), dropout.key,
+                    dropout.thresholds[k], dropout.scales[k],
+                )  # (D.2)  # fmt: skip
     if arch.head == "softmax":
         softmax_forward[threads.per_sample(B)](ws.f, ws.z[L])  # (F.3)
     elif arch.head == "modified-softmax":
@@ -124,9 +149,13 @@ def backward(
     threads: Threads,
     weight_decay: float = 0.0,
     omega=None,
+    dropout: DeviceDropout | None = None,
+    indices=None,
+    step: int = 0,
 ) -> None:
     """δ^L, then for m = L..1: ∇W^m, ∇b^m, and δ^{m−1}. Gradients are minibatch means, of ℓ_λ
-    when ``weight_decay`` λ ≠ 0 (R.1), weighted by ``omega`` (S.2), as passes.backward."""
+    when ``weight_decay`` λ ≠ 0 (R.1), weighted by ``omega`` (S.2), through ``dropout``'s masks
+    (D.3), as passes.backward."""
     arch = params.architecture
     codes = arch.activation_codes
     L, B, sizes = arch.L, ws.batch_size, arch.sizes
@@ -151,3 +180,8 @@ def backward(
             hidden_delta[threads.elementwise(B, sizes[m - 1])](
                 ws.delta[m - 1], params.W[m], ws.delta[m], ws.z[m - 1], codes[m - 1]
             )  # (B.4)
+            if dropout is not None and dropout.thresholds[m - 1]:
+                dropout_backward[threads.per_sample(B)](
+                    ws.delta[m - 1], indices, np.uint64(m - 1), np.uint64(step), dropout.key,
+                    dropout.thresholds[m - 1], dropout.scales[m - 1],
+                )  # (D.3)  # fmt: skip

@@ -1,9 +1,9 @@
 """Compile every CUDA kernel to PTX without a GPU: the type check the simulator does not do.
 
 ``python -m numbamlp.engines.cuda.ptx [--cc 9.0 ...]`` compiles each kernel of cuda/forward.py,
-backward.py, optimizers.py and checks.py for float32 and float64, with the argument types the
-trainer passes, for each compute capability given; it prints one line per kernel and exits 1 if
-any fails. It needs NVVM, which the ``cuda`` extra installs as wheels (numba-cuda[cu13]).
+backward.py, optimizers.py, checks.py and dropout.py for float32 and float64, with the argument
+types the trainer passes, for each compute capability given; it prints one line per kernel and
+exits 1 if any fails. It needs NVVM, which the ``cuda`` extra installs as wheels (numba-cuda[cu13]).
 
 Both backends ask the driver for the current device's compute capability while compiling a
 kernel that calls a device function (φ, φ′), even when the target is given. With no GPU there
@@ -21,10 +21,10 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from numbamlp.engines.cuda import backward, checks, forward, optimizers
+from numbamlp.engines.cuda import backward, checks, dropout, forward, optimizers
 from numbamlp.engines.cuda.backend import BACKEND, MLIR, cuda
 
-MODULES = (forward, backward, optimizers, checks)
+MODULES = (forward, backward, optimizers, checks, dropout)
 DEFAULT_CCS = ((8, 0), (9, 0))
 
 
@@ -42,6 +42,7 @@ def _signatures(dtype_name: str) -> dict[str, list[tuple]]:
     F1, F2, I1 = a(ft, 1), a(ft, 2), a(types.int64, 1)
     D1 = a(types.float64, 1)  # the sample weights and their factors ω_s (S.2)
     i64 = types.int64
+    u64, U1 = types.uint64, a(types.uint64, 1)
     upd = {  # optimizers: θ, state…, g, γ, hyperparameters…
         "sgd_update": (F1, F1, ft),
         "momentum_update": (F1, F1, F1, ft, ft),
@@ -77,6 +78,10 @@ def _signatures(dtype_name: str) -> dict[str, list[tuple]]:
         "hidden_delta": [(F2, F2, F2, F2, i64)],
         "softmax_jacobian": [(F2, F1)],
         "count_nonfinite": [(I1, F1)],
+        # dropout: the layer, step and threshold as uint64, the key (2,) uint64 (D.1–D.3)
+        "dropout_mask": [(a(types.uint8, 2), I1, u64, u64, U1, u64)],
+        "dropout_forward": [(F2, I1, u64, u64, U1, u64, ft)],
+        "dropout_backward": [(F2, I1, u64, u64, U1, u64, ft)],
         **{name: [sig] for name, sig in upd.items()},
     }
 

@@ -34,6 +34,7 @@ class FusedEngine(HostEngine):
             setup.optimizer,
             weight_decay=setup.weight_decay,
             exchange=exchange,
+            dropout=setup.dropout,
             **options,
         )
         self.state = self.plan.adopt_state(setup.optimizer)

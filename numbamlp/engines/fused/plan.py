@@ -28,8 +28,10 @@ from numbamlp.engines.fused.layout import (
 from numbamlp.engines.fused.regions import finish_step, forward_backward, run_steps
 from numbamlp.engines.fused.tiles import input_spans
 from numbamlp.errors import NumbamlpError
+from numbamlp.kernels.dropout import Dropout
 from numbamlp.kernels.memory import CACHE_LINE, aligned_zeros, round_up
 from numbamlp.kernels.optimizers import OPTIMIZERS, Optimizer
+from numbamlp.kernels.philox import MASK32
 from numbamlp.kernels.rows import weight_total_cpu
 from numbamlp.model.network import Architecture
 
@@ -87,6 +89,8 @@ class FusedPlan:
     exchange: what runs between region 1 and region 2 of every step when region 1 is shared
         among processes (``RegionExchange``; distributed training's is engines/distributed.py);
         None (the default): this process runs region 1 on the whole batch.
+    dropout: the rates, key and factors of dropout (D.1–D.3) on the hidden layers; None (the
+        default) or rate 0: none, and region 1 branches past it.
     """
 
     def __init__(
@@ -101,6 +105,7 @@ class FusedPlan:
         shard_bytes: int | None = None,
         weight_decay: float = 0.0,
         exchange: RegionExchange | None = None,
+        dropout: Dropout | None = None,
     ) -> None:
         if max_batch < 1:
             raise NumbamlpError(f"batch size must be at least 1, got {max_batch}")
@@ -163,6 +168,15 @@ class FusedPlan:
         self.spans = np.zeros((B, 2), np.int64)
         self._x_spans: tuple[tuple[int, int, tuple[int, ...]], np.ndarray] | None = None
         self.exchange = exchange
+        # Dropout (D.1–D.3): the key, and ⌈p_m 2^32⌉ (0: layer m keeps every unit) and
+        # 1/(1 − p_m) for m = 0..L.
+        self.drop_key = np.zeros(2, np.uint64)
+        self.drop_thresholds = np.zeros(L + 1, np.uint64)
+        self.drop_scales = np.ones(L + 1, dt)
+        if dropout is not None and dropout.active:
+            self.drop_key[:] = dropout.key
+            self.drop_thresholds[:] = dropout.thresholds
+            self.drop_scales[:] = dropout.scales
 
     def adopt_state(self, optimizer: Optimizer) -> np.ndarray:
         """The optimizer's state as one (n_state, P) array. The optimizer's arrays become views
@@ -259,6 +273,9 @@ class FusedPlan:
             self.flush_subnormals,
             batch_correct,
             self.correct,
+            self.drop_key,
+            self.drop_thresholds,
+            self.drop_scales,
         )
         return int(done)
 
@@ -290,6 +307,8 @@ class FusedPlan:
                     index_matrix[next_row, min(s_lo, next_B) : min(s_hi, next_B)],
                     share.layout, self.codes, self.head, self.sample_block,
                     self.flush_subnormals, share.correct,
+                    np.uint64(first_step_count + t + 1) & MASK32, self.drop_key,
+                    self.drop_thresholds, self.drop_scales,
                 )  # fmt: skip
             exchange.complete(share)
             if not finish_step(

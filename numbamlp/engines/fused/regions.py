@@ -44,6 +44,8 @@ from numbamlp.engines.fused.rows import (
     activation_rows,
     correct_rows,
     cross_entropy_rows,
+    dropout_delta_rows,
+    dropout_forward_rows,
     gather_rows,
     identity_rows,
     modified_softmax_rows,
@@ -58,6 +60,7 @@ from numbamlp.engines.fused.rows import (
 from numbamlp.engines.fused.tiles import affine_rows, hidden_delta_rows, weight_gradient_rows
 from numbamlp.kernels._jit import helper, kernel, serial
 from numbamlp.kernels.intrinsics import enter_flush_mode, leave_flush_mode
+from numbamlp.kernels.philox import MASK32
 from numbamlp.kernels.rows import minibatch_mean_cpu, weight_total_cpu
 from numbamlp.kernels.updates import (
     adadelta_element,
@@ -73,7 +76,7 @@ from numbamlp.kernels.updates import (
 def forward_backward(
     h, z, delta, f, losses, log_totals, shards, spans, theta, X, X_spans, scale, y, targets,
     sample_weights, B_step, weight_sum, batch, next_batch, layout, codes, head, sample_block, flush,
-    correct,
+    correct, step, drop_key, drop_thresholds, drop_scales,
 ):  # fmt: skip
     """Region 1: for each block of samples, h^0, F.1–F.5, L.1 or L.2, B.1 or B.5 (with S.2's
     ω_s when there are sample weights) and B.4, then B.3 and B.2 summed over the block's samples
@@ -86,6 +89,10 @@ def forward_backward(
     is this process's share only). ``codes[k]`` is φ_k's code.
     ``next_batch``: the next step's row indices, whose rows each block prefetches for the block
     of the same number (the same thread, as prange hands out the blocks in the same way).
+    Dropout: a hidden layer k with ``drop_thresholds[k]`` ≠ 0 (⌈p_k 2^32⌉) turns h^k into h̃^k
+    after F.2 (D.2) and multiplies δ^k by the same mask after B.4 (D.3), the mask drawn from
+    ``drop_key``, the step p ``step``, the sample's row batch[s] and (k, j) (D.1); layers with
+    0 skip both (rate 0 is the run without dropout).
     """
     B = batch.shape[0]
     L = layout.shape[1] - 1
@@ -101,7 +108,13 @@ def forward_backward(
             W_k, b_k = weights(theta, layout, k), biases(theta, layout, k)
             affine_rows(z_k, W_k, b_k, h_prev, s0, s1, spans, k > 1)
             if k < L:
-                activation_rows(activations(h, layout, k, B), z_k, codes[k], s0, s1)
+                h_k = activations(h, layout, k, B)
+                activation_rows(h_k, z_k, codes[k], s0, s1)
+                if drop_thresholds[k] != 0:  # (D.2) h̃^k, which F.1 and B.3 of layer k+1 read
+                    dropout_forward_rows(
+                        h_k, batch, np.uint64(k), step, drop_key, drop_thresholds[k],
+                        drop_scales[k], s0, s1,
+                    )  # fmt: skip
         z_L = layer_rows(z, layout, L, B)
         delta_L = layer_rows(delta, layout, L, B)
         if head == IDENTITY:  # regression: f = z^L, ½‖f − y‖², δ^L = f − y
@@ -125,7 +138,13 @@ def forward_backward(
             W_next = weights(theta, layout, m + 1)
             z_m = layer_rows(z, layout, m, B)
             h_m = activations(h, layout, m, B)
-            hidden_delta_rows(delta_m, W_next, delta_next, z_m, h_m, codes[m], s0, s1)
+            dropped = drop_thresholds[m] != 0
+            hidden_delta_rows(delta_m, W_next, delta_next, z_m, h_m, codes[m], dropped, s0, s1)
+            if dropped:  # (D.3) the mask and factor of D.2 on δ^m
+                dropout_delta_rows(
+                    delta_m, batch, np.uint64(m), step, drop_key, drop_thresholds[m],
+                    drop_scales[m], s0, s1,
+                )  # fmt: skip
         for m in range(1, L + 1):
             if layout[SHARD_AT, m] >= 0:
                 weight_gradient_rows(
@@ -359,6 +378,9 @@ def run_steps(
     flush,
     batch_correct,
     correct,
+    drop_key,
+    drop_thresholds,
+    drop_scales,
 ):
     """Steps p = step_count+1, …, step_count+count on the minibatches in rows first, …,
     first+count−1 of ``batches``; returns how many steps were completed.
@@ -383,7 +405,8 @@ def run_steps(
         forward_backward(
             h, z, delta, f, losses, log_totals, shards, spans, theta, X, X_spans, scale, y,
             targets, sample_weights, B, weight_sum, batch, next_batch, layout, codes, head,
-            sample_block, flush, correct,
+            sample_block, flush, correct, np.uint64(step_count + t + 1) & MASK32, drop_key,
+            drop_thresholds, drop_scales,
         )  # fmt: skip
         if not finish_step(
             theta, state, losses, correct, row, B, step_count + t + 1, lrs, batch_losses,

@@ -10,10 +10,12 @@ import math
 import numpy as np
 
 from numbamlp.engines.fused.expf import exp_nonpositive_float32
-from numbamlp.kernels._jit import helper
+from numbamlp.kernels._jit import helper, inlined
 from numbamlp.kernels.activations import SIGMOID, phi
+from numbamlp.kernels.dropout import dropout_delta_row_cpu, dropout_forward_row_cpu
 from numbamlp.kernels.intrinsics import prefer_wide_vectors, prefetch_to_l2
 from numbamlp.kernels.memory import CACHE_LINE
+from numbamlp.kernels.philox import MASK32
 from numbamlp.kernels.rows import (
     identity_row_cpu,
     modified_softmax_row_cpu,
@@ -62,6 +64,17 @@ def activation_rows(h, z, code, s0, s1):
         for i in range(z.shape[1]):
             # (F.2) h^k_{s,i} = φ_k(z^k_{s,i})
             h[s, i] = phi(code, z[s, i])
+
+
+@inlined
+def sigmoid_float32(t):
+    """(A.1) σ(t) in float32 as ``sigmoid_rows_float32`` computes it: 1/(1+e) for t ≥ 0 and
+    e/(1+e) for t < 0, with e = e^{−|t|} from ``exp_nonpositive_float32``. Inlined by Numba, so
+    that a loop calling it vectorises; tiles.hidden_delta_rows takes σ′ through it on a layer
+    whose h^m the forward pass replaced by h̃^m (D.2)."""
+    one = np.float32(1.0)
+    e = exp_nonpositive_float32(-abs(t))
+    return one / (one + e) if t >= 0 else e / (one + e)
 
 
 @helper
@@ -201,3 +214,24 @@ def sample_weight_rows(losses, delta_L, weights, batch, B, total, s0, s1):
         for i in range(delta_L.shape[1]):
             # (S.2) δ^L_{s,i} ← ω_s δ^L_{s,i}
             delta_L[s, i] = delta_L[s, i] * omega_s
+
+
+@helper
+def dropout_forward_rows(h, batch, layer, step, key, threshold, scale, s0, s1):
+    """(D.2) h̃^m_{s,:} = h^m_{s,:} ⊙ r^m_{s,:} / (1 − p_m) for the block's samples, in place
+    after F.2; the mask of sample s is that of its row batch[s] of the training set (D.1),
+    whichever block or process holds it."""
+    for s in range(s0, s1):
+        sample = np.uint64(batch[s]) & MASK32
+        # (D.2) h̃^m_{s,j} = h^m_{s,j} · r^m_{s,j} / (1 − p_m)
+        dropout_forward_row_cpu(h, s, sample, layer, step, key[0], key[1], threshold, scale)
+
+
+@helper
+def dropout_delta_rows(delta, batch, layer, step, key, threshold, scale, s0, s1):
+    """(D.3) δ^m_{s,:} ← δ^m_{s,:} ⊙ r^m_{s,:} / (1 − p_m) for the block's samples, once
+    ``hidden_delta_rows`` wrote (Σ_i W^{m+1}_{ij} δ^{m+1}_{s,i}) φ′_m(z^m_{s,j})."""
+    for s in range(s0, s1):
+        sample = np.uint64(batch[s]) & MASK32
+        # (D.3) δ^m_{s,j} = (Σ_i W^{m+1}_{ij} δ^{m+1}_{s,i}) · r^m_{s,j}/(1 − p_m) · φ′_m(z^m_{s,j})
+        dropout_delta_row_cpu(delta, s, sample, layer, step, key[0], key[1], threshold, scale)

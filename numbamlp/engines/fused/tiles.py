@@ -7,11 +7,13 @@ of layer 1 skip (``input_spans``, ``tile_columns``).
 
 from __future__ import annotations
 
+import numpy as np
 from numba import prange
 
 from numbamlp.engines.fused.layout import ROW_TILE
+from numbamlp.engines.fused.rows import sigmoid_float32
 from numbamlp.kernels._jit import helper, kernel
-from numbamlp.kernels.activations import SIGMOID, phi_prime_from_value
+from numbamlp.kernels.activations import SIGMOID, phi, phi_prime_from_value
 from numbamlp.kernels.intrinsics import prefer_wide_vectors
 from numbamlp.kernels.memory import CACHE_LINE
 
@@ -120,7 +122,7 @@ def affine_rows(z, W, b, h_prev, s0, s1, spans, whole):
 
 
 @helper(fastmath=True)
-def hidden_delta_rows(delta, W_next, delta_next, z, h, code, s0, s1):
+def hidden_delta_rows(delta, W_next, delta_next, z, h, code, dropped, s0, s1):
     """(B.4) δ^m = ((W^{m+1})ᵀ δ^{m+1}) ⊙ φ′_m(z^m) for the block's samples. The sum over i is
     added term by term in order of i, into δ^m_{s,:} itself, as in backward.py. φ′_m(z^m) comes
     from h^m = φ_m(z^m) where the notes allow (``phi_prime_from_value``): for σ and tanh the
@@ -128,7 +130,10 @@ def hidden_delta_rows(delta, W_next, delta_next, z, h, code, s0, s1):
 
     The fast body of ``backward.hidden_delta``, the plain kernel it must equal: the same sum,
     4 terms i per pass, and φ′ through the stored φ; equal to rounding
-    (tests/engines/test_fused.py)."""
+    (tests/engines/test_fused.py). ``dropped``: h holds h̃^m (D.2), so φ′_m comes from z^m: σ
+    taken again as F.2 took it (``sigmoid_float32``, vectorised; any other φ_m by ``phi``, as
+    ``activation_rows``), then φ′ through it as above: bitwise what the stored h^m would give.
+    D.3's mask follows (``dropout_delta_rows``)."""
     d_next, d_m = W_next.shape
     i_quads = d_next - d_next % 4
     for s in range(s0, s1):
@@ -149,7 +154,26 @@ def hidden_delta_rows(delta, W_next, delta_next, z, h, code, s0, s1):
             # (B.4) the remaining terms i, one at a time
             for j in range(d_m):
                 out[j] = out[j] + w[j] * e
-        if code == SIGMOID:  # the constant code lets LLVM drop the branches and vectorise
+        if dropped and code == SIGMOID and out.itemsize == 4:
+            for j in range(d_m):
+                value = sigmoid_float32(np.float32(z[s, j]))  # h^m_{s,j}, as F.2 computed it
+                # (B.4) δ^m_{s,j} = (Σ_i W^{m+1}_{ij} δ^{m+1}_{s,i}) · φ′_m(z^m_{s,j}),
+                #       (A.1) σ′ = σ(1 − σ) of the σ recomputed from z^m
+                out[j] *= phi_prime_from_value(SIGMOID, value, z[s, j])
+        elif dropped and code == SIGMOID:  # float64: σ by ``phi``, then the branch below's σ′
+            for j in range(d_m):
+                value = phi(SIGMOID, z[s, j])  # h^m_{s,j}, as F.2 computed it
+                # (B.4) δ^m_{s,j} = (Σ_i W^{m+1}_{ij} δ^{m+1}_{s,i}) · φ′_m(z^m_{s,j}),
+                #       (A.1) σ′ = σ(1 − σ) of the σ recomputed from z^m
+                out[j] *= phi_prime_from_value(SIGMOID, value, z[s, j])
+        elif dropped:
+            for j in range(d_m):
+                g = out[j]
+                out[j] = phi(code, z[s, j])  # h^m_{s,j} as F.2 stored it (activation_rows)
+                # (B.4) δ^m_{s,j} = (Σ_i W^{m+1}_{ij} δ^{m+1}_{s,i}) · φ′_m(z^m_{s,j}), through
+                #       the recomputed h^m_{s,j} where the notes write φ′ through φ
+                out[j] = g * phi_prime_from_value(code, out[j], z[s, j])
+        elif code == SIGMOID:  # the constant code lets LLVM drop the branches and vectorise
             for j in range(d_m):
                 # (B.4) δ^m_{s,j} = (Σ_i W^{m+1}_{ij} δ^{m+1}_{s,i}) · φ′_m(z^m_{s,j}),
                 #       φ′_m(z^m_{s,j}) written through h^m_{s,j} = φ_m(z^m_{s,j})

@@ -287,3 +287,34 @@ def test_sample_weights(rng, dtype):
         cpu_backward.weight_output_delta, gpu_backward.weight_output_delta, grid_2d(B, M, 2),
         [rng.normal(size=(B, M)).astype(dtype), omega], (0,), dtype,
     )  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dropout_kernels_draw_the_cpus_masks(rng, dtype):
+    """(D.1) the device's Philox gives the CPU's mask bit for bit; (D.2), (D.3) apply it with
+    the same factor (the same integers, the same products)."""
+    from numbamlp.engines.cuda import dropout as gpu_dropout
+    from numbamlp.kernels import dropout as cpu_dropout
+
+    rows = np.array([3, 0, 11, 7, 2**33 + 5], np.int64)  # a row past 2^32 too
+    key = cpu_dropout.dropout_key(2**32 + 9)
+    threshold = cpu_dropout.dropout_threshold(0.4)
+    scale = cpu_dropout.dropout_scale(0.4, dtype)
+    layer, step = np.uint64(2), np.uint64(13)
+    r_cpu = np.zeros((B, 9), np.uint8)
+    cpu_dropout.dropout_mask(r_cpu, rows, layer, step, key, threshold)
+    r_gpu = cuda.to_device(np.full((B, 9), 7, np.uint8))
+    gpu_dropout.dropout_mask[grid_1d(B, 2)](
+        r_gpu, cuda.to_device(rows), layer, step, cuda.to_device(key), threshold
+    )
+    assert np.array_equal(r_gpu.copy_to_host(), r_cpu)
+    assert 0 < r_cpu.mean() < 1
+    for name in ("dropout_forward", "dropout_backward"):
+        h = rng.normal(size=(B, 9)).astype(dtype)
+        args = [h, rows, layer, step, key, threshold, scale]
+        cpu_args = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
+        getattr(cpu_dropout, name)(*cpu_args)
+        dev = [cuda.to_device(a) if isinstance(a, np.ndarray) else a for a in args]
+        getattr(gpu_dropout, name)[grid_1d(B, 2)](*dev)
+        assert np.array_equal(dev[0].copy_to_host(), cpu_args[0]), name
+        assert np.array_equal(cpu_args[0], h * r_cpu * scale), name

@@ -30,7 +30,7 @@ def data():
 
 def pair(
     optimizer="adam", head="softmax", dtype="float64", sampling="shuffle", lr=None,
-    weight_decay=0.0, sample_weight=None,
+    weight_decay=0.0, sample_weight=None, dropout=(),
 ):  # fmt: skip
     """A CPU trainer and a device trainer built from the same seed (4 steps per epoch); with the
     identity head a regressor of 2 targets."""
@@ -48,7 +48,7 @@ def pair(
         )  # fmt: skip
         config = TrainConfig(
             epochs=2, batch_size=4, optimizer=optimizer, lr=lr, sampling=sampling,
-            engine="kernels", weight_decay=weight_decay,
+            engine="kernels", weight_decay=weight_decay, dropout=dropout, dropout_seed=5,
         )  # fmt: skip
         if kind == "cpu":
             trainers.append(
@@ -225,3 +225,23 @@ def test_weighted_classification_steps_equal_the_cpu_steps():
         trainer.train_steps(3)
     assert_same_state(cpu, gpu, "float64")
     assert not np.allclose(cpu.model.params.theta, plain.model.params.theta)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_dropout_epochs_equal_the_cpu_epochs(dtype):
+    """Dropout (D.1–D.3) on the device draws the CPU's masks (the same integers into the same
+    Philox), so two epochs agree with the CPU's within the usual rounding; rate 0 is bitwise
+    the run without it."""
+    cpu, gpu = pair("adam", dtype=dtype, dropout=(0.5, 0.3))
+    plain, _ = pair("adam", dtype=dtype)
+    for trainer in (cpu, gpu, plain):
+        for _ in range(2):
+            trainer.train_epoch()
+    assert_same_state(cpu, gpu, dtype)
+    assert not np.allclose(cpu.model.params.theta, plain.model.params.theta)
+    _, zero = pair("adam", dtype=dtype, dropout=(0.0,))
+    _, none = pair("adam", dtype=dtype)
+    for trainer in (zero, none):
+        trainer.train_epoch()
+        trainer.host_state()
+    assert zero.model.params.theta.tobytes() == none.model.params.theta.tobytes()
