@@ -72,7 +72,7 @@ def test_dropout_is_numbamlp_fit_s_dropout():
     clf = MLPClassifier(hidden_layer_sizes=(6, 5), dropout=(0.2, 0.5), max_iter=3,
                         batch_size=16, random_state=3).fit(X, y)  # fmt: skip
     result = fit(
-        X.astype(np.float32), y, hidden=[6, 5], dropout=[0.2, 0.5], max_epochs=3, batch_size=16,
+        X, y, hidden=[6, 5], dropout=[0.2, 0.5], max_epochs=3, batch_size=16,
         seed=3, activation="relu", weight_decay=1 / 200, verbose=0,
     )  # fmt: skip
     np.testing.assert_array_equal(clf.model_.params.theta, result.model.params.theta)
