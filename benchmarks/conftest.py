@@ -16,9 +16,48 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-#: float32 sgemm peak of the reference machine (2-core AVX-512 VM), measured with
-#: benchmarks/test_kernels.py::test_blas_peak; the FLOP limit is FLOPs / this.
-PEAK_GFLOPS = float(os.environ.get("NUMBAMLP_PEAK_GFLOPS", "320"))
+#: The side of the square float32 matrices whose product measures the machine's sgemm peak.
+PEAK_MATRIX = 2048
+#: An sgemm peak given by hand (GFLOP/s) replaces the measurement: NUMBAMLP_PEAK_GFLOPS.
+PEAK_ENV = "NUMBAMLP_PEAK_GFLOPS"
+
+
+def measure_peak_gflops(n: int = PEAK_MATRIX, repeats: int = 5, threads: int = 2) -> float:
+    """This machine's float32 sgemm rate through NumPy's BLAS with ``threads`` threads, in
+    GFLOP/s: the best of ``repeats`` products of two n × n matrices (2n³ FLOPs each), after one
+    warm-up. Every "fraction of the FLOP limit" divides by it, so the limit is this machine's,
+    measured in the same session, not a constant from another one. Run the benchmarks with
+    OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE unset (README.md here), or BLAS runs a slow kernel and
+    the limit comes out low."""
+    import time
+
+    rng = np.random.default_rng(0)
+    A, B = rng.standard_normal((2, n, n)).astype(np.float32)
+    C = np.empty((n, n), np.float32)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        limits = threadpool_limits(limits=threads, user_api="blas")
+    except ImportError:  # BLAS's own thread count: the machine's 2 cores on the project's VMs
+        import contextlib
+
+        limits = contextlib.nullcontext()
+    with limits:
+        np.matmul(A, B, out=C)
+        best = float("inf")
+        for _ in range(repeats):
+            started = time.perf_counter()
+            np.matmul(A, B, out=C)
+            best = min(best, time.perf_counter() - started)
+    return 2 * n**3 / best / 1e9
+
+
+@pytest.fixture(scope="session")
+def peak_gflops() -> float:
+    """The sgemm peak every "of FLOP limit" figure of this session uses: measured once
+    (measure_peak_gflops), or NUMBAMLP_PEAK_GFLOPS when set."""
+    given = os.environ.get(PEAK_ENV)
+    return float(given) if given else measure_peak_gflops()
 
 
 def epoch_flops(n: int, sizes: list[int]) -> float:
