@@ -2,17 +2,20 @@
 shared server). OpenMP threads that spin while they wait at a barrier then take the time their
 partner needs; numbamlp shortens libgomp's spinning (numbamlp/__init__.py, GOMP_SPINCOUNT).
 
-Each case is a real `numbamlp train` process started beside a busy-looping one; the spin count
-is set per process, since libgomp reads it once, when it loads. Reported: the mean of the
-epoch times the command prints (epochs 2 on: the first one loads the kernels), in extra_info.
+Each case is a real `numbamlp train` process started beside a busy-looping one (or alone, for
+the quiet group); the spin count is set per process, since libgomp reads it once, when it loads.
+Without --threads ("default") the engine chooses, call by call, between all threads and one
+(numbamlp/engines/threads.py). Reported: the mean of the epoch times the command writes to its
+metrics file (epochs 2 on: the first one loads the kernels), in extra_info.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -32,21 +35,40 @@ def one_core_busy():
         busy.wait()
 
 
-@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("threads", ["default", "1", "2"])
 @pytest.mark.parametrize("spin", list(SPIN_COUNTS))
 def test_epoch_with_one_core_busy(benchmark, one_core_busy, spin, threads):
+    """``default``: no --threads, so the engine picks all threads or one, call by call
+    (engines/threads.py); ``1``, ``2``: --threads fixes the count."""
     benchmark.group = "contention: reference epoch with one core busy (whole process)"
-    if threads == 1 and spin != "numbamlp's (3000)":
-        pytest.skip("one thread never waits at a barrier")
-    epochs = 2 if quick(benchmark) else 4
+    if threads != "2" and spin != "numbamlp's (3000)":
+        pytest.skip("the spin count matters where two threads wait at barriers")
+    _epochs_of_a_process(benchmark, spin, threads)
+
+
+@pytest.mark.parametrize("threads", ["default", "1", "2"])
+def test_epoch_on_a_quiet_machine(benchmark, threads):
+    """The same processes with no other one running: what the default costs where nothing
+    contends (it must keep both threads)."""
+    benchmark.group = "contention: reference epoch, quiet machine (whole process)"
+    _epochs_of_a_process(benchmark, "numbamlp's (3000)", threads)
+
+
+def _epochs_of_a_process(benchmark, spin: str, threads: str) -> None:
+    epochs = 2 if quick(benchmark) else 6
     env = dict(os.environ, GOMP_SPINCOUNT=SPIN_COUNTS[spin])
-    args = [NUMBAMLP, "train", "--epochs", str(epochs), "--threads", str(threads)]
     seconds: list[float] = []
 
     def run():
-        out = subprocess.run(args, env=env, capture_output=True, text=True, check=True).stdout
-        epoch_seconds = [float(s) for s in re.findall(r"seconds (\d+\.\d+)", out)]
-        seconds.append(sum(epoch_seconds[1:]) / len(epoch_seconds[1:]))
+        with tempfile.TemporaryDirectory() as folder:
+            metrics = Path(folder) / "metrics.jsonl"
+            args = [NUMBAMLP, "train", "--epochs", str(epochs), "--metrics-out", str(metrics)]
+            if threads != "default":
+                args += ["--threads", threads]
+            subprocess.run(args, env=env, capture_output=True, text=True, check=True)
+            records = [json.loads(line) for line in metrics.read_text().splitlines()]
+        epoch_seconds = [r["seconds"] for r in records[1:]]  # the first one loads the kernels
+        seconds.append(sum(epoch_seconds) / len(epoch_seconds))
 
     benchmark.pedantic(run, rounds=1 if quick(benchmark) else 3, iterations=1)
     seconds.sort()

@@ -231,7 +231,8 @@ CLASS_WEIGHTS = ("balanced",)
     "--threads",
     type=click.IntRange(min=1),
     default=None,
-    help="Worker threads [default: all cores]; results do not depend on it.",
+    help="Worker threads; results do not depend on it. Default: all cores, or one while another "
+    "process holds a core (the fused engine chooses call by call).",
 )
 @click.option(
     "--dtype", type=click.Choice(("float32", "float64")), default="float32", show_default=True

@@ -608,9 +608,18 @@ def prepare(
         weights = _split(plan, replace(data, X_train_raw=data.X_train_raw, y_train=weights))[1]
     plan.settle(builtin_images(data), X_train.shape[0])
     config = plan.config
-    model, trainer, history = _model_and_trainer(
-        cluster, plan, data, X_train, y_train, model, init_rng, train_rng, previous, weights
+    # Without `threads`, the fused engine follows the machine: all threads, or one while
+    # another process holds a core (engines/threads.py; the same bits either way).
+    adaptive = (
+        inputs.threads is None
+        and cluster is None
+        and (config.device, config.engine) == ("cpu", "fused")
+        and n_threads > 1
     )
+    model, trainer, history = _model_and_trainer(
+        cluster, plan, data, X_train, y_train, model, init_rng, train_rng, previous, weights,
+        adaptive,
+    )  # fmt: skip
     early = _early_stopping(config.patience, model, resume)
     converging = _converging(plan, model, X_val is not None)
     X_test_raw = model.check_inputs(data.X_test_raw, "test features", raw=True)
@@ -760,6 +769,7 @@ def _model_and_trainer(
     train_rng: Any,
     previous: FitResult | None = None,
     weights: Any = None,
+    adaptive_threads: bool = False,
 ) -> tuple[Any, Any, list[dict[str, Any]]]:
     """The network (new, given, or the checkpoint's), its trainer (put where the checkpoint
     stood, or where ``previous``, a run to continue, ended), and the history so far."""
@@ -770,7 +780,9 @@ def _model_and_trainer(
     config, resume = plan.config, plan.resume
     from numbamlp.training.trainer import Trainer
 
-    engine = {"device": config.device, "cluster": cluster}  # the factory builds the engine
+    engine: dict[str, Any] = {"device": config.device, "cluster": cluster}  # for make_engine
+    if adaptive_threads:
+        engine["engine_options"] = {"adaptive_threads": True}
     if weights is not None:  # S.2's weighted mean; unweighted runs keep S.1's code path
         engine["sample_weight"] = weights
     train_config = TrainConfig(

@@ -10,6 +10,7 @@ from typing import Any
 
 from numbamlp.engines.base import FUSED_CHUNK, EngineSetup, HostEngine
 from numbamlp.engines.fused.plan import FusedPlan, RegionExchange
+from numbamlp.engines.threads import AdaptiveThreads
 
 
 class FusedEngine(HostEngine):
@@ -23,9 +24,20 @@ class FusedEngine(HostEngine):
     chunk = FUSED_CHUNK
 
     def __init__(
-        self, setup: EngineSetup, exchange: RegionExchange | None = None, **options: Any
+        self,
+        setup: EngineSetup,
+        exchange: RegionExchange | None = None,
+        adaptive_threads: bool = False,
+        **options: Any,
     ) -> None:
+        """``adaptive_threads``: each call runs on all of Numba's threads or on one, whichever
+        its recent calls ran faster on (engines/threads.py; the same bits either way)."""
         super().__init__(setup)
+        self.governor: AdaptiveThreads | None = None
+        if adaptive_threads:
+            import numba
+
+            self.governor = AdaptiveThreads(numba.get_num_threads())
         model = setup.model
         self.plan = FusedPlan(
             model.architecture,
@@ -41,10 +53,14 @@ class FusedEngine(HostEngine):
 
     def run(self, first: int, count: int) -> int:
         s = self.setup
+        if self.governor is not None:
+            self.governor.before(count)
         done = self.plan.run(
             s.model.params.theta, self.state, s.X, s.scale, s.y, s.sampler.index_matrix,
             s.sampler.batch_sizes, s.lrs, s.optimizer.step_count, first, count, s.batch_losses,
             s.batch_correct, s.targets, s.weights,
         )  # fmt: skip
+        if self.governor is not None:
+            self.governor.after(done)
         s.optimizer.step_count += done
         return done

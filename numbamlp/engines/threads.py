@@ -1,0 +1,109 @@
+"""How many threads the fused engine's next call uses, chosen from how fast the last ones ran.
+
+Orchestration only, no equation. The fused engine's steps are bitwise the same for any thread
+count: the blocks of region 1 are fixed by the batch size and region 2's items by
+NUMBA_NUM_THREADS, never by the threads that run them (engines/fused/__init__.py). So the number
+of threads may change between two calls without changing a bit of θ, and it is free to follow
+the machine. When another process takes one of two cores, every step's two barriers wait for the
+thread that lost its core, and two threads run about 1.7× slower than one
+(docs/performance.md, "With another process busy on one core"). ``AdaptiveThreads`` watches the
+seconds per step of each call and:
+
+* the first timed call at all threads is followed by one call on one thread, to know both
+  speeds (a run that starts beside a busy process has no quiet speed to compare with);
+* at all threads, a call slower per step than the last call on one thread, or than
+  ``slowdown`` × the fastest seen so far, is a sign of contention: the next call runs on one
+  thread, to compare;
+* one thread kept if it was faster than that slow call, else back to all;
+* on one thread, after ``probe_every`` calls one call tries all threads again, and stays there
+  if it is no slower per step than the last call on one thread (the contention has ended); a
+  probe that loses doubles the wait before the next, up to ``longest_wait`` calls, so that a
+  lasting contention costs one slow call in 64 (about 1.5 %) and its end is noticed within
+  64 calls (a fraction of a second at the reference workload).
+
+On a quiet machine no call is that much slower, so nothing is probed and nothing is lost. Calls
+of fewer than ``min_steps`` steps (the first of an epoch, the end of one) are too short to time
+and change nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+
+class AdaptiveThreads:
+    """Chooses the thread count of each call: ``before(count)`` sets it and starts the clock,
+    ``after(steps)`` times the call that made ``steps`` steps and puts back the count that was
+    set before (evaluation and the caller's own parallel code keep theirs)."""
+
+    def __init__(
+        self,
+        most: int,
+        *,
+        slowdown: float = 1.6,
+        probe_every: int = 8,
+        longest_wait: int = 64,
+        min_steps: int = 8,
+        set_threads: Callable[[int], None] | None = None,
+        get_threads: Callable[[], int] | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        if set_threads is None or get_threads is None:
+            import numba
+
+            set_threads, get_threads = numba.set_num_threads, numba.get_num_threads
+        self.most = most
+        self.threads = most  # the count of the next call
+        self.slowdown = slowdown
+        self.probe_every = probe_every
+        self.longest_wait = longest_wait
+        self._wait = probe_every  # calls on one thread before the next probe of all threads
+        self.min_steps = min_steps
+        self._set_threads = set_threads
+        self._get_threads = get_threads
+        self._before = most
+        self._clock = clock
+        self._started = 0.0
+        self._fastest_most = math.inf  # the quietest seconds per step seen at all threads
+        self._last = {most: math.inf, 1: math.inf}  # seconds per step of the last timed call
+        self._probing = False  # the next (or current) call compares the other count
+        self._calls_at_one = 0
+        #: (threads, seconds per step) of every timed call, for the tests and the benchmarks.
+        self.history: list[tuple[int, float]] = []
+
+    def before(self, count: int) -> None:
+        """Set the thread count of the call about to make ``count`` steps; start its clock."""
+        self._before = self._get_threads()
+        self._set_threads(self.threads)
+        self._started = self._clock()
+
+    def after(self, steps: int) -> None:
+        """The call made ``steps`` steps: choose the next call's thread count."""
+        seconds = self._clock() - self._started
+        self._set_threads(self._before)
+        if steps < self.min_steps or self.most == 1:
+            return
+        per_step = seconds / steps
+        ran, self.history = self.threads, [*self.history[-999:], (self.threads, per_step)]
+        self._last[ran] = per_step
+        if ran == self.most:
+            self._fastest_most = min(self._fastest_most, per_step)
+        if self._probing:  # this call compared the other count with the last one
+            self._probing = False
+            other = 1 if ran == self.most else self.most
+            self.threads = ran if per_step <= self._last[other] else other
+            self._calls_at_one = 0
+            if ran == self.most:  # a probe of all threads: won (start afresh) or lost (wait longer)
+                won = self.threads == self.most
+                self._wait = self.probe_every if won else min(2 * self._wait, self.longest_wait)
+            return
+        untried = self._last[1] == math.inf
+        limit = min(self.slowdown * self._fastest_most, self._last[1])
+        if ran == self.most and (untried or per_step > limit):  # contention?
+            self.threads, self._probing = 1, True  # try one thread next
+        elif ran == 1:
+            self._calls_at_one += 1
+            if self._calls_at_one >= self._wait:
+                self.threads, self._probing = self.most, True  # has it ended? try all again

@@ -1,0 +1,172 @@
+"""The fused engine's thread count follows the machine (engines/threads.py): the policy on a
+scripted clock, the same θ whatever count each call runs on, and the run that uses it."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pytest
+
+from numbamlp.engines.threads import AdaptiveThreads
+from numbamlp.model.mlp import MLP
+from numbamlp.training.trainer import TrainConfig, Trainer, generators
+
+needs_two_threads = pytest.mark.skipif(
+    numba.config.NUMBA_NUM_THREADS < 2, reason="needs at least 2 Numba threads"
+)
+
+
+class Machine:
+    """A scripted machine: each call's seconds per step depend on the thread count it runs on
+    and on whether another process holds a core; it records the counts the governor set."""
+
+    def __init__(self, quiet: dict[int, float], busy: dict[int, float]) -> None:
+        self.quiet, self.busy, self.contended = quiet, busy, False
+        self.now, self.threads, self.set_calls = 0.0, 2, []
+
+    def set_threads(self, n: int) -> None:
+        self.threads = n
+        self.set_calls.append(n)
+
+    def call(self, governor: AdaptiveThreads, steps: int = 32) -> int:
+        """One engine call through the governor; returns the count it ran on."""
+        governor.before(steps)
+        ran = self.threads
+        self.now += steps * (self.busy if self.contended else self.quiet)[ran]
+        governor.after(steps)
+        return ran
+
+
+def governor_on(machine: Machine, **options) -> AdaptiveThreads:
+    return AdaptiveThreads(
+        2,
+        set_threads=machine.set_threads,
+        get_threads=lambda: machine.threads,
+        clock=lambda: machine.now,
+        **options,
+    )
+
+
+# Per-step seconds measured on the 2-core VM (docs/performance.md): quiet, two threads are
+# 1.7× faster; with one core busy, two threads are 1.7× slower than one.
+QUIET = {2: 100e-6, 1: 170e-6}
+BUSY = {2: 350e-6, 1: 190e-6}
+
+
+def test_a_quiet_machine_keeps_every_thread_after_one_comparison():
+    machine = Machine(QUIET, BUSY)
+    governor = governor_on(machine)
+    assert [machine.call(governor) for _ in range(200)] == [2, 1] + [2] * 198
+
+
+def test_a_run_that_starts_beside_a_busy_process_moves_to_one_thread_at_once():
+    machine = Machine(QUIET, BUSY)
+    machine.contended = True  # no quiet speed to compare with: the first comparison decides
+    governor = governor_on(machine)
+    ran = [machine.call(governor) for _ in range(20)]
+    assert ran[:3] == [2, 1, 1] and ran[3:].count(1) >= 16
+
+
+def test_a_busy_core_moves_the_steps_to_one_thread_and_back_when_it_frees():
+    machine = Machine(QUIET, BUSY)
+    governor = governor_on(machine, probe_every=8)
+    for _ in range(5):
+        machine.call(governor)
+    machine.contended = True
+    ran = [machine.call(governor) for _ in range(200)]
+    # the first slow call, one probe on one thread, which wins and stays; after 8, 16, 32, 64,
+    # 64 … calls one call tries both threads again, loses, and the steps go back to one thread
+    assert ran[:3] == [2, 1, 1]
+    probes = [k for k, threads in enumerate(ran) if threads == 2][1:]
+    assert np.diff(probes).tolist()[:4] == [17, 33, 65, 65]  # the wait doubles, up to 64
+    machine.contended = False
+    ran = [machine.call(governor) for _ in range(80)]
+    assert ran[-10:] == [2] * 10  # the probe of both threads wins once the core is free
+
+
+def test_short_calls_decide_nothing_and_every_call_restores_the_count():
+    machine = Machine(QUIET, BUSY)
+    governor = governor_on(machine, min_steps=8)
+    machine.contended = True
+    assert [machine.call(governor, steps=1) for _ in range(10)] == [2] * 10  # too short to time
+    machine.threads = 2
+    machine.call(governor)  # a timed call sets the first fastest: nothing to compare yet
+    machine.call(governor)
+    assert machine.threads == 2  # after each call, the count set before it
+    assert governor.threads in (1, 2)
+
+
+def synthetic_problem(n: int = 1500, d: int = 12, classes: int = 3):
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(n, d))
+    y = np.argmax(X @ rng.normal(size=(d, classes)), axis=1)
+    return X, y
+
+
+class Alternating:
+    """A governor that runs call k on 1 thread when k is odd, on 2 when it is even."""
+
+    def __init__(self) -> None:
+        self.k = 0
+        self.counts: list[int] = []
+
+    def before(self, count: int) -> None:
+        numba.set_num_threads(1 + self.k % 2)
+        self.counts.append(numba.get_num_threads())
+
+    def after(self, steps: int) -> None:
+        self.k += 1
+        numba.set_num_threads(2)
+
+
+def trained_theta(governor_factory=None) -> bytes:
+    X, y = synthetic_problem()
+    init_rng, sampling_rng = generators(seed=3)
+    model = MLP.create(X.shape[1], [16, 8], 3, activations=["tanh", "relu"], rng=init_rng)
+    config = TrainConfig(epochs=2, batch_size=16, optimizer="adam", lr=1e-2)
+    options = {"adaptive_threads": True} if governor_factory else None
+    trainer = Trainer(model, X, y, config, sampling_rng, engine_options=options)
+    if governor_factory:
+        trainer.engine.governor = governor_factory()  # type: ignore[attr-defined]
+    for _ in range(config.epochs):
+        trainer.train_epoch()
+    return model.params.theta.tobytes()
+
+
+@needs_two_threads
+def test_changing_the_thread_count_between_calls_changes_no_bit(restore_threads):
+    """Each epoch is 94 steps in calls of 1, 32, 32, 29: with the count switched between 1 and
+    2 at every call, θ is the bits of the run on 2 threads throughout."""
+    numba.set_num_threads(2)
+    fixed = trained_theta()
+    governor = Alternating()
+    switched = trained_theta(lambda: governor)
+    assert set(governor.counts) == {1, 2}
+    assert switched == fixed
+
+
+@pytest.fixture
+def restore_threads():
+    before = numba.get_num_threads()
+    yield
+    numba.set_num_threads(before)
+
+
+@needs_two_threads
+def test_fit_without_threads_adapts_and_with_threads_does_not(restore_threads, monkeypatch):
+    import numbamlp
+    from numbamlp.engines.fused.engine import FusedEngine
+
+    built: list[FusedEngine] = []
+    original = FusedEngine.__init__
+
+    def spy(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        built.append(self)
+
+    monkeypatch.setattr(FusedEngine, "__init__", spy)
+    X, y = synthetic_problem(300)
+    numba.set_num_threads(2)
+    numbamlp.fit(X, y, epochs=1, verbose=0)
+    numbamlp.fit(X, y, epochs=1, threads=2, verbose=0)
+    assert built[0].governor is not None and built[1].governor is None
