@@ -24,13 +24,6 @@ needs_two_threads = pytest.mark.skipif(
 )
 
 
-@pytest.fixture
-def restore_threads():
-    before = numba.get_num_threads()
-    yield
-    numba.set_num_threads(before)
-
-
 def synthetic_problem(n: int = 2000, d: int = 20, classes: int = 4):
     """Gaussian inputs labelled by a fixed random linear rule (learnable, not trivial)."""
     rng = np.random.default_rng(123)

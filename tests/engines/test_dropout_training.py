@@ -25,13 +25,6 @@ needs_two_threads = pytest.mark.skipif(
 EPOCHS = 2
 
 
-@pytest.fixture
-def restore_threads():
-    before = numba.get_num_threads()
-    yield
-    numba.set_num_threads(before)
-
-
 def problem(n: int = 700, d: int = 20, classes: int = 4):
     rng = np.random.default_rng(123)
     X = rng.normal(size=(n, d))

@@ -62,13 +62,6 @@ needs_two_threads = pytest.mark.skipif(
 )
 
 
-@pytest.fixture
-def restore_threads():
-    before = numba.get_num_threads()
-    yield
-    numba.set_num_threads(before)
-
-
 # --- Problems ----------------------------------------------------------------------------------
 
 

@@ -145,13 +145,6 @@ def test_changing_the_thread_count_between_calls_changes_no_bit(restore_threads)
     assert switched == fixed
 
 
-@pytest.fixture
-def restore_threads():
-    before = numba.get_num_threads()
-    yield
-    numba.set_num_threads(before)
-
-
 @needs_two_threads
 def test_fit_without_threads_adapts_and_with_threads_does_not(restore_threads, monkeypatch):
     import numbamlp
