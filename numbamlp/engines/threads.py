@@ -18,8 +18,12 @@ seconds per step of each call and:
 * on one thread, after ``probe_every`` calls one call tries all threads again, and stays there
   if it is no slower per step than the last call on one thread (the contention has ended); a
   probe that loses doubles the wait before the next, up to ``longest_wait`` calls, so that a
-  lasting contention costs one slow call in 64 (about 1.5 %) and its end is noticed within
-  64 calls (a fraction of a second at the reference workload).
+  lasting contention costs 8 slow steps in 64 calls (about 0.4 % of the steps) and its end is
+  noticed within 64 calls (a fraction of a second at the reference workload).
+
+A probe is short: ``steps(remaining)`` gives it ``probe_steps`` steps of the call, and the engine
+runs the rest of the call on the count the probe chose (engines/fused/engine.py): a losing
+probe costs a quarter of a call of 32 steps, not the whole call.
 
 On a quiet machine no call is that much slower, so nothing is probed and nothing is lost. Calls
 of fewer than ``min_steps`` steps (the first of an epoch, the end of one) are too short to time
@@ -46,6 +50,7 @@ class AdaptiveThreads:
         probe_every: int = 8,
         longest_wait: int = 64,
         min_steps: int = 8,
+        probe_steps: int = 8,
         set_threads: Callable[[int], None] | None = None,
         get_threads: Callable[[], int] | None = None,
         clock: Callable[[], float] = time.perf_counter,
@@ -61,6 +66,7 @@ class AdaptiveThreads:
         self.longest_wait = longest_wait
         self._wait = probe_every  # calls on one thread before the next probe of all threads
         self.min_steps = min_steps
+        self.probe_steps = max(probe_steps, min_steps)  # a probe must be long enough to time
         self._set_threads = set_threads
         self._get_threads = get_threads
         self._before = most
@@ -72,6 +78,11 @@ class AdaptiveThreads:
         self._calls_at_one = 0
         #: (threads, seconds per step) of every timed call, for the tests and the benchmarks.
         self.history: list[tuple[int, float]] = []
+
+    def steps(self, remaining: int) -> int:
+        """How many of the ``remaining`` steps of a call to run at the next count: all of them,
+        or ``probe_steps`` when the next count is a probe (the caller then asks again)."""
+        return min(remaining, self.probe_steps) if self._probing else remaining
 
     def before(self, count: int) -> None:
         """Set the thread count of the call about to make ``count`` steps; start its clock."""

@@ -28,6 +28,16 @@ class Machine:
         self.threads = n
         self.set_calls.append(n)
 
+    def engine_call(self, governor: AdaptiveThreads, steps: int = 32) -> list[tuple[int, int]]:
+        """One engine call as FusedEngine.run makes it: segments of ``governor.steps``; returns
+        (count, steps) of each segment."""
+        segments, done = [], 0
+        while done < steps:
+            n = governor.steps(steps - done)
+            segments.append((self.call(governor, n), n))
+            done += n
+        return segments
+
     def call(self, governor: AdaptiveThreads, steps: int = 32) -> int:
         """One engine call through the governor; returns the count it ran on."""
         governor.before(steps)
@@ -84,6 +94,22 @@ def test_a_busy_core_moves_the_steps_to_one_thread_and_back_when_it_frees():
     assert ran[-10:] == [2] * 10  # the probe of both threads wins once the core is free
 
 
+def test_a_probe_runs_a_few_steps_and_the_call_goes_on_at_the_count_it_chose():
+    machine = Machine(QUIET, BUSY)
+    governor = governor_on(machine, probe_every=8, probe_steps=8)
+    machine.contended = True
+    calls = [machine.engine_call(governor) for _ in range(100)]
+    # the first call at 2 threads is whole; the comparison on 1 thread takes 8 steps and wins
+    assert calls[0] == [(2, 32)] and calls[1] == [(1, 8), (1, 24)]
+    probes = [segments for segments in calls[2:] if segments[0][0] == 2]
+    assert probes and all(segments == [(2, 8), (1, 24)] for segments in probes)
+    steps_on_two = sum(n for segments in calls[2:] for threads, n in segments if threads == 2)
+    assert steps_on_two == 8 * len(probes)
+    machine.contended = False
+    calls = [machine.engine_call(governor) for _ in range(80)]
+    assert calls[-1] == [(2, 32)]  # a probe of both threads won: whole calls on 2 again
+
+
 def test_short_calls_decide_nothing_and_every_call_restores_the_count():
     machine = Machine(QUIET, BUSY)
     governor = governor_on(machine, min_steps=8)
@@ -104,11 +130,14 @@ def synthetic_problem(n: int = 1500, d: int = 12, classes: int = 3):
 
 
 class Alternating:
-    """A governor that runs call k on 1 thread when k is odd, on 2 when it is even."""
+    """A governor that runs segment k on 1 thread when k is odd, on 2 when it is even."""
 
     def __init__(self) -> None:
         self.k = 0
         self.counts: list[int] = []
+
+    def steps(self, remaining: int) -> int:
+        return min(remaining, 5)  # every call split, as a probe splits one
 
     def before(self, count: int) -> None:
         numba.set_num_threads(1 + self.k % 2)
@@ -135,8 +164,9 @@ def trained_theta(governor_factory=None) -> bytes:
 
 @needs_two_threads
 def test_changing_the_thread_count_between_calls_changes_no_bit(restore_threads):
-    """Each epoch is 94 steps in calls of 1, 32, 32, 29: with the count switched between 1 and
-    2 at every call, θ is the bits of the run on 2 threads throughout."""
+    """Each epoch is 94 steps in calls of 1, 32, 32, 29, each split into runs of at most 5 steps
+    (as a probe splits a call): with the count switched between 1 and 2 at every run, θ is the
+    bits of the run on 2 threads throughout."""
     numba.set_num_threads(2)
     fixed = trained_theta()
     governor = Alternating()

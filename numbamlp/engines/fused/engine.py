@@ -52,15 +52,26 @@ class FusedEngine(HostEngine):
         self.state = self.plan.adopt_state(setup.optimizer)
 
     def run(self, first: int, count: int) -> int:
+        governor = self.governor
+        if governor is None:
+            return self._run_steps(first, count)
+        done = 0
+        while done < count:  # a probe of the governor's runs a few steps, then the rest
+            n = governor.steps(count - done)
+            governor.before(n)
+            made = self._run_steps(first + done, n)
+            governor.after(made)
+            done += made
+            if made < n:  # a loss that is not finite: the trainer takes over
+                break
+        return done
+
+    def _run_steps(self, first: int, count: int) -> int:
         s = self.setup
-        if self.governor is not None:
-            self.governor.before(count)
         done = self.plan.run(
             s.model.params.theta, self.state, s.X, s.scale, s.y, s.sampler.index_matrix,
             s.sampler.batch_sizes, s.lrs, s.optimizer.step_count, first, count, s.batch_losses,
             s.batch_correct, s.targets, s.weights,
         )  # fmt: skip
-        if self.governor is not None:
-            self.governor.after(done)
         s.optimizer.step_count += done
         return done
