@@ -67,7 +67,7 @@ The modules, by concern:
 * ``plan``: ``FusedPlan``, the buffers and tables of a run, and its ``run``;
 * ``engine``: ``FusedEngine``, the plan bound to a Trainer's run (engines.Engine).
 
-The CPU intrinsics it calls (vector width, prefetches, the floating-point mode) are in
+The CPU intrinsics it calls (vector width, the floating-point mode) are in
 numbamlp/kernels/intrinsics.py.
 
 Usage — what ``FusedEngine`` does with a plan (``FusedPlan.run`` documents each argument)::

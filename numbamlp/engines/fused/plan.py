@@ -293,8 +293,6 @@ class FusedPlan:
             row = first + t
             B = int(batch_sizes[row])
             share = exchange.share(self, B)
-            next_row = row + 1 if t + 1 < count else row
-            next_B = int(batch_sizes[next_row])
             s_lo, s_hi = share.s_lo, share.s_hi
             weight_sum = (
                 weight_total_cpu(weights, index_matrix[row], B) if weights.shape[0] else 0.0
@@ -304,7 +302,6 @@ class FusedPlan:
                     self.h, self.z, self.delta, share.f, share.losses, share.log_totals,
                     self.shards, share.spans, theta, X, X_spans, scale, y, targets, weights, B,
                     weight_sum, index_matrix[row, s_lo:s_hi],
-                    index_matrix[next_row, min(s_lo, next_B) : min(s_hi, next_B)],
                     share.layout, self.codes, self.head, self.sample_block,
                     self.flush_subnormals, share.correct,
                     np.uint64(first_step_count + t + 1) & MASK32, self.drop_key,

@@ -51,7 +51,6 @@ from numbamlp.engines.fused.rows import (
     modified_softmax_rows,
     no_correct_rows,
     output_delta_rows,
-    prefetch_rows,
     sample_weight_rows,
     softmax_rows,
     squared_error_delta_rows,
@@ -75,8 +74,8 @@ from numbamlp.kernels.updates import (
 @kernel(fastmath=False)
 def forward_backward(
     h, z, delta, f, losses, log_totals, shards, spans, theta, X, X_spans, scale, y, targets,
-    sample_weights, B_step, weight_sum, batch, next_batch, layout, codes, head, sample_block, flush,
-    correct, step, drop_key, drop_thresholds, drop_scales,
+    sample_weights, B_step, weight_sum, batch, layout, codes, head, sample_block, flush, correct,
+    step, drop_key, drop_thresholds, drop_scales,
 ):  # fmt: skip
     """Region 1: for each block of samples, h^0, F.1–F.5, L.1 or L.2, B.1 or B.5 (with S.2's
     ω_s when there are sample weights) and B.4, then B.3 and B.2 summed over the block's samples
@@ -87,8 +86,6 @@ def forward_backward(
     head's, (n, T)); ``sample_weights``: w (n,), or zero-length for none; ``B_step`` and
     ``weight_sum`` are the whole minibatch's size and Σ_s w_{I_s} (with an exchange, ``batch``
     is this process's share only). ``codes[k]`` is φ_k's code.
-    ``next_batch``: the next step's row indices, whose rows each block prefetches for the block
-    of the same number (the same thread, as prange hands out the blocks in the same way).
     Dropout: a hidden layer k with ``drop_thresholds[k]`` ≠ 0 (⌈p_k 2^32⌉) turns h^k into h̃^k
     after F.2 (D.2) and multiplies δ^k by the same mask after B.4 (D.3), the mask drawn from
     ``drop_key``, the step p ``step``, the sample's row batch[s] and (k, j) (D.1); layers with
@@ -101,7 +98,6 @@ def forward_backward(
         s0 = block * sample_block
         s1 = min(s0 + sample_block, B)
         gather_rows(activations(h, layout, np.int64(0), B), spans, X, X_spans, scale, batch, s0, s1)
-        prefetch_rows(X, next_batch, s0, min(s1, next_batch.shape[0]))
         for k in range(1, L + 1):
             z_k = layer_rows(z, layout, k, B)
             h_prev = activations(h, layout, k - 1, B)
@@ -396,15 +392,13 @@ def run_steps(
         row = first + t
         B = batch_sizes[row]
         batch = batches[row, :B]
-        next_row = row + 1 if t + 1 < count else row
-        next_batch = batches[next_row, : batch_sizes[next_row]]
         # (S.2) Σ_s w_{I_s}, in sample order; nothing to sum without weights
         weight_sum = (
             weight_total_cpu(sample_weights, batch, B) if sample_weights.shape[0] > 0 else 0.0
         )
         forward_backward(
             h, z, delta, f, losses, log_totals, shards, spans, theta, X, X_spans, scale, y,
-            targets, sample_weights, B, weight_sum, batch, next_batch, layout, codes, head,
+            targets, sample_weights, B, weight_sum, batch, layout, codes, head,
             sample_block, flush, correct, np.uint64(step_count + t + 1) & MASK32, drop_key,
             drop_thresholds, drop_scales,
         )  # fmt: skip

@@ -13,8 +13,7 @@ from numbamlp.engines.fused.expf import exp_nonpositive_float32
 from numbamlp.kernels._jit import helper, inlined
 from numbamlp.kernels.activations import SIGMOID, phi
 from numbamlp.kernels.dropout import dropout_delta_row_cpu, dropout_forward_row_cpu
-from numbamlp.kernels.intrinsics import prefer_wide_vectors, prefetch_to_l2
-from numbamlp.kernels.memory import CACHE_LINE
+from numbamlp.kernels.intrinsics import prefer_wide_vectors
 from numbamlp.kernels.philox import MASK32
 from numbamlp.kernels.rows import (
     identity_row_cpu,
@@ -37,21 +36,6 @@ def gather_rows(h0, spans, X, X_spans, scale, batch, s0, s1):
         spans[s, 0], spans[s, 1] = X_spans[row, 0], X_spans[row, 1]
         for j in range(h0.shape[1]):
             h0[s, j] = X[row, j] * scale
-
-
-@helper
-def prefetch_rows(X, batch, s0, s1):
-    """Ask the CPU to bring the rows X_{I_s,:} of the samples s0 ≤ s < s1 into its L2 cache
-    (no equation: the next step's ``gather_rows`` reads them). The rows of a minibatch are
-    scattered over the whole data set; fetched on demand they make the step wait for memory,
-    fetched while region 2 runs they cost nothing (docs/performance.md, "Figures moved out of
-    the code")."""
-    d = X.shape[1]
-    line = CACHE_LINE // X.itemsize
-    for s in range(s0, s1):
-        row = batch[s]
-        for j in range(0, d + line - 1, line):
-            prefetch_to_l2(X, row, min(j, d - 1))
 
 
 @helper
