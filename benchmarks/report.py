@@ -21,6 +21,7 @@ EXTRA = {
     "test_accuracy": ("test accuracy", "{:.4f}"),
     "seconds_per_step": ("s/step", "{:.2e}"),
     "microseconds_per_sample": ("µs/sample", "{:.2f}"),
+    "microseconds_per_step": ("µs/step", "{:.1f}"),
     "ready_seconds_median": ("ready (s)", "{:.2f}"),
     "compile_seconds": ("compile (s)", "{:.1f}"),
     "ready_seconds": ("ready (s)", "{:.2f}"),
