@@ -18,12 +18,14 @@ seconds per step of each call and:
 * on one thread, after ``probe_every`` calls one call tries all threads again, and stays there
   if it is no slower per step than the last call on one thread (the contention has ended); a
   probe that loses doubles the wait before the next, up to ``longest_wait`` calls, so that a
-  lasting contention costs 8 slow steps in 64 calls (about 0.4 % of the steps) and its end is
-  noticed within 64 calls (a fraction of a second at the reference workload).
+  lasting contention costs 4 slow steps in 128 calls (about 0.1 % of the steps) and its end is
+  noticed within 128 calls (under a second at the reference workload).
 
 A probe is short: ``steps(remaining)`` gives it ``probe_steps`` steps of the call, and the engine
 runs the rest of the call on the count the probe chose (engines/fused/engine.py): a losing
-probe costs a quarter of a call of 32 steps, not the whole call.
+probe costs an eighth of a call of 32 steps, not the whole call. At the reference workload a
+step takes ~0.1 ms, so 4 steps are ~0.4 ms, long enough to time: a busy core makes two threads
+about twice as slow as one, far beyond the noise of such a timing.
 
 On a quiet machine no call is that much slower, so nothing is probed and nothing is lost. Calls
 of fewer than ``min_steps`` steps (the first of an epoch, the end of one) are too short to time
@@ -48,9 +50,9 @@ class AdaptiveThreads:
         *,
         slowdown: float = 1.6,
         probe_every: int = 8,
-        longest_wait: int = 64,
-        min_steps: int = 8,
-        probe_steps: int = 8,
+        longest_wait: int = 128,
+        min_steps: int = 4,
+        probe_steps: int = 4,
         set_threads: Callable[[int], None] | None = None,
         get_threads: Callable[[], int] | None = None,
         clock: Callable[[], float] = time.perf_counter,

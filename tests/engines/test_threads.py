@@ -83,14 +83,14 @@ def test_a_busy_core_moves_the_steps_to_one_thread_and_back_when_it_frees():
     for _ in range(5):
         machine.call(governor)
     machine.contended = True
-    ran = [machine.call(governor) for _ in range(200)]
+    ran = [machine.call(governor) for _ in range(500)]
     # the first slow call, one probe on one thread, which wins and stays; after 8, 16, 32, 64,
-    # 64 … calls one call tries both threads again, loses, and the steps go back to one thread
+    # 128, 128 … calls one call tries both threads again, loses, and the steps go back to one
     assert ran[:3] == [2, 1, 1]
     probes = [k for k, threads in enumerate(ran) if threads == 2][1:]
-    assert np.diff(probes).tolist()[:4] == [17, 33, 65, 65]  # the wait doubles, up to 64
+    assert np.diff(probes).tolist()[:5] == [17, 33, 65, 129, 129]  # the wait doubles, to 128
     machine.contended = False
-    ran = [machine.call(governor) for _ in range(80)]
+    ran = [machine.call(governor) for _ in range(150)]
     assert ran[-10:] == [2] * 10  # the probe of both threads wins once the core is free
 
 
@@ -106,7 +106,7 @@ def test_a_probe_runs_a_few_steps_and_the_call_goes_on_at_the_count_it_chose():
     steps_on_two = sum(n for segments in calls[2:] for threads, n in segments if threads == 2)
     assert steps_on_two == 8 * len(probes)
     machine.contended = False
-    calls = [machine.engine_call(governor) for _ in range(80)]
+    calls = [machine.engine_call(governor) for _ in range(150)]
     assert calls[-1] == [(2, 32)]  # a probe of both threads won: whole calls on 2 again
 
 
