@@ -20,6 +20,8 @@ from numba import njit
 
 from numbamlp.engines.fused.layout import (
     ADAM,
+    BAND,
+    CHUNK,
     GROUP,
     SHARD_AT,
     SIZE,
@@ -132,6 +134,20 @@ def shard_phase(steps, m, h, delta, shards, spans, layout, B, sample_block):
 
 
 @njit
+def batch_gradient_phase(steps, m, G, h, delta, spans, layout, B):
+    """(B.3) and (B.2) of a layer m without shards, summed over the whole batch as region 2
+    sums them: band by band of rows, into G[0], on one thread (no update)."""
+    delta_m, h_prev = layer_rows(delta, layout, m, B), activations(h, layout, m - 1, B)
+    band = layout[BAND, m]
+    for _ in range(steps):
+        for i in range(0, layout[SIZE, m], band):
+            weight_gradient_rows(
+                G[0], delta_m, h_prev, i, min(i + band, layout[SIZE, m]), np.int64(0), B,
+                layout[GROUP, m], layout[CHUNK, m], spans, m > 1,
+            )  # fmt: skip
+
+
+@njit
 def shard_sum_phase(steps, G, shards, layout, B, sample_block):
     """Region 2's sums of the blocks' shards (B.3, S.1), every row of every sharded layer, by
     bands of G's rows, on one thread."""
@@ -235,6 +251,10 @@ class PhaseBench:
             if p.layout[SHARD_AT, m] >= 0:
                 out[f"B.3 + B.2 layer {m} (shards)"] = lambda m=m: shard_phase(
                     steps, m, p.h, p.delta, p.shards, p.spans, p.layout, B, blk
+                )
+            else:
+                out[f"B.3 + B.2 layer {m} (region 2)"] = lambda m=m: batch_gradient_phase(
+                    steps, m, p.G, p.h, p.delta, p.spans, p.layout, B
                 )
         out["shard sums (region 2)"] = lambda: shard_sum_phase(
             steps, p.G, p.shards, p.layout, B, blk
