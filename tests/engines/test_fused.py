@@ -423,24 +423,6 @@ def test_chunks_and_bands_of_region_2_change_no_bit(limits, monkeypatch, restore
     assert train_bits(threads, np.float32, "uint8", shard_bytes=0) == whole
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_an_octet_of_samples_is_bitwise_two_quads(dtype):
-    """weight_gradient_octet adds 8 samples' terms of B.3 in sample order, as two calls of
-    weight_gradient_quad do with a store between them: the same bits, for a column range and
-    rows past the last one (which repeat it)."""
-    rng = np.random.default_rng(5)
-    h_prev = rng.normal(size=(11, 70)).astype(dtype)
-    delta = rng.normal(size=(11, 6)).astype(dtype)
-    start = rng.normal(size=(8, 80)).astype(dtype)
-    for r, i, j_lo, j_hi in ((0, 0, 0, 70), (4, 4, 16, 48), (2, 3, 5, 6)):
-        octet, quads = start.copy(), start.copy()
-        tiles.weight_gradient_octet(octet, r, delta, h_prev, 2, i, 5, j_lo, j_hi)
-        tiles.weight_gradient_quad(quads, r, delta, h_prev, 2, i, 5, j_lo, j_hi)
-        tiles.weight_gradient_quad(quads, r, delta, h_prev, 6, i, 5, j_lo, j_hi)
-        assert not np.array_equal(octet, start)
-        assert octet.tobytes() == quads.tobytes()
-
-
 def test_gradient_shards_only_reorder_the_sums(restore_threads):
     """With and without gradient shards the same steps agree to rounding, and shards are used
     for the test's layers (otherwise the comparison would prove nothing)."""

@@ -35,9 +35,8 @@ each loop computes, in index form):
   with the ``reassoc`` flag: several times the rate of one sum at a time, and faster with
   512-bit vectors than with LLVM's default 256-bit ones.
 * (B.3) and (B.4) add up outer products: the inner loop runs over j, unit-stride in both
-  operands, and adds several terms of the sum per pass (8 samples for B.3, then 4 and 1 for the
-  rest; 4 units i for B.4), so each partial sum is loaded and stored once per 8 (4)
-  multiply-adds, its terms still added one at a time in sample order.
+  operands, and adds 4 terms of the sum (4 samples for B.3, 4 units i for B.4) per pass, so each
+  partial sum is loaded and stored once per 4 multiply-adds.
 * The helpers with the big loops (F.1, B.3, the gather, σ, softmax) call
   ``prefer_wide_vectors()``: LLVM's x86 cost model otherwise stops at 256-bit vectors. θ, the
   optimizer state and the batch buffers start on cache lines (``memory.py``), so that the

@@ -216,51 +216,6 @@ def weight_gradient_quad(G, r, delta, h_prev, s, i, i_last, j_lo, j_hi):
 
 
 @helper(fastmath=True)
-def weight_gradient_octet(G, r, delta, h_prev, s, i, i_last, j_lo, j_hi):
-    """(B.3) for the rows i..i+3 of W^m and the samples s..s+7: ``weight_gradient_quad`` for
-    twice the samples, so that each partial sum of G is loaded and stored once per 8 terms
-    instead of once per 4. The terms are added in the same order (sample order, one at a time),
-    so the sums are bitwise those of two quads."""
-    prefer_wide_vectors()
-    i0, i1, i2, i3 = i, min(i + 1, i_last), min(i + 2, i_last), min(i + 3, i_last)
-    g0, g1 = G[r, j_lo:j_hi], G[r + 1, j_lo:j_hi]
-    g2, g3 = G[r + 2, j_lo:j_hi], G[r + 3, j_lo:j_hi]
-    a0, a1, a2, a3 = delta[s, i0], delta[s + 1, i0], delta[s + 2, i0], delta[s + 3, i0]
-    a4, a5, a6, a7 = delta[s + 4, i0], delta[s + 5, i0], delta[s + 6, i0], delta[s + 7, i0]
-    b0, b1, b2, b3 = delta[s, i1], delta[s + 1, i1], delta[s + 2, i1], delta[s + 3, i1]
-    b4, b5, b6, b7 = delta[s + 4, i1], delta[s + 5, i1], delta[s + 6, i1], delta[s + 7, i1]
-    c0, c1, c2, c3 = delta[s, i2], delta[s + 1, i2], delta[s + 2, i2], delta[s + 3, i2]
-    c4, c5, c6, c7 = delta[s + 4, i2], delta[s + 5, i2], delta[s + 6, i2], delta[s + 7, i2]
-    e0, e1, e2, e3 = delta[s, i3], delta[s + 1, i3], delta[s + 2, i3], delta[s + 3, i3]
-    e4, e5, e6, e7 = delta[s + 4, i3], delta[s + 5, i3], delta[s + 6, i3], delta[s + 7, i3]
-    x0, x1 = h_prev[s, j_lo:j_hi], h_prev[s + 1, j_lo:j_hi]
-    x2, x3 = h_prev[s + 2, j_lo:j_hi], h_prev[s + 3, j_lo:j_hi]
-    x4, x5 = h_prev[s + 4, j_lo:j_hi], h_prev[s + 5, j_lo:j_hi]
-    x6, x7 = h_prev[s + 6, j_lo:j_hi], h_prev[s + 7, j_lo:j_hi]
-    # (B.3) ∂ℓ_s/∂W^m_{ij} = δ^m_{s,i} h^{m−1}_{s,j}   — tile: 4 rows i × 8 samples s,
-    #       j = j_lo + c vectorised; each h^{m−1}_{s,j} is loaded once for the 4 rows
-    for j in range(j_hi - j_lo):
-        h0j, h1j, h2j, h3j = x0[j], x1[j], x2[j], x3[j]
-        h4j, h5j, h6j, h7j = x4[j], x5[j], x6[j], x7[j]
-        g0[j] = (
-            g0[j] + a0 * h0j + a1 * h1j + a2 * h2j + a3 * h3j
-            + a4 * h4j + a5 * h5j + a6 * h6j + a7 * h7j
-        )  # fmt: skip
-        g1[j] = (
-            g1[j] + b0 * h0j + b1 * h1j + b2 * h2j + b3 * h3j
-            + b4 * h4j + b5 * h5j + b6 * h6j + b7 * h7j
-        )  # fmt: skip
-        g2[j] = (
-            g2[j] + c0 * h0j + c1 * h1j + c2 * h2j + c3 * h3j
-            + c4 * h4j + c5 * h5j + c6 * h6j + c7 * h7j
-        )  # fmt: skip
-        g3[j] = (
-            g3[j] + e0 * h0j + e1 * h1j + e2 * h2j + e3 * h3j
-            + e4 * h4j + e5 * h5j + e6 * h6j + e7 * h7j
-        )  # fmt: skip
-
-
-@helper(fastmath=True)
 def weight_gradient_single(G, r, delta, h_prev, s, i, i_last, j_lo, j_hi):
     """(B.3) for the rows i..i+3 of W^m and the one sample s (the last B mod 4 samples), the
     columns j_lo ≤ j < j_hi."""
@@ -308,7 +263,6 @@ def weight_gradient_rows(
                 G[r, j] = 0.0
     for c_first in range(s_first, s_end, chunk):
         c_end = min(c_first + chunk, s_end)
-        s_octets = c_first + (c_end - c_first) // 8 * 8
         s_quads = c_end - (c_end - c_first) % 4
         for g in range(0, n, group):
             g_end = min(g + group, n)
@@ -316,13 +270,7 @@ def weight_gradient_rows(
                 for r in range(g, g_end):
                     for j in range(d_prev + 1):
                         G[r, j] = 0.0
-            for s in range(c_first, s_octets, 8):
-                j_lo, j_hi = tile_columns(spans, s, s + 8, d_prev, line, whole)
-                for r in range(g, g_end, ROW_TILE):
-                    weight_gradient_octet(
-                        G, r, delta, h_prev, s, i_first + r, i_end - 1, j_lo, j_hi
-                    )  # fmt: skip
-            for s in range(s_octets, s_quads, 4):
+            for s in range(c_first, s_quads, 4):
                 j_lo, j_hi = tile_columns(spans, s, s + 4, d_prev, line, whole)
                 for r in range(g, g_end, ROW_TILE):
                     weight_gradient_quad(
