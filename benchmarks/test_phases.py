@@ -1,5 +1,7 @@
 """Where a reference step's time goes (issue 20): each phase of the fused engine alone, on one
-thread, and each region and the whole step on one and two threads.
+thread, and each region and the whole step on one and two threads (also for the widest point of
+the sweep, 784-2048-10 at batch 1024). ``scaling_model.py`` turns a run of this file into the
+modelled times on more threads.
 
 The reference workload (MNIST 60k as float32, 784-32-10 σ/softmax, Adam, batch 128). Each
 benchmark times ``STEPS`` steps of one phase on the plan's own buffers (benchmarks/phases.py);
@@ -41,22 +43,35 @@ PHASES = [
 ]
 
 
+#: name → (hidden units, batch size, steps per timed round): the reference workload, and the
+#: widest point of the sweep, where region 1 has 16 blocks and W^1 has no shards.
+WORKLOADS = {"784-32-10, batch 128": (32, 128, STEPS), "784-2048-10, batch 1024": (2048, 1024, 10)}
+
+
+def _phase_bench(mnist, request, hidden: int, batch: int) -> PhaseBench:
+    X, y = mnist.X_train, mnist.y_train
+    if request.config.getoption("benchmark_disable"):
+        X, y = rng_subset(X, y, 2 * batch)
+    trainer = make_trainer("numbamlp", X, y, hidden=hidden, batch=batch, threads=2)
+    return PhaseBench(trainer.trainer)
+
+
 @pytest.fixture(scope="module")
 def reference_step(mnist, request):
     """A PhaseBench of the reference workload (tiny data under --benchmark-disable)."""
-    X, y = mnist.X_train, mnist.y_train
-    if request.config.getoption("benchmark_disable"):
-        X, y = rng_subset(X, y, 1024)
-    trainer = make_trainer("numbamlp", X, y, hidden=32, batch=128, threads=2)
-    return PhaseBench(trainer.trainer)
+    return _phase_bench(mnist, request, 32, 128)
+
+
+@pytest.fixture(scope="module")
+def wide_step(mnist, request):
+    """A PhaseBench of 784-2048-10 at batch 1024."""
+    return _phase_bench(mnist, request, 2048, 1024)
 
 
 def _time(benchmark, run, steps: int) -> None:
     benchmark.pedantic(run, rounds=1 if quick(benchmark) else 7, warmup_rounds=1)
     if benchmark.stats:
-        benchmark.extra_info["microseconds_per_step"] = (
-            benchmark.stats.stats.median / steps * 1e6
-        )
+        benchmark.extra_info["microseconds_per_step"] = benchmark.stats.stats.median / steps * 1e6
 
 
 def test_the_phases_are_those_of_the_reference_network(reference_step):
@@ -72,15 +87,17 @@ def test_phase_alone(benchmark, reference_step, phase):
 
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("part", ["region 1", "region 2", "whole step"])
-def test_region(benchmark, reference_step, part, threads):
-    benchmark.group = f"phases: {part} of a reference step, 1 and 2 threads"
+@pytest.mark.parametrize("workload", list(WORKLOADS))
+def test_region(benchmark, request, workload, part, threads):
+    benchmark.group = f"phases: {part}, {workload}, 1 and 2 threads"
     if threads > numba.config.NUMBA_NUM_THREADS:
         pytest.skip("needs 2 Numba threads")
-    steps = 2 if quick(benchmark) else STEPS
-    run = {
-        "region 1": reference_step.region1,
-        "region 2": reference_step.region2,
-        "whole step": reference_step.whole_steps,
-    }[part]
+    bench = request.getfixturevalue(
+        "reference_step" if WORKLOADS[workload][0] == 32 else "wide_step"
+    )
+    steps = 2 if quick(benchmark) else WORKLOADS[workload][2]
+    run = {"region 1": bench.region1, "region 2": bench.region2, "whole step": bench.whole_steps}[
+        part
+    ]
     _time(benchmark, on_threads(threads, lambda: run(steps)), steps)
     benchmark.extra_info["threads"] = threads
