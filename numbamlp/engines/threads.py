@@ -9,12 +9,14 @@ thread that lost its core, and two threads run about 1.7× slower than one
 (docs/performance.md, "With another process busy on one core"). ``AdaptiveThreads`` watches the
 seconds per step of each call and:
 
-* the first timed call at all threads is followed by one call on one thread, to know both
+* the first ``warmup_calls`` timed calls are not compared (the first steps of a run are slow
+  on any machine: pages of the data touched for the first time, threads woken);
+* the next timed call at all threads is followed by one call on one thread, to know both
   speeds (a run that starts beside a busy process has no quiet speed to compare with);
-* at all threads, a call slower per step than the last call on one thread, or than
-  ``slowdown`` × the fastest seen so far, is a sign of contention: the next call runs on one
-  thread, to compare;
-* one thread kept if it was faster than that slow call, else back to all;
+* at all threads, ``patience`` calls in a row slower per step than the last call on one
+  thread, or than ``slowdown`` × the fastest seen so far, are a sign of contention: the next
+  call runs on one thread, to compare (one slow call is not: a quiet machine has hiccups);
+* one thread kept if it was faster than the last slow call, else back to all;
 * on one thread, after ``probe_every`` calls one call tries all threads again, and stays there
   if it is no slower per step than the last call on one thread (the contention has ended); a
   probe that loses doubles the wait before the next, up to ``longest_wait`` calls, so that a
@@ -53,6 +55,8 @@ class AdaptiveThreads:
         longest_wait: int = 128,
         min_steps: int = 4,
         probe_steps: int = 4,
+        warmup_calls: int = 1,
+        patience: int = 2,
         set_threads: Callable[[int], None] | None = None,
         get_threads: Callable[[], int] | None = None,
         clock: Callable[[], float] = time.perf_counter,
@@ -69,6 +73,9 @@ class AdaptiveThreads:
         self._wait = probe_every  # calls on one thread before the next probe of all threads
         self.min_steps = min_steps
         self.probe_steps = max(probe_steps, min_steps)  # a probe must be long enough to time
+        self._warmup_left = warmup_calls
+        self.patience = patience
+        self._slow_calls = 0  # calls in a row at all threads that were slow
         self._set_threads = set_threads
         self._get_threads = get_threads
         self._before = most
@@ -100,6 +107,9 @@ class AdaptiveThreads:
             return
         per_step = seconds / steps
         ran, self.history = self.threads, [*self.history[-999:], (self.threads, per_step)]
+        if self._warmup_left > 0:  # a cold call: compared with nothing, compares nothing
+            self._warmup_left -= 1
+            return
         self._last[ran] = per_step
         if ran == self.most:
             self._fastest_most = min(self._fastest_most, per_step)
@@ -107,15 +117,17 @@ class AdaptiveThreads:
             self._probing = False
             other = 1 if ran == self.most else self.most
             self.threads = ran if per_step <= self._last[other] else other
-            self._calls_at_one = 0
+            self._calls_at_one = self._slow_calls = 0
             if ran == self.most:  # a probe of all threads: won (start afresh) or lost (wait longer)
                 won = self.threads == self.most
                 self._wait = self.probe_every if won else min(2 * self._wait, self.longest_wait)
             return
         untried = self._last[1] == math.inf
         limit = min(self.slowdown * self._fastest_most, self._last[1])
-        if ran == self.most and (untried or per_step > limit):  # contention?
-            self.threads, self._probing = 1, True  # try one thread next
+        if ran == self.most:
+            self._slow_calls = self._slow_calls + 1 if per_step > limit else 0
+            if untried or self._slow_calls >= self.patience:  # contention?
+                self.threads, self._probing, self._slow_calls = 1, True, 0  # try one thread
         elif ran == 1:
             self._calls_at_one += 1
             if self._calls_at_one >= self._wait:
