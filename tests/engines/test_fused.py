@@ -423,6 +423,25 @@ def test_chunks_and_bands_of_region_2_change_no_bit(limits, monkeypatch, restore
     assert train_bits(threads, np.float32, "uint8", shard_bytes=0) == whole
 
 
+@pytest.mark.parametrize("d_out", [4, 10, 13, 32])
+def test_the_tiles_of_f1_in_pairs_are_the_tiles_one_by_one(d_out):
+    """affine_rows runs two tiles of 4 units on each 4 samples' rows; each tile computes its
+    sums as it would alone, so z is bitwise that of the tiles one by one, units outer."""
+    rng = np.random.default_rng(11)
+    B, d_in = 9, 70
+    W = rng.normal(size=(d_out, d_in)).astype(np.float32)
+    b = rng.normal(size=d_out).astype(np.float32)
+    h_prev = rng.normal(size=(B, d_in)).astype(np.float32)
+    spans = np.zeros((B, 2), np.int64)
+    paired, single = np.zeros((B, d_out), np.float32), np.zeros((B, d_out), np.float32)
+    tiles.affine_rows(paired, W, b, h_prev, 0, B, spans, True)
+    for i in range(0, d_out, 4):
+        for s in range(0, B, 4):
+            tiles.affine_tile(single, W, b, h_prev, s, i, B - 1, d_out - 1, 0, d_in)
+    assert paired.tobytes() == single.tobytes()
+    np.testing.assert_allclose(paired, h_prev @ W.T + b, rtol=1e-5, atol=1e-5)
+
+
 def test_gradient_shards_only_reorder_the_sums(restore_threads):
     """With and without gradient shards the same steps agree to rounding, and shards are used
     for the test's layers (otherwise the comparison would prove nothing)."""
