@@ -10,16 +10,16 @@ The model, from the measured region times on 1 and 2 threads of each workload:
 * region 2 (``gradient_update``) is parallel over ranges of rows of the weights, cut on whole
   tiles of 4 rows: region2(1) / min(p, ⌈rows/4⌉);
 * each region also loses what it lost on 2 threads against half its 1-thread time (opening
-  and closing the region, waiting for the slower thread, cache lines from the other core),
-  assumed to grow with log₂ p, as a barrier's tree does;
+  and closing the region, waiting for the slower thread, cache lines from the other core; 0
+  where 2 threads did better than half), assumed to grow with log₂ p, as a barrier's tree does;
 * what lies between the regions (the minibatch loss, the step's coefficients, each region's
   effect on the other's caches) is the whole step less both regions on 2 threads, the same for
   any p ≥ 2;
 * memory bandwidth is assumed to grow with the cores (each core fetches its own rows of X):
   a socket that saturates would flatten the curve further.
 
-The measured points (p = 1, 2) are printed beside the model's, which reproduces them by
-construction at p = 2 and checks the serial part at p = 1.
+The measured points (p = 1, 2) are printed beside the model's, which is the measured step at
+p = 1 and reproduces p = 2 by construction (where 2 threads lost something in each region).
 """
 
 from __future__ import annotations
@@ -55,8 +55,9 @@ def modelled_step(times: dict[tuple[str, int], float], batch: int, rows: int, p:
         return times[("whole step", 1)]
     blocks = math.ceil(batch / SAMPLE_BLOCK)
     items = math.ceil(rows / ROW_TILE)
-    lost1 = times[("region 1", 2)] - r1 / 2
-    lost2 = times[("region 2", 2)] - r2 / 2
+    # what 2 threads lost (never less than nothing: a run can beat half its 1-thread time)
+    lost1 = max(0.0, times[("region 1", 2)] - r1 / 2)
+    lost2 = max(0.0, times[("region 2", 2)] - r2 / 2)
     between = times[("whole step", 2)] - times[("region 1", 2)] - times[("region 2", 2)]
     region1 = r1 * math.ceil(blocks / p) / blocks + lost1 * math.log2(p)
     region2 = r2 / min(p, items) + lost2 * math.log2(p)
