@@ -109,9 +109,8 @@ def head_phase(steps, z, delta, f, losses, log_totals, correct, y, batch, layout
 def hidden_delta_phase(steps, m, z, h, delta, theta, codes, layout, B, sample_block):
     """(B.4) of layer m."""
     delta_m, delta_next = layer_rows(delta, layout, m, B), layer_rows(delta, layout, m + 1, B)
-    z_m, h_m, W_next = layer_rows(z, layout, m, B), activations(h, layout, m, B), weights(
-        theta, layout, m + 1
-    )
+    z_m, h_m = layer_rows(z, layout, m, B), activations(h, layout, m, B)
+    W_next = weights(theta, layout, m + 1)
     for _ in range(steps):
         for block in range(_blocks(B, sample_block)):
             s0 = block * sample_block
@@ -225,12 +224,12 @@ class PhaseBench:
         p, B, blk = self.plan, self.B, self.plan.sample_block
         L = p.architecture.L
         batch = self.batches[0, :B]
-        out: dict[str, Callable[[], None]] = {
-            "gather h^0": lambda: gather_phase(
-                steps, p.h, p.spans, self.X, self.X_spans, self.scale, self.batches, self.sizes,
-                p.layout, blk,
-            ),  # fmt: skip
-        }
+
+        def gather() -> None:
+            X, spans, batches, sizes = self.X, self.X_spans, self.batches, self.sizes
+            gather_phase(steps, p.h, p.spans, X, spans, self.scale, batches, sizes, p.layout, blk)
+
+        out: dict[str, Callable[[], None]] = {"gather h^0": gather}
         for k in range(1, L + 1):
             out[f"F.1 layer {k}"] = lambda k=k: affine_phase(
                 steps, k, p.z, p.h, self.theta, p.spans, p.layout, B, blk
