@@ -144,6 +144,29 @@ def _input_record(metadata: dict[str, Any] | None) -> Any:
     return record_from_metadata(metadata or {})
 
 
+def network_metadata(model: MLP, file_format: str, format_version: int) -> dict[str, str]:
+    """The entries that every exported file starts its metadata with: its format and the
+    format's version, numbamlp's version, d_0..d_L and the activations."""
+    arch = model.architecture
+    return {
+        "format": file_format,
+        "format_version": str(format_version),
+        "numbamlp_version": __version__,
+        "sizes": json.dumps(list(arch.sizes)),
+        "activations": json.dumps(list(arch.activations)),
+    }
+
+
+def copy_metadata(
+    out: dict[str, str], metadata: dict[str, Any], skip: tuple[str, ...] = ()
+) -> None:
+    """Copy the model file's COPIED_METADATA entries (but ``skip``) into ``out``, as text."""
+    for key in COPIED_METADATA:
+        value = metadata.get(key)
+        if value is not None and key not in skip:
+            out[key] = value if isinstance(value, str) else json.dumps(value)
+
+
 def safetensors_metadata(model: MLP, metadata: dict[str, Any] | None = None) -> dict[str, str]:
     """The file's metadata (see the module docstring); ``metadata`` is the model file's."""
     arch = model.architecture
@@ -152,21 +175,12 @@ def safetensors_metadata(model: MLP, metadata: dict[str, Any] | None = None) -> 
         modules.append(f"Linear({arch.sizes[k - 1]}, {arch.sizes[k]})")
         if k < arch.L:
             modules.append(TORCH_ACTIVATIONS[arch.activations[k - 1]])
-    out: dict[str, str] = {
-        "format": FORMAT,
-        "format_version": str(FORMAT_VERSION),
-        "numbamlp_version": __version__,
-        "sizes": json.dumps(list(arch.sizes)),
-        "activations": json.dumps(list(arch.activations)),
-        "torch_modules": json.dumps(modules),
-        "head": arch.head,
-        "n_classes": str(arch.n_classes),
-        "dtype": str(model.dtype),
-    }
-    for key in COPIED_METADATA:
-        value = (metadata or {}).get(key)
-        if value is not None:
-            out[key] = value if isinstance(value, str) else json.dumps(value)
+    out = network_metadata(model, FORMAT, FORMAT_VERSION)
+    out["torch_modules"] = json.dumps(modules)
+    out["head"] = arch.head
+    out["n_classes"] = str(arch.n_classes)
+    out["dtype"] = str(model.dtype)
+    copy_metadata(out, metadata or {})
     record = _input_record(metadata)
     if record is not None and record.standardized:
         out["standardization"] = "folded"  # Z.1 is in 0.weight and 0.bias: give raw features

@@ -58,7 +58,7 @@ from numbamlp.datasets.atomic import atomic_write
 from numbamlp.datasets.inputscale import record_from_metadata, target_from_metadata
 from numbamlp.errors import NumbamlpError
 from numbamlp.kernels.activations import LEAKY_RELU_SLOPE
-from numbamlp.model.export import COPIED_METADATA, folded_layers
+from numbamlp.model.export import copy_metadata, folded_layers, network_metadata
 from numbamlp.model.mlp import MLP
 
 FORMAT = "numbamlp-onnx"
@@ -294,22 +294,13 @@ def onnx_metadata(
     arch = model.architecture
     metadata = metadata or {}
     record = record_from_metadata(metadata)
-    out: dict[str, str] = {
-        "format": FORMAT,
-        "format_version": str(FORMAT_VERSION),
-        "numbamlp_version": __version__,
-        "sizes": json.dumps(list(arch.sizes)),
-        "activations": json.dumps(list(arch.activations)),
-        "head": arch.head,
-        "task": arch.task,
-        "dtype": str(model.dtype),
-        "equations": json.dumps(tags or []),
-        "input_features": _input_features(model, record),
-    }
-    for key in COPIED_METADATA:
-        value = metadata.get(key)
-        if value is not None and key != "class_names":
-            out[key] = value if isinstance(value, str) else json.dumps(value)
+    out = network_metadata(model, FORMAT, FORMAT_VERSION)
+    out["head"] = arch.head
+    out["task"] = arch.task
+    out["dtype"] = str(model.dtype)
+    out["equations"] = json.dumps(tags or [])
+    out["input_features"] = _input_features(model, record)
+    copy_metadata(out, metadata, skip=("class_names",))  # class_names: written below
     target = target_from_metadata(metadata)
     if arch.task == "regression":
         names = (
