@@ -22,7 +22,6 @@ from numbamlp.engines.fused.layout import (
     ADAM,
     BAND,
     CHUNK,
-    GROUP,
     SHARD_AT,
     SIZE,
     activations,
@@ -128,7 +127,7 @@ def shard_phase(steps, m, h, delta, shards, spans, layout, B, sample_block):
             s1 = min(s0 + sample_block, B)
             weight_gradient_rows(
                 gradient_shard(shards, layout, m, np.int64(block)), delta_m, h_prev,
-                np.int64(0), layout[SIZE, m], s0, s1, layout[GROUP, m], s1 - s0, spans, m > 1,
+                np.int64(0), layout[SIZE, m], s0, s1, s1 - s0, spans, m > 1,
             )  # fmt: skip
 
 
@@ -142,7 +141,7 @@ def batch_gradient_phase(steps, m, G, h, delta, spans, layout, B):
         for i in range(0, layout[SIZE, m], band):
             weight_gradient_rows(
                 G[0], delta_m, h_prev, i, min(i + band, layout[SIZE, m]), np.int64(0), B,
-                layout[GROUP, m], layout[CHUNK, m], spans, m > 1,
+                layout[CHUNK, m], spans, m > 1,
             )  # fmt: skip
 
 

@@ -110,3 +110,42 @@ def write_fp_mode(typingctx, mode):
         return context.get_dummy_value()
 
     return types.none(types.int64), codegen
+
+
+@intrinsic
+def stack_array(typingctx, rows, cols, like):
+    """A rows × cols C-ordered array with the dtype of ``like`` (an array, or a NumPy scalar
+    type) on the calling function's stack (LLVM ``alloca``), its entries undefined until
+    written. rows and cols must be constants. No allocation on the heap, so none in the training
+    loop; and where every index into the array is a constant once LLVM has unrolled the loops
+    over it, LLVM keeps the whole array in vector registers, not in memory: the register tile of
+    a GEMM micro-kernel (``tiles.weight_gradient_strip``), written as an ordinary array."""
+    if not (isinstance(rows, types.IntegerLiteral) and isinstance(cols, types.IntegerLiteral)):
+        return None
+    dtype = like.dtype if isinstance(like, types.Array) else getattr(like, "instance_type", None)
+    if not isinstance(dtype, types.Number):
+        return None
+    n_rows, n_cols = rows.literal_value, cols.literal_value
+    array_type = types.Array(dtype, 2, "C")
+
+    def codegen(context, builder, signature, args):
+        from numba.np.arrayobj import make_array, populate_array
+
+        element = context.get_data_type(dtype)
+        itemsize = context.get_abi_sizeof(element)
+        with builder.goto_entry_block():
+            slot = builder.alloca(ir.ArrayType(element, n_rows * n_cols))
+            slot.align = 64
+        intp = context.get_value_type(types.intp)
+        array = make_array(array_type)(context, builder)
+        populate_array(
+            array,
+            data=builder.bitcast(slot, element.as_pointer()),
+            shape=[ir.Constant(intp, n_rows), ir.Constant(intp, n_cols)],
+            strides=[ir.Constant(intp, n_cols * itemsize), ir.Constant(intp, itemsize)],
+            itemsize=ir.Constant(intp, itemsize),
+            meminfo=None,
+        )
+        return array._getvalue()
+
+    return array_type(rows, cols, like), codegen

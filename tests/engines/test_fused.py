@@ -403,24 +403,82 @@ def test_the_split_of_the_work_changes_no_bit(options, restore_threads):
 @pytest.mark.parametrize(
     "limits",
     [
-        {"CHUNK_BYTES": 600, "BAND_BYTES": 1},  # chunks of 4 samples, bands of one group
-        {"CHUNK_BYTES": 600, "BAND_BYTES": 10**9, "GROUP_BYTES": 1},  # bands of 2 groups
+        {"CHUNK_BYTES": 600, "BAND_BYTES": 1},  # chunks of 4 samples, bands of one tile of rows
+        {"CHUNK_BYTES": 450, "BAND_BYTES": 10**9},  # chunks of 3 samples, one band of all rows
     ],
 )
 def test_chunks_and_bands_of_region_2_change_no_bit(limits, monkeypatch, restore_threads):
-    """Region 2 sums a wide layer band by band over chunks of samples (CHUNK_BYTES): the sums
-    meet the same quads of samples in the same order, so θ, the state and the losses are the
-    same bytes as with one pass over the whole batch. Without shards, so region 2 sums all."""
+    """Region 2 sums a wide layer band by band over chunks of samples (CHUNK_BYTES): each sum
+    still runs over the samples in order, one term at a time, so θ, the state and the losses
+    are the same bytes as with one pass over the whole batch, whatever the chunks' size (here
+    not a multiple of 4). Without shards, so region 2 sums all."""
     threads = numba.config.NUMBA_NUM_THREADS
     whole = train_bits(threads, np.float32, "uint8", shard_bytes=0)
     for name, value in limits.items():
         monkeypatch.setattr(layout, name, value)  # what layout_table reads
     arch = architecture(3, "softmax", ["sigmoid", "relu"])
     plan, _ = fused_plan(arch, np.float32, "adam", shard_bytes=0)
-    assert plan.layout[layout.CHUNK, 1] == 4 < max(BATCH_SIZES)  # chunks are in use
-    if "GROUP_BYTES" in limits:
-        assert plan.layout[layout.BAND, 1] == 2 * plan.layout[layout.GROUP, 1]
+    row_bytes = (arch.sizes[0] + 1) * 4
+    chunk = limits["CHUNK_BYTES"] // row_bytes
+    assert plan.layout[layout.CHUNK, 1] == chunk < max(BATCH_SIZES)  # chunks are in use
+    bands = 1 if limits["BAND_BYTES"] > 1 else -(-arch.sizes[1] // layout.ROW_TILE)
+    assert -(-arch.sizes[1] // plan.layout[layout.BAND, 1]) == bands
     assert train_bits(threads, np.float32, "uint8", shard_bytes=0) == whole
+
+
+@numba.njit(fastmath={"contract"})
+def sequential_weight_gradient(G, delta, h_prev, i_first, i_end, s_first, s_end, zero):
+    """(B.3) and (B.2) as backward.py writes them, one sum per entry over s in order (no
+    ``reassoc``: LLVM keeps the order; ``contract``: each term a fused multiply-add, as in the
+    tiles)."""
+    d_prev = h_prev.shape[1]
+    for r in range(i_end - i_first):
+        for j in range(d_prev):
+            total = zero
+            for s in range(s_first, s_end):
+                total = total + delta[s, i_first + r] * h_prev[s, j]
+            G[r, j] = total
+        total = zero
+        for s in range(s_first, s_end):
+            total = total + delta[s, i_first + r]
+        G[r, d_prev] = total
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("d_prev", [13, 33, 85, 200])
+@pytest.mark.parametrize("whole", [True, False])
+def test_weight_gradient_rows_sums_each_entry_in_sample_order(dtype, d_prev, whole):
+    """The register tiles of B.3 (wide and narrow strips of columns, the quads of the last
+    d mod 16 columns, runs of at most STRIP_SAMPLES samples, chunks of any size, the samples a
+    strip skips where their inputs are 0) and B.2's strips of 16 rows: bitwise the sum of each
+    entry over the samples in order, one term at a time."""
+    rng = np.random.default_rng(d_prev)
+    B, d_m = 2 * tiles.STRIP_SAMPLES + 37, 23
+    h_prev = rng.normal(size=(B, d_prev)).astype(dtype)
+    for n in range(B):  # blank borders of random widths, as MNIST's; row 5 all zeros
+        lo, hi = sorted(rng.integers(0, d_prev + 1, size=2))
+        h_prev[n, :lo], h_prev[n, hi:] = 0, 0
+    h_prev[5] = 0
+    delta = rng.normal(size=(B, d_m)).astype(dtype)
+    spans = np.empty((B, 2), np.int64)
+    tiles.input_spans(spans, h_prev)
+    for i_first, i_end, s_first, s_end, chunk in [
+        (0, d_m, 0, B, B),  # all rows, one chunk longer than a run
+        (3, 20, 2, B - 1, 7),  # an offset band, chunks of 7 samples
+        (5, 6, 4, 5, 1),  # one row, one sample
+        (0, 17, 0, 0, 4),  # no samples: every sum is 0
+    ]:
+        rows = i_end - i_first
+        padded = -(-rows // layout.ROW_TILE) * layout.ROW_TILE
+        fused = np.full((padded, d_prev + 1), np.nan, dtype)
+        expected = np.empty((rows, d_prev + 1), dtype)
+        tiles.weight_gradient_rows(
+            fused, delta, h_prev, i_first, i_end, s_first, s_end, chunk, spans, whole
+        )  # fmt: skip
+        sequential_weight_gradient(
+            expected, delta, h_prev, i_first, i_end, s_first, s_end, dtype(0)
+        )  # fmt: skip
+        assert fused[:rows].tobytes() == expected.tobytes(), (i_first, s_first, chunk)
 
 
 @pytest.mark.parametrize("d_out", [4, 10, 13, 32])

@@ -23,17 +23,14 @@ ROW_TILE = 4
 # otherwise read, often from another core — and all its shards together take at most this many
 # bytes (about one core's L2 here). Wider layers keep summing over the batch in region 2.
 SHARD_BYTES = 2 * 1024 * 1024
-# Region 2 sums a group of rows of W^m per pass over the samples: as many tiles as keep the
-# group's partial sums within this many bytes, so that they and 4 rows of h^{m−1} stay in L1.
-GROUP_BYTES = 32 * 1024
 # When the batch's rows of h^{m−1} do not fit in L2 (wide inputs, large batches: 1024 × 784
 # float32 is 3.2 MB), region 2 sums a band of rows of W^m over one chunk of samples at a time:
-# the chunk's rows of h^{m−1} (at most CHUNK_BYTES) stay in L2 while every group of the band
+# the chunk's rows of h^{m−1} (at most CHUNK_BYTES) stay in L2 while every tile of the band
 # passes over them, and the band's partial sums (at most BAND_BYTES) wait in L2 for the next
-# chunk. Without this every group read all of h^{m−1} from memory, and region 2 of a wide layer
+# chunk. Without this every tile read all of h^{m−1} from memory, and region 2 of a wide layer
 # at a large batch waited on that traffic (docs/performance.md, "Figures moved out of the
-# code"). The sums keep their order: the chunks come in sample order and hold multiples of 4
-# samples, so every sum meets the same quads of samples.
+# code"). The sums keep their order: the chunks come in sample order, and each sum runs over
+# the samples one term at a time whatever the chunks.
 CHUNK_BYTES = 384 * 1024
 BAND_BYTES = 256 * 1024
 
@@ -70,11 +67,10 @@ B_AT = 2  # where b^k starts in θ (k ≥ 1)
 H_AT = 3  # where h^k starts in the flat activation buffer (k ≤ L−1)
 Z_AT = 4  # where z^k and δ^k start in their flat buffers (k ≥ 1)
 ROW_AT = 5  # index of row 0 of W^k when the rows of W^1..W^L are counted as one sequence
-GROUP = 6  # rows of W^k per pass of region 2 over the samples (a multiple of ROW_TILE)
-SHARD_AT = 7  # where layer k's gradient shards start in the flat shard buffer; −1: no shards
-SHARD_WIDTH = 8  # entries per row of a shard of layer k: d_{k−1} + 1, padded to a cache line
-BAND = 9  # rows of W^k whose sums region 2 holds at once (a multiple of GROUP)
-CHUNK = 10  # samples per chunk of region 2's sums for layer k (a multiple of 4)
+SHARD_AT = 6  # where layer k's gradient shards start in the flat shard buffer; −1: no shards
+SHARD_WIDTH = 7  # entries per row of a shard of layer k: d_{k−1} + 1, padded to a cache line
+BAND = 8  # rows of W^k whose sums region 2 holds at once (a multiple of ROW_TILE)
+CHUNK = 9  # samples per chunk of region 2's sums for layer k
 
 # Entries of the per-step ``coef`` array, in θ's precision as Optimizer.step passes them.
 LR = 0  # γ_p
@@ -184,11 +180,11 @@ def layout_table(
     architecture: Architecture, max_batch: int, dtype: np.dtype, sample_block: int, shard_bytes: int
 ) -> tuple[np.ndarray, int]:
     """The ``layout`` table of a plan (its rows: SIZE … CHUNK) and the size of its flat shard
-    buffer. Where each layer's θ, batch buffers and shards start, region 2's groups, bands and
-    chunks, and which layers get gradient shards: a function of the architecture, the batch
-    size, the dtype and the block size alone, never of the thread count."""
+    buffer. Where each layer's θ, batch buffers and shards start, region 2's bands and chunks,
+    and which layers get gradient shards: a function of the architecture, the batch size, the
+    dtype and the block size alone, never of the thread count."""
     sizes, L, B = architecture.sizes, architecture.L, max_batch
-    layout = np.zeros((11, L + 1), dtype=np.int64)
+    layout = np.zeros((10, L + 1), dtype=np.int64)
     layout[SIZE] = sizes
     at = 0
     for k in range(1, L + 1):  # θ = (b^1, W^1, …, b^L, W^L), as network.layer_views
@@ -199,9 +195,6 @@ def layout_table(
     layout[H_AT, 1:] = np.cumsum([B * sizes[k] for k in range(L)])
     layout[Z_AT, 2:] = np.cumsum([B * sizes[k] for k in range(1, L)])
     layout[ROW_AT, 2:] = np.cumsum(sizes[1:L])
-    for m in range(1, L + 1):
-        tiles = GROUP_BYTES // ((sizes[m - 1] + 1) * dtype.itemsize * ROW_TILE)
-        layout[GROUP, m] = ROW_TILE * min(max(tiles, 1), -(-sizes[m] // ROW_TILE))
     # Gradient shards: one per block of region 1, rows padded to a multiple of ROW_TILE (the
     # B.3 tiles write whole tiles) and each row to a cache line. Their number and the samples
     # each covers follow from the batch and the block size, never from the thread count.
@@ -218,16 +211,15 @@ def layout_table(
             at += n_blocks * size
         else:
             layout[SHARD_AT, m] = -1
-    # Region 2's bands and chunks (CHUNK_BYTES): one chunk of the whole batch and bands of one
-    # group where the batch's rows of h^{m−1} fit in CHUNK_BYTES, or the layer has shards.
+    # Region 2's bands and chunks: bands of rows whose sums fit in BAND_BYTES; one chunk of the
+    # whole batch where its rows of h^{m−1} fit in CHUNK_BYTES, or the layer has shards.
     itemsize = dtype.itemsize
     for m in range(1, L + 1):
         row_bytes = (sizes[m - 1] + 1) * itemsize
-        group = int(layout[GROUP, m])
+        tiles = BAND_BYTES // (ROW_TILE * layout[SHARD_WIDTH, m] * itemsize)
+        layout[BAND, m] = ROW_TILE * min(max(tiles, 1), -(-sizes[m] // ROW_TILE))
         if layout[SHARD_AT, m] >= 0 or B * row_bytes <= CHUNK_BYTES:
-            layout[BAND, m], layout[CHUNK, m] = group, round_up(B, 4)
+            layout[CHUNK, m] = B
         else:
-            groups = max(1, BAND_BYTES // (group * layout[SHARD_WIDTH, m] * itemsize))
-            layout[BAND, m] = group * min(groups, -(-sizes[m] // group))
-            layout[CHUNK, m] = max(4, 4 * (CHUNK_BYTES // row_bytes // 4))
+            layout[CHUNK, m] = max(1, CHUNK_BYTES // row_bytes)
     return layout, at

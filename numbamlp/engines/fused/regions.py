@@ -21,7 +21,6 @@ from numbamlp.engines.fused.layout import (
     BIAS2,
     CHUNK,
     DECAY,
-    GROUP,
     HYPER,
     IDENTITY,
     INV_BATCH,
@@ -151,7 +150,6 @@ def forward_backward(
                     layout[SIZE, m],
                     s0,
                     s1,
-                    layout[GROUP, m],
                     s1 - s0,
                     spans,
                     m > 1,
@@ -272,14 +270,14 @@ def gradient_update(
             hi = min(cuts[t + 1], first_row + layout[SIZE, m]) - first_row
             delta_m = layer_rows(delta, layout, m, B)
             h_prev = activations(h, layout, m - 1, B)
-            group, band, chunk = layout[GROUP, m], layout[BAND, m], layout[CHUNK, m]
+            band, chunk = layout[BAND, m], layout[CHUNK, m]
             for i in range(lo, hi, band):
                 i_end = min(i + band, hi)
                 if layout[SHARD_AT, m] >= 0:
                     sum_shards(G[t], shards, layout, m, n_blocks, i, i_end)
                 else:
                     weight_gradient_rows(
-                        G[t], delta_m, h_prev, i, i_end, np.int64(0), B, group, chunk, spans, m > 1
+                        G[t], delta_m, h_prev, i, i_end, np.int64(0), B, chunk, spans, m > 1
                     )  # fmt: skip
                 for r in range(i_end - i):
                     sums = G[t, r]  # Σ_s of row i + r: d_{m−1} weights, then the bias

@@ -9,13 +9,36 @@ from __future__ import annotations
 
 import numpy as np
 from numba import prange
+from numba.extending import overload
 
 from numbamlp.engines.fused.layout import ROW_TILE
 from numbamlp.engines.fused.rows import sigmoid_float32
 from numbamlp.kernels._jit import helper, kernel
 from numbamlp.kernels.activations import SIGMOID, phi, phi_prime_from_value
-from numbamlp.kernels.intrinsics import prefer_wide_vectors
+from numbamlp.kernels.intrinsics import prefer_wide_vectors, stack_array
 from numbamlp.kernels.memory import CACHE_LINE
+
+# B.3's register tiles (``weight_gradient_strip``): 4 rows of W^m × a strip of columns, the sums
+# in vector registers. A wide strip is 4 vectors of 512 bits per row (64 float32 or 32 float64
+# columns: 16 registers of sums, half of AVX-512's 32); a narrow one 16 columns; the bias sums
+# (B.2) 16 rows at a time. A strip's pass covers at most STRIP_SAMPLES samples, whose strip of
+# h^{m−1} (16 KiB for float32) stays in L1 while every tile of 4 rows passes over it.
+WIDE_STRIP_BYTES = 256
+WIDE_STRIP_SLOTS = 64  # the stack array's columns: the widest strip (float32)
+NARROW_STRIP = 16
+BIAS_STRIP = 16
+STRIP_SAMPLES = 64
+
+
+def strip_columns(h_prev):  # pragma: no cover - replaced by the overload in compiled code
+    """The columns of a wide strip for h_prev's dtype, a constant of the compiled code."""
+    return WIDE_STRIP_BYTES // h_prev.itemsize
+
+
+@overload(strip_columns)
+def _strip_columns(h_prev):
+    columns = WIDE_STRIP_BYTES // (h_prev.dtype.bitwidth // 8)
+    return lambda h_prev: columns
 
 
 @helper
@@ -239,54 +262,139 @@ def weight_gradient_single(G, r, delta, h_prev, s, i, i_last, j_lo, j_hi):
         g3[j] = g3[j] + e * h_sj
 
 
+@helper(fastmath=True)
+def weight_gradient_strip(G, r, delta, h_prev, members, count, i, i_last, j0, width):
+    """(B.3) for the rows i..i+3 of W^m and the columns j0 ≤ j < j0 + width (a constant:
+    ``strip_columns`` or NARROW_STRIP): adds the terms of the samples members[0..count) (in
+    sample order), to the rows r..r+3 of G. The 4 × width sums stay in registers across all the
+    samples (``stack_array``); each sample's δ^m_{s,i} are broadcast and its row of h^{m−1}
+    loaded once for the 4 rows. Rows past i_last repeat the last row of W^m, each into a row of
+    G of its own, which the caller ignores."""
+    prefer_wide_vectors()
+    i0, i1, i2, i3 = i, min(i + 1, i_last), min(i + 2, i_last), min(i + 3, i_last)
+    sums = stack_array(4, WIDE_STRIP_SLOTS, G)
+    g0, g1 = G[r, j0 : j0 + width], G[r + 1, j0 : j0 + width]
+    g2, g3 = G[r + 2, j0 : j0 + width], G[r + 3, j0 : j0 + width]
+    for c in range(width):
+        sums[0, c], sums[1, c], sums[2, c], sums[3, c] = g0[c], g1[c], g2[c], g3[c]
+    for k in range(count):
+        s = members[k]  # unsigned: no negative-index wraparound in the loop
+        x = h_prev[s, j0 : j0 + width]
+        a0, a1, a2, a3 = delta[s, i0], delta[s, i1], delta[s, i2], delta[s, i3]
+        # (B.3) ∂ℓ_s/∂W^m_{ij} = δ^m_{s,i} h^{m−1}_{s,j}   — tile: 4 rows i × width columns j,
+        #       the sums in registers over the samples s, j = j0 + c vectorised
+        for c in range(width):
+            x_sc = x[c]
+            sums[0, c] = sums[0, c] + a0 * x_sc
+            sums[1, c] = sums[1, c] + a1 * x_sc
+            sums[2, c] = sums[2, c] + a2 * x_sc
+            sums[3, c] = sums[3, c] + a3 * x_sc
+    for c in range(width):
+        g0[c], g1[c], g2[c], g3[c] = sums[0, c], sums[1, c], sums[2, c], sums[3, c]
+
+
 @helper
-def weight_gradient_rows(
-    G, delta, h_prev, i_first, i_end, s_first, s_end, group, chunk, spans, whole
-):  # fmt: skip
+def strip_members(members, spans, s_first, s_end, j0, j_end, whole):
+    """The samples s_first ≤ s < s_end, in order, whose h^{m−1}_{s,j} are not all 0 for
+    j0 ≤ j < j_end (with ``whole``: all of them) into members; returns their count. Without a
+    branch per sample: a sample whose digit lies outside the strip is written and then
+    overwritten."""
+    count = 0
+    for s in range(s_first, s_end):
+        members[count] = s
+        count += whole | ((spans[s, 0] < j_end) & (spans[s, 1] > j0))
+    return count
+
+
+@helper(fastmath=True)
+def bias_gradient_strip(G, r, delta, s_first, s_end, i, column):
+    """(B.2) for the BIAS_STRIP rows i..i+15 of W^m: G[r + q, column] = Σ_s δ^m_{s,i+q} over
+    s_first ≤ s < s_end, in sample order, the 16 sums in registers."""
+    prefer_wide_vectors()
+    sums = stack_array(1, BIAS_STRIP, G)
+    for q in range(BIAS_STRIP):
+        sums[0, q] = 0.0
+    rows = delta[s_first:s_end]
+    for t in range(s_end - s_first):
+        e = rows[t, i : i + BIAS_STRIP]
+        for q in range(BIAS_STRIP):
+            # (B.2) ∂ℓ_s/∂b^m_i = δ^m_{s,i}   — 16 rows i vectorised
+            sums[0, q] = sums[0, q] + e[q]
+    for q in range(BIAS_STRIP):
+        G[r + q, column] = sums[0, q]
+
+
+@helper
+def weight_gradient_rows(G, delta, h_prev, i_first, i_end, s_first, s_end, chunk, spans, whole):
     """(B.3) and (B.2) summed over the samples s_first ≤ s < s_end (the whole batch in region
     2, or one block into its gradient shard in region 1) for the rows i_first ≤ i < i_end of
     W^m: G[i − i_first, j] = Σ_s δ^m_{s,i} h^{m−1}_{s,j} and, in the extra column j = d_{m−1},
     G[i − i_first, d_{m−1}] = Σ_s δ^m_{s,i}. Each sum runs over s in order, one term at a time,
     as backward.py adds it; (S.1)'s factor 1/B comes with the update.
 
-    Chunks of ``chunk`` samples (a multiple of 4) outer, so that a chunk's rows of h^{m−1} stay
-    in L2 while each group of ``group`` rows passes over it; within a group samples outer, rows
-    inner, so that 4 rows of h^{m−1} serve every row of the group while in L1. ``spans``,
-    ``whole``: the columns each tile reads (``tile_columns``).
+    Chunks of ``chunk`` samples outer (their rows of h^{m−1} stay in L2), then strips of
+    columns, then runs of at most STRIP_SAMPLES samples (their strip of h^{m−1} stays in L1
+    while every tile of 4 rows passes over it, the tile's sums in registers:
+    ``weight_gradient_strip``). The columns past the last whole narrow strip come in the quads
+    of 4 samples × 4 rows below. ``spans``, ``whole``: the samples whose terms in a strip are all
+    0 are skipped (``strip_members``, ``tile_columns``).
 
     The fast body of ``backward.weight_gradient`` and ``backward.bias_gradient``, the plain
-    kernels it must equal: the same sums over s in sample order, blocked 4 rows × 4 samples,
-    without their factor 1/B (the update applies it); equal to rounding
-    (tests/engines/test_fused.py)."""
+    kernels it must equal: the same sums over s in sample order, blocked, without their factor
+    1/B (the update applies it); equal to rounding (tests/engines/test_fused.py)."""
     d_prev = h_prev.shape[1]
     line = CACHE_LINE // h_prev.itemsize
     n = i_end - i_first
-    if s_end <= s_first:  # no samples: every sum is 0
-        for r in range(n):
-            for j in range(d_prev + 1):
-                G[r, j] = 0.0
+    wide = strip_columns(h_prev)
+    j_wide = d_prev - d_prev % wide
+    j_narrow = d_prev - d_prev % NARROW_STRIP
+    members = stack_array(1, STRIP_SAMPLES, np.uint64)[0]
+    for r in range(n):
+        for j in range(d_prev):
+            G[r, j] = 0.0
     for c_first in range(s_first, s_end, chunk):
         c_end = min(c_first + chunk, s_end)
-        s_quads = c_end - (c_end - c_first) % 4
-        for g in range(0, n, group):
-            g_end = min(g + group, n)
-            if c_first == s_first:  # the group's sums start at 0 (zeroed here: then in L1)
-                for r in range(g, g_end):
-                    for j in range(d_prev + 1):
-                        G[r, j] = 0.0
+        for j0 in range(0, j_narrow, NARROW_STRIP):
+            if j0 < j_wide and j0 % wide != 0:
+                continue  # inside a wide strip
+            for run in range(c_first, c_end, STRIP_SAMPLES):
+                run_end = min(run + STRIP_SAMPLES, c_end)
+                if j0 < j_wide:
+                    count = strip_members(members, spans, run, run_end, j0, j0 + wide, whole)
+                    for r in range(0, n, ROW_TILE):
+                        weight_gradient_strip(
+                            G, r, delta, h_prev, members, count, i_first + r, i_end - 1, j0, wide
+                        )  # fmt: skip
+                else:
+                    count = strip_members(
+                        members, spans, run, run_end, j0, j0 + NARROW_STRIP, whole
+                    )  # fmt: skip
+                    for r in range(0, n, ROW_TILE):
+                        weight_gradient_strip(
+                            G, r, delta, h_prev, members, count, i_first + r, i_end - 1, j0,
+                            NARROW_STRIP,
+                        )  # fmt: skip
+        if j_narrow < d_prev:  # the last d_{m−1} mod 16 columns
+            s_quads = c_end - (c_end - c_first) % 4
             for s in range(c_first, s_quads, 4):
                 j_lo, j_hi = tile_columns(spans, s, s + 4, d_prev, line, whole)
-                for r in range(g, g_end, ROW_TILE):
+                for r in range(0, n, ROW_TILE):
                     weight_gradient_quad(
-                        G, r, delta, h_prev, s, i_first + r, i_end - 1, j_lo, j_hi
+                        G, r, delta, h_prev, s, i_first + r, i_end - 1, max(j_lo, j_narrow),
+                        j_hi,
                     )  # fmt: skip
             for s in range(s_quads, c_end):
                 j_lo, j_hi = tile_columns(spans, s, s + 1, d_prev, line, whole)
-                for r in range(g, g_end, ROW_TILE):
+                for r in range(0, n, ROW_TILE):
                     weight_gradient_single(
-                        G, r, delta, h_prev, s, i_first + r, i_end - 1, j_lo, j_hi
+                        G, r, delta, h_prev, s, i_first + r, i_end - 1, max(j_lo, j_narrow),
+                        j_hi,
                     )  # fmt: skip
-    for r in range(n):
+    n_strips = n - n % BIAS_STRIP
+    for r in range(0, n_strips, BIAS_STRIP):
+        bias_gradient_strip(G, r, delta, s_first, s_end, i_first + r, d_prev)
+    for r in range(n_strips, n):
+        G[r, d_prev] = 0.0
         for s in range(s_first, s_end):
             # (B.2) ∂ℓ_s/∂b^m_i = δ^m_{s,i}
             G[r, d_prev] += delta[s, i_first + r]
