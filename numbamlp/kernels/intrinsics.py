@@ -1,6 +1,6 @@
-"""LLVM intrinsics the fused engine calls: vector width, bit casts and the CPU's floating-point
-mode. No equation here; none of them changes a value beyond what its docstring says
-(prefer_wide_vectors is a hint, changing none).
+"""LLVM intrinsics the fused engine calls: vector width, bit casts, prefetches, arrays on the
+stack and the CPU's floating-point mode. No equation here; none of them changes a value beyond
+what its docstring says (prefer_wide_vectors and prefetch_to_l2 are hints, changing none).
 """
 
 from __future__ import annotations
@@ -45,6 +45,27 @@ def float32_from_bits(typingctx, bits):
         return builder.bitcast(args[0], ir.FloatType())
 
     return types.float32(types.int32), codegen
+
+
+@intrinsic
+def prefetch_to_l2(typingctx, array, i, j):
+    """Prefetch the cache line holding array[i, j] of a C-contiguous 2-d array into L2
+    (``llvm.prefetch``, read, locality 2: x86 ``prefetcht1``). A hint only: it changes no value
+    and never faults."""
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        row_stride = builder.extract_value(ary.strides, 0)
+        item = context.get_constant(types.intp, signature.args[0].dtype.bitwidth // 8)
+        byte = builder.add(builder.mul(args[1], row_stride), builder.mul(args[2], item))
+        address = builder.gep(builder.bitcast(ary.data, ir.IntType(8).as_pointer()), [byte])
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [address.type, i32, i32, i32])
+        prefetch = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        builder.call(prefetch, [address, i32(0), i32(2), i32(1)])
+        return context.get_dummy_value()
+
+    return types.none(array, types.intp, types.intp), codegen
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from numbamlp.engines.fused.layout import ROW_TILE
 from numbamlp.engines.fused.rows import sigmoid_float32
 from numbamlp.kernels._jit import helper, kernel
 from numbamlp.kernels.activations import SIGMOID, phi, phi_prime_from_value
-from numbamlp.kernels.intrinsics import prefer_wide_vectors, stack_array
+from numbamlp.kernels.intrinsics import prefer_wide_vectors, prefetch_to_l2, stack_array
 from numbamlp.kernels.memory import CACHE_LINE
 
 # B.3's register tiles (``weight_gradient_strip``): 4 rows of W^m × a strip of columns, the sums
@@ -28,6 +28,10 @@ WIDE_STRIP_SLOTS = 64  # the stack array's columns: the widest strip (float32)
 NARROW_STRIP = 16
 BIAS_STRIP = 16
 STRIP_SAMPLES = 64
+# F.1 prefetches the next rows of W^k while it computes with the current ones where W^k is
+# bigger than this (it comes from L3 or memory for every block of samples; smaller ones stay
+# in L2 from block to block).
+STREAMED_WEIGHT_BYTES = 1024 * 1024
 
 
 def strip_columns(h_prev):  # pragma: no cover - replaced by the overload in compiled code
@@ -129,15 +133,27 @@ def affine_rows(z, W, b, h_prev, s0, s1, spans, whole):
     time, so that 8 rows of W^k (25 KB for 784 inputs) serve all the block's samples while they
     are in L1, and each 4 samples' rows, once loaded, serve two tiles of 4 units before the next
     4 samples' rows replace them. ``spans``, ``whole``: the columns each tile reads
-    (``tile_columns``). Each tile computes its sums as alone: the pairs change no bit.
+    (``tile_columns``). Each tile computes its sums as alone: the pairs change no bit. Where W^k
+    is too big to stay in L2 from block to block (STREAMED_WEIGHT_BYTES), each 4 samples also
+    prefetch their share of the next 8 rows' cache lines, so that they come from L3 or memory
+    while the current rows are in use.
 
     The fast body of ``forward.affine_forward``, the plain kernel it must equal: the same sum
     b^k_i + Σ_j W^k_{ij} h^{k−1}_{s,j} for each (s, i), its terms in a vectorised order
     (``reassoc``), so equal to rounding (tests/engines/test_fused.py)."""
     d_out, d_in = W.shape
     line = CACHE_LINE // h_prev.itemsize
+    w_line = CACHE_LINE // W.itemsize
+    W_flat = W.reshape((1, d_out * d_in))
+    streamed = d_out * d_in * W.itemsize > STREAMED_WEIGHT_BYTES
+    quads = (s1 - s0 + 3) // 4
     for i in range(0, d_out, 8):
+        ahead = max(0, min(8, d_out - i - 8)) * d_in if streamed else 0  # next rows' entries
+        share = -(-ahead // (quads * w_line)) * w_line  # entries each quad prefetches
         for s in range(s0, s1, 4):
+            q = (s - s0) // 4
+            for e in range(q * share, min((q + 1) * share, ahead), w_line):
+                prefetch_to_l2(W_flat, 0, (i + 8) * d_in + e)
             j_lo, j_hi = tile_columns(spans, s, min(s + 4, s1), d_in, line, whole)
             affine_tile(z, W, b, h_prev, s, i, s1 - 1, d_out - 1, j_lo, j_hi)
             if i + 4 < d_out:  # the next 4 units, on the same 4 samples' rows
