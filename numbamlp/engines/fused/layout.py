@@ -33,6 +33,8 @@ SHARD_BYTES = 2 * 1024 * 1024
 # the samples one term at a time whatever the chunks.
 CHUNK_BYTES = 384 * 1024
 BAND_BYTES = 256 * 1024
+# Where the whole batch is one chunk, a band's sums stay in L1 for the update that follows them.
+L1_BAND_BYTES = 64 * 1024
 
 # Output heads.
 SOFTMAX = 0  # (F.3)
@@ -211,15 +213,16 @@ def layout_table(
             at += n_blocks * size
         else:
             layout[SHARD_AT, m] = -1
-    # Region 2's bands and chunks: bands of rows whose sums fit in BAND_BYTES; one chunk of the
-    # whole batch where its rows of h^{m−1} fit in CHUNK_BYTES, or the layer has shards.
+    # Region 2's bands and chunks: one chunk of the whole batch and bands of rows whose sums fit
+    # in L1_BAND_BYTES where the batch's rows of h^{m−1} fit in CHUNK_BYTES (or the layer has
+    # shards); else chunks of CHUNK_BYTES and bands of BAND_BYTES.
     itemsize = dtype.itemsize
     for m in range(1, L + 1):
         row_bytes = (sizes[m - 1] + 1) * itemsize
-        tiles = BAND_BYTES // (ROW_TILE * layout[SHARD_WIDTH, m] * itemsize)
-        layout[BAND, m] = ROW_TILE * min(max(tiles, 1), -(-sizes[m] // ROW_TILE))
         if layout[SHARD_AT, m] >= 0 or B * row_bytes <= CHUNK_BYTES:
-            layout[CHUNK, m] = B
+            layout[CHUNK, m], band_bytes = B, L1_BAND_BYTES
         else:
-            layout[CHUNK, m] = max(1, CHUNK_BYTES // row_bytes)
+            layout[CHUNK, m], band_bytes = max(1, CHUNK_BYTES // row_bytes), BAND_BYTES
+        tiles = band_bytes // (ROW_TILE * layout[SHARD_WIDTH, m] * itemsize)
+        layout[BAND, m] = ROW_TILE * min(max(tiles, 1), -(-sizes[m] // ROW_TILE))
     return layout, at

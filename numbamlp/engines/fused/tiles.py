@@ -32,6 +32,7 @@ STRIP_SAMPLES = 64
 # bigger than this (it comes from L3 or memory for every block of samples; smaller ones stay
 # in L2 from block to block).
 STREAMED_WEIGHT_BYTES = 1024 * 1024
+PREFETCH_SAMPLES = 64  # blocks of fewer samples prefetch nothing: the bursts stall their tiles
 
 
 def strip_columns(h_prev):  # pragma: no cover - replaced by the overload in compiled code
@@ -134,9 +135,9 @@ def affine_rows(z, W, b, h_prev, s0, s1, spans, whole):
     are in L1, and each 4 samples' rows, once loaded, serve two tiles of 4 units before the next
     4 samples' rows replace them. ``spans``, ``whole``: the columns each tile reads
     (``tile_columns``). Each tile computes its sums as alone: the pairs change no bit. Where W^k
-    is too big to stay in L2 from block to block (STREAMED_WEIGHT_BYTES), each 4 samples also
-    prefetch their share of the next 8 rows' cache lines, so that they come from L3 or memory
-    while the current rows are in use.
+    is too big to stay in L2 from block to block (STREAMED_WEIGHT_BYTES), each 4 samples of a
+    block of PREFETCH_SAMPLES or more also prefetch their share of the next 8 rows' cache lines,
+    so that they come from L3 or memory while the current rows are in use.
 
     The fast body of ``forward.affine_forward``, the plain kernel it must equal: the same sum
     b^k_i + Σ_j W^k_{ij} h^{k−1}_{s,j} for each (s, i), its terms in a vectorised order
@@ -145,7 +146,7 @@ def affine_rows(z, W, b, h_prev, s0, s1, spans, whole):
     line = CACHE_LINE // h_prev.itemsize
     w_line = CACHE_LINE // W.itemsize
     W_flat = W.reshape((1, d_out * d_in))
-    streamed = d_out * d_in * W.itemsize > STREAMED_WEIGHT_BYTES
+    streamed = d_out * d_in * W.itemsize > STREAMED_WEIGHT_BYTES and s1 - s0 >= PREFETCH_SAMPLES
     quads = (s1 - s0 + 3) // 4
     for i in range(0, d_out, 8):
         ahead = max(0, min(8, d_out - i - 8)) * d_in if streamed else 0  # next rows' entries
