@@ -34,9 +34,11 @@ each loop computes, in index form):
   over j, unit-stride in W^k_{i,:} and h^{k−1}_{s,:}, vectorised because the helper is compiled
   with the ``reassoc`` flag: several times the rate of one sum at a time, and faster with
   512-bit vectors than with LLVM's default 256-bit ones.
-* (B.3) and (B.4) add up outer products: the inner loop runs over j, unit-stride in both
-  operands, and adds 4 terms of the sum (4 samples for B.3, 4 units i for B.4) per pass, so each
-  partial sum is loaded and stored once per 4 multiply-adds.
+* (B.3) adds up outer products in register tiles: 4 rows i × a strip of 64 columns j (16
+  vector registers of sums, an array on the stack that LLVM keeps in registers: ``stack_array``)
+  take the terms of up to 64 samples, one sample after the other, each δ^m_{s,i} broadcast and
+  each row of h^{m−1} loaded once for the 4 rows; the sums touch memory once per strip, not
+  once per 4 samples. (B.4) adds 4 terms of its sum (4 units i) per pass over j.
 * The helpers with the big loops (F.1, B.3, the gather, σ, softmax) call
   ``prefer_wide_vectors()``: LLVM's x86 cost model otherwise stops at 256-bit vectors. θ, the
   optimizer state and the batch buffers start on cache lines (``memory.py``), so that the
@@ -44,13 +46,15 @@ each loop computes, in index form):
 * Layer 1's F.1 and B.3 skip the terms whose h^0_{s,j} is exactly 0 at the start and end of
   the tile's rows (``input_spans``, ``tile_columns``): MNIST's blank border, ~20 % of the
   columns of a tile of 4 samples. The sums are the same equations, without terms that are 0.
-* Region 2 passes over the samples once per group of rows, as many as keep the group's partial
-  sums in L1; the rows of h^{m−1}, half of them written by the other threads in region 1, then
-  come from the other caches once per group instead of once per 4 rows. Gradient shards avoid
-  even that for narrow layers: on 2 threads region 2 then reads half of one shard per row range
-  from the other core (~50 KB for the reference W^1) instead of 64 rows of h^0 (~200 KB). For a
-  batch whose rows of h^{m−1} exceed L2 (CHUNK_BYTES), the groups of a band of rows pass over
-  one L2-sized chunk of samples after another.
+* Region 2 passes over the samples once per band of rows, strip of columns after strip, each
+  strip's rows of h^{m−1} in L1 while every tile of the band passes over them; the rows of
+  h^{m−1}, half of them written by the other threads in region 1, then come from the other
+  caches once per band. Gradient shards avoid even that for narrow layers: on 2 threads region 2
+  then reads half of one shard per row range from the other core (~50 KB for the reference W^1)
+  instead of 64 rows of h^0 (~200 KB). For a batch whose rows of h^{m−1} exceed L2
+  (CHUNK_BYTES), a band passes over one L2-sized chunk of samples after another.
+* F.1 prefetches the next 8 rows of a W^k too big for L2 (STREAMED_WEIGHT_BYTES) while it uses
+  the current 8: every block of samples reads all of W^k from L3 or memory.
 * Both regions flush subnormal numbers to zero by default (``enter_flush_mode``): Adam's moments
   of rarely active inputs decay into that range, where every operation takes a slow microcode
   assist (``FLUSH_TO_ZERO`` in numbamlp/kernels/intrinsics.py).

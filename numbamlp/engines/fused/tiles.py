@@ -1,8 +1,9 @@
 """The tiled loops of the fused engine: F.1 (``affine_tile``), B.3 with B.2
-(``weight_gradient_rows``) and B.4 (``hidden_delta_rows``) — the only equations with a fast body
-beside the plain kernel, which each names: it computes the same sums, in the same order of the
-samples, blocked for registers and caches. Also the spans of the inputs' zeros that F.1 and B.3
-of layer 1 skip (``input_spans``, ``tile_columns``).
+(``weight_gradient_rows``: register tiles ``weight_gradient_strip``, ``bias_gradient_strip``)
+and B.4 (``hidden_delta_rows``) — the only equations with a fast body beside the plain kernel,
+which each names: it computes the same sums, in the same order of the samples, blocked for
+registers and caches. Also the spans of the inputs' zeros that F.1 and B.3 of layer 1 skip
+(``input_spans``, ``tile_columns``, ``strip_members``).
 """
 
 from __future__ import annotations
@@ -237,7 +238,8 @@ def weight_gradient_quad(G, r, delta, h_prev, s, i, i_last, j_lo, j_hi):
     """(B.3) for the rows i..i+3 of W^m and the samples s..s+3: adds the 4 samples' terms, in
     sample order, to the columns j_lo ≤ j < j_hi of the rows r..r+3 of G (the other terms are
     0: ``tile_columns``; rows past i_last repeat the last row of W^m, each into a row of G of
-    its own, which the caller ignores)."""
+    its own, which the caller ignores). For the last d_{m−1} mod 16 columns, which no strip
+    of ``weight_gradient_strip`` covers: the same sums, the partial sums in memory."""
     prefer_wide_vectors()
     i0, i1, i2, i3 = i, min(i + 1, i_last), min(i + 2, i_last), min(i + 3, i_last)
     # Rows from column j_lo on, indexed from 0 (as in affine_tile).
@@ -296,6 +298,9 @@ def weight_gradient_strip(G, r, delta, h_prev, members, count, i, i_last, j0, wi
         sums[0, c], sums[1, c], sums[2, c], sums[3, c] = g0[c], g1[c], g2[c], g3[c]
     for k in range(count):
         s = members[k]  # unsigned: no negative-index wraparound in the loop
+        # The slice before the loads of δ: its bounds check ends a basic block, and loads after
+        # it share the multiply-adds' block, where LLVM folds each into its broadcast: a load,
+        # not a load and a shuffle on a port the multiply-adds need (docs/performance.md).
         x = h_prev[s, j0 : j0 + width]
         a0, a1, a2, a3 = delta[s, i0], delta[s, i1], delta[s, i2], delta[s, i3]
         # (B.3) ∂ℓ_s/∂W^m_{ij} = δ^m_{s,i} h^{m−1}_{s,j}   — tile: 4 rows i × width columns j,
