@@ -403,15 +403,16 @@ def test_the_split_of_the_work_changes_no_bit(options, restore_threads):
 @pytest.mark.parametrize(
     "limits",
     [
-        {"CHUNK_BYTES": 600, "BAND_BYTES": 1},  # chunks of 4 samples, bands of one tile of rows
-        {"CHUNK_BYTES": 450, "BAND_BYTES": 10**9},  # chunks of 3 samples, one band of all rows
+        {"CHUNK_BYTES": 600, "BAND_BYTES": 1},  # 3 chunks of 5 samples, bands of one tile of rows
+        {"CHUNK_BYTES": 1000, "BAND_BYTES": 10**9},  # 2 chunks of 7 samples, one band of all rows
     ],
 )
 def test_chunks_and_bands_of_region_2_change_no_bit(limits, monkeypatch, restore_threads):
     """Region 2 sums a wide layer band by band over chunks of samples (CHUNK_BYTES): each sum
     still runs over the samples in order, one term at a time, so θ, the state and the losses
     are the same bytes as with one pass over the whole batch, whatever the chunks' size (here
-    not a multiple of 4). Without shards, so region 2 sums all."""
+    not a multiple of 4; the batch is cut into chunks of equal size). Without shards, so region
+    2 sums all."""
     threads = numba.config.NUMBA_NUM_THREADS
     whole = train_bits(threads, np.float32, "uint8", shard_bytes=0)
     for name, value in limits.items():
@@ -419,7 +420,9 @@ def test_chunks_and_bands_of_region_2_change_no_bit(limits, monkeypatch, restore
     arch = architecture(3, "softmax", ["sigmoid", "relu"])
     plan, _ = fused_plan(arch, np.float32, "adam", shard_bytes=0)
     row_bytes = (arch.sizes[0] + 1) * 4
-    chunk = limits["CHUNK_BYTES"] // row_bytes
+    B = max(BATCH_SIZES)
+    chunk = -(-B // -(-B * row_bytes // limits["CHUNK_BYTES"]))
+    assert chunk in (5, 7)
     assert plan.layout[layout.CHUNK, 1] == chunk < max(BATCH_SIZES)  # chunks are in use
     bands = 1 if limits["BAND_BYTES"] > 1 else -(-arch.sizes[1] // layout.ROW_TILE)
     assert -(-arch.sizes[1] // plan.layout[layout.BAND, 1]) == bands

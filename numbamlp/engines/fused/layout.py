@@ -215,14 +215,15 @@ def layout_table(
             layout[SHARD_AT, m] = -1
     # Region 2's bands and chunks: one chunk of the whole batch and bands of rows whose sums fit
     # in L1_BAND_BYTES where the batch's rows of h^{m−1} fit in CHUNK_BYTES (or the layer has
-    # shards); else chunks of CHUNK_BYTES and bands of BAND_BYTES.
+    # shards); else chunks of equal size, at most CHUNK_BYTES, and bands of BAND_BYTES.
     itemsize = dtype.itemsize
     for m in range(1, L + 1):
         row_bytes = (sizes[m - 1] + 1) * itemsize
         if layout[SHARD_AT, m] >= 0 or B * row_bytes <= CHUNK_BYTES:
             layout[CHUNK, m], band_bytes = B, L1_BAND_BYTES
         else:
-            layout[CHUNK, m], band_bytes = max(1, CHUNK_BYTES // row_bytes), BAND_BYTES
+            chunks = -(-B * row_bytes // CHUNK_BYTES)  # of equal size: no short last chunk
+            layout[CHUNK, m], band_bytes = -(-B // chunks), BAND_BYTES
         tiles = band_bytes // (ROW_TILE * layout[SHARD_WIDTH, m] * itemsize)
         layout[BAND, m] = ROW_TILE * min(max(tiles, 1), -(-sizes[m] // ROW_TILE))
     return layout, at
