@@ -282,10 +282,10 @@ def weight_gradient_single(G, r, delta, h_prev, s, i, i_last, j_lo, j_hi):
 
 
 @helper(fastmath=True)
-def weight_gradient_strip(G, r, delta, h_prev, members, count, i, i_last, j0, width):
+def weight_gradient_strip(G, r, delta, h_prev, members, count, i, i_last, j0, width, fresh):
     """(B.3) for the rows i..i+3 of W^m and the columns j0 ≤ j < j0 + width (a constant:
     ``strip_columns`` or NARROW_STRIP): adds the terms of the samples members[0..count) (in
-    sample order), to the rows r..r+3 of G. The 4 × width sums stay in registers across all the
+    sample order), to the rows r..r+3 of G, or with ``fresh`` writes their sums there. The 4 × width sums stay in registers across all the
     samples (``stack_array``); each sample's δ^m_{s,i} are broadcast and its row of h^{m−1}
     loaded once for the 4 rows. Rows past i_last repeat the last row of W^m, each into a row of
     G of its own, which the caller ignores."""
@@ -294,8 +294,12 @@ def weight_gradient_strip(G, r, delta, h_prev, members, count, i, i_last, j0, wi
     sums = stack_array(4, WIDE_STRIP_SLOTS, G)
     g0, g1 = G[r, j0 : j0 + width], G[r + 1, j0 : j0 + width]
     g2, g3 = G[r + 2, j0 : j0 + width], G[r + 3, j0 : j0 + width]
-    for c in range(width):
-        sums[0, c], sums[1, c], sums[2, c], sums[3, c] = g0[c], g1[c], g2[c], g3[c]
+    if fresh:  # the sums start at 0 (G's entries are not read: no pass to zero them first)
+        for c in range(width):
+            sums[0, c], sums[1, c], sums[2, c], sums[3, c] = 0.0, 0.0, 0.0, 0.0
+    else:  # the sums go on from those of the samples before
+        for c in range(width):
+            sums[0, c], sums[1, c], sums[2, c], sums[3, c] = g0[c], g1[c], g2[c], g3[c]
     for k in range(count):
         s = members[k]  # unsigned: no negative-index wraparound in the loop
         # The slice before the loads of δ: its bounds check ends a basic block, and loads after
@@ -371,8 +375,8 @@ def weight_gradient_rows(G, delta, h_prev, i_first, i_end, s_first, s_end, chunk
     j_wide = d_prev - d_prev % wide
     j_narrow = d_prev - d_prev % NARROW_STRIP
     members = stack_array(1, STRIP_SAMPLES, np.uint64)[0]
-    for r in range(n):
-        for j in range(d_prev):
+    for r in range(n):  # the strips start their sums at 0 themselves; the quads' columns here
+        for j in range(j_narrow if s_end > s_first else 0, d_prev):
             G[r, j] = 0.0
     for c_first in range(s_first, s_end, chunk):
         c_end = min(c_first + chunk, s_end)
@@ -381,11 +385,13 @@ def weight_gradient_rows(G, delta, h_prev, i_first, i_end, s_first, s_end, chunk
                 continue  # inside a wide strip
             for run in range(c_first, c_end, STRIP_SAMPLES):
                 run_end = min(run + STRIP_SAMPLES, c_end)
+                fresh = run == s_first  # the first samples of the sums: they start at 0
                 if j0 < j_wide:
                     count = strip_members(members, spans, run, run_end, j0, j0 + wide, whole)
                     for r in range(0, n, ROW_TILE):
                         weight_gradient_strip(
-                            G, r, delta, h_prev, members, count, i_first + r, i_end - 1, j0, wide
+                            G, r, delta, h_prev, members, count, i_first + r, i_end - 1, j0, wide,
+                            fresh,
                         )  # fmt: skip
                 else:
                     count = strip_members(
@@ -394,7 +400,7 @@ def weight_gradient_rows(G, delta, h_prev, i_first, i_end, s_first, s_end, chunk
                     for r in range(0, n, ROW_TILE):
                         weight_gradient_strip(
                             G, r, delta, h_prev, members, count, i_first + r, i_end - 1, j0,
-                            NARROW_STRIP,
+                            NARROW_STRIP, fresh,
                         )  # fmt: skip
         if j_narrow < d_prev:  # the last d_{m−1} mod 16 columns
             s_quads = c_end - (c_end - c_first) % 4
