@@ -23,12 +23,14 @@ from numbamlp.kernels.memory import CACHE_LINE
 # in vector registers. A wide strip is 4 vectors of 512 bits per row (64 float32 or 32 float64
 # columns: 16 registers of sums, half of AVX-512's 32); a narrow one 16 columns; the bias sums
 # (B.2) 16 rows at a time. A strip's pass covers at most STRIP_SAMPLES samples, whose strip of
-# h^{m−1} (16 KiB for float32) stays in L1 while every tile of 4 rows passes over it.
+# h^{m−1} (16 KiB for float32) stays in L1 while the tiles of ROW_GROUP rows pass over it; the
+# group's δ^m of those samples (16 KiB) stays in L1 from strip to strip.
 WIDE_STRIP_BYTES = 256
 WIDE_STRIP_SLOTS = 64  # the stack array's columns: the widest strip (float32)
 NARROW_STRIP = 16
 BIAS_STRIP = 16
 STRIP_SAMPLES = 64
+ROW_GROUP = 64  # rows of W^m, a multiple of ROW_TILE
 # F.1 prefetches the next rows of W^k while it computes with the current ones where W^k is
 # bigger than this (it comes from L3 or memory for every block of samples; smaller ones stay
 # in L2 from block to block).
@@ -285,10 +287,11 @@ def weight_gradient_single(G, r, delta, h_prev, s, i, i_last, j_lo, j_hi):
 def weight_gradient_strip(G, r, delta, h_prev, members, count, i, i_last, j0, width, fresh):
     """(B.3) for the rows i..i+3 of W^m and the columns j0 ≤ j < j0 + width (a constant:
     ``strip_columns`` or NARROW_STRIP): adds the terms of the samples members[0..count) (in
-    sample order), to the rows r..r+3 of G, or with ``fresh`` writes their sums there. The 4 × width sums stay in registers across all the
-    samples (``stack_array``); each sample's δ^m_{s,i} are broadcast and its row of h^{m−1}
-    loaded once for the 4 rows. Rows past i_last repeat the last row of W^m, each into a row of
-    G of its own, which the caller ignores."""
+    sample order), to the rows r..r+3 of G, or with ``fresh`` writes their sums there. The
+    4 × width sums stay in registers across all the samples (``stack_array``); each sample's
+    δ^m_{s,i} are broadcast and its row of h^{m−1} loaded once for the 4 rows. Rows past
+    i_last repeat the last row of W^m, each into a row of G of its own, which the caller
+    ignores."""
     prefer_wide_vectors()
     i0, i1, i2, i3 = i, min(i + 1, i_last), min(i + 2, i_last), min(i + 3, i_last)
     sums = stack_array(4, WIDE_STRIP_SLOTS, G)
@@ -358,12 +361,12 @@ def weight_gradient_rows(G, delta, h_prev, i_first, i_end, s_first, s_end, chunk
     G[i − i_first, d_{m−1}] = Σ_s δ^m_{s,i}. Each sum runs over s in order, one term at a time,
     as backward.py adds it; (S.1)'s factor 1/B comes with the update.
 
-    Chunks of ``chunk`` samples outer (their rows of h^{m−1} stay in L2), then strips of
-    columns, then runs of at most STRIP_SAMPLES samples (their strip of h^{m−1} stays in L1
-    while every tile of 4 rows passes over it, the tile's sums in registers:
-    ``weight_gradient_strip``). The columns past the last whole narrow strip come in the quads
-    of 4 samples × 4 rows below. ``spans``, ``whole``: the samples whose terms in a strip are all
-    0 are skipped (``strip_members``, ``tile_columns``).
+    Chunks of ``chunk`` samples outer (their rows of h^{m−1} stay in L2), then runs of at most
+    STRIP_SAMPLES samples, groups of ROW_GROUP rows, strips of columns, and the group's tiles of
+    4 rows, each tile's sums in registers over the run (``weight_gradient_strip``): the strip's
+    h^{m−1} and the group's δ^m stay in L1. The columns past the last whole narrow strip come
+    in the quads of 4 samples × 4 rows below. ``spans``, ``whole``: the samples whose terms in a
+    strip are all 0 are skipped (``strip_members``, ``tile_columns``).
 
     The fast body of ``backward.weight_gradient`` and ``backward.bias_gradient``, the plain
     kernels it must equal: the same sums over s in sample order, blocked, without their factor
@@ -380,28 +383,30 @@ def weight_gradient_rows(G, delta, h_prev, i_first, i_end, s_first, s_end, chunk
             G[r, j] = 0.0
     for c_first in range(s_first, s_end, chunk):
         c_end = min(c_first + chunk, s_end)
-        for j0 in range(0, j_narrow, NARROW_STRIP):
-            if j0 < j_wide and j0 % wide != 0:
-                continue  # inside a wide strip
-            for run in range(c_first, c_end, STRIP_SAMPLES):
-                run_end = min(run + STRIP_SAMPLES, c_end)
-                fresh = run == s_first  # the first samples of the sums: they start at 0
-                if j0 < j_wide:
-                    count = strip_members(members, spans, run, run_end, j0, j0 + wide, whole)
-                    for r in range(0, n, ROW_TILE):
-                        weight_gradient_strip(
-                            G, r, delta, h_prev, members, count, i_first + r, i_end - 1, j0, wide,
-                            fresh,
+        for run in range(c_first, c_end, STRIP_SAMPLES):
+            run_end = min(run + STRIP_SAMPLES, c_end)
+            fresh = run == s_first  # the first samples of the sums: they start at 0
+            for g in range(0, n, ROW_GROUP):
+                g_end = min(g + ROW_GROUP, n)
+                for j0 in range(0, j_narrow, NARROW_STRIP):
+                    if j0 < j_wide and j0 % wide != 0:
+                        continue  # inside a wide strip
+                    if j0 < j_wide:
+                        count = strip_members(members, spans, run, run_end, j0, j0 + wide, whole)
+                        for r in range(g, g_end, ROW_TILE):
+                            weight_gradient_strip(
+                                G, r, delta, h_prev, members, count, i_first + r, i_end - 1, j0,
+                                wide, fresh,
+                            )  # fmt: skip
+                    else:
+                        count = strip_members(
+                            members, spans, run, run_end, j0, j0 + NARROW_STRIP, whole
                         )  # fmt: skip
-                else:
-                    count = strip_members(
-                        members, spans, run, run_end, j0, j0 + NARROW_STRIP, whole
-                    )  # fmt: skip
-                    for r in range(0, n, ROW_TILE):
-                        weight_gradient_strip(
-                            G, r, delta, h_prev, members, count, i_first + r, i_end - 1, j0,
-                            NARROW_STRIP, fresh,
-                        )  # fmt: skip
+                        for r in range(g, g_end, ROW_TILE):
+                            weight_gradient_strip(
+                                G, r, delta, h_prev, members, count, i_first + r, i_end - 1, j0,
+                                NARROW_STRIP, fresh,
+                            )  # fmt: skip
         if j_narrow < d_prev:  # the last d_{m−1} mod 16 columns
             s_quads = c_end - (c_end - c_first) % 4
             for s in range(c_first, s_quads, 4):
