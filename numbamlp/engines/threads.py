@@ -38,13 +38,16 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 
 class AdaptiveThreads:
     """Chooses the thread count of each call: ``before(count)`` sets it and starts the clock,
     ``after(steps)`` times the call that made ``steps`` steps and puts back the count that was
-    set before (evaluation and the caller's own parallel code keep theirs)."""
+    set before (the caller's own parallel code keeps its count; the accuracy that training
+    logs between calls runs on the governor's: ``settled_threads``)."""
 
     def __init__(
         self,
@@ -85,8 +88,28 @@ class AdaptiveThreads:
         self._last = {most: math.inf, 1: math.inf}  # seconds per step of the last timed call
         self._probing = False  # the next (or current) call compares the other count
         self._calls_at_one = 0
-        #: (threads, seconds per step) of every timed call, for the tests and the benchmarks.
-        self.history: list[tuple[int, float]] = []
+        #: (threads, seconds per step) of the last 1000 timed calls, for the tests and benchmarks.
+        self.history: deque[tuple[int, float]] = deque(maxlen=1000)
+
+    @property
+    def settled(self) -> int:
+        """The count the last comparison chose: ``threads``, or while a probe is pending the
+        count it is compared against."""
+        if self._probing:
+            return 1 if self.threads == self.most else self.most
+        return self.threads
+
+    @contextmanager
+    def settled_threads(self) -> Iterator[None]:
+        """Run the training's own parallel work between calls (the test set's accuracy an
+        epoch logs) on the ``settled`` count: a busy core slows it as it slows the steps. The
+        count set before comes back after."""
+        before = self._get_threads()
+        self._set_threads(self.settled)
+        try:
+            yield
+        finally:
+            self._set_threads(before)
 
     def steps(self, remaining: int) -> int:
         """How many of the ``remaining`` steps of a call to run at the next count: all of them,
@@ -106,7 +129,8 @@ class AdaptiveThreads:
         if steps < self.min_steps or self.most == 1:
             return
         per_step = seconds / steps
-        ran, self.history = self.threads, [*self.history[-999:], (self.threads, per_step)]
+        ran = self.threads
+        self.history.append((ran, per_step))
         if self._warmup_left > 0:  # a cold call: compared with nothing, compares nothing
             self._warmup_left -= 1
             return

@@ -135,6 +135,27 @@ def test_short_calls_decide_nothing_and_every_call_restores_the_count():
     assert governor.threads in (1, 2)
 
 
+def test_the_settled_count_runs_the_training_s_own_parallel_work():
+    """Between calls (the test set's accuracy logged during an epoch) the work runs on the
+    count the last comparison chose, the one compared against while a probe is pending, and
+    the count set before comes back after."""
+    machine = Machine(QUIET, BUSY)
+    governor = governor_on(machine, probe_every=8)
+    machine.contended = True
+    for _ in range(6):
+        machine.call(governor)
+    assert governor.threads == 1 and governor.settled == 1
+    with governor.settled_threads():
+        assert machine.threads == 1
+    assert machine.threads == 2
+    while governor.threads == 1:  # on to the next probe of both threads
+        machine.call(governor)
+    assert governor.threads == 2 and governor.settled == 1  # a probe is pending: not trusted
+    machine.contended = False
+    machine.call(governor)  # the probe wins on the freed core
+    assert governor.settled == 2
+
+
 def synthetic_problem(n: int = 1500, d: int = 12, classes: int = 3):
     rng = np.random.default_rng(7)
     X = rng.normal(size=(n, d))
@@ -206,3 +227,24 @@ def test_fit_without_threads_adapts_and_with_threads_does_not(restore_threads, m
     numbamlp.fit(X, y, epochs=1, verbose=0)
     numbamlp.fit(X, y, epochs=1, threads=2, verbose=0)
     assert built[0].governor is not None and built[1].governor is None
+
+
+def test_the_fused_engine_s_accuracy_runs_on_the_settled_count(restore_threads):
+    """The trainer's accuracy (what an epoch's log of the test set calls) enters the governor's
+    settled count; without a governor it runs on the count that is set."""
+    X, y = synthetic_problem(200)
+    init_rng, sampling_rng = generators(seed=3)
+    model = MLP.create(X.shape[1], [16], 3, rng=init_rng)
+    config = TrainConfig(epochs=1, batch_size=16, optimizer="adam", lr=1e-2)
+    options = {"adaptive_threads": True}
+    trainer = Trainer(model, X, y, config, sampling_rng, engine_options=options)
+    counts: list[int] = []
+    governor = AdaptiveThreads(
+        2, set_threads=counts.append, get_threads=lambda: 2, clock=lambda: 0.0
+    )
+    governor.threads = 1  # as after a busy core moved the steps to one thread
+    trainer.engine.governor = governor  # type: ignore[attr-defined]
+    accuracy = trainer.accuracy(X, y)
+    assert counts == [1, 2]  # the settled count, then the one set before
+    trainer.engine.governor = None  # type: ignore[attr-defined]
+    assert trainer.accuracy(X, y) == accuracy and counts == [1, 2]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from numbamlp.engines.base import FUSED_CHUNK, EngineSetup, HostEngine
 from numbamlp.engines.fused.plan import FusedPlan, RegionExchange
 from numbamlp.engines.threads import AdaptiveThreads
@@ -65,6 +67,15 @@ class FusedEngine(HostEngine):
             if made < n:  # a loss that is not finite: the trainer takes over
                 break
         return done
+
+    def accuracy(self, X: np.ndarray, y: np.ndarray, scale: float = 1.0) -> float:
+        """As the host engine's, on the governor's settled thread count when it has one: the
+        test set's accuracy logged during training then waits no more on a busy core than the
+        steps do."""
+        if self.governor is None:
+            return super().accuracy(X, y, scale)
+        with self.governor.settled_threads():
+            return super().accuracy(X, y, scale)
 
     def _run_steps(self, first: int, count: int) -> int:
         s = self.setup
