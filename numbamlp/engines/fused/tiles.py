@@ -391,6 +391,8 @@ def weight_gradient_rows(G, delta, h_prev, i_first, i_end, s_first, s_end, chunk
                 for j0 in range(0, j_narrow, NARROW_STRIP):
                     if j0 < j_wide and j0 % wide != 0:
                         continue  # inside a wide strip
+                    # Two calls, each with its width a constant: LLVM keeps a tile in
+                    # registers only where it knows how many columns it has.
                     if j0 < j_wide:
                         count = strip_members(members, spans, run, run_end, j0, j0 + wide, whole)
                         for r in range(g, g_end, ROW_TILE):
