@@ -388,27 +388,24 @@ def weight_gradient_rows(G, delta, h_prev, i_first, i_end, s_first, s_end, chunk
             fresh = run == s_first  # the first samples of the sums: they start at 0
             for g in range(0, n, ROW_GROUP):
                 g_end = min(g + ROW_GROUP, n)
-                for j0 in range(0, j_narrow, NARROW_STRIP):
-                    if j0 < j_wide and j0 % wide != 0:
-                        continue  # inside a wide strip
-                    # Two calls, each with its width a constant: LLVM keeps a tile in
-                    # registers only where it knows how many columns it has.
-                    if j0 < j_wide:
-                        count = strip_members(members, spans, run, run_end, j0, j0 + wide, whole)
-                        for r in range(g, g_end, ROW_TILE):
-                            weight_gradient_strip(
-                                G, r, delta, h_prev, members, count, i_first + r, i_end - 1, j0,
-                                wide, fresh,
-                            )  # fmt: skip
-                    else:
-                        count = strip_members(
-                            members, spans, run, run_end, j0, j0 + NARROW_STRIP, whole
+                # The wide strips, then the narrow ones: two calls, each with its width a
+                # constant, since LLVM keeps a tile in registers only where it knows its columns.
+                for j0 in range(0, j_wide, wide):
+                    count = strip_members(members, spans, run, run_end, j0, j0 + wide, whole)
+                    for r in range(g, g_end, ROW_TILE):
+                        weight_gradient_strip(
+                            G, r, delta, h_prev, members, count, i_first + r, i_end - 1, j0, wide,
+                            fresh,
                         )  # fmt: skip
-                        for r in range(g, g_end, ROW_TILE):
-                            weight_gradient_strip(
-                                G, r, delta, h_prev, members, count, i_first + r, i_end - 1, j0,
-                                NARROW_STRIP, fresh,
-                            )  # fmt: skip
+                for j0 in range(j_wide, j_narrow, NARROW_STRIP):
+                    count = strip_members(
+                        members, spans, run, run_end, j0, j0 + NARROW_STRIP, whole
+                    )  # fmt: skip
+                    for r in range(g, g_end, ROW_TILE):
+                        weight_gradient_strip(
+                            G, r, delta, h_prev, members, count, i_first + r, i_end - 1, j0,
+                            NARROW_STRIP, fresh,
+                        )  # fmt: skip
         if j_narrow < d_prev:  # the last d_{m−1} mod 16 columns
             s_quads = c_end - (c_end - c_first) % 4
             for s in range(c_first, s_quads, 4):
