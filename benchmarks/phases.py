@@ -28,6 +28,7 @@ from numbamlp.engines.fused.layout import (
     biases,
     gradient_shard,
     layer_rows,
+    packed_weights,
     weights,
 )
 from numbamlp.engines.fused.regions import (
@@ -46,7 +47,7 @@ from numbamlp.engines.fused.rows import (
     output_delta_rows,
     softmax_rows,
 )
-from numbamlp.engines.fused.tiles import affine_rows, hidden_delta_rows, weight_gradient_rows
+from numbamlp.engines.fused.tiles import affine_layer, hidden_delta_rows, weight_gradient_rows
 from numbamlp.kernels.philox import MASK32
 
 
@@ -69,14 +70,16 @@ def gather_phase(steps, h, spans, X, X_spans, scale, batches, sizes, layout, sam
 
 
 @njit
-def affine_phase(steps, k, z, h, theta, spans, layout, B, sample_block):
+def affine_phase(steps, k, z, h, packed, theta, spans, layout, B, sample_block):
     """(F.1) of layer k."""
     z_k, h_prev = layer_rows(z, layout, k, B), activations(h, layout, k - 1, B)
     W_k, b_k = weights(theta, layout, k), biases(theta, layout, k)
+    packed_k = packed_weights(packed, layout, k)
     for _ in range(steps):
         for block in range(_blocks(B, sample_block)):
             s0 = block * sample_block
-            affine_rows(z_k, W_k, b_k, h_prev, s0, min(s0 + sample_block, B), spans, k > 1)
+            s1 = min(s0 + sample_block, B)
+            affine_layer(z_k, packed_k, W_k, b_k, h_prev, s0, s1, spans, k > 1)
 
 
 @njit
@@ -171,7 +174,7 @@ def update_phase(steps, theta, state, sums, coef, hyper):
 
 @njit
 def region1_phase(
-    steps, h, z, delta, f, losses, log_totals, shards, spans, theta, X, X_spans, scale, y,
+    steps, h, z, delta, packed, f, losses, log_totals, shards, spans, theta, X, X_spans, scale, y,
     targets, sample_weights, batches, sizes, layout, codes, head, sample_block, flush, correct,
     drop_key, drop_thresholds, drop_scales,
 ):  # fmt: skip
@@ -180,7 +183,7 @@ def region1_phase(
         row = p % (batches.shape[0] - 1)
         B = sizes[row]
         forward_backward(
-            h, z, delta, f, losses, log_totals, shards, spans, theta, X, X_spans, scale, y,
+            h, z, delta, packed, f, losses, log_totals, shards, spans, theta, X, X_spans, scale, y,
             targets, sample_weights, B, 0.0, batches[row, :B], layout, codes, head, sample_block,
             flush, correct, np.uint64(p + 1) & MASK32, drop_key, drop_thresholds, drop_scales,
         )  # fmt: skip
@@ -188,15 +191,15 @@ def region1_phase(
 
 @njit
 def region2_phase(
-    steps, theta, state, G, shards, h, delta, spans, layout, cuts, B, sample_block, optimizer,
-    coef, hyper, flush,
+    steps, theta, state, packed, G, shards, h, delta, spans, layout, cuts, B, sample_block,
+    optimizer, coef, hyper, flush,
 ):  # fmt: skip
     """Region 2 (``gradient_update``) with its coefficients, with no region 1 between."""
     for p in range(steps):
         step_coefficients(coef, 1e-3, B, optimizer, hyper, p + 1)
         gradient_update(
-            theta, state, G, shards, h, delta, spans, layout, cuts, B, sample_block, optimizer,
-            coef, flush,
+            theta, state, packed, G, shards, h, delta, spans, layout, cuts, B, sample_block,
+            optimizer, coef, flush,
         )  # fmt: skip
 
 
@@ -231,7 +234,7 @@ class PhaseBench:
         out: dict[str, Callable[[], None]] = {"gather h^0": gather}
         for k in range(1, L + 1):
             out[f"F.1 layer {k}"] = lambda k=k: affine_phase(
-                steps, k, p.z, p.h, self.theta, p.spans, p.layout, B, blk
+                steps, k, p.z, p.h, p.packed, self.theta, p.spans, p.layout, B, blk
             )
             if k < L:
                 out[f"F.2 layer {k}"] = lambda k=k: activation_phase(
@@ -265,7 +268,7 @@ class PhaseBench:
     def region1(self, steps: int) -> None:
         p = self.plan
         region1_phase(
-            steps, p.h, p.z, p.delta, p.f, p.losses, p.log_totals, p.shards, p.spans,
+            steps, p.h, p.z, p.delta, p.packed, p.f, p.losses, p.log_totals, p.shards, p.spans,
             self.theta, self.X, self.X_spans, self.scale, self.y, self.targets, self.weights,
             self.batches, self.sizes, p.layout, p.codes, p.head, p.sample_block,
             p.flush_subnormals, p.correct, p.drop_key, p.drop_thresholds, p.drop_scales,
@@ -274,7 +277,7 @@ class PhaseBench:
     def region2(self, steps: int) -> None:
         p = self.plan
         region2_phase(
-            steps, self.theta, self.state, p.G, p.shards, p.h, p.delta, p.spans, p.layout,
+            steps, self.theta, self.state, p.packed, p.G, p.shards, p.h, p.delta, p.spans, p.layout,
             p.cuts, self.B, p.sample_block, p.optimizer_code, p.coef, p.hyper,
             p.flush_subnormals,
         )  # fmt: skip
@@ -290,10 +293,10 @@ class PhaseBench:
             run_steps(
                 self.theta, self.state, self.X, self.X_spans, self.scale, self.y, self.targets,
                 self.weights, self.batches, self.sizes, s.lrs, 0, 0, count, losses,
-                p.optimizer_code, p.hyper, p.h, p.z, p.delta, p.f, p.losses, p.log_totals, p.G,
-                p.shards, p.spans, p.coef, p.layout, p.codes, p.head, p.cuts, p.sample_block,
-                p.flush_subnormals, correct, p.correct, p.drop_key, p.drop_thresholds,
-                p.drop_scales,
+                p.optimizer_code, p.hyper, p.h, p.z, p.delta, p.packed, p.f, p.losses,
+                p.log_totals, p.G, p.shards, p.spans, p.coef, p.layout, p.codes, p.head, p.cuts,
+                p.sample_block, p.flush_subnormals, correct, p.correct, p.drop_key,
+                p.drop_thresholds, p.drop_scales,
             )  # fmt: skip
             done += count
 

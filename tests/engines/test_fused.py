@@ -495,12 +495,139 @@ def test_the_tiles_of_f1_in_pairs_are_the_tiles_one_by_one(d_out):
     h_prev = rng.normal(size=(B, d_in)).astype(np.float32)
     spans = np.zeros((B, 2), np.int64)
     paired, single = np.zeros((B, d_out), np.float32), np.zeros((B, d_out), np.float32)
-    tiles.affine_rows(paired, W, b, h_prev, 0, B, spans, True)
+    tiles.affine_rows(paired, W, b, h_prev, 0, B, spans, True, 0)
     for i in range(0, d_out, 4):
         for s in range(0, B, 4):
             tiles.affine_tile(single, W, b, h_prev, s, i, B - 1, d_out - 1, 0, d_in)
     assert paired.tobytes() == single.tobytes()
     np.testing.assert_allclose(paired, h_prev @ W.T + b, rtol=1e-5, atol=1e-5)
+
+
+@numba.njit(fastmath={"contract"})
+def sequential_affine(z, W, b, h_prev):
+    """(F.1) as forward.py writes it, one sum per entry, b^k_i first, then the terms in order
+    of j (no ``reassoc``; ``contract``: each term a fused multiply-add, as in the tiles)."""
+    for s in range(h_prev.shape[0]):
+        for i in range(W.shape[0]):
+            total = b[i]
+            for j in range(W.shape[1]):
+                total = total + W[i, j] * h_prev[s, j]
+            z[s, i] = total
+
+
+def packed_transpose(W, width):
+    """W^k's packed transpose as ``layout.packed_weights`` lays it out: [q, j, c] = W[qw+c, j]."""
+    n = W.shape[0] // width
+    return np.ascontiguousarray(W[: n * width].reshape(n, width, W.shape[1]).transpose(0, 2, 1))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("whole", [True, False])
+def test_f1_strips_sum_each_entry_in_order_of_j(dtype, whole):
+    """F.1's register tiles (``affine_strip``: 4 samples × a strip of units of the packed
+    (W^k)ᵀ, the last samples of a block repeating its last one, the columns outside the
+    tile's inputs skipped) are bitwise the sum b^k_i + Σ_j in order of j, one term at a time;
+    the units past the last whole strip (``affine_rows``) equal it to rounding; and
+    ``pack_weight_rows`` lays W^k out as ``packed_weights`` reads it."""
+    rng = np.random.default_rng(3)
+    width = layout.WIDE_STRIP_BYTES // np.dtype(dtype).itemsize
+    B, d_in, d_out = 23, 85, 2 * width + 5
+    W = rng.normal(size=(d_out, d_in)).astype(dtype)
+    b = rng.normal(size=d_out).astype(dtype)
+    h_prev = rng.normal(size=(B, d_in)).astype(dtype)
+    if not whole:  # blank borders of random widths; row 5 all zeros
+        for n in range(B):
+            lo, hi = sorted(rng.integers(0, d_in + 1, size=2))
+            h_prev[n, :lo], h_prev[n, hi:] = 0, 0
+        h_prev[5] = 0
+    spans = np.empty((B, 2), np.int64)
+    tiles.input_spans(spans, h_prev)
+    packed = np.full((2, d_in, width), np.nan, dtype)
+    tiles.pack_weight_rows(packed, W, 0, d_out)
+    assert packed.tobytes() == packed_transpose(W, width).tobytes()
+    fused, expected = np.full((B, d_out), np.nan, dtype), np.empty((B, d_out), dtype)
+    for s0, s1 in [(0, 9), (9, 10), (10, B)]:  # blocks of 9 and 13 samples, and of one
+        tiles.affine_layer(fused, packed, W, b, h_prev, s0, s1, spans, whole)
+    sequential_affine(expected, W, b, h_prev)
+    strips = 2 * width
+    assert fused[:, :strips].tobytes() == expected[:, :strips].tobytes()
+    rtol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(fused[:, strips:], expected[:, strips:], rtol=rtol, atol=rtol)
+
+
+def wide_architecture(dtype) -> Architecture:
+    """33 inputs, a hidden layer of two strips of F.1's register tiles and 5 units more, and 3
+    classes: F.1 of layer 1 runs its packed strips and its rows."""
+    width = layout.WIDE_STRIP_BYTES // np.dtype(dtype).itemsize
+    return Architecture.for_classes(33, [2 * width + 5], 3, ["sigmoid"], "softmax")
+
+
+@pytest.fixture
+def packed_in_small_batches(monkeypatch):
+    """F.1's packed strips for the small batches of these tests (``layout_table`` reads the
+    threshold when a plan is made)."""
+    monkeypatch.setattr(layout, "PACKED_MIN_BATCH", 1)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shard_bytes", [None, 0])
+def test_wide_layers_match_the_per_kernel_path(dtype, shard_bytes, packed_in_small_batches):
+    """With F.1's packed strips in use: the same θ, state and losses as the per-kernel path
+    over several calls of ``run`` (each packs θ anew; region 2 repacks each updated row), and
+    the packed copy the plan holds at the end is exactly the final W^1 transposed."""
+    arch = wide_architecture(dtype)
+    X, scale, y = inputs("bordered", dtype, arch.n_classes)
+    matrix, sizes = minibatches(BATCH_SIZES)
+    lrs = step_sizes("adam", len(sizes))
+    theta0 = initial_theta(arch, dtype)
+    expected = per_kernel_steps(arch, theta0, "adam", X, scale, y, matrix, sizes, lrs)
+    options = {} if shard_bytes is None else {"shard_bytes": shard_bytes}
+    plan, state = fused_plan(arch, dtype, "adam", **options)
+    assert plan.layout[layout.PACKED_AT, 1] >= 0 and plan.layout[layout.PACKED_AT, 2] < 0
+    theta, losses = theta0.copy(), np.full(len(sizes), np.nan)
+    for first, count in [(0, 2), (2, len(sizes) - 2)]:
+        done = plan.run(theta, state, X, scale, y, matrix, sizes, lrs, first, first, count, losses)
+        assert done == count
+    rtol = 1e-12 if dtype == np.float64 else 1e-5
+    for a, b in zip((theta, state, losses), expected, strict=True):
+        assert_close(a, b, rtol)
+    W1 = theta[arch.sizes[1] : arch.sizes[1] * (1 + arch.sizes[0])].reshape(arch.sizes[1], -1)
+    width = layout.WIDE_STRIP_BYTES // np.dtype(dtype).itemsize
+    packed = plan.packed[: 2 * width * arch.sizes[0]]
+    assert packed.tobytes() == packed_transpose(W1, width).tobytes()
+
+
+@needs_two_threads
+def test_wide_layers_bitwise_for_any_thread_count_and_split(
+    restore_threads, packed_in_small_batches
+):
+    """The packed strips change nothing of the determinism: 1 and 2 threads, and region 2's
+    rows cut into 3 items (so that items repack parts of one strip), give the same bytes."""
+
+    def bits(threads, **options):
+        numba.set_num_threads(threads)
+        arch = wide_architecture(np.float32)
+        X, scale, y = inputs("bordered", np.float32, arch.n_classes)
+        matrix, sizes = minibatches(BATCH_SIZES * 2)
+        lrs = step_sizes("adam", len(sizes))
+        theta = initial_theta(arch, np.float32)
+        got = fused_steps(arch, theta, "adam", X, scale, y, matrix, sizes, lrs, **options)
+        return tuple(a.tobytes() for a in got)
+
+    assert bits(1) == bits(2) == bits(2, n_items=3)
+
+
+def test_only_big_batches_pack_the_weights():
+    """The packed copy is made for the layers a strip wide or wider, in batches of
+    PACKED_MIN_BATCH samples or more; elsewhere F.1 reads W^k's rows, and the plan holds no
+    copy."""
+    arch = Architecture.for_classes(33, [70, 7], 3, ["sigmoid", "tanh"], "softmax")
+    optimizer = Optimizer.create("sgd", arch.n_parameters, np.dtype(np.float32))
+    big = FusedPlan(arch, layout.PACKED_MIN_BATCH, np.float32, optimizer)
+    assert list(big.layout[layout.PACKED_AT]) == [-1, 0, -1, -1]
+    assert big.packed.size == 64 * 33  # one strip of 64 of the 70 units
+    small = FusedPlan(arch, layout.PACKED_MIN_BATCH - 1, np.float32, optimizer)
+    assert (small.layout[layout.PACKED_AT] == -1).all() and small.packed.size == 1
 
 
 def test_gradient_shards_only_reorder_the_sums(restore_threads):
@@ -601,7 +728,8 @@ def test_run_steps_allocates_nothing(dropout):
     theta, losses = initial_theta(arch, dtype), np.zeros(len(sizes))
     args = (theta, state, X, plan._spans_of(X), dtype(scale), y, plan._no_targets)
     args += (plan._no_weights, matrix, sizes, lrs)
-    tail = (plan.optimizer_code, plan.hyper, plan.h, plan.z, plan.delta, plan.f, plan.losses)
+    tail = (plan.optimizer_code, plan.hyper, plan.h, plan.z, plan.delta, plan.packed, plan.f)
+    tail += (plan.losses,)
     tail += (plan.log_totals,)
     tail += (plan.G, plan.shards, plan.spans, plan.coef, plan.layout, plan.codes, plan.head)
     tail += (plan.cuts,)

@@ -30,10 +30,15 @@ Loop shapes (chosen by measuring them on AVX-512 hardware; the figures are in
 docs/performance.md, "Figures moved out of the code"; the helpers' comments say which equation
 each loop computes, in index form):
 
-* (F.1) a tile of 4 samples × 4 units keeps its 16 sums in registers while the inner loop runs
-  over j, unit-stride in W^k_{i,:} and h^{k−1}_{s,:}, vectorised because the helper is compiled
-  with the ``reassoc`` flag: several times the rate of one sum at a time, and faster with
-  512-bit vectors than with LLVM's default 256-bit ones.
+* (F.1) for the units of a layer at least one strip wide (64 float32 or 32 float64 units), a
+  register tile of 4 samples × a strip of units takes the terms j one after the other, each
+  h^{k−1}_{s,j} broadcast, the strip's W^k_{i,j} loaded from a copy of (W^k)ᵀ packed strip by
+  strip (``layout.packed_weights``; written whole at the start of each run and row by row by
+  region 2 after each update, by the item that owns the row). The other units: a tile of
+  4 samples × 4 units keeps its 16 sums in registers while the inner loop runs over j,
+  unit-stride in W^k_{i,:} and h^{k−1}_{s,:}, vectorised because the helper is compiled with
+  the ``reassoc`` flag, and ends in 16 sums across a vector. Both: several times the rate of
+  one sum at a time, and faster with 512-bit vectors than with LLVM's default 256-bit ones.
 * (B.3) adds up outer products in register tiles: 4 rows i × a strip of 64 columns j (16
   vector registers of sums, an array on the stack that LLVM keeps in registers: ``stack_array``)
   take the terms of up to 64 samples, one sample after the other, each δ^m_{s,i} broadcast and
@@ -53,8 +58,9 @@ each loop computes, in index form):
   then reads half of one shard per row range from the other core (~50 KB for the reference W^1)
   instead of 64 rows of h^0 (~200 KB). For a batch whose rows of h^{m−1} exceed L2
   (CHUNK_BYTES), a band passes over one L2-sized chunk of samples after another.
-* F.1 prefetches the next 8 rows of a W^k too big for L2 (STREAMED_WEIGHT_BYTES) while it uses
-  the current 8: every block of samples reads all of W^k from L3 or memory.
+* F.1's tiles of 4 × 4 prefetch the next 8 rows of a W^k too big for L2
+  (STREAMED_WEIGHT_BYTES) while they use the current 8: every block of samples reads all of
+  W^k from L3 or memory. (The packed strips are read in order, which the hardware prefetches.)
 * Both regions flush subnormal numbers to zero by default (``enter_flush_mode``): Adam's moments
   of rarely active inputs decay into that range, where every operation takes a slow microcode
   assist (``FLUSH_TO_ZERO`` in numbamlp/kernels/intrinsics.py).
@@ -65,7 +71,8 @@ The modules, by concern:
   flat batch buffers, the cuts of the work into blocks and items (no equation);
 * ``expf``: a vectorisable e^x for float32 (no equation);
 * ``rows``: region 1's row-wise equations (the gather, F.2, F.3/F.4, L.1, P.1, B.1);
-* ``tiles``: the tiled F.1, B.3 (with B.2) and B.4, each beside the plain kernel it must equal;
+* ``tiles``: the tiled F.1, B.3 (with B.2) and B.4, each beside the plain kernel it must equal,
+  and the packing of (W^k)ᵀ for F.1's strips;
 * ``regions``: the two regions, the optimizer update of a run of components (U.1–U.6, R.1)
   and the driver ``run_steps``;
 * ``plan``: ``FusedPlan``, the buffers and tables of a run, and its ``run``;

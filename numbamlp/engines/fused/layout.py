@@ -35,6 +35,15 @@ CHUNK_BYTES = 384 * 1024
 BAND_BYTES = 256 * 1024
 # Where the whole batch is one chunk, a band's sums stay in L1 for the update that follows them.
 L1_BAND_BYTES = 64 * 1024
+# The register tiles' strips (tiles.py): 4 vectors of 512 bits per row, 64 float32 or 32 float64
+# entries. B.3's tiles cover a strip of columns of ∇W^m; F.1's a strip of units of z^k, which
+# reads W^k transposed, packed strip by strip (``packed_weights``). A layer with at least one
+# strip's width of units gets the packed copy where the batch has PACKED_MIN_BATCH samples or
+# more: region 2 rewrites the copy at every step, at a cost that does not grow with the batch,
+# while F.1's gain does; at batch 128 the two cancel, at 32 the copy costs more than F.1 gains
+# (docs/performance.md, session 9).
+WIDE_STRIP_BYTES = 256
+PACKED_MIN_BATCH = 256
 
 # Output heads.
 SOFTMAX = 0  # (F.3)
@@ -73,6 +82,7 @@ SHARD_AT = 6  # where layer k's gradient shards start in the flat shard buffer; 
 SHARD_WIDTH = 7  # entries per row of a shard of layer k: d_{k−1} + 1, padded to a cache line
 BAND = 8  # rows of W^k whose sums region 2 holds at once (a multiple of ROW_TILE)
 CHUNK = 9  # samples per chunk of region 2's sums for layer k
+PACKED_AT = 10  # where layer k's packed (W^k)ᵀ starts in the flat packed buffer; −1: none
 
 # Entries of the per-step ``coef`` array, in θ's precision as Optimizer.step passes them.
 LR = 0  # γ_p
@@ -139,6 +149,19 @@ def gradient_shard(shards, layout, m, block):
     return shards[start : start + rows * width].reshape((rows, width))
 
 
+@helper
+def packed_weights(packed, layout, k):
+    """(W^k)ᵀ in strips, shape (n, d_{k−1}, w): entry [q, j, c] is W^k_{qw+c, j}, for the first
+    n·w units, n = ⌊d_k / w⌋ strips of w = WIDE_STRIP_BYTES / itemsize units (n = 0 where the
+    layer has no packed copy). Each strip's rows j are contiguous: F.1's register tile reads
+    W^k_{i,j} for w units i at once (``tiles.affine_strip``). A view into the flat buffer."""
+    width = WIDE_STRIP_BYTES // packed.itemsize
+    d_prev = layout[SIZE, k - 1]
+    n = layout[SIZE, k] // width if layout[PACKED_AT, k] >= 0 else 0
+    start = max(layout[PACKED_AT, k], 0)
+    return packed[start : start + n * d_prev * width].reshape((n, d_prev, width))
+
+
 # ---------------------------------------------------------------------------------------------
 # Blocks, items and the layout table.
 
@@ -180,13 +203,14 @@ def balanced_cuts(architecture: Architecture, n_items: int) -> np.ndarray:
 
 def layout_table(
     architecture: Architecture, max_batch: int, dtype: np.dtype, sample_block: int, shard_bytes: int
-) -> tuple[np.ndarray, int]:
-    """The ``layout`` table of a plan (its rows: SIZE … CHUNK) and the size of its flat shard
-    buffer. Where each layer's θ, batch buffers and shards start, region 2's bands and chunks,
-    and which layers get gradient shards: a function of the architecture, the batch size, the
-    dtype and the block size alone, never of the thread count."""
+) -> tuple[np.ndarray, int, int]:
+    """The ``layout`` table of a plan (its rows: SIZE … PACKED_AT) and the sizes of its flat
+    shard buffer and packed-weights buffer. Where each layer's θ, batch buffers, shards and
+    packed (W^k)ᵀ start, region 2's bands and chunks, and which layers get gradient shards: a
+    function of the architecture, the batch size, the dtype and the block size alone, never of
+    the thread count."""
     sizes, L, B = architecture.sizes, architecture.L, max_batch
-    layout = np.zeros((10, L + 1), dtype=np.int64)
+    layout = np.zeros((11, L + 1), dtype=np.int64)
     layout[SIZE] = sizes
     at = 0
     for k in range(1, L + 1):  # θ = (b^1, W^1, …, b^L, W^L), as network.layer_views
@@ -226,4 +250,12 @@ def layout_table(
             layout[CHUNK, m], band_bytes = -(-B // chunks), BAND_BYTES
         tiles = band_bytes // (ROW_TILE * layout[SHARD_WIDTH, m] * itemsize)
         layout[BAND, m] = ROW_TILE * min(max(tiles, 1), -(-sizes[m] // ROW_TILE))
-    return layout, at
+    # F.1's packed (W^k)ᵀ: the layers with a strip's width of units or more, in big batches.
+    width = WIDE_STRIP_BYTES // dtype.itemsize
+    packed = 0
+    layout[PACKED_AT, 0] = -1
+    for k in range(1, L + 1):
+        strips = sizes[k] // width if B >= PACKED_MIN_BATCH else 0
+        layout[PACKED_AT, k] = packed if strips else -1
+        packed += strips * width * sizes[k - 1]
+    return layout, at, packed

@@ -25,7 +25,7 @@ from numbamlp.engines.fused.layout import (
     default_sample_block,
     layout_table,
 )
-from numbamlp.engines.fused.regions import finish_step, forward_backward, run_steps
+from numbamlp.engines.fused.regions import finish_step, forward_backward, pack_weights, run_steps
 from numbamlp.engines.fused.tiles import input_spans
 from numbamlp.errors import NumbamlpError
 from numbamlp.kernels.dropout import Dropout
@@ -129,7 +129,7 @@ class FusedPlan:
         self.cuts = balanced_cuts(architecture, n_items)
         self.head = HEAD_CODES[architecture.head]
         self.codes = np.array(architecture.activation_codes, dtype=np.int64)  # φ_m at [m]
-        self.layout, self.shard_size = layout_table(
+        self.layout, self.shard_size, packed_size = layout_table(
             architecture, self.max_batch, self.dtype, self.sample_block, self.shard_bytes
         )
         self._labels_checked: tuple[int, int] | None = None
@@ -148,6 +148,10 @@ class FusedPlan:
         self.h = aligned_zeros((B * sum(sizes[:L]),), dt)  # h^0, …, h^{L−1}
         self.z = aligned_zeros((B * sum(sizes[1:]),), dt)  # z^1, …, z^L
         self.delta = aligned_zeros((B * sum(sizes[1:]),), dt)  # δ^1, …, δ^L
+        # (W^k)ᵀ packed in strips for F.1's register tiles, for the layers wide enough
+        # (``layout.packed_weights``): rewritten from θ at the start of each run, and row by row
+        # by region 2 after each update.
+        self.packed = aligned_zeros((max(packed_size, 1),), dt)
         self.f = np.zeros((B, architecture.n_classes), dt)
         self.losses = np.zeros(B, dt)  # ℓ_s
         self.correct = np.zeros(B, np.int64)  # whether sample s is classified right (P.1)
@@ -232,6 +236,8 @@ class FusedPlan:
         )  # fmt: skip
         batch_correct = self._correct_counts(batch_correct, batch_losses.shape[0])
         X_spans, scale = self._spans_of(X), self.dtype.type(scale)
+        if count > 0:  # θ may have changed since the last run
+            pack_weights(self.packed, theta, self.layout)
         if self.exchange is not None:
             return self._run_exchanging(
                 theta, state, X, X_spans, scale, y, targets, weights, index_matrix, batch_sizes,
@@ -258,6 +264,7 @@ class FusedPlan:
             self.h,
             self.z,
             self.delta,
+            self.packed,
             self.f,
             self.losses,
             self.log_totals,
@@ -299,9 +306,9 @@ class FusedPlan:
             )  # (S.2) Σ_s w_{I_s} over the whole batch
             if s_hi > s_lo:
                 forward_backward(
-                    self.h, self.z, self.delta, share.f, share.losses, share.log_totals,
-                    self.shards, share.spans, theta, X, X_spans, scale, y, targets, weights, B,
-                    weight_sum, index_matrix[row, s_lo:s_hi],
+                    self.h, self.z, self.delta, self.packed, share.f, share.losses,
+                    share.log_totals, self.shards, share.spans, theta, X, X_spans, scale, y,
+                    targets, weights, B, weight_sum, index_matrix[row, s_lo:s_hi],
                     share.layout, self.codes, self.head, self.sample_block,
                     self.flush_subnormals, share.correct,
                     np.uint64(first_step_count + t + 1) & MASK32, self.drop_key,
@@ -309,10 +316,10 @@ class FusedPlan:
                 )  # fmt: skip
             exchange.complete(share)
             if not finish_step(
-                theta, state, self.losses, self.correct, row, B, first_step_count + t + 1, lrs,
-                batch_losses, batch_correct, self.optimizer_code, self.hyper, self.G,
-                self.shards, self.h, self.delta, self.spans, self.coef, self.layout, self.cuts,
-                self.sample_block, self.flush_subnormals,
+                theta, state, self.packed, self.losses, self.correct, row, B,
+                first_step_count + t + 1, lrs, batch_losses, batch_correct, self.optimizer_code,
+                self.hyper, self.G, self.shards, self.h, self.delta, self.spans, self.coef,
+                self.layout, self.cuts, self.sample_block, self.flush_subnormals,
             ):  # fmt: skip
                 return t
         return count

@@ -26,6 +26,7 @@ from numbamlp.engines.fused.layout import (
     INV_BATCH,
     LR,
     MOMENTUM,
+    PACKED_AT,
     RMSPROP,
     ROW_AT,
     SGD,
@@ -37,6 +38,7 @@ from numbamlp.engines.fused.layout import (
     biases,
     gradient_shard,
     layer_rows,
+    packed_weights,
     weights,
 )
 from numbamlp.engines.fused.rows import (
@@ -55,7 +57,12 @@ from numbamlp.engines.fused.rows import (
     squared_error_delta_rows,
     squared_error_rows,
 )
-from numbamlp.engines.fused.tiles import affine_rows, hidden_delta_rows, weight_gradient_rows
+from numbamlp.engines.fused.tiles import (
+    affine_layer,
+    hidden_delta_rows,
+    pack_weight_rows,
+    weight_gradient_rows,
+)
 from numbamlp.kernels._jit import helper, kernel, serial
 from numbamlp.kernels.intrinsics import enter_flush_mode, leave_flush_mode
 from numbamlp.kernels.philox import MASK32
@@ -72,7 +79,7 @@ from numbamlp.kernels.updates import (
 
 @kernel(fastmath=False)
 def forward_backward(
-    h, z, delta, f, losses, log_totals, shards, spans, theta, X, X_spans, scale, y, targets,
+    h, z, delta, packed, f, losses, log_totals, shards, spans, theta, X, X_spans, scale, y, targets,
     sample_weights, B_step, weight_sum, batch, layout, codes, head, sample_block, flush, correct,
     step, drop_key, drop_thresholds, drop_scales,
 ):  # fmt: skip
@@ -84,7 +91,9 @@ def forward_backward(
     ``batch`` holds the step's row indices I_s into X and y (labels), or targets (the identity
     head's, (n, T)); ``sample_weights``: w (n,), or zero-length for none; ``B_step`` and
     ``weight_sum`` are the whole minibatch's size and Σ_s w_{I_s} (with an exchange, ``batch``
-    is this process's share only). ``codes[k]`` is φ_k's code.
+    is this process's share only). ``codes[k]`` is φ_k's code. ``packed``: the packed (W^k)ᵀ
+    that F.1 reads for the layers that have one (``layout.packed_weights``), as region 2 or
+    ``pack_weights`` last wrote them from θ.
     Dropout: a hidden layer k with ``drop_thresholds[k]`` ≠ 0 (⌈p_k 2^32⌉) turns h^k into h̃^k
     after F.2 (D.2) and multiplies δ^k by the same mask after B.4 (D.3), the mask drawn from
     ``drop_key``, the step p ``step``, the sample's row batch[s] and (k, j) (D.1); layers with
@@ -101,7 +110,8 @@ def forward_backward(
             z_k = layer_rows(z, layout, k, B)
             h_prev = activations(h, layout, k - 1, B)
             W_k, b_k = weights(theta, layout, k), biases(theta, layout, k)
-            affine_rows(z_k, W_k, b_k, h_prev, s0, s1, spans, k > 1)
+            packed_k = packed_weights(packed, layout, k)
+            affine_layer(z_k, packed_k, W_k, b_k, h_prev, s0, s1, spans, k > 1)
             if k < L:
                 h_k = activations(h, layout, k, B)
                 activation_rows(h_k, z_k, codes[k], s0, s1)
@@ -249,13 +259,15 @@ def weight_decay_run(sums, theta, start, n, decay_sum):
 
 @kernel(fastmath=False)
 def gradient_update(
-    theta, state, G, shards, h, delta, spans, layout, cuts, B, sample_block, optimizer, coef,
-    flush,
+    theta, state, packed, G, shards, h, delta, spans, layout, cuts, B, sample_block, optimizer,
+    coef, flush,
 ):  # fmt: skip
     """Region 2: item t owns the rows cuts[t] ≤ r < cuts[t+1] of W^1..W^L (counted as one
     sequence). For each of its rows i of W^m: B.3 and B.2 over the whole batch — the sum of the
     block's shards where layer m has them, else summed here — plus λ W^m_{i,:} when the plan has
-    a weight decay (R.1), then U.* on W^m_{i,:} and b^m_i.
+    a weight decay (R.1), then U.* on W^m_{i,:} and b^m_i, then the new W^m_{i,:} into the
+    packed (W^m)ᵀ where layer m has one (``pack_weight_rows``: the item's rows only, so no two
+    items write one entry).
     ``G[t]`` holds item t's sums, one band of rows at a time.
     """
     L = layout.shape[1] - 1
@@ -287,7 +299,24 @@ def gradient_update(
                         weight_decay_run(sums, theta, w_at, d_prev, decay_sum)
                     update_run(theta, state, w_at, sums, d_prev, optimizer, coef)
                     update_run(theta, state, b_at, sums[d_prev:], np.int64(1), optimizer, coef)
+                if layout[PACKED_AT, m] >= 0:
+                    pack_weight_rows(
+                        packed_weights(packed, layout, m), weights(theta, layout, m), i, i_end
+                    )  # fmt: skip
         leave_flush_mode(saved)
+
+
+@kernel
+def pack_weights(packed, theta, layout):
+    """Every layer's packed (W^k)ᵀ from θ (``pack_weight_rows``), one strip per item: at the
+    start of each run, since θ may have changed between runs."""
+    L = layout.shape[1] - 1
+    for k in range(1, L + 1):
+        packed_k = packed_weights(packed, layout, k)
+        width = packed_k.shape[2]
+        W_k = weights(theta, layout, k)
+        for q in prange(packed_k.shape[0]):
+            pack_weight_rows(packed_k, W_k, q * width, (q + 1) * width)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -309,7 +338,7 @@ def step_coefficients(coef, lr, B, optimizer, hyper, p):
 
 @serial
 def finish_step(
-    theta, state, losses, correct, row, B, p, lrs, batch_losses, batch_correct, optimizer,
+    theta, state, packed, losses, correct, row, B, p, lrs, batch_losses, batch_correct, optimizer,
     hyper, G, shards, h, delta, spans, coef, layout, cuts, sample_block, flush,
 ):  # fmt: skip
     """The rest of step p on minibatch ``row`` of B samples, once region 1 has written every
@@ -329,8 +358,8 @@ def finish_step(
         return False
     step_coefficients(coef, lrs[row], B, optimizer, hyper, p)
     gradient_update(
-        theta, state, G, shards, h, delta, spans, layout, cuts, B, sample_block, optimizer, coef,
-        flush,
+        theta, state, packed, G, shards, h, delta, spans, layout, cuts, B, sample_block,
+        optimizer, coef, flush,
     )  # fmt: skip
     return True
 
@@ -357,6 +386,7 @@ def run_steps(
     h,
     z,
     delta,
+    packed,
     f,
     losses,
     log_totals,
@@ -395,13 +425,13 @@ def run_steps(
             weight_total_cpu(sample_weights, batch, B) if sample_weights.shape[0] > 0 else 0.0
         )
         forward_backward(
-            h, z, delta, f, losses, log_totals, shards, spans, theta, X, X_spans, scale, y,
+            h, z, delta, packed, f, losses, log_totals, shards, spans, theta, X, X_spans, scale, y,
             targets, sample_weights, B, weight_sum, batch, layout, codes, head,
             sample_block, flush, correct, np.uint64(step_count + t + 1) & MASK32, drop_key,
             drop_thresholds, drop_scales,
         )  # fmt: skip
         if not finish_step(
-            theta, state, losses, correct, row, B, step_count + t + 1, lrs, batch_losses,
+            theta, state, packed, losses, correct, row, B, step_count + t + 1, lrs, batch_losses,
             batch_correct, optimizer, hyper, G, shards, h, delta, spans, coef, layout, cuts,
             sample_block, flush,
         ):  # fmt: skip

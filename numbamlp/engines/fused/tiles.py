@@ -1,4 +1,5 @@
-"""The tiled loops of the fused engine: F.1 (``affine_tile``), B.3 with B.2
+"""The tiled loops of the fused engine: F.1 (register tiles ``affine_strip`` on the packed
+(W^k)ᵀ that ``pack_weight_rows`` writes, and ``affine_tile``), B.3 with B.2
 (``weight_gradient_rows``: register tiles ``weight_gradient_strip``, ``bias_gradient_strip``)
 and B.4 (``hidden_delta_rows``) — the only equations with a fast body beside the plain kernel,
 which each names: it computes the same sums, in the same order of the samples, blocked for
@@ -12,7 +13,7 @@ import numpy as np
 from numba import prange
 from numba.extending import overload
 
-from numbamlp.engines.fused.layout import ROW_TILE
+from numbamlp.engines.fused.layout import ROW_TILE, WIDE_STRIP_BYTES
 from numbamlp.engines.fused.rows import sigmoid_float32
 from numbamlp.kernels._jit import helper, kernel
 from numbamlp.kernels.activations import SIGMOID, phi, phi_prime_from_value
@@ -20,12 +21,12 @@ from numbamlp.kernels.intrinsics import prefer_wide_vectors, prefetch_to_l2, sta
 from numbamlp.kernels.memory import CACHE_LINE
 
 # B.3's register tiles (``weight_gradient_strip``): 4 rows of W^m × a strip of columns, the sums
-# in vector registers. A wide strip is 4 vectors of 512 bits per row (64 float32 or 32 float64
-# columns: 16 registers of sums, half of AVX-512's 32); a narrow one 16 columns; the bias sums
-# (B.2) 16 rows at a time. A strip's pass covers at most STRIP_SAMPLES samples, whose strip of
-# h^{m−1} (16 KiB for float32) stays in L1 while the tiles of ROW_GROUP rows pass over it; the
-# group's δ^m of those samples (16 KiB) stays in L1 from strip to strip.
-WIDE_STRIP_BYTES = 256
+# in vector registers. A wide strip is 4 vectors of 512 bits per row (WIDE_STRIP_BYTES: 64
+# float32 or 32 float64 columns: 16 registers of sums, half of AVX-512's 32); a narrow one 16
+# columns; the bias sums (B.2) 16 rows at a time. A strip's pass covers at most STRIP_SAMPLES
+# samples, whose strip of h^{m−1} (16 KiB for float32) stays in L1 while the tiles of ROW_GROUP
+# rows pass over it; the group's δ^m of those samples (16 KiB) stays in L1 from strip to strip.
+# F.1's register tiles (``affine_strip``) are the same shape: 4 samples × a wide strip of units.
 WIDE_STRIP_SLOTS = 64  # the stack array's columns: the widest strip (float32)
 NARROW_STRIP = 16
 BIAS_STRIP = 16
@@ -132,8 +133,9 @@ def affine_tile(z, W, b, h_prev, s, i, s_last, i_last, j_lo, j_hi):
 
 
 @helper
-def affine_rows(z, W, b, h_prev, s0, s1, spans, whole):
-    """(F.1) z^k = b^k + W^k h^{k−1} for the block's samples, tile by tile: units outer, 8 at a
+def affine_rows(z, W, b, h_prev, s0, s1, spans, whole, i_first):
+    """(F.1) z^k = b^k + W^k h^{k−1} for the block's samples and the units i ≥ i_first (those
+    that no strip of ``affine_strips`` covers), tile by tile: units outer, 8 at a
     time, so that 8 rows of W^k (25 KB for 784 inputs) serve all the block's samples while they
     are in L1, and each 4 samples' rows, once loaded, serve two tiles of 4 units before the next
     4 samples' rows replace them. ``spans``, ``whole``: the columns each tile reads
@@ -151,7 +153,7 @@ def affine_rows(z, W, b, h_prev, s0, s1, spans, whole):
     W_flat = W.reshape((1, d_out * d_in))
     streamed = d_out * d_in * W.itemsize > STREAMED_WEIGHT_BYTES and s1 - s0 >= PREFETCH_SAMPLES
     quads = (s1 - s0 + 3) // 4
-    for i in range(0, d_out, 8):
+    for i in range(i_first, d_out, 8):
         ahead = max(0, min(8, d_out - i - 8)) * d_in if streamed else 0  # next rows' entries
         share = -(-ahead // (quads * w_line)) * w_line  # entries each quad prefetches
         for s in range(s0, s1, 4):
@@ -162,6 +164,121 @@ def affine_rows(z, W, b, h_prev, s0, s1, spans, whole):
             affine_tile(z, W, b, h_prev, s, i, s1 - 1, d_out - 1, j_lo, j_hi)
             if i + 4 < d_out:  # the next 4 units, on the same 4 samples' rows
                 affine_tile(z, W, b, h_prev, s, i + 4, s1 - 1, d_out - 1, j_lo, j_hi)
+
+
+@helper(fastmath=True)
+def affine_strip(z, strip, b, h_prev, s, s_last, i0, j_lo, j_hi):
+    """(F.1) for the samples s..s+3 and the units i0..i0+w−1 of one strip of the packed
+    (W^k)ᵀ (``layout.packed_weights``: strip[j, c] = W^k_{i0+c, j}, w = ``strip_columns``):
+    z^k_{s,i} = b^k_i + Σ_j W^k_{ij} h^{k−1}_{s,j} over j_lo ≤ j < j_hi (the other terms are 0:
+    ``tile_columns``). The 4 × w sums stay in registers while j runs (``stack_array``): per j,
+    4 broadcasts of h^{k−1}_{s,j} and w entries of the strip feed 4w multiply-adds, as in B.3's
+    ``weight_gradient_strip`` — with no sum across a vector at the end. Samples past s_last
+    repeat the last one: the tile computes that value again, the same way, and stores it
+    again."""
+    prefer_wide_vectors()
+    width = strip_columns(h_prev)
+    sums = stack_array(4, WIDE_STRIP_SLOTS, z)
+    s1, s2, s3 = min(s + 1, s_last), min(s + 2, s_last), min(s + 3, s_last)
+    bias = b[i0 : i0 + width]
+    for c in range(width):
+        sums[0, c], sums[1, c], sums[2, c], sums[3, c] = bias[c], bias[c], bias[c], bias[c]
+    # The rows from column j_lo on, indexed from 0 (as in affine_tile).
+    x0, x1 = h_prev[s, j_lo:j_hi], h_prev[s1, j_lo:j_hi]
+    x2, x3 = h_prev[s2, j_lo:j_hi], h_prev[s3, j_lo:j_hi]
+    rows = strip[j_lo:j_hi]
+    for t in range(j_hi - j_lo):
+        # The slice before the loads of h: as in weight_gradient_strip, the loads then share
+        # the multiply-adds' basic block, where LLVM folds each into its broadcast.
+        w = rows[t]
+        a0, a1, a2, a3 = x0[t], x1[t], x2[t], x3[t]
+        # (F.1) z^k_{s,i} = b^k_i + Σ_j W^k_{ij} h^{k−1}_{s,j}   — tile: 4 samples × w units,
+        #       the sums in registers over j, in order of j; i = i0 + c vectorised
+        for c in range(width):
+            w_c = w[c]
+            sums[0, c] = sums[0, c] + w_c * a0
+            sums[1, c] = sums[1, c] + w_c * a1
+            sums[2, c] = sums[2, c] + w_c * a2
+            sums[3, c] = sums[3, c] + w_c * a3
+    z0, z1 = z[s, i0 : i0 + width], z[s1, i0 : i0 + width]
+    z2, z3 = z[s2, i0 : i0 + width], z[s3, i0 : i0 + width]
+    for c in range(width):
+        z0[c], z1[c], z2[c], z3[c] = sums[0, c], sums[1, c], sums[2, c], sums[3, c]
+
+
+@helper
+def affine_strips(z, packed, b, h_prev, s0, s1, spans, whole):
+    """(F.1) z^k = b^k + W^k h^{k−1} for the block's samples and the units of the packed
+    strips of (W^k)ᵀ (``layout.packed_weights``), strip by strip, 4 samples at a time
+    (``affine_strip``): a strip (200 KB for 784 inputs) stays in L2 while the block's tiles pass
+    over it. ``spans``, ``whole``: the columns each tile reads (``tile_columns``, not widened:
+    j is not vectorised here).
+
+    The fast body of ``forward.affine_forward``, the plain kernel it must equal: the same sum
+    b^k_i + Σ_j W^k_{ij} h^{k−1}_{s,j} for each (s, i), its terms added in order of j (the
+    plain kernel's order, which ``reassoc`` lets it change); equal to rounding
+    (tests/engines/test_fused.py)."""
+    n_strips, d_in, width = packed.shape
+    for q in range(n_strips):
+        for s in range(s0, s1, 4):
+            j_lo, j_hi = tile_columns(spans, s, min(s + 4, s1), d_in, 1, whole)
+            affine_strip(z, packed[q], b, h_prev, s, s1 - 1, q * width, j_lo, j_hi)
+
+
+@helper
+def affine_layer(z, packed, W, b, h_prev, s0, s1, spans, whole):
+    """(F.1) z^k = b^k + W^k h^{k−1} for the block's samples: the units of the packed strips
+    by ``affine_strips``, the rest by ``affine_rows``."""
+    n_strips, _, width = packed.shape
+    affine_strips(z, packed, b, h_prev, s0, s1, spans, whole)
+    if n_strips * width < W.shape[0]:
+        affine_rows(z, W, b, h_prev, s0, s1, spans, whole, n_strips * width)
+
+
+def line_entries(a):  # pragma: no cover - replaced by the overload in compiled code
+    return CACHE_LINE // a.itemsize
+
+
+@overload(line_entries)
+def _line_entries(a):
+    n = CACHE_LINE // (a.dtype.bitwidth // 8)
+    return lambda a: n
+
+
+@helper(fastmath=True)
+def pack_line(strip, rows, c, d_in):
+    n = line_entries(strip)
+    for j in range(d_in):
+        out = strip[j, c : c + n]
+        for r in range(n):
+            out[r] = rows[r, j]
+
+
+@helper
+def pack_weight_rows(packed, W, i_first, i_end):
+    """The rows i_first ≤ i < i_end of W^k into its packed transpose:
+    packed[q, j, c] = W^k_{qw+c, j} for i = qw + c (rows past the last whole strip have no
+    place there and are skipped). No equation: the copy of the weights that F.1's strips read
+    (``affine_strip``), written after each update of W^k's rows (region 2) and whole at the
+    start of each run (``pack_weights``). The rows go a cache line's worth at a time (the units
+    of one line of the strip's row j), each line written whole before the next: row by row,
+    every store would land on a line of its own, and the line leave L1 before its next store."""
+    n_strips, d_in, width = packed.shape
+    line = CACHE_LINE // packed.itemsize
+    i_stop = min(i_end, n_strips * width)
+    i = i_first
+    while i < i_stop:
+        group_end = min((i // line + 1) * line, i_stop)  # to the end of i's line of units
+        strip = packed[i // width]
+        c = i % width
+        rows = W[i:group_end]
+        if group_end - i == line:
+            pack_line(strip, rows, c, d_in)
+        else:
+            for j in range(d_in):
+                for r in range(group_end - i):
+                    strip[j, c + r] = rows[r, j]
+        i = group_end
 
 
 # ---------------------------------------------------------------------------------------------
