@@ -152,6 +152,7 @@ class FusedPlan:
         # (``layout.packed_weights``): rewritten from θ at the start of each run, and row by row
         # by region 2 after each update.
         self.packed = aligned_zeros((max(packed_size, 1),), dt)
+        self.has_packed = packed_size > 0
         self.f = np.zeros((B, architecture.n_classes), dt)
         self.losses = np.zeros(B, dt)  # ℓ_s
         self.correct = np.zeros(B, np.int64)  # whether sample s is classified right (P.1)
@@ -236,7 +237,7 @@ class FusedPlan:
         )  # fmt: skip
         batch_correct = self._correct_counts(batch_correct, batch_losses.shape[0])
         X_spans, scale = self._spans_of(X), self.dtype.type(scale)
-        if count > 0:  # θ may have changed since the last run
+        if count > 0 and self.has_packed:  # θ may have changed since the last run
             pack_weights(self.packed, theta, self.layout)
         if self.exchange is not None:
             return self._run_exchanging(
