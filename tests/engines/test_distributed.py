@@ -103,10 +103,12 @@ def work(tmp_path_factory) -> Path:
 
 DATA = ["--train-file", "train.npz", "--test-file", "test.npz", "-q"]
 #: hidden 8: both layers have gradient shards (8 ≤ the 8-sample blocks of a batch of 32);
-#: hidden 40: layer 1 has none, so its δ and h^0 rows are exchanged instead.
+#: hidden 40: layer 1 has none, so its δ and h^0 rows are exchanged instead; hidden 70 at
+#: batch 256: F.1 of layer 1 reads the packed (W^1)ᵀ that each rank's region 2 rewrites.
 CONFIGS = {
     "sharded": ["--hidden", "8", "--batch-size", "32", "--epochs", "3"],
     "wide": ["--hidden", "40", "--activation", "tanh", "--batch-size", "32", "--epochs", "3"],
+    "packed": ["--hidden", "70", "--batch-size", "256", "--epochs", "3"],
 }
 
 
