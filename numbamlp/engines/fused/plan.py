@@ -78,6 +78,8 @@ class FusedPlan:
     sample_block: samples per block of region 1 (default: ``default_sample_block``).
     Neither one, nor the number of threads, changes any result — except that the blocks are also
     the gradient shards, so sample_block decides the order of the sums of a sharded layer.
+    For a max_batch of PACKED_MIN_BATCH or more the plan also holds a copy of the weights of
+    every layer at least a strip wide (``packed``: as much memory as those W^k), which F.1 reads.
     shard_bytes: a layer gets gradient shards when it has at most sample_block units and its
         shards take at most this many bytes in all (default SHARD_BYTES; 0: no shards, every
         layer summed over the batch in region 2).
