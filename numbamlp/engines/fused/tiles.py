@@ -236,6 +236,7 @@ def affine_layer(z, packed, W, b, h_prev, s0, s1, spans, whole):
 
 
 def line_entries(a):  # pragma: no cover - replaced by the overload in compiled code
+    """The entries of a's dtype in one cache line, a constant of the compiled code."""
     return CACHE_LINE // a.itemsize
 
 
@@ -245,8 +246,10 @@ def _line_entries(a):
     return lambda a: n
 
 
-@helper(fastmath=True)
+@helper
 def pack_line(strip, rows, c, d_in):
+    """strip[j, c + r] = rows[r, j] for every j and the r of one cache line of the strip's
+    row j (``line_entries``: a constant, so the copy of a line is unrolled). A copy."""
     n = line_entries(strip)
     for j in range(d_in):
         out = strip[j, c : c + n]
