@@ -10,7 +10,7 @@ registers and caches. Also the spans of the inputs' zeros that F.1 and B.3 of la
 from __future__ import annotations
 
 import numpy as np
-from numba import prange
+from numba import prange, types
 from numba.extending import overload
 
 from numbamlp.engines.fused.layout import ROW_TILE, WIDE_STRIP_BYTES
@@ -39,15 +39,18 @@ STREAMED_WEIGHT_BYTES = 1024 * 1024
 PREFETCH_SAMPLES = 64  # blocks of fewer samples prefetch nothing: the bursts stall their tiles
 
 
-def strip_columns(h_prev):  # pragma: no cover - replaced by the overload in compiled code
-    """The columns of a wide strip for h_prev's dtype, a constant of the compiled code."""
-    return WIDE_STRIP_BYTES // h_prev.itemsize
+def entries_in(a, n_bytes):  # pragma: no cover - replaced by the overload in compiled code
+    """How many entries of a's dtype fill n_bytes (a constant: WIDE_STRIP_BYTES for a wide
+    strip's columns, CACHE_LINE for a line), itself a constant of the compiled code."""
+    return n_bytes // a.itemsize
 
 
-@overload(strip_columns)
-def _strip_columns(h_prev):
-    columns = WIDE_STRIP_BYTES // (h_prev.dtype.bitwidth // 8)
-    return lambda h_prev: columns
+@overload(entries_in)
+def _entries_in(a, n_bytes):
+    if not isinstance(n_bytes, types.IntegerLiteral):
+        return None
+    n = n_bytes.literal_value // (a.dtype.bitwidth // 8)
+    return lambda a, n_bytes: n
 
 
 @helper
@@ -169,7 +172,8 @@ def affine_rows(z, W, b, h_prev, s0, s1, spans, whole, i_first):
 @helper(fastmath=True)
 def affine_strip(z, strip, b, h_prev, s, s_last, i0, j_lo, j_hi):
     """(F.1) for the samples s..s+3 and the units i0..i0+w−1 of one strip of the packed
-    (W^k)ᵀ (``layout.packed_weights``: strip[j, c] = W^k_{i0+c, j}, w = ``strip_columns``):
+    (W^k)ᵀ (``layout.packed_weights``: strip[j, c] = W^k_{i0+c, j}; w units fill
+    WIDE_STRIP_BYTES):
     z^k_{s,i} = b^k_i + Σ_j W^k_{ij} h^{k−1}_{s,j} over j_lo ≤ j < j_hi (the other terms are 0:
     ``tile_columns``). The 4 × w sums stay in registers while j runs (``stack_array``): per j,
     4 broadcasts of h^{k−1}_{s,j} and w entries of the strip feed 4w multiply-adds, as in B.3's
@@ -177,7 +181,7 @@ def affine_strip(z, strip, b, h_prev, s, s_last, i0, j_lo, j_hi):
     repeat the last one: the tile computes that value again, the same way, and stores it
     again."""
     prefer_wide_vectors()
-    width = strip_columns(h_prev)
+    width = entries_in(h_prev, WIDE_STRIP_BYTES)
     sums = stack_array(4, WIDE_STRIP_SLOTS, z)
     s1, s2, s3 = min(s + 1, s_last), min(s + 2, s_last), min(s + 3, s_last)
     bias = b[i0 : i0 + width]
@@ -235,22 +239,11 @@ def affine_layer(z, packed, W, b, h_prev, s0, s1, spans, whole):
         affine_rows(z, W, b, h_prev, s0, s1, spans, whole, n_strips * width)
 
 
-def line_entries(a):  # pragma: no cover - replaced by the overload in compiled code
-    """The entries of a's dtype in one cache line, a constant of the compiled code."""
-    return CACHE_LINE // a.itemsize
-
-
-@overload(line_entries)
-def _line_entries(a):
-    n = CACHE_LINE // (a.dtype.bitwidth // 8)
-    return lambda a: n
-
-
 @helper
 def pack_line(strip, rows, c, d_in):
     """strip[j, c + r] = rows[r, j] for every j and the r of one cache line of the strip's
-    row j (``line_entries``: a constant, so the copy of a line is unrolled). A copy."""
-    n = line_entries(strip)
+    row j (``entries_in``: a constant, so the copy of a line is unrolled). A copy."""
+    n = entries_in(strip, CACHE_LINE)
     for j in range(d_in):
         out = strip[j, c : c + n]
         for r in range(n):
@@ -405,13 +398,13 @@ def weight_gradient_single(G, r, delta, h_prev, s, i, i_last, j_lo, j_hi):
 
 @helper(fastmath=True)
 def weight_gradient_strip(G, r, delta, h_prev, members, count, i, i_last, j0, width, fresh):
-    """(B.3) for the rows i..i+3 of W^m and the columns j0 ≤ j < j0 + width (a constant:
-    ``strip_columns`` or NARROW_STRIP): adds the terms of the samples members[0..count) (in
-    sample order), to the rows r..r+3 of G, or with ``fresh`` writes their sums there. The
-    4 × width sums stay in registers across all the samples (``stack_array``); each sample's
-    δ^m_{s,i} are broadcast and its row of h^{m−1} loaded once for the 4 rows. Rows past
-    i_last repeat the last row of W^m, each into a row of G of its own, which the caller
-    ignores."""
+    """(B.3) for the rows i..i+3 of W^m and the columns j0 ≤ j < j0 + width (a constant: the
+    columns that fill WIDE_STRIP_BYTES, or NARROW_STRIP): adds the terms of the samples
+    members[0..count) (in sample order), to the rows r..r+3 of G, or with ``fresh`` writes their
+    sums there. The 4 × width sums stay in registers across all the samples (``stack_array``);
+    each sample's δ^m_{s,i} are broadcast and its row of h^{m−1} loaded once for the 4 rows.
+    Rows past i_last repeat the last row of W^m, each into a row of G of its own, which the
+    caller ignores."""
     prefer_wide_vectors()
     i0, i1, i2, i3 = i, min(i + 1, i_last), min(i + 2, i_last), min(i + 3, i_last)
     sums = stack_array(4, WIDE_STRIP_SLOTS, G)
@@ -494,7 +487,7 @@ def weight_gradient_rows(G, delta, h_prev, i_first, i_end, s_first, s_end, chunk
     d_prev = h_prev.shape[1]
     line = CACHE_LINE // h_prev.itemsize
     n = i_end - i_first
-    wide = strip_columns(h_prev)
+    wide = entries_in(h_prev, WIDE_STRIP_BYTES)
     j_wide = d_prev - d_prev % wide
     j_narrow = d_prev - d_prev % NARROW_STRIP
     members = stack_array(1, STRIP_SAMPLES, np.uint64)[0]
