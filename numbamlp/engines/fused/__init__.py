@@ -61,6 +61,10 @@ each loop computes, in index form):
 * F.1's tiles of 4 × 4 prefetch the next 8 rows of a W^k too big for L2
   (STREAMED_WEIGHT_BYTES) while they use the current 8: every block of samples reads all of
   W^k from L3 or memory. (The packed strips are read in order, which the hardware prefetches.)
+* The gather of h^0 prefetches the row of X two samples on while it copies the current one
+  (``gather_rows``): a minibatch's rows are scattered over X and come from memory. Only the
+  block's own rows, while the copy waits on memory anyway: a prefetch of the next step's rows
+  during the arithmetic stalled it (docs/performance.md, session 7).
 * Both regions flush subnormal numbers to zero by default (``enter_flush_mode``): Adam's moments
   of rarely active inputs decay into that range, where every operation takes a slow microcode
   assist (``FLUSH_TO_ZERO`` in numbamlp/kernels/intrinsics.py).

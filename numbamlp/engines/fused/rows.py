@@ -13,7 +13,8 @@ from numbamlp.engines.fused.expf import exp_nonpositive_float32
 from numbamlp.kernels._jit import helper, inlined
 from numbamlp.kernels.activations import SIGMOID, phi
 from numbamlp.kernels.dropout import dropout_delta_row_cpu, dropout_forward_row_cpu
-from numbamlp.kernels.intrinsics import prefer_wide_vectors
+from numbamlp.kernels.intrinsics import prefer_wide_vectors, prefetch_to_l2
+from numbamlp.kernels.memory import CACHE_LINE
 from numbamlp.kernels.philox import MASK32
 from numbamlp.kernels.rows import (
     identity_row_cpu,
@@ -25,14 +26,22 @@ from numbamlp.kernels.rows import (
     squared_error_row_cpu,
 )
 
+GATHER_AHEAD = 2  # gather_rows prefetches the row of the sample this many places on
+
 
 @helper
 def gather_rows(h0, spans, X, X_spans, scale, batch, s0, s1):
     """h^0_{s,:} = c · X_{I_s,:}: the block's inputs (I.1/I.2 chose the row indices I_s), and
-    the span of each (``input_spans``)."""
+    the span of each (``input_spans``). While it copies row I_s it prefetches the row
+    GATHER_AHEAD samples on: the rows are scattered over X, so each comes from memory, and the
+    hardware's prefetcher only follows a row once it has started."""
     prefer_wide_vectors()
+    line = CACHE_LINE // X.itemsize
     for s in range(s0, s1):
         row = batch[s]
+        ahead = batch[min(s + GATHER_AHEAD, s1 - 1)]
+        for j in range(0, X.shape[1], line):
+            prefetch_to_l2(X, ahead, j)
         spans[s, 0], spans[s, 1] = X_spans[row, 0], X_spans[row, 1]
         for j in range(h0.shape[1]):
             h0[s, j] = X[row, j] * scale
