@@ -314,34 +314,46 @@ def hidden_delta_rows(delta, W_next, delta_next, z, h, code, dropped, s0, s1):
             # (B.4) the remaining terms i, one at a time
             for j in range(d_m):
                 out[j] = out[j] + w[j] * e
-        if dropped and code == SIGMOID and out.itemsize == 4:
-            for j in range(d_m):
-                value = sigmoid_float32(np.float32(z[s, j]))  # h^m_{s,j}, as F.2 computed it
-                # (B.4) δ^m_{s,j} = (Σ_i W^{m+1}_{ij} δ^{m+1}_{s,i}) · φ′_m(z^m_{s,j}),
-                #       (A.1) σ′ = σ(1 − σ) of the σ recomputed from z^m
-                out[j] *= phi_prime_from_value(SIGMOID, value, z[s, j])
-        elif dropped and code == SIGMOID:  # float64: σ by ``phi``, then the branch below's σ′
-            for j in range(d_m):
-                value = phi(SIGMOID, z[s, j])  # h^m_{s,j}, as F.2 computed it
-                # (B.4) δ^m_{s,j} = (Σ_i W^{m+1}_{ij} δ^{m+1}_{s,i}) · φ′_m(z^m_{s,j}),
-                #       (A.1) σ′ = σ(1 − σ) of the σ recomputed from z^m
-                out[j] *= phi_prime_from_value(SIGMOID, value, z[s, j])
-        elif dropped:
-            for j in range(d_m):
-                g = out[j]
-                out[j] = phi(code, z[s, j])  # h^m_{s,j} as F.2 stored it (activation_rows)
-                # (B.4) δ^m_{s,j} = (Σ_i W^{m+1}_{ij} δ^{m+1}_{s,i}) · φ′_m(z^m_{s,j}), through
-                #       the recomputed h^m_{s,j} where the notes write φ′ through φ
-                out[j] = g * phi_prime_from_value(code, out[j], z[s, j])
-        elif code == SIGMOID:  # the constant code lets LLVM drop the branches and vectorise
-            for j in range(d_m):
-                # (B.4) δ^m_{s,j} = (Σ_i W^{m+1}_{ij} δ^{m+1}_{s,i}) · φ′_m(z^m_{s,j}),
-                #       φ′_m(z^m_{s,j}) written through h^m_{s,j} = φ_m(z^m_{s,j})
-                out[j] *= phi_prime_from_value(SIGMOID, h[s, j], z[s, j])
-        else:
-            for j in range(d_m):
-                # (B.4) the same, for any other φ_m
-                out[j] *= phi_prime_from_value(code, h[s, j], z[s, j])
+        phi_prime_row(out, z[s], h[s], code, dropped)
+
+
+@helper
+def phi_prime_row(out, z_row, h_row, code, dropped):
+    """The factor φ′_m(z^m_{s,j}) of (B.4) on one sample's row of δ^m (``out``, holding the sums
+    over i). Compiled without fast-math, unlike the sums: each product is the one written, in
+    IEEE arithmetic, so that with ``dropped`` (h_row holds h̃^m, and φ′ comes through σ or φ
+    taken again from z^m exactly as F.2 took it) δ^m is bitwise what the stored h^m gives.
+    Under fast-math LLVM may rewrite v(1 − v) one way in one loop and another way in the
+    other, depending on what it inlined, which changed between compilations."""
+    d_m = out.shape[0]
+    if dropped and code == SIGMOID and out.itemsize == 4:
+        for j in range(d_m):
+            value = sigmoid_float32(np.float32(z_row[j]))  # h^m_{s,j}, as F.2 computed it
+            # (B.4) δ^m_{s,j} = (Σ_i W^{m+1}_{ij} δ^{m+1}_{s,i}) · φ′_m(z^m_{s,j}),
+            #       (A.1) σ′ = σ(1 − σ) of the σ recomputed from z^m
+            out[j] *= phi_prime_from_value(SIGMOID, value, z_row[j])
+    elif dropped and code == SIGMOID:  # float64: σ by ``phi``, then the branch below's σ′
+        for j in range(d_m):
+            value = phi(SIGMOID, z_row[j])  # h^m_{s,j}, as F.2 computed it
+            # (B.4) δ^m_{s,j} = (Σ_i W^{m+1}_{ij} δ^{m+1}_{s,i}) · φ′_m(z^m_{s,j}),
+            #       (A.1) σ′ = σ(1 − σ) of the σ recomputed from z^m
+            out[j] *= phi_prime_from_value(SIGMOID, value, z_row[j])
+    elif dropped:
+        for j in range(d_m):
+            g = out[j]
+            out[j] = phi(code, z_row[j])  # h^m_{s,j} as F.2 stored it (activation_rows)
+            # (B.4) δ^m_{s,j} = (Σ_i W^{m+1}_{ij} δ^{m+1}_{s,i}) · φ′_m(z^m_{s,j}), through
+            #       the recomputed h^m_{s,j} where the notes write φ′ through φ
+            out[j] = g * phi_prime_from_value(code, out[j], z_row[j])
+    elif code == SIGMOID:  # the constant code lets LLVM drop the branches and vectorise
+        for j in range(d_m):
+            # (B.4) δ^m_{s,j} = (Σ_i W^{m+1}_{ij} δ^{m+1}_{s,i}) · φ′_m(z^m_{s,j}),
+            #       φ′_m(z^m_{s,j}) written through h^m_{s,j} = φ_m(z^m_{s,j})
+            out[j] *= phi_prime_from_value(SIGMOID, h_row[j], z_row[j])
+    else:
+        for j in range(d_m):
+            # (B.4) the same, for any other φ_m
+            out[j] *= phi_prime_from_value(code, h_row[j], z_row[j])
 
 
 # ---------------------------------------------------------------------------------------------
