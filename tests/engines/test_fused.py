@@ -450,13 +450,16 @@ def sequential_weight_gradient(G, delta, h_prev, i_first, i_end, s_first, s_end,
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("d_prev", [13, 33, 85, 200])
 @pytest.mark.parametrize("whole", [True, False])
-def test_weight_gradient_rows_sums_each_entry_in_sample_order(dtype, d_prev, whole):
+@pytest.mark.parametrize("d_m", [23, 300])
+def test_weight_gradient_rows_sums_each_entry_in_sample_order(dtype, d_prev, whole, d_m):
     """The register tiles of B.3 (wide and narrow strips of columns, the quads of the last
     d mod 16 columns, runs of at most STRIP_SAMPLES samples, chunks of any size, the samples a
-    strip skips where their inputs are 0) and B.2's strips of 16 rows: bitwise the sum of each
-    entry over the samples in order, one term at a time."""
+    strip skips where their inputs are 0, δ's rows read in place or, 300 long, copied a group
+    of rows at a time) and B.2's strips of 16 rows: bitwise the sum of each entry over the
+    samples in order, one term at a time."""
     rng = np.random.default_rng(d_prev)
-    B, d_m = 2 * tiles.STRIP_SAMPLES + 37, 23
+    B = 2 * tiles.STRIP_SAMPLES + 37
+    assert (d_m * np.dtype(dtype).itemsize >= tiles.LONG_DELTA_ROW_BYTES) == (d_m == 300)
     h_prev = rng.normal(size=(B, d_prev)).astype(dtype)
     for n in range(B):  # blank borders of random widths, as MNIST's; row 5 all zeros
         lo, hi = sorted(rng.integers(0, d_prev + 1, size=2))
@@ -467,7 +470,7 @@ def test_weight_gradient_rows_sums_each_entry_in_sample_order(dtype, d_prev, who
     tiles.input_spans(spans, h_prev)
     for i_first, i_end, s_first, s_end, chunk in [
         (0, d_m, 0, B, B),  # all rows, one chunk longer than a run
-        (3, 20, 2, B - 1, 7),  # an offset band, chunks of 7 samples
+        (3, d_m - 3, 2, B - 1, 7),  # an offset band, chunks of 7 samples
         (5, 6, 4, 5, 1),  # one row, one sample
         (0, 17, 0, 0, 4),  # no samples: every sum is 0
     ]:
@@ -555,11 +558,17 @@ def test_f1_strips_sum_each_entry_in_order_of_j(dtype, whole):
     np.testing.assert_allclose(fused[:, strips:], expected[:, strips:], rtol=rtol, atol=rtol)
 
 
+WIDE_STRIPS = 4
+
+
 def wide_architecture(dtype) -> Architecture:
-    """33 inputs, a hidden layer of two strips of F.1's register tiles and 5 units more, and 3
-    classes: F.1 of layer 1 runs its packed strips and its rows."""
+    """33 inputs, a hidden layer of WIDE_STRIPS strips of F.1's register tiles and 5 units
+    more, and 3 classes: F.1 of layer 1 runs its packed strips and its rows, and δ^1's rows are
+    long enough for B.3 to copy them (``tiles.LONG_DELTA_ROW_BYTES``)."""
     width = layout.WIDE_STRIP_BYTES // np.dtype(dtype).itemsize
-    return Architecture.for_classes(33, [2 * width + 5], 3, ["sigmoid"], "softmax")
+    units = WIDE_STRIPS * width + 5
+    assert units * np.dtype(dtype).itemsize >= tiles.LONG_DELTA_ROW_BYTES
+    return Architecture.for_classes(33, [units], 3, ["sigmoid"], "softmax")
 
 
 @pytest.fixture
@@ -593,7 +602,7 @@ def test_wide_layers_match_the_per_kernel_path(dtype, shard_bytes, packed_in_sma
         assert_close(a, b, rtol)
     W1 = theta[arch.sizes[1] : arch.sizes[1] * (1 + arch.sizes[0])].reshape(arch.sizes[1], -1)
     width = layout.WIDE_STRIP_BYTES // np.dtype(dtype).itemsize
-    packed = plan.packed[: 2 * width * arch.sizes[0]]
+    packed = plan.packed[: WIDE_STRIPS * width * arch.sizes[0]]
     assert packed.tobytes() == packed_transpose(W1, width).tobytes()
 
 

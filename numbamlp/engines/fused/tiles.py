@@ -25,13 +25,15 @@ from numbamlp.kernels.memory import CACHE_LINE
 # float32 or 32 float64 columns: 16 registers of sums, half of AVX-512's 32); a narrow one 16
 # columns; the bias sums (B.2) 16 rows at a time. A strip's pass covers at most STRIP_SAMPLES
 # samples, whose strip of h^{m−1} (16 KiB for float32) stays in L1 while the tiles of ROW_GROUP
-# rows pass over it; the group's δ^m of those samples (16 KiB) stays in L1 from strip to strip.
+# rows pass over it; the group's δ^m of those samples (16 KiB) stays in L1 from strip to strip,
+# copied side by side first where δ's rows are LONG_DELTA_ROW_BYTES or longer.
 # F.1's register tiles (``affine_strip``) are the same shape: 4 samples × a wide strip of units.
 WIDE_STRIP_SLOTS = 64  # the stack array's columns: the widest strip (float32)
 NARROW_STRIP = 16
 BIAS_STRIP = 16
 STRIP_SAMPLES = 64
 ROW_GROUP = 64  # rows of W^m, a multiple of ROW_TILE
+LONG_DELTA_ROW_BYTES = 1024  # B.3 copies a run's δ^m of a group of rows where its rows are longer
 # F.1 prefetches the next rows of W^k while it computes with the current ones where W^k is
 # bigger than this (it comes from L3 or memory for every block of samples; smaller ones stay
 # in L2 from block to block).
@@ -450,12 +452,12 @@ def weight_gradient_strip(G, r, delta, h_prev, members, count, i, i_last, j0, wi
 @helper
 def strip_members(members, spans, s_first, s_end, j0, j_end, whole):
     """The samples s_first ≤ s < s_end, in order, whose h^{m−1}_{s,j} are not all 0 for
-    j0 ≤ j < j_end (with ``whole``: all of them) into members; returns their count. Without a
-    branch per sample: a sample whose digit lies outside the strip is written and then
-    overwritten."""
+    j0 ≤ j < j_end (with ``whole``: all of them) into members, counted from s_first (s −
+    s_first); returns their count. Without a branch per sample: a sample whose digit lies
+    outside the strip is written and then overwritten."""
     count = 0
     for s in range(s_first, s_end):
-        members[count] = s
+        members[count] = s - s_first
         count += whole | ((spans[s, 0] < j_end) & (spans[s, 1] > j0))
     return count
 
@@ -479,6 +481,54 @@ def bias_gradient_strip(G, r, delta, s_first, s_end, i, column):
 
 
 @helper
+def group_gradient(
+    G, g, g_end, delta_run, h_run, members, spans, run, run_end, i_offset, i_last, whole, fresh
+):  # fmt: skip
+    """(B.3) of ``weight_gradient_rows`` for one run of samples and the group of rows
+    g ≤ r < g_end of G: every strip of columns, and in each the group's tiles of 4 rows
+    (``weight_gradient_strip``). h_run and delta_run hold the run's rows of h^{m−1} and δ^m
+    (indexed from the run's first sample, as ``strip_members`` counts them); G's row r is
+    δ's row r + i_offset there, the last one i_last."""
+    d_prev = h_run.shape[1]
+    wide = entries_in(h_run, WIDE_STRIP_BYTES)
+    j_wide = d_prev - d_prev % wide
+    j_narrow = d_prev - d_prev % NARROW_STRIP
+    # The wide strips, then the narrow ones: two calls, each with its width a constant, since
+    # LLVM keeps a tile in registers only where it knows its columns.
+    for j0 in range(0, j_wide, wide):
+        count = strip_members(members, spans, run, run_end, j0, j0 + wide, whole)
+        for r in range(g, g_end, ROW_TILE):
+            weight_gradient_strip(
+                G, r, delta_run, h_run, members, count, r + i_offset, i_last, j0, wide, fresh
+            )  # fmt: skip
+    for j0 in range(j_wide, j_narrow, NARROW_STRIP):
+        count = strip_members(members, spans, run, run_end, j0, j0 + NARROW_STRIP, whole)
+        for r in range(g, g_end, ROW_TILE):
+            weight_gradient_strip(
+                G, r, delta_run, h_run, members, count, r + i_offset, i_last, j0, NARROW_STRIP,
+                fresh,
+            )  # fmt: skip
+
+
+@helper
+def copied_group_gradient(
+    G, g, g_end, delta_run, h_run, members, spans, run, run_end, i_first, whole, fresh
+):  # fmt: skip
+    """``group_gradient`` on a copy of the run's δ^m of the group's rows, side by side (a
+    block on the stack, rows ROW_GROUP entries apart), where δ's rows are long: 8 KiB apart at
+    d_m = 2048, too far for the hardware to prefetch from sample to sample, while the tiles
+    read them once per strip (docs/performance.md). The same sums, in the same order."""
+    block = stack_array(STRIP_SAMPLES, ROW_GROUP, delta_run)
+    for t in range(delta_run.shape[0]):
+        source, copy = delta_run[t, i_first + g : i_first + g_end], block[t]
+        for c in range(g_end - g):
+            copy[c] = source[c]
+    group_gradient(
+        G, g, g_end, block, h_run, members, spans, run, run_end, -g, g_end - 1 - g, whole, fresh
+    )  # fmt: skip
+
+
+@helper
 def weight_gradient_rows(G, delta, h_prev, i_first, i_end, s_first, s_end, chunk, spans, whole):
     """(B.3) and (B.2) summed over the samples s_first ≤ s < s_end (the whole batch in region
     2, or one block into its gradient shard in region 1) for the rows i_first ≤ i < i_end of
@@ -489,9 +539,10 @@ def weight_gradient_rows(G, delta, h_prev, i_first, i_end, s_first, s_end, chunk
     Chunks of ``chunk`` samples outer (their rows of h^{m−1} stay in L2), then runs of at most
     STRIP_SAMPLES samples, groups of ROW_GROUP rows, strips of columns, and the group's tiles of
     4 rows, each tile's sums in registers over the run (``weight_gradient_strip``): the strip's
-    h^{m−1} and the group's δ^m stay in L1. The columns past the last whole narrow strip come
-    in the quads of 4 samples × 4 rows below. ``spans``, ``whole``: the samples whose terms in a
-    strip are all 0 are skipped (``strip_members``, ``tile_columns``).
+    h^{m−1} and the group's δ^m stay in L1 (``group_gradient``; δ^m copied side by side first
+    where its rows are long: ``copied_group_gradient``). The columns past the last whole narrow
+    strip come in the quads of 4 samples × 4 rows below. ``spans``, ``whole``: the samples whose
+    terms in a strip are all 0 are skipped (``strip_members``, ``tile_columns``).
 
     The fast body of ``backward.weight_gradient`` and ``backward.bias_gradient``, the plain
     kernels it must equal: the same sums over s in sample order, blocked, without their factor
@@ -499,10 +550,9 @@ def weight_gradient_rows(G, delta, h_prev, i_first, i_end, s_first, s_end, chunk
     d_prev = h_prev.shape[1]
     line = CACHE_LINE // h_prev.itemsize
     n = i_end - i_first
-    wide = entries_in(h_prev, WIDE_STRIP_BYTES)
-    j_wide = d_prev - d_prev % wide
     j_narrow = d_prev - d_prev % NARROW_STRIP
     members = stack_array(1, STRIP_SAMPLES, np.uint64)[0]
+    long_rows = delta.shape[1] * delta.itemsize >= LONG_DELTA_ROW_BYTES
     for r in range(n):  # the strips start their sums at 0 themselves; the quads' columns here
         for j in range(j_narrow if s_end > s_first else 0, d_prev):
             G[r, j] = 0.0
@@ -511,26 +561,19 @@ def weight_gradient_rows(G, delta, h_prev, i_first, i_end, s_first, s_end, chunk
         for run in range(c_first, c_end, STRIP_SAMPLES):
             run_end = min(run + STRIP_SAMPLES, c_end)
             fresh = run == s_first  # the first samples of the sums: they start at 0
+            h_run, delta_run = h_prev[run:run_end], delta[run:run_end]  # from the run's 1st
             for g in range(0, n, ROW_GROUP):
                 g_end = min(g + ROW_GROUP, n)
-                # The wide strips, then the narrow ones: two calls, each with its width a
-                # constant, since LLVM keeps a tile in registers only where it knows its columns.
-                for j0 in range(0, j_wide, wide):
-                    count = strip_members(members, spans, run, run_end, j0, j0 + wide, whole)
-                    for r in range(g, g_end, ROW_TILE):
-                        weight_gradient_strip(
-                            G, r, delta, h_prev, members, count, i_first + r, i_end - 1, j0, wide,
-                            fresh,
-                        )  # fmt: skip
-                for j0 in range(j_wide, j_narrow, NARROW_STRIP):
-                    count = strip_members(
-                        members, spans, run, run_end, j0, j0 + NARROW_STRIP, whole
+                if long_rows:
+                    copied_group_gradient(
+                        G, g, g_end, delta_run, h_run, members, spans, run, run_end, i_first,
+                        whole, fresh,
                     )  # fmt: skip
-                    for r in range(g, g_end, ROW_TILE):
-                        weight_gradient_strip(
-                            G, r, delta, h_prev, members, count, i_first + r, i_end - 1, j0,
-                            NARROW_STRIP, fresh,
-                        )  # fmt: skip
+                else:
+                    group_gradient(
+                        G, g, g_end, delta_run, h_run, members, spans, run, run_end, i_first,
+                        i_first + g_end - 1, whole, fresh,
+                    )  # fmt: skip
         if j_narrow < d_prev:  # the last d_{m−1} mod 16 columns
             s_quads = c_end - (c_end - c_first) % 4
             for s in range(c_first, s_quads, 4):
