@@ -43,7 +43,11 @@ each loop computes, in index form):
   vector registers of sums, an array on the stack that LLVM keeps in registers: ``stack_array``)
   take the terms of up to 64 samples, one sample after the other, each δ^m_{s,i} broadcast and
   each row of h^{m−1} loaded once for the 4 rows; the sums touch memory once per strip, not
-  once per 4 samples. (B.4) adds 4 terms of its sum (4 units i) per pass over j.
+  once per 4 samples. Where δ^m's rows are long (1 KiB or more), a run's δ^m of a group of
+  64 rows is copied side by side first: rows 8 KiB apart defeat the hardware's prefetch from
+  one sample to the next. (B.4) adds 4 terms of its sum (4 units i) per pass over j, then
+  multiplies by φ′ in a row function compiled without fast-math (``phi_prime_row``), so that
+  the dropout path, which takes σ again from z^m, gives bitwise what the stored h^m gives.
 * The helpers with the big loops (F.1, B.3, the gather, σ, softmax) call
   ``prefer_wide_vectors()``: LLVM's x86 cost model otherwise stops at 256-bit vectors. θ, the
   optimizer state and the batch buffers start on cache lines (``memory.py``), so that the
