@@ -487,6 +487,26 @@ def test_weight_gradient_rows_sums_each_entry_in_sample_order(dtype, d_prev, who
         assert fused[:rows].tobytes() == expected.tobytes(), (i_first, s_first, chunk)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_b4_takes_phi_prime_again_from_z_bitwise(dtype, activation):
+    """B.4's dropout path (h^m holds h̃^m, so φ′ comes through φ taken again from z^m) gives
+    bitwise the δ^m of the path that reads the stored h^m = φ(z^m) of F.2: ``phi_prime_row``
+    computes both without fast-math, each product as written."""
+    rng = np.random.default_rng(3)
+    code = CODES[activation]
+    B, d_m, d_next = 37, 45, 6
+    z = (3 * rng.normal(size=(B, d_m))).astype(dtype)
+    h = np.empty_like(z)
+    rows.activation_rows(h, z, code, 0, B)
+    W_next = rng.normal(size=(d_next, d_m)).astype(dtype)
+    delta_next = rng.normal(size=(B, d_next)).astype(dtype)
+    stored, again = np.empty_like(z), np.empty_like(z)
+    tiles.hidden_delta_rows(stored, W_next, delta_next, z, h, code, False, 0, B)
+    tiles.hidden_delta_rows(again, W_next, delta_next, z, h, code, True, 0, B)
+    assert stored.tobytes() == again.tobytes()
+
+
 @pytest.mark.parametrize("d_out", [4, 10, 13, 32])
 def test_the_tiles_of_f1_in_pairs_are_the_tiles_one_by_one(d_out):
     """affine_rows runs two tiles of 4 units on each 4 samples' rows; each tile computes its

@@ -561,7 +561,8 @@ def weight_gradient_rows(G, delta, h_prev, i_first, i_end, s_first, s_end, chunk
         for run in range(c_first, c_end, STRIP_SAMPLES):
             run_end = min(run + STRIP_SAMPLES, c_end)
             fresh = run == s_first  # the first samples of the sums: they start at 0
-            h_run, delta_run = h_prev[run:run_end], delta[run:run_end]  # from the run's 1st
+            # The run's rows, indexed from its first sample (as strip_members lists them)
+            h_run, delta_run = h_prev[run:run_end], delta[run:run_end]
             for g in range(0, n, ROW_GROUP):
                 g_end = min(g + ROW_GROUP, n)
                 if long_rows:
