@@ -3,11 +3,13 @@ scripted clock, the same θ whatever count each call runs on, and the run that u
 
 from __future__ import annotations
 
+import os
+
 import numba
 import numpy as np
 import pytest
 
-from numbamlp.engines.threads import AdaptiveThreads
+from numbamlp.engines.threads import AdaptiveThreads, cpu_idle_seconds
 from numbamlp.model.mlp import MLP
 from numbamlp.training.trainer import TrainConfig, Trainer, generators
 
@@ -24,6 +26,11 @@ class Machine:
         self.quiet, self.busy, self.contended = quiet, busy, False
         self.now, self.threads, self.set_calls = 0.0, 2, []
         self.hiccups: list[float] = []  # factors on the time of the next calls, one per call
+        self.wake_cost = 0.0  # seconds of a call on 2 threads after one on 1: the threads slept
+        self.last_ran = 2
+        self.idle = (
+            0.0  # seconds the other core sat idle: while the run is on 1 thread, unless busy
+        )
 
     def set_threads(self, n: int) -> None:
         self.threads = n
@@ -44,12 +51,19 @@ class Machine:
         governor.before(steps)
         ran = self.threads
         factor = self.hiccups.pop(0) if self.hiccups else 1.0
-        self.now += factor * steps * (self.busy if self.contended else self.quiet)[ran]
+        seconds = factor * steps * (self.busy if self.contended else self.quiet)[ran]
+        if ran > self.last_ran:
+            seconds += self.wake_cost
+        self.now += seconds
+        if ran == 1 and not self.contended:
+            self.idle += seconds
+        self.last_ran = ran
         governor.after(steps)
         return ran
 
 
 def governor_on(machine: Machine, **options) -> AdaptiveThreads:
+    options.setdefault("idle_seconds", lambda: machine.idle)
     return AdaptiveThreads(
         2,
         set_threads=machine.set_threads,
@@ -86,25 +100,100 @@ def test_a_run_that_starts_beside_a_busy_process_moves_to_one_thread_at_once():
     machine = Machine(QUIET, BUSY)
     machine.contended = True  # no quiet speed to compare with: the first comparison decides
     governor = governor_on(machine)
-    ran = [machine.call(governor) for _ in range(20)]
-    assert ran[:4] == [2, 2, 1, 1] and ran[4:].count(1) >= 15
+    calls = [machine.engine_call(governor) for _ in range(20)]
+    # a short warm-up and the rest of the first call on 2 threads, then one thread from the
+    # second call on; the probes of 2 threads in those 20 calls (after 2, 4 and 8 calls on one
+    # thread) are a wake-up step and 4 steps each
+    assert calls[:3] == [[(2, 4), (2, 28)], [(1, 4), (1, 28)], [(1, 32)]]
+    probes = [k for k, segments in enumerate(calls) if k > 0 and segments[0][0] == 2]
+    assert probes == [3, 7, 15] and all(calls[k] == [(2, 1), (2, 4), (1, 27)] for k in probes)
+    steps_on_two = sum(n for segments in calls[1:] for threads, n in segments if threads == 2)
+    assert steps_on_two == 5 * len(probes)
 
 
 def test_a_busy_core_moves_the_steps_to_one_thread_and_back_when_it_frees():
+    """Where the cores' idle time is not known (not Linux), probes of both threads find out."""
+    machine = Machine(QUIET, BUSY)
+    governor = governor_on(machine, probe_every=8, idle_seconds=lambda: None)
+    for _ in range(5):
+        machine.engine_call(governor)
+    machine.contended = True
+    calls = [machine.engine_call(governor) for _ in range(500)]
+    # two slow calls in a row, then 4 steps on one thread, which win and stay; after 8, 16, 32,
+    # 64, 128, 128 … calls one call tries both threads again (one untimed step that wakes
+    # them, 4 timed steps), loses, and the rest of the call goes back to one thread
+    assert calls[:3] == [[(2, 32)], [(2, 32)], [(1, 4), (1, 28)]]
+    probes = [k for k, segments in enumerate(calls) if k > 2 and segments[0][0] == 2]
+    assert np.diff(probes).tolist()[:5] == [16, 32, 64, 128, 128]  # the wait doubles, to 128
+    assert all(calls[k] == [(2, 1), (2, 4), (1, 27)] for k in probes)
+    machine.contended = False
+    calls = [machine.engine_call(governor) for _ in range(150)]
+    assert calls[-10:] == [[(2, 32)]] * 10  # the probe of both threads wins once the core is free
+
+
+def test_no_probe_while_the_other_core_is_seen_busy_and_one_soon_after_it_frees():
+    """Where the cores' idle time is known, a lasting contention costs no probe once the wait
+    spans ``idle_window``, and its end is seen at the next check."""
+    machine = Machine(QUIET, BUSY)
+    governor = governor_on(machine)  # the default waits and window
+    for _ in range(5):
+        machine.engine_call(governor)
+    machine.contended = True
+    calls = [machine.engine_call(governor) for _ in range(500)]
+    probes = [k for k, segments in enumerate(calls) if k > 2 and segments[0][0] == 2]
+    # probes after 2, 4 and 8 calls (under the 50 ms window at 6 ms a call), none after
+    assert len(probes) == 3 and probes[-1] < 20
+    assert governor.skipped_probes >= (500 - 20) // 16
+    machine.contended = False
+    calls = [machine.engine_call(governor) for _ in range(20)]
+    assert calls[-1] == [(2, 32)]
+
+
+def test_the_idle_time_of_the_cpus_this_process_may_use(tmp_path):
+    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    cpus = max(allowed, default=0) + 2  # one CPU this process may not use
+    lines = ["cpu  900 0 90 9000 900 0 0 0 0 0"]
+    # user nice system idle iowait …: idle 100·(c+1) and iowait c ticks on CPU c
+    lines += [f"cpu{c} 10 0 1 {100 * (c + 1)} {c} 0 0 0 0 0" for c in range(cpus)]
+    stat = tmp_path / "stat"
+    stat.write_text("\n".join(lines + ["intr 12345", "ctxt 678"]) + "\n")
+    measured = cpu_idle_seconds(stat)
+    if not allowed:
+        assert measured is None
+        return
+    ticks = sum(100 * (c + 1) + c for c in allowed)
+    assert measured == pytest.approx(ticks / os.sysconf("SC_CLK_TCK"))
+    assert cpu_idle_seconds(tmp_path / "missing") is None
+
+
+def test_a_probe_on_a_quiet_machine_wins_though_its_first_step_is_cold():
+    """After a stretch on one thread the other threads sleep, and the first step of a probe
+    wakes them and moves the weights back into their caches. Timed with the probe's other
+    steps, that cost made the probe about as slow as one thread; untimed, the probe wins."""
     machine = Machine(QUIET, BUSY)
     governor = governor_on(machine, probe_every=8)
-    for _ in range(5):
-        machine.call(governor)
-    machine.contended = True
-    ran = [machine.call(governor) for _ in range(500)]
-    # two slow calls in a row, one probe on one thread, which wins and stays; after 8, 16, 32,
-    # 64, 128, 128 … calls one call tries both threads again, loses, and the steps go back
-    assert ran[:4] == [2, 2, 1, 1]
-    probes = [k for k, threads in enumerate(ran) if threads == 2][2:]
-    assert np.diff(probes).tolist()[:5] == [17, 33, 65, 129, 129]  # the wait doubles, to 128
+    machine.hiccups = [1.0, 4.0]  # the first timed call on 2 threads hits a hiccup: one thread
+    machine.wake_cost = 0.5e-3  # timed with 4 steps: 225 µs per step, one thread 170
+    calls = [machine.engine_call(governor) for _ in range(12)]
+    assert calls[1] == [(1, 4), (1, 28)]  # the hiccup sent the run to one thread
+    assert calls[-1] == [(2, 32)]  # the probe after 8 calls won: back on both threads
+
+
+def test_a_false_alarm_on_a_quiet_machine_costs_a_few_calls_on_one_thread():
+    """A quiet VM has stretches of slow calls (another guest, a daemon): two or three in a row
+    send the run to one thread, and the first probe of both threads comes back soon."""
+    machine = Machine(QUIET, BUSY)
+    governor = governor_on(machine)  # the default waits
+    for _ in range(20):
+        machine.engine_call(governor)
+    machine.contended = True  # for three calls: long enough to lose a comparison
+    calls = [machine.engine_call(governor) for _ in range(3)]
+    assert calls[-1] == [(1, 4), (1, 28)]
     machine.contended = False
-    ran = [machine.call(governor) for _ in range(150)]
-    assert ran[-10:] == [2] * 10  # the probe of both threads wins once the core is free
+    calls = [machine.engine_call(governor) for _ in range(30)]
+    steps_on_one = sum(n for segments in calls for threads, n in segments if threads == 1)
+    assert steps_on_one <= 2 * 32  # two calls, then a probe of both threads that wins
+    assert calls[-1] == [(2, 32)]
 
 
 def test_a_probe_runs_a_few_steps_and_the_call_goes_on_at_the_count_it_chose():
@@ -112,15 +201,25 @@ def test_a_probe_runs_a_few_steps_and_the_call_goes_on_at_the_count_it_chose():
     governor = governor_on(machine, probe_every=8, probe_steps=8)
     machine.contended = True
     calls = [machine.engine_call(governor) for _ in range(100)]
-    # the calls at 2 threads are whole; the comparison on 1 thread takes 8 steps and wins
-    assert calls[:2] == [[(2, 32)], [(2, 32)]] and calls[2] == [(1, 8), (1, 24)]
-    probes = [segments for segments in calls[3:] if segments[0][0] == 2]
-    assert probes and all(segments == [(2, 8), (1, 24)] for segments in probes)
-    steps_on_two = sum(n for segments in calls[3:] for threads, n in segments if threads == 2)
-    assert steps_on_two == 8 * len(probes)
+    # the warm-up takes 8 steps, the rest of the call on 2 threads is timed, and the comparison
+    # on 1 thread takes 8 steps and wins: 32 steps in all on 2 threads before the run settles
+    assert calls[:2] == [[(2, 8), (2, 24)], [(1, 8), (1, 24)]]
+    probes = [segments for segments in calls[2:] if segments[0][0] == 2]
+    assert probes and all(segments == [(2, 1), (2, 8), (1, 23)] for segments in probes)
+    steps_on_two = sum(n for segments in calls[2:] for threads, n in segments if threads == 2)
+    assert steps_on_two == 9 * len(probes)  # a wake-up step and the probe's 8
     machine.contended = False
     calls = [machine.engine_call(governor) for _ in range(150)]
     assert calls[-1] == [(2, 32)]  # a probe of both threads won: whole calls on 2 again
+
+
+def test_one_thread_in_all_neither_warms_up_nor_probes():
+    machine = Machine(QUIET, BUSY)
+    machine.threads = 1
+    governor = AdaptiveThreads(
+        1, set_threads=machine.set_threads, get_threads=lambda: 1, clock=lambda: machine.now
+    )
+    assert [machine.engine_call(governor) for _ in range(5)] == [[(1, 32)]] * 5
 
 
 def test_short_calls_decide_nothing_and_every_call_restores_the_count():
@@ -152,6 +251,8 @@ def test_the_settled_count_runs_the_training_s_own_parallel_work():
         machine.call(governor)
     assert governor.threads == 2 and governor.settled == 1  # a probe is pending: not trusted
     machine.contended = False
+    machine.call(governor)  # the threads wake for the probe: not timed, nothing decided
+    assert governor.settled == 1
     machine.call(governor)  # the probe wins on the freed core
     assert governor.settled == 2
 
