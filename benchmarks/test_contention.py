@@ -6,8 +6,10 @@ Each case is a real `numbamlp train` process started beside a busy-looping one (
 the quiet group); the spin count is set per process, since libgomp reads it once, when it loads.
 Without --threads ("default") the engine chooses, call by call, between all threads and one
 (numbamlp/engines/threads.py). Reported: the mean of the epoch times the command writes to its
-metrics file (epochs 2 on: the first one loads the kernels), in extra_info; the median of 3
-processes, after one untimed process per case.
+metrics file (epochs 2 on: the first one is slower on any count), in extra_info; the median of
+3 processes, after one untimed process per case. Cases run one after the other, so a drift of
+the machine between them shows as a difference: ``test_default_against_a_fixed_count_in_
+alternating_processes`` gives the default's cost as the median ratio of alternating pairs.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from conftest import quick
 
 NUMBAMLP = str(Path(sys.executable).with_name("numbamlp"))
 SPIN_COUNTS = {"numbamlp's (3000)": "3000", "libgomp's default (300000)": "300000"}
+SPIN = "numbamlp's (3000)"  # the spin count of the default's comparisons
 
 
 @pytest.fixture
@@ -57,19 +60,10 @@ def test_epoch_on_a_quiet_machine(benchmark, threads):
 
 def _epochs_of_a_process(benchmark, spin: str, threads: str) -> None:
     epochs = 2 if quick(benchmark) else 6
-    env = dict(os.environ, GOMP_SPINCOUNT=SPIN_COUNTS[spin])
     seconds: list[float] = []
 
     def run():
-        with tempfile.TemporaryDirectory() as folder:
-            metrics = Path(folder) / "metrics.jsonl"
-            args = [NUMBAMLP, "train", "--epochs", str(epochs), "--metrics-out", str(metrics)]
-            if threads != "default":
-                args += ["--threads", threads]
-            subprocess.run(args, env=env, capture_output=True, text=True, check=True)
-            records = [json.loads(line) for line in metrics.read_text().splitlines()]
-        epoch_seconds = [r["seconds"] for r in records[1:]]  # the first one loads the kernels
-        seconds.append(sum(epoch_seconds) / len(epoch_seconds))
+        seconds.append(_train_process(epochs, spin, threads)[0])
 
     # One process first, untimed: the first process of a case starts on a machine that the last
     # case left (a busy loop just killed, caches of another process).
@@ -80,3 +74,59 @@ def _epochs_of_a_process(benchmark, spin: str, threads: str) -> None:
     benchmark.extra_info["seconds_per_epoch"] = seconds[len(seconds) // 2]
     benchmark.extra_info["threads"] = threads
     benchmark.extra_info["GOMP_SPINCOUNT"] = SPIN_COUNTS[spin]
+
+
+@pytest.mark.parametrize("machine", ["one core busy", "quiet"])
+def test_default_against_a_fixed_count_in_alternating_processes(benchmark, machine):
+    """The default's cost, as a ratio that this VM's drift does not bias: processes without
+    --threads and with it (--threads 1 beside a busy core, --threads 2 on a quiet machine)
+    alternate, each pair in the other order than the last, and each pair gives one ratio.
+    ``ratio_after_first_epoch`` compares epochs 2 on (the steady state),
+    ``ratio_of_whole_runs`` every epoch, the first with the governor's warm-up and first
+    comparison. The figures to read are extra_info's medians; the time is that of all the
+    processes."""
+    benchmark.group = "contention: default ÷ fixed count, alternating processes"
+    fixed = "1" if machine == "one core busy" else "2"
+    epochs = 2 if quick(benchmark) else 6
+    pairs = 1 if quick(benchmark) else 5
+    steady: list[float] = []
+    whole: list[float] = []
+
+    def run():
+        busy = None
+        if machine == "one core busy":
+            busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        try:
+            _train_process(epochs, SPIN, fixed)  # untimed: warms the machine
+            for pair in range(pairs):  # the order alternates too: ABBA, ABBA, …
+                order = ["default", fixed] if pair % 2 == 0 else [fixed, "default"]
+                ran = {threads: _train_process(epochs, SPIN, threads) for threads in order}
+                default, other = ran["default"], ran[fixed]
+                steady.append(default[0] / other[0])
+                whole.append(default[1] / other[1])
+        finally:
+            if busy is not None:
+                busy.kill()
+                busy.wait()
+
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    benchmark.extra_info["against"] = f"--threads {fixed}"
+    benchmark.extra_info["ratio_after_first_epoch"] = sorted(steady)[len(steady) // 2]
+    benchmark.extra_info["ratio_of_whole_runs"] = sorted(whole)[len(whole) // 2]
+    benchmark.extra_info["ratios_after_first_epoch"] = steady
+    benchmark.extra_info["ratios_of_whole_runs"] = whole
+
+
+def _train_process(epochs: int, spin: str, threads: str) -> tuple[float, float]:
+    """One `numbamlp train` process: (mean seconds of epochs 2 on, mean of every epoch)."""
+    env = dict(os.environ, GOMP_SPINCOUNT=SPIN_COUNTS[spin])
+    with tempfile.TemporaryDirectory() as folder:
+        metrics = Path(folder) / "metrics.jsonl"
+        args = [NUMBAMLP, "train", "--epochs", str(epochs), "--metrics-out", str(metrics)]
+        if threads != "default":
+            args += ["--threads", threads]
+        subprocess.run(args, env=env, capture_output=True, text=True, check=True)
+        records = [json.loads(line) for line in metrics.read_text().splitlines()]
+    every = [r["seconds"] for r in records]
+    after_first = every[1:]  # the first epoch also touches the data and warms the threads
+    return sum(after_first) / len(after_first), sum(every) / len(every)
