@@ -6,7 +6,7 @@ helpers were loaded from the cache, they might stay calls, and under fast-math
 would give other bits after another program (the tests, `numbamlp precompile`, an earlier run)
 had filled the cache in another order. Session 10 suspected this of a 1-ulp difference in B.4;
 these tests found no such dependence, on that session's code before its fix and with the fused
-regions compiled under fast-math too (docs/performance.md, session 11). They keep it so: every
+regions compiled under fast-math too (docs/performance.md, session 11), and keep it so: every
 engine, activation, dtype and update rule trains in a process with an empty cache, then again
 after the cache files of the callers are deleted, so that they are compiled against cached
 callees; the final parameters must be bitwise the same.
