@@ -13,15 +13,16 @@ has the figures; the ratios of whole processes are test_contention.py's.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numba
+from busy_core import one_core_busy  # beside this script, on its sys.path
 
 from numbamlp.engines.fused import engine as fused_engine
 
@@ -57,13 +58,8 @@ def logged_run(args: list[str]) -> tuple[list[tuple[int, int, float]], list[floa
 
 def main() -> None:
     busy_core = "--busy" in sys.argv
-    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy_core else None
-    try:
+    with one_core_busy() if busy_core else contextlib.nullcontext():
         calls, epochs, steps_per_epoch = logged_run([])
-    finally:
-        if busy is not None:
-            busy.kill()
-            busy.wait()
     most = max(t for t, _, _ in calls)
     right, wrong = (1, most) if busy_core else (most, 1)
     on_right = [s / n for t, n, s in calls if t == right and n >= 16]

@@ -14,6 +14,7 @@ alternating_processes`` gives the default's cost as the median ratio of alternat
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -22,6 +23,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from busy_core import one_core_busy
 from conftest import quick
 
 NUMBAMLP = str(Path(sys.executable).with_name("numbamlp"))
@@ -29,14 +31,10 @@ SPIN_COUNTS = {"numbamlp's (3000)": "3000", "libgomp's default (300000)": "30000
 SPIN = "numbamlp's (3000)"  # the spin count of the default's comparisons
 
 
-@pytest.fixture
-def one_core_busy():
-    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    try:
+@pytest.fixture(name="one_core_busy")
+def one_core_busy_fixture():
+    with one_core_busy():
         yield
-    finally:
-        busy.kill()
-        busy.wait()
 
 
 @pytest.mark.parametrize("threads", ["default", "1", "2"])
@@ -93,10 +91,7 @@ def test_default_against_a_fixed_count_in_alternating_processes(benchmark, machi
     whole: list[float] = []
 
     def run():
-        busy = None
-        if machine == "one core busy":
-            busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-        try:
+        with one_core_busy() if machine == "one core busy" else contextlib.nullcontext():
             _train_process(epochs, SPIN, fixed)  # untimed: warms the machine
             for pair in range(pairs):  # the order alternates too: ABBA, ABBA, …
                 order = ["default", fixed] if pair % 2 == 0 else [fixed, "default"]
@@ -104,10 +99,6 @@ def test_default_against_a_fixed_count_in_alternating_processes(benchmark, machi
                 default, other = ran["default"], ran[fixed]
                 steady.append(default[0] / other[0])
                 whole.append(default[1] / other[1])
-        finally:
-            if busy is not None:
-                busy.kill()
-                busy.wait()
 
     benchmark.pedantic(run, rounds=1, iterations=1)
     benchmark.extra_info["against"] = f"--threads {fixed}"
