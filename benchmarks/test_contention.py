@@ -8,8 +8,8 @@ Without --threads ("default") the engine chooses, call by call, between all thre
 (numbamlp/engines/threads.py). Reported: the mean of the epoch times the command writes to its
 metrics file (epochs 2 on: the first one is slower on any count), in extra_info; the median of
 3 processes, after one untimed process per case. Cases run one after the other, so a drift of
-the machine between them shows as a difference: ``test_default_against_a_fixed_count_in_
-alternating_processes`` gives the default's cost as the median ratio of alternating pairs.
+the machine between them shows as a difference; the last test gives the default's cost as the
+median ratio of alternating pairs of processes instead.
 """
 
 from __future__ import annotations
