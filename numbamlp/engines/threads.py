@@ -209,10 +209,11 @@ class AdaptiveThreads:
         elif ran == 1:
             self._calls_at_one += 1
             if self._calls_at_one >= self._wait:
-                if self._no_core_was_free():  # the contention goes on: nothing to try
-                    self.skipped_probes += 1
+                now, idle = self._clock(), self._idle_seconds()
+                if idle is not None and self._no_core_was_free(now, idle):
+                    self.skipped_probes += 1  # the contention goes on: nothing to try
                     self._calls_at_one = 0
-                    self._mark_idle()
+                    self._idle_mark = (now, idle)
                     return
                 self.threads, self._probing = self.most, True  # has it ended? try all again
                 self._waking = self.wake_steps > 0
@@ -222,13 +223,13 @@ class AdaptiveThreads:
         idle = self._idle_seconds()
         self._idle_mark = None if idle is None else (self._clock(), idle)
 
-    def _no_core_was_free(self) -> bool:
-        """True if, since ``_mark_idle``, at least ``idle_window`` seconds went by and the
-        cores sat idle less than ``free_core`` of a core on average: another process took the
-        cores that the other threads would run on."""
-        idle = self._idle_seconds()
-        if self._idle_mark is None or idle is None:
+    def _no_core_was_free(self, now: float, idle: float) -> bool:
+        """True if, from ``_mark_idle`` to ``now`` (when the cores' idle seconds were ``idle``),
+        at least ``idle_window`` seconds went by and the cores sat idle less than ``free_core``
+        of a core on average: another process took the cores that the other threads would run
+        on."""
+        if self._idle_mark is None:
             return False
         began, idle_then = self._idle_mark
-        span = self._clock() - began
+        span = now - began
         return span >= self.idle_window and idle - idle_then < self.free_core * span
