@@ -15,6 +15,7 @@ callees; the final parameters must be bitwise the same.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -86,6 +87,10 @@ def test_a_run_gives_the_same_bits_whatever_the_cache_held(filled_cache, tmp_pat
     cache, digests = filled_cache
     assert len(digests) == 36
     partial = tmp_path / "cache"
-    subprocess.run(["cp", "-r", str(cache), str(partial)], check=True)
+    shutil.copytree(cache, partial)
     _delete_cached(partial, deleted)
+    kept = {path: path.stat().st_mtime_ns for path in partial.rglob("*.nbc")}
     assert _train(partial) == digests
+    # the callees came from the cache (their files untouched), the callers were compiled again
+    assert all(path.stat().st_mtime_ns == written for path, written in kept.items())
+    assert len(list(partial.rglob("*.nbc"))) == len(list(cache.rglob("*.nbc")))
